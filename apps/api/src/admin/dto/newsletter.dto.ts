@@ -1,0 +1,88 @@
+import { ApiProperty, ApiPropertyOptional, PartialType } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import {
+  IsBoolean,
+  IsEmail,
+  IsOptional,
+  IsString,
+  IsTimeZone,
+  IsUrl,
+  Matches,
+  MaxLength,
+  MinLength,
+  ValidateNested,
+} from 'class-validator';
+import { NO_LINE_BREAKS, SLUG } from '../../common/validation.js';
+
+export class ScheduleDto {
+  @ApiProperty({ example: '0 9 * * 2' })
+  @IsString({ message: 'schedule.cron must be a string' })
+  @MaxLength(100, { message: 'schedule.cron must be at most 100 characters' })
+  cron: string;
+
+  @ApiProperty({ example: 'America/Chicago' })
+  @IsString({ message: 'schedule.timezone must be a string' })
+  @IsTimeZone({ message: 'schedule.timezone must be an IANA time zone such as America/Chicago' })
+  timezone: string;
+}
+
+export class CreateNewsletterDto {
+  @ApiProperty({ example: 'spine-health' })
+  @IsString({ message: 'slug must be a string' })
+  @Matches(SLUG, { message: 'slug must be lower-case letters, digits and dashes (at most 63)' })
+  slug: string;
+
+  @ApiProperty({ example: 'Spine-health' })
+  @IsString({ message: 'name must be a string' })
+  @MinLength(1, { message: 'name must not be empty' })
+  @MaxLength(100, { message: 'name must be at most 100 characters' })
+  @Matches(NO_LINE_BREAKS, { message: 'name must not contain line breaks' })
+  name: string;
+
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsString({ message: 'description must be a string' })
+  @MaxLength(1000, { message: 'description must be at most 1000 characters' })
+  description?: string;
+
+  @ApiPropertyOptional({ example: 'Spine-health' })
+  @IsOptional()
+  @IsString({ message: 'fromName must be a string' })
+  @MaxLength(100, { message: 'fromName must be at most 100 characters' })
+  @Matches(NO_LINE_BREAKS, { message: 'fromName must not contain line breaks' })
+  fromName?: string;
+
+  @ApiPropertyOptional({ example: 'newsletter@spine-health.example' })
+  @IsOptional()
+  @IsEmail({}, { message: 'fromEmail must be an email address' })
+  @MaxLength(254, { message: 'fromEmail must be at most 254 characters' })
+  fromEmail?: string;
+
+  @ApiPropertyOptional({ example: 'natural-back-pain-relief', description: 'slug of the lead-magnet guide' })
+  @IsOptional()
+  @IsString({ message: 'guide must be a guide slug' })
+  @Matches(SLUG, { message: 'guide must be a guide slug' })
+  guide?: string;
+
+  @ApiPropertyOptional({ example: 'https://www.spine-health.example/feed.xml' })
+  @IsOptional()
+  @IsUrl(
+    { require_tld: false, protocols: ['http', 'https'], require_protocol: true },
+    { message: 'feedUrl must be an http(s) URL' },
+  )
+  @MaxLength(2048, { message: 'feedUrl must be at most 2048 characters' })
+  feedUrl?: string;
+
+  @ApiPropertyOptional({ description: 'the default newsletter for subscriptions that name none' })
+  @IsOptional()
+  @IsBoolean({ message: 'isDefault must be true or false' })
+  isDefault?: boolean;
+
+  @ApiPropertyOptional({ type: ScheduleDto })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => ScheduleDto)
+  schedule?: ScheduleDto;
+}
+
+export class UpdateNewsletterDto extends PartialType(CreateNewsletterDto) {}

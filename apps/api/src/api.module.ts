@@ -1,0 +1,49 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
+import { TerminusModule } from '@nestjs/terminus';
+import { ThrottlerModule } from '@nestjs/throttler';
+import type { AppConfig } from '../../../libs/config/src/config.js';
+import { ConfigModule } from '../../../libs/core/src/config.module.js';
+import { LoggerModule } from '../../../libs/core/src/logger.module.js';
+import { DbModule } from '../../../libs/db/src/db.module.js';
+import { QueueModule } from '../../../libs/queue/src/queue.module.js';
+import { SubscriptionsModule } from '../../../libs/subscriptions/src/subscriptions.module.js';
+import { NewslettersController } from './admin/newsletters.controller.js';
+import { SubscribersController } from './admin/subscribers.controller.js';
+import { AllExceptionsFilter } from './common/all-exceptions.filter.js';
+import { ConfirmController } from './confirm/confirm.controller.js';
+import { GuidesController } from './guides/guides.controller.js';
+import { HealthController } from './health/health.controller.js';
+import { PagesService } from './pages/pages.service.js';
+import { SubscriptionsController } from './subscriptions/subscriptions.controller.js';
+import { UnsubscribeController } from './unsubscribe/unsubscribe.controller.js';
+import { ApiKeyGuard } from './admin/api-key.guard.js';
+
+@Module({})
+export class ApiModule {
+  static forRoot(config: AppConfig): DynamicModule {
+    return {
+      module: ApiModule,
+      imports: [
+        ConfigModule.forRoot(config),
+        LoggerModule.forRoot(config, 'mailroom-api'),
+        DbModule,
+        QueueModule.forRoot(config),
+        SubscriptionsModule,
+        TerminusModule.forRoot({ errorLogStyle: 'pretty', logger: false }),
+        // Per client IP, on the public POST routes (guards are applied there).
+        ThrottlerModule.forRoot([{ ttl: 60_000, limit: config.abuse.publicPostsPerMinute }]),
+      ],
+      controllers: [
+        SubscriptionsController,
+        ConfirmController,
+        UnsubscribeController,
+        GuidesController,
+        HealthController,
+        NewslettersController,
+        SubscribersController,
+      ],
+      providers: [PagesService, ApiKeyGuard, { provide: APP_FILTER, useClass: AllExceptionsFilter }],
+    };
+  }
+}

@@ -1,0 +1,43 @@
+import multipart from '@fastify/multipart';
+import { ValidationPipe } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { Logger } from 'nestjs-pino';
+import type { AppConfig } from '../../../libs/config/src/config.js';
+import { ApiModule } from './api.module.js';
+
+export const BODY_LIMIT = 100 * 1024;
+
+/** Builds the HTTP app (not yet listening): public pages and endpoints, admin API, docs, health. */
+export async function createApi(config: AppConfig): Promise<NestFastifyApplication> {
+  const adapter = new FastifyAdapter({ bodyLimit: BODY_LIMIT, trustProxy: config.trustProxy });
+  const app = await NestFactory.create<NestFastifyApplication>(ApiModule.forRoot(config), adapter, {
+    bufferLogs: true,
+  });
+  app.useLogger(app.get(Logger));
+  // multipart/form-data (RFC 8058 one-click may use it): fields only, no files.
+  await app.register(multipart, {
+    attachFieldsToBody: 'keyValues',
+    limits: { fileSize: 0, files: 0, fields: 100, fieldSize: BODY_LIMIT },
+  });
+  app.useGlobalPipes(
+    new ValidationPipe({
+      transform: true,
+      whitelist: true,
+      forbidUnknownValues: true,
+      stopAtFirstError: false,
+      validationError: { target: false, value: false },
+    }),
+  );
+  const doc = new DocumentBuilder()
+    .setTitle('Mailroom')
+    .setDescription(
+      'Double opt-in subscriptions, lead magnets and weekly digests. Admin routes need Authorization: Bearer <API key>.',
+    )
+    .setVersion('0.1.0')
+    .addBearerAuth()
+    .build();
+  SwaggerModule.setup('docs', app, SwaggerModule.createDocument(app, doc));
+  return app;
+}

@@ -1,0 +1,132 @@
+import { Body, Controller, Get, Param, Post, Req, Res, UseGuards } from '@nestjs/common';
+import { ApiTags } from '@nestjs/swagger';
+import { ThrottlerGuard } from '@nestjs/throttler';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { LinkError, SubscriptionsService } from '../../../../libs/subscriptions/src/subscriptions.service.js';
+import { consentContext, wantsJson } from '../common/request-context.js';
+import { PagesService } from '../pages/pages.service.js';
+
+/** Topics offered in the preference centre, besides any the reader already has. */
+export const KNOWN_TOPICS = [
+  'Arthritis',
+  'Chronic Pain',
+  'Degenerative Disc Disease',
+  'Herniated Disc',
+  'Lower Back Pain',
+  'Neck Pain',
+  'Osteoporosis',
+  'Sciatica',
+  'Spinal Stenosis',
+  'Upper Back Pain',
+];
+
+type Form = Record<string, unknown> | undefined;
+
+function field(body: Form, name: string): string | undefined {
+  const v = body?.[name];
+  const s = Array.isArray(v) ? v[0] : v;
+  return typeof s === 'string' ? s : undefined;
+}
+
+function list(body: Form, name: string): string[] {
+  const v = body?.[name];
+  const arr = Array.isArray(v) ? v : v === undefined ? [] : [v];
+  return arr.filter((x): x is string => typeof x === 'string' && x.length <= 50 && !/[\r\n]/.test(x)).slice(0, 50);
+}
+
+@ApiTags('public')
+@Controller('unsubscribe')
+export class UnsubscribeController {
+  constructor(
+    private readonly subscriptions: SubscriptionsService,
+    private readonly pages: PagesService,
+  ) {}
+
+  private async linkError(reply: FastifyReply, req: FastifyRequest, err: unknown): Promise<void> {
+    if (!(err instanceof LinkError)) throw err;
+    if (wantsJson(req)) {
+      await reply.status(404).send({ statusCode: 404, error: 'Not Found', message: err.message });
+      return;
+    }
+    const heading = 'This link is not valid';
+    await reply
+      .status(404)
+      .type('text/html; charset=utf-8')
+      .send(this.pages.render('link-error', heading, { heading, message: err.message }));
+  }
+
+  /** The preference centre: changes nothing until the form is submitted. */
+  @Get(':token')
+  async page(@Param('token') token: string, @Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+    try {
+      const p = await this.subscriptions.preferences(token);
+      const topics = [...new Set([...KNOWN_TOPICS, ...p.topics])].map((name) => ({
+        name,
+        checked: p.topics.includes(name),
+      }));
+      const others = p.others.filter((o) => o.status !== 'unsubscribed').map((o) => o.name);
+      await reply
+        .header('Cache-Control', 'no-store')
+        .header('Referrer-Policy', 'no-referrer')
+        .type('text/html; charset=utf-8')
+        .send(
+          this.pages.render('preferences', 'Your email preferences', {
+            token,
+            email: p.email,
+            newsletter: p.newsletter.name,
+            active: p.status !== 'unsubscribed',
+            hasOthers: others.length > 0,
+            others: others.join(', '),
+            topics,
+          }),
+        );
+    } catch (err) {
+      await this.linkError(reply, req, err);
+    }
+  }
+
+  /**
+   * RFC 8058 one-click (body List-Unsubscribe=One-Click, urlencoded or multipart: no cookies, no redirect)
+   * and the preference centre's form.
+   */
+  @Post(':token')
+  @UseGuards(ThrottlerGuard)
+  async submit(
+    @Param('token') token: string,
+    @Body() body: Form,
+    @Req() req: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ): Promise<void> {
+    try {
+      const ctx = consentContext(req, null);
+      const action = field(body, 'action');
+      const oneClick = field(body, 'List-Unsubscribe') === 'One-Click';
+      if (!oneClick && action === 'topics') {
+        await this.subscriptions.updateTopics(token, list(body, 'topics'), ctx);
+        const p = await this.subscriptions.preferences(token);
+        if (wantsJson(req)) {
+          await reply.status(200).send({ status: 'updated', topics: list(body, 'topics') });
+          return;
+        }
+        await reply
+          .status(200)
+          .type('text/html; charset=utf-8')
+          .send(this.pages.render('saved', 'Preferences saved', { newsletter: p.newsletter.name }));
+        return;
+      }
+      const scope = !oneClick && action === 'unsubscribe-all' ? 'all' : 'one';
+      const result = await this.subscriptions.unsubscribe(token, scope, ctx);
+      if (wantsJson(req)) {
+        await reply.status(200).send({ status: 'unsubscribed' });
+        return;
+      }
+      await reply
+        .status(200)
+        .header('Cache-Control', 'no-store')
+        .type('text/html; charset=utf-8')
+        .send(this.pages.render('unsubscribed', 'Unsubscribed', { newsletters: result.newsletters.join(', ') }));
+    } catch (err) {
+      await this.linkError(reply, req, err);
+    }
+  }
+}

@@ -1,0 +1,10 @@
+import 'reflect-metadata';
+import { runMain } from '../../../libs/core/src/run-main.js';
+import { createWorker } from './bootstrap.js';
+
+runMain('worker', async (config) => {
+  const app = await createWorker(config);
+  app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
+  await app.init();
+  return app;
+});

@@ -1,0 +1,58 @@
+import { OnWorkerEvent, Processor, WorkerHost } from '@nestjs/bullmq';
+import { Inject, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type { Job } from 'bullmq';
+import type { DataSource } from 'typeorm';
+import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/config.js';
+import { type JobOutcome, SubscriptionMailService } from '../../../../libs/mail/src/subscription-mail.service.js';
+import { MAIL_QUEUE, type MailJob } from '../../../../libs/queue/src/jobs.js';
+import { OutboxRepository } from '../../../../libs/queue/src/outbox.repository.js';
+
+/** Processes the mail queue. Each job id is the outbox event id, so a handled event is never sent twice. */
+@Processor(MAIL_QUEUE, { autorun: false })
+export class MailProcessor extends WorkerHost implements OnApplicationBootstrap {
+  private readonly logger = new Logger(MailProcessor.name);
+
+  constructor(
+    private readonly mail: SubscriptionMailService,
+    private readonly outbox: OutboxRepository,
+    @InjectDataSource() private readonly ds: DataSource,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {
+    super();
+  }
+
+  onApplicationBootstrap(): void {
+    // Options that come from configuration, set before the worker starts taking jobs.
+    this.worker.opts.limiter = { max: this.config.sendRatePerSecond, duration: 1000 };
+    this.worker.concurrency = Math.max(1, this.config.smtp.maxConnections * 2);
+    this.worker.run().catch((err: unknown) => this.logger.error(`Mail worker stopped: ${String(err)}`));
+  }
+
+  @OnWorkerEvent('failed')
+  onFailed(job: Job | undefined, err: Error): void {
+    const final = job && (err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1));
+    this.logger.warn(
+      `${job?.name ?? 'job'} ${job?.id ?? ''} failed${final ? ' for good' : ', will retry'}: ${err.message}`,
+    );
+  }
+
+  async process(job: Job): Promise<JobOutcome> {
+    const eventId = job.id;
+    if (eventId && (await this.outbox.isHandled(this.ds.manager, eventId))) return 'skipped';
+    const typed = { name: job.name, data: job.data } as MailJob;
+    let outcome: JobOutcome;
+    switch (typed.name) {
+      case 'send-confirmation':
+        outcome = await this.mail.sendConfirmation(typed.data.subscriberId, typed.data.newsletterIds);
+        break;
+      case 'send-guide':
+        outcome = await this.mail.sendGuide(typed.data.subscriptionId);
+        break;
+      default:
+        throw new Error(`Unknown job ${job.name}`);
+    }
+    if (eventId) await this.outbox.markHandled(this.ds.manager, eventId);
+    return outcome;
+  }
+}

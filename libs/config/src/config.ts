@@ -1,0 +1,156 @@
+import { randomBytes } from 'node:crypto';
+
+/** Typed, validated configuration. Parsed once at start; a bad variable stops the process. */
+export interface AppConfig {
+  env: 'development' | 'production' | 'test';
+  db: { url: string };
+  queue: { backend: 'redis' | 'postgres'; redisUrl?: string; prefix: string; attempts: number; backoffMs: number };
+  smtp: { url: string; pool: boolean; maxConnections: number };
+  publicUrl: string;
+  port: number;
+  mailFrom?: string;
+  appSecret: string;
+  adminApiKey?: string;
+  postalAddress: string;
+  sendRatePerSecond: number;
+  trustProxy: boolean;
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  abuse: {
+    /** Confirmation mails per address in any rolling 24 h. */
+    confirmationsPerDay: number;
+    /** Public POSTs per client IP per minute. */
+    publicPostsPerMinute: number;
+  };
+  tokens: { confirmTtlHours: number; guideTtlDays: number };
+  outbox: { pollMs: number };
+}
+
+export class ConfigError extends Error {
+  constructor(
+    public readonly variable: string,
+    reason: string,
+  ) {
+    super(`Invalid configuration: ${variable} ${reason}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
+
+function str(env: Env, name: string): string | undefined {
+  const v = env[name];
+  return v === undefined || v.trim() === '' ? undefined : v.trim();
+}
+
+function int(env: Env, name: string, def: number, min: number, max: number): number {
+  const raw = str(env, name);
+  if (raw === undefined) return def;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got "${raw}"`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function bool(env: Env, name: string, def: boolean): boolean {
+  const raw = str(env, name);
+  if (raw === undefined) return def;
+  if (raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw new ConfigError(name, `must be true or false, got "${raw}"`);
+}
+
+function url(env: Env, name: string, protocols: string[]): string | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(name, 'is not a valid URL');
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(name, `must use one of ${protocols.join(', ')} (got ${parsed.protocol})`);
+  }
+  return raw;
+}
+
+/** No CR/LF may ever reach a header: reject it at the door. */
+function headerSafe(env: Env, name: string): string | undefined {
+  const v = str(env, name);
+  if (v !== undefined && /[\r\n]/.test(v)) throw new ConfigError(name, 'must not contain line breaks');
+  return v;
+}
+
+export const DEFAULT_POSTAL_ADDRESS = 'Veritas Health LLC, 580 N Bank Ln, Lake Forest, IL, 60045, USA';
+
+/**
+ * Builds the configuration from environment variables.
+ * `NODE_ENV` decides what may default: outside development and test, secrets must be given.
+ */
+export function loadConfig(env: Env = process.env): AppConfig {
+  const nodeEnv = str(env, 'NODE_ENV') ?? 'development';
+  if (!['development', 'production', 'test'].includes(nodeEnv)) {
+    throw new ConfigError('NODE_ENV', `must be development, production or test, got "${nodeEnv}"`);
+  }
+  const mode = nodeEnv as AppConfig['env'];
+  const prod = mode === 'production';
+
+  const dbUrl = url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']);
+  if (!dbUrl) throw new ConfigError('DATABASE_URL', 'is required (npm run dev starts an embedded PostgreSQL for you)');
+  const redisUrl = url(env, 'REDIS_URL', ['redis:', 'rediss:']);
+  const smtpUrl = url(env, 'SMTP_URL', ['smtp:', 'smtps:']);
+  if (!smtpUrl) throw new ConfigError('SMTP_URL', 'is required (npm run dev starts a local mail catcher for you)');
+
+  const publicUrl = url(env, 'PUBLIC_URL', ['http:', 'https:']) ?? 'http://localhost:3000';
+  let appSecret = str(env, 'APP_SECRET');
+  if (!appSecret) {
+    if (prod) throw new ConfigError('APP_SECRET', 'is required in production (at least 32 characters)');
+    appSecret = randomBytes(32).toString('hex');
+  }
+  if (appSecret.length < 32) throw new ConfigError('APP_SECRET', 'must be at least 32 characters');
+  const adminApiKey = str(env, 'ADMIN_API_KEY');
+  if (adminApiKey !== undefined && adminApiKey.length < 24) {
+    throw new ConfigError('ADMIN_API_KEY', 'must be at least 24 characters');
+  }
+
+  const mailFrom = headerSafe(env, 'MAIL_FROM');
+  const logLevel = str(env, 'LOG_LEVEL') ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  }
+
+  return {
+    env: mode,
+    db: { url: dbUrl },
+    queue: {
+      backend: redisUrl ? 'redis' : 'postgres',
+      redisUrl,
+      prefix: str(env, 'QUEUE_PREFIX') ?? 'mailroom',
+      attempts: int(env, 'JOB_ATTEMPTS', 8, 1, 100),
+      backoffMs: int(env, 'JOB_BACKOFF_MS', 5000, 1, 3_600_000),
+    },
+    smtp: { url: smtpUrl, pool: true, maxConnections: int(env, 'SMTP_POOL_SIZE', 5, 1, 100) },
+    publicUrl: publicUrl.replace(/\/+$/, ''),
+    port: int(env, 'PORT', 3000, 0, 65535),
+    mailFrom,
+    appSecret,
+    adminApiKey,
+    postalAddress: headerSafe(env, 'POSTAL_ADDRESS') ?? DEFAULT_POSTAL_ADDRESS,
+    sendRatePerSecond: int(env, 'SEND_RATE_PER_SECOND', 50, 1, 100_000),
+    trustProxy: bool(env, 'TRUST_PROXY', false),
+    logLevel: logLevel as AppConfig['logLevel'],
+    abuse: {
+      confirmationsPerDay: int(env, 'CONFIRMATIONS_PER_ADDRESS_PER_DAY', 3, 1, 100),
+      publicPostsPerMinute: int(env, 'PUBLIC_POSTS_PER_IP_PER_MINUTE', 30, 1, 1_000_000),
+    },
+    tokens: {
+      confirmTtlHours: int(env, 'CONFIRM_TOKEN_TTL_HOURS', 168, 1, 24 * 90),
+      guideTtlDays: int(env, 'GUIDE_LINK_TTL_DAYS', 30, 1, 3650),
+    },
+    outbox: { pollMs: int(env, 'OUTBOX_POLL_MS', 500, 10, 60_000) },
+  };
+}
+
+export const APP_CONFIG = Symbol('APP_CONFIG');

@@ -1,0 +1,43 @@
+import pg from 'pg';
+import { runMigrations as runQueueMigrations } from 'bullmq';
+import { DataSource, type DataSourceOptions } from 'typeorm';
+import { ENTITIES } from './entities/index.js';
+import { Init1764000000000 } from './migrations/1764000000000-init.js';
+
+export const MIGRATIONS = [Init1764000000000];
+
+export function dataSourceOptions(url: string): DataSourceOptions {
+  return {
+    type: 'postgres',
+    url,
+    entities: ENTITIES,
+    migrations: MIGRATIONS,
+    migrationsTransactionMode: 'each',
+    synchronize: false,
+    extra: { max: 10 },
+  };
+}
+
+/**
+ * Applies every pending migration (idempotent). With `queueSchema`, also creates or upgrades
+ * BullMQ's own PostgreSQL schema, used when no REDIS_URL is configured.
+ */
+export async function migrate(url: string, opts: { queueSchema: boolean }): Promise<string[]> {
+  const ds = new DataSource(dataSourceOptions(url));
+  await ds.initialize();
+  try {
+    const applied = await ds.runMigrations();
+    if (opts.queueSchema) {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        await runQueueMigrations(client);
+      } finally {
+        await client.end();
+      }
+    }
+    return applied.map((m) => m.name);
+  } finally {
+    await ds.destroy();
+  }
+}

@@ -1,0 +1,76 @@
+import { BullModule } from '@nestjs/bullmq';
+import { type DynamicModule, Module } from '@nestjs/common';
+import { Queue, Worker, createPostgresBackend, withBackend, type ConnectionOptions } from 'bullmq';
+import type { AppConfig } from '../../config/src/config.js';
+import { MAIL_QUEUE } from './jobs.js';
+
+/** ioredis options from a redis:// or rediss:// URL. */
+export function redisOptions(url: string): ConnectionOptions {
+  const u = new URL(url);
+  const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0;
+  return {
+    host: u.hostname,
+    port: u.port ? Number(u.port) : 6379,
+    username: u.username ? decodeURIComponent(u.username) : undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+    db,
+    tls: u.protocol === 'rediss:' ? {} : undefined,
+    maxRetriesPerRequest: null,
+  };
+}
+
+export interface QueueConnection {
+  /** Either ioredis options or the PostgreSQL backend's options. */
+  connection: ConnectionOptions | { connectionString: string; max: number };
+  prefix: string;
+}
+
+export function queueConnection(config: AppConfig): QueueConnection {
+  if (config.queue.backend === 'redis' && config.queue.redisUrl) {
+    return { connection: redisOptions(config.queue.redisUrl), prefix: config.queue.prefix };
+  }
+  return { connection: { connectionString: config.db.url, max: 10 }, prefix: config.queue.prefix };
+}
+
+const pg = withBackend(createPostgresBackend);
+
+/**
+ * Points @nestjs/bullmq at the configured backend. BullModule's classes are process-wide, so
+ * this runs before a module graph is built (and again before another one with another backend).
+ */
+export function selectQueueBackend(config: AppConfig): void {
+  if (config.queue.backend === 'postgres') {
+    BullModule.queueClass = pg.Queue;
+    BullModule.workerClass = pg.Worker;
+  } else {
+    BullModule.queueClass = Queue;
+    BullModule.workerClass = Worker;
+  }
+}
+
+@Module({})
+export class QueueModule {
+  static forRoot(config: AppConfig): DynamicModule {
+    selectQueueBackend(config);
+    const { connection, prefix } = queueConnection(config);
+    return {
+      module: QueueModule,
+      global: true,
+      imports: [
+        BullModule.forRoot({
+          // The PostgreSQL backend takes its own connection shape; BullModule types only Redis.
+          connection: connection as ConnectionOptions,
+          prefix,
+          defaultJobOptions: {
+            attempts: config.queue.attempts,
+            backoff: { type: 'exponential', delay: config.queue.backoffMs },
+            removeOnComplete: { count: 1000 },
+            removeOnFail: { count: 10000 },
+          },
+        }),
+        BullModule.registerQueue({ name: MAIL_QUEUE }),
+      ],
+      exports: [BullModule],
+    };
+  }
+}

@@ -1,0 +1,127 @@
+import { BadRequestException, ConflictException, Injectable, NotFoundException } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { CronExpressionParser } from 'cron-parser';
+import type { DataSource, EntityManager } from 'typeorm';
+import { Guide, Newsletter } from '../../db/src/entities/index.js';
+
+export interface NewsletterInput {
+  slug?: string;
+  name?: string;
+  description?: string;
+  fromName?: string;
+  fromEmail?: string;
+  guide?: string;
+  feedUrl?: string;
+  isDefault?: boolean;
+  schedule?: { cron: string; timezone: string };
+}
+
+export interface NewsletterView {
+  slug: string;
+  name: string;
+  description: string | null;
+  fromName: string | null;
+  fromEmail: string | null;
+  guide: string | null;
+  feedUrl: string | null;
+  isDefault: boolean;
+  schedule: { cron: string; timezone: string } | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export function assertCron(cron: string, timezone: string): void {
+  const fields = cron.trim().split(/\s+/);
+  if (fields.length < 5 || fields.length > 6) {
+    throw new BadRequestException(['schedule.cron must have 5 fields (minute hour day-of-month month day-of-week)']);
+  }
+  try {
+    CronExpressionParser.parse(cron, { tz: timezone });
+  } catch (err) {
+    throw new BadRequestException([
+      `schedule.cron is not a valid cron expression: ${err instanceof Error ? err.message : String(err)}`,
+    ]);
+  }
+}
+
+@Injectable()
+export class NewslettersService {
+  constructor(@InjectDataSource() private readonly ds: DataSource) {}
+
+  private async view(em: EntityManager, n: Newsletter): Promise<NewsletterView> {
+    const guide = n.guideId ? await em.getRepository(Guide).findOne({ where: { id: n.guideId } }) : null;
+    return {
+      slug: n.slug,
+      name: n.name,
+      description: n.description,
+      fromName: n.fromName,
+      fromEmail: n.fromEmail,
+      guide: guide?.slug ?? null,
+      feedUrl: n.feedUrl,
+      isDefault: n.isDefault,
+      schedule: n.scheduleCron && n.scheduleTimezone ? { cron: n.scheduleCron, timezone: n.scheduleTimezone } : null,
+      createdAt: n.createdAt,
+      updatedAt: n.updatedAt,
+    };
+  }
+
+  async list(): Promise<NewsletterView[]> {
+    const all = await this.ds.getRepository(Newsletter).find({ order: { name: 'ASC' } });
+    return Promise.all(all.map((n) => this.view(this.ds.manager, n)));
+  }
+
+  async get(slug: string): Promise<NewsletterView> {
+    const n = await this.ds.getRepository(Newsletter).findOne({ where: { slug } });
+    if (!n) throw new NotFoundException(`Newsletter "${slug}" does not exist`);
+    return this.view(this.ds.manager, n);
+  }
+
+  private async apply(em: EntityManager, n: Newsletter, input: NewsletterInput): Promise<void> {
+    if (input.name !== undefined) n.name = input.name;
+    if (input.description !== undefined) n.description = input.description;
+    if (input.fromName !== undefined) n.fromName = input.fromName;
+    if (input.fromEmail !== undefined) n.fromEmail = input.fromEmail;
+    if (input.feedUrl !== undefined) n.feedUrl = input.feedUrl;
+    if (input.guide !== undefined) {
+      const g = await em.getRepository(Guide).findOne({ where: { slug: input.guide } });
+      if (!g) throw new BadRequestException([`guide "${input.guide}" does not exist`]);
+      n.guideId = g.id;
+    }
+    if (input.schedule !== undefined) {
+      assertCron(input.schedule.cron, input.schedule.timezone);
+      n.scheduleCron = input.schedule.cron.trim();
+      n.scheduleTimezone = input.schedule.timezone;
+    }
+    if (input.isDefault === true) {
+      await em.query(`UPDATE newsletters SET is_default = false WHERE is_default AND slug <> $1`, [n.slug]);
+      n.isDefault = true;
+    } else if (input.isDefault === false) {
+      n.isDefault = false;
+    }
+  }
+
+  async create(input: NewsletterInput & { slug: string; name: string }): Promise<NewsletterView> {
+    return this.ds.transaction(async (em) => {
+      const repo = em.getRepository(Newsletter);
+      if (await repo.findOne({ where: { slug: input.slug } })) {
+        throw new ConflictException(`Newsletter "${input.slug}" already exists`);
+      }
+      const n = repo.create({ slug: input.slug, name: input.name, isDefault: false });
+      await this.apply(em, n, input);
+      const saved = await repo.save(n);
+      return this.view(em, saved);
+    });
+  }
+
+  async update(slug: string, input: NewsletterInput): Promise<NewsletterView> {
+    return this.ds.transaction(async (em) => {
+      const repo = em.getRepository(Newsletter);
+      const n = await repo.findOne({ where: { slug }, lock: { mode: 'pessimistic_write' } });
+      if (!n) throw new NotFoundException(`Newsletter "${slug}" does not exist`);
+      if (input.slug !== undefined && input.slug !== slug) throw new BadRequestException(['slug cannot be changed']);
+      await this.apply(em, n, input);
+      const saved = await repo.save(n);
+      return this.view(em, saved);
+    });
+  }
+}

@@ -1,0 +1,224 @@
+import { BadRequestException, Inject, Injectable, NotFoundException } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type { DataSource } from 'typeorm';
+import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
+import { Newsletter } from '../../db/src/entities/index.js';
+import { normalizeEmail } from './email.js';
+import { type ConsentContext, SubscriptionsRepository } from './subscriptions.repository.js';
+import { emailHash, hashToken, verifyToken } from './tokens.js';
+
+/** The words of the signup box, stored with every consent record (with their version). */
+export const CONSENT_TEXT =
+  'Subscribe to our weekly newsletter and get our FREE Guide: Natural Back Pain Relief: 16 Choices for Lasting Comfort. We respect your privacy. Unsubscribe at any time.';
+export const CONSENT_VERSION = '2026-11-25';
+
+export interface SubscribeInput {
+  email: string;
+  newsletters?: string[];
+  name?: string;
+  topics?: string[];
+  timezone?: string;
+  source?: string;
+  /** Honeypot: a field people never see. Anything in it means a bot. */
+  website?: string;
+}
+
+export class LinkError extends Error {
+  constructor(
+    public readonly kind: 'unknown' | 'expired' | 'used',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+@Injectable()
+export class SubscriptionsService {
+  constructor(
+    @InjectDataSource() private readonly ds: DataSource,
+    private readonly repo: SubscriptionsRepository,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  async resolveNewsletters(slugs: string[] | undefined): Promise<Newsletter[]> {
+    const repo = this.ds.getRepository(Newsletter);
+    if (!slugs || slugs.length === 0) {
+      const def = await repo.findOne({ where: { isDefault: true } });
+      if (!def) throw new BadRequestException(['newsletters must name at least one newsletter (there is no default)']);
+      return [def];
+    }
+    const unique = [...new Set(slugs)];
+    const found = await repo.createQueryBuilder('n').where('n.slug IN (:...slugs)', { slugs: unique }).getMany();
+    const missing = unique.filter((s) => !found.some((n) => n.slug === s));
+    if (missing.length > 0) {
+      throw new BadRequestException([
+        `newsletters contains an unknown newsletter: ${missing.map((m) => `"${m}"`).join(', ')}`,
+      ]);
+    }
+    return found;
+  }
+
+  /**
+   * Records a subscription request. The caller answers 202 whatever happens here, so the
+   * response never tells whether the address was known.
+   */
+  async subscribe(input: SubscribeInput, ctx: ConsentContext): Promise<void> {
+    const check = normalizeEmail(input.email);
+    if (!check.ok) throw new BadRequestException([check.reason]);
+    const newsletters = await this.resolveNewsletters(input.newsletters);
+    if (input.website) return; // honeypot: same answer, nothing stored, nothing sent
+    const email = check.email;
+    const suppressedHash = emailHash(this.config.appSecret, email);
+    const topics = [...new Set((input.topics ?? []).map((t) => t.trim()).filter((t) => t.length > 0))];
+
+    await this.ds.transaction(async (em) => {
+      if (await this.repo.isSuppressed(em, suppressedHash)) return;
+      const subscriber = await this.repo.upsertSubscriber(
+        em,
+        email,
+        input.name?.trim() || null,
+        input.timezone ?? null,
+      );
+      if (subscriber.status !== 'ok') return;
+      const ids = newsletters.map((n) => n.id);
+      const subs = await this.repo.upsertSubscriptions(em, subscriber.id, ids, topics, input.source ?? null);
+      await this.repo.recordConsent(em, subscriber.id, ids, 'subscribe', {
+        ...ctx,
+        consentText: CONSENT_TEXT,
+        consentVersion: CONSENT_VERSION,
+      });
+      const pending = subs.filter((s) => s.status === 'pending').map((s) => s.newsletterId);
+      if (pending.length === 0) return;
+      if (!(await this.repo.takeConfirmationAllowance(em, subscriber.id, this.config.abuse.confirmationsPerDay)))
+        return;
+      await this.repo.addEvent(em, {
+        type: 'subscription.requested',
+        payload: { subscriberId: subscriber.id, newsletterIds: pending },
+      });
+    });
+  }
+
+  /** Checks a confirmation token without using it (the GET page). */
+  async peekConfirm(rawToken: string): Promise<{ newsletters: string[] }> {
+    return this.ds.transaction(async (em) => {
+      const token = await this.repo.lockConfirmToken(em, hashToken(rawToken));
+      this.assertUsable(token);
+      const names: { name: string }[] = await em.query(
+        `SELECT name FROM newsletters WHERE id = ANY($1::int[]) ORDER BY name`,
+        [token!.newsletterIds],
+      );
+      if (token!.usedAt && (await this.repo.countActive(em, token!.subscriberId, token!.newsletterIds)) === 0) {
+        throw new LinkError('used', 'This confirmation link has already been used.');
+      }
+      return { newsletters: names.map((n) => n.name) };
+    });
+  }
+
+  private assertUsable(
+    token: { expiresAt: Date; usedAt: Date | null } | null,
+  ): asserts token is { expiresAt: Date; usedAt: Date | null } {
+    if (!token) throw new LinkError('unknown', 'This confirmation link is not valid.');
+    if (!token.usedAt && token.expiresAt.getTime() < Date.now()) {
+      throw new LinkError('expired', 'This confirmation link has expired.');
+    }
+  }
+
+  /** Confirms: idempotent for the same token while its subscriptions stay active. */
+  async confirm(rawToken: string, ctx: ConsentContext): Promise<{ status: 'active'; newsletters: string[] }> {
+    return this.ds.transaction(async (em) => {
+      const token = await this.repo.lockConfirmToken(em, hashToken(rawToken));
+      this.assertUsable(token);
+      const names: { name: string }[] = await em.query(
+        `SELECT name FROM newsletters WHERE id = ANY($1::int[]) ORDER BY name`,
+        [token.newsletterIds],
+      );
+      const result = { status: 'active' as const, newsletters: names.map((n) => n.name) };
+      if (token.usedAt) {
+        if ((await this.repo.countActive(em, token.subscriberId, token.newsletterIds)) > 0) return result;
+        throw new LinkError('used', 'This confirmation link has already been used.');
+      }
+      const activated = await this.repo.activate(em, token.subscriberId, token.newsletterIds);
+      await this.repo.markTokenUsed(em, token.id);
+      await this.repo.recordConsent(
+        em,
+        token.subscriberId,
+        activated.map((a) => a.newsletterId),
+        'confirm',
+        { ...ctx, consentText: CONSENT_TEXT, consentVersion: CONSENT_VERSION },
+      );
+      for (const a of activated.filter((x) => x.needsGuide)) {
+        await this.repo.addEvent(em, { type: 'subscription.confirmed', payload: { subscriptionId: a.id } });
+      }
+      return result;
+    });
+  }
+
+  private subscriptionFromToken(token: string): string {
+    const v = verifyToken(this.config.appSecret, 'unsubscribe', token);
+    if (!v.ok) throw new LinkError('unknown', 'This unsubscribe link is not valid.');
+    return v.id;
+  }
+
+  async preferences(token: string) {
+    const id = this.subscriptionFromToken(token);
+    const prefs = await this.repo.preferences(this.ds.manager, id);
+    if (!prefs) throw new LinkError('unknown', 'This unsubscribe link is not valid.');
+    return prefs;
+  }
+
+  async unsubscribe(token: string, scope: 'one' | 'all', ctx: ConsentContext): Promise<{ newsletters: string[] }> {
+    const id = this.subscriptionFromToken(token);
+    return this.ds.transaction(async (em) => {
+      const res = await this.repo.unsubscribe(em, id, scope);
+      if (!res) throw new LinkError('unknown', 'This unsubscribe link is not valid.');
+      await this.repo.recordConsent(em, res.subscriberId, res.newsletterIds, 'unsubscribe', ctx);
+      const names: { name: string }[] = await em.query(
+        `SELECT n.name FROM subscriptions s JOIN newsletters n ON n.id = s.newsletter_id
+         WHERE ${scope === 'one' ? 's.id' : 's.subscriber_id'} = $1 ORDER BY n.name`,
+        [scope === 'one' ? id : res.subscriberId],
+      );
+      return { newsletters: names.map((n) => n.name) };
+    });
+  }
+
+  async updateTopics(token: string, topics: string[], ctx: ConsentContext): Promise<void> {
+    const id = this.subscriptionFromToken(token);
+    await this.ds.transaction(async (em) => {
+      const prefs = await this.repo.preferences(em, id);
+      if (!prefs) throw new LinkError('unknown', 'This unsubscribe link is not valid.');
+      await this.repo.setTopics(em, id, [...new Set(topics.map((t) => t.trim()).filter(Boolean))].slice(0, 50));
+      const owner: { subscriber_id: string }[] = await em.query(
+        `SELECT subscriber_id FROM subscriptions WHERE id = $1`,
+        [id],
+      );
+      await this.repo.recordConsent(em, owner[0].subscriber_id, [prefs.newsletter.id], 'preferences', ctx);
+    });
+  }
+
+  /** What the hosted signup box shows: every newsletter, the chosen one ticked, and its guide. */
+  async signupBox(slug: string | undefined, source: string | undefined) {
+    const rows: { slug: string; name: string; is_default: boolean; guide_title: string | null }[] = await this.ds.query(
+      `SELECT n.slug, n.name, n.is_default, g.title AS guide_title FROM newsletters n
+       LEFT JOIN guides g ON g.id = n.guide_id ORDER BY n.is_default DESC, n.name`,
+    );
+    const chosen = rows.find((r) => r.slug === slug) ?? rows.find((r) => r.is_default) ?? rows[0];
+    let safeSource = '';
+    if (source && source.length <= 2048) {
+      try {
+        const u = new URL(source);
+        if (u.protocol === 'http:' || u.protocol === 'https:') safeSource = u.toString();
+      } catch {
+        safeSource = '';
+      }
+    }
+    return {
+      newsletters: rows.map((r) => ({ slug: r.slug, name: r.name, checked: r === chosen })),
+      guideTitle: chosen?.guide_title ?? rows.find((r) => r.guide_title)?.guide_title ?? null,
+      source: safeSource,
+    };
+  }
+
+  static notFound(): NotFoundException {
+    return new NotFoundException('Not found');
+  }
+}
