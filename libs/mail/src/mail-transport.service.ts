@@ -22,7 +22,8 @@ export function classifySmtpError(err: unknown): SmtpFailure {
 export function isHardBounce(err: unknown): boolean {
   const e = err as SmtpError | null;
   if (classifySmtpError(err) !== 'permanent') return false;
-  return /\b5\.1\.\d{1,3}\b/.test(`${e?.response ?? ''} ${e?.message ?? ''}`);
+  // The enhanced code right after the reply code ("550 5.1.1", "550-5.1.1"), not any 5.1.x in the text (an IP address).
+  return /\b5\d\d[ -]5\.1\.\d{1,3}\b/.test(`${e?.response ?? ''} ${e?.message ?? ''}`);
 }
 
 @Injectable()

@@ -1,5 +1,5 @@
-import { BullModule } from '@nestjs/bullmq';
-import { type DynamicModule, Module } from '@nestjs/common';
+import { BullModule, InjectQueue } from '@nestjs/bullmq';
+import { type DynamicModule, Injectable, Logger, Module, type OnModuleInit } from '@nestjs/common';
 import { Queue, Worker, createPostgresBackend, withBackend, type ConnectionOptions } from 'bullmq';
 import type { AppConfig } from '../../config/src/config.js';
 import { MAIL_QUEUE } from './jobs.js';
@@ -48,6 +48,31 @@ export function selectQueueBackend(config: AppConfig): void {
   }
 }
 
+/** Logs queue connection errors once per interval instead of letting them flood the console. */
+export function throttledErrorLogger(logger: Logger, what: string, everyMs = 30_000): (err: Error) => void {
+  let last = 0;
+  let suppressed = 0;
+  return (err: Error) => {
+    const now = Date.now();
+    if (now - last < everyMs) {
+      suppressed += 1;
+      return;
+    }
+    logger.warn(`${what}: ${err.message}${suppressed ? ` (${suppressed} similar errors not shown)` : ''}`);
+    last = now;
+    suppressed = 0;
+  };
+}
+
+@Injectable()
+class QueueErrorLogger implements OnModuleInit {
+  constructor(@InjectQueue(MAIL_QUEUE) private readonly queue: Queue) {}
+
+  onModuleInit(): void {
+    this.queue.on('error', throttledErrorLogger(new Logger('Queue'), `Queue "${MAIL_QUEUE}" is unreachable`));
+  }
+}
+
 @Module({})
 export class QueueModule {
   static forRoot(config: AppConfig): DynamicModule {
@@ -70,6 +95,7 @@ export class QueueModule {
         }),
         BullModule.registerQueue({ name: MAIL_QUEUE }),
       ],
+      providers: [QueueErrorLogger],
       exports: [BullModule],
     };
   }

@@ -12,7 +12,8 @@ export function hashToken(raw: string): Buffer {
 
 export type SignedPurpose = 'unsubscribe' | 'guide';
 
-const SIGNED_RE = /^([0-9]{1,19})\.([0-9]{1,12})\.([A-Za-z0-9_-]{22})$/;
+// Canonical forms only: no leading zeros, so each token has exactly one spelling.
+const SIGNED_RE = /^([1-9][0-9]{0,18})\.(0|[1-9][0-9]{0,11})\.([A-Za-z0-9_-]{22})$/;
 
 function mac(secret: string, purpose: SignedPurpose, id: string, exp: number): Buffer {
   // 128-bit truncated HMAC-SHA256; the purpose is inside the MAC, so a token serves one purpose only.
@@ -37,7 +38,9 @@ export function verifyToken(secret: string, purpose: SignedPurpose, token: strin
   const exp = Number(expRaw);
   const expected = mac(secret, purpose, id, exp);
   const given = Buffer.from(sig, 'base64url');
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: 'invalid' };
+  // 22 base64url characters carry 132 bits: refuse the 15 aliases whose spare bits differ.
+  if (given.length !== expected.length || given.toString('base64url') !== sig) return { ok: false, reason: 'invalid' };
+  if (!timingSafeEqual(given, expected)) return { ok: false, reason: 'invalid' };
   if (exp !== 0 && exp * 1000 < now.getTime()) return { ok: false, reason: 'expired' };
   return { ok: true, id };
 }

@@ -50,9 +50,18 @@ export class AllExceptionsFilter implements ExceptionFilter {
     if (exception instanceof HttpException) {
       status = exception.getStatus();
       const body = exception.getResponse();
+      // Health checks answer with their own report (terminus): pass it through as it is.
+      if (typeof body === 'object' && body !== null && 'status' in body && 'details' in body) {
+        void reply.status(status).send(body);
+        return;
+      }
       message =
         typeof body === 'string' ? body : ((body as { message?: string | string[] }).message ?? exception.message);
       if (status === 429) message = 'Too many requests: please wait a minute and try again';
+      // Body-parser failures that the adapter already turned into HTTP errors: say it plainly.
+      if (status === 413) message = frameworkMessage({ code: 'FST_ERR_CTP_BODY_TOO_LARGE' }, 413);
+      if (status === 400 && typeof message === 'string' && /JSON/.test(message))
+        message = 'Malformed JSON in request body';
     } else if (exception && typeof exception === 'object' && 'statusCode' in exception) {
       const e = exception as { statusCode: number; code?: string; message?: string };
       status = e.statusCode >= 400 && e.statusCode < 600 ? e.statusCode : 500;

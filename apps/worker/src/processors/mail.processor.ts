@@ -6,6 +6,7 @@ import type { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/config.js';
 import { type JobOutcome, SubscriptionMailService } from '../../../../libs/mail/src/subscription-mail.service.js';
 import { MAIL_QUEUE, type MailJob } from '../../../../libs/queue/src/jobs.js';
+import { throttledErrorLogger } from '../../../../libs/queue/src/queue.module.js';
 import { OutboxRepository } from '../../../../libs/queue/src/outbox.repository.js';
 
 /** Processes the mail queue. Each job id is the outbox event id, so a handled event is never sent twice. */
@@ -27,6 +28,13 @@ export class MailProcessor extends WorkerHost implements OnApplicationBootstrap 
     this.worker.opts.limiter = { max: this.config.sendRatePerSecond, duration: 1000 };
     this.worker.concurrency = Math.max(1, this.config.smtp.maxConnections * 2);
     this.worker.run().catch((err: unknown) => this.logger.error(`Mail worker stopped: ${String(err)}`));
+  }
+
+  private readonly onError = throttledErrorLogger(this.logger, 'Mail worker cannot reach the queue');
+
+  @OnWorkerEvent('error')
+  onWorkerError(err: Error): void {
+    this.onError(err);
   }
 
   @OnWorkerEvent('failed')

@@ -1,0 +1,189 @@
+import { ConfigError, DEFAULT_POSTAL_ADDRESS, loadConfig, type AppConfig } from './config.js';
+
+type Env = Record<string, string | undefined>;
+
+const MINIMAL: Env = {
+  DATABASE_URL: 'postgres://user:pass@localhost:5432/mailroom',
+  SMTP_URL: 'smtp://localhost:1025',
+};
+const SECRET = 's'.repeat(32);
+
+function load(extra: Env = {}, base: Env = MINIMAL): AppConfig {
+  return loadConfig({ ...base, ...extra });
+}
+
+/** Runs loadConfig and returns the ConfigError it must throw. */
+function configError(env: Env): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error(`loadConfig(${JSON.stringify(env)}) did not throw`);
+}
+
+describe('loadConfig', () => {
+  describe('defaults from a minimal environment', () => {
+    const config = load();
+
+    it('uses the documented defaults', () => {
+      expect(config.env).toBe('development');
+      expect(config.publicUrl).toBe('http://localhost:3000');
+      expect(config.port).toBe(3000);
+      expect(config.sendRatePerSecond).toBe(50);
+      expect(config.trustProxy).toBe(false);
+      expect(config.logLevel).toBe('info');
+      expect(config.postalAddress).toBe(DEFAULT_POSTAL_ADDRESS);
+      expect(config.mailFrom).toBeUndefined();
+      expect(config.adminApiKey).toBeUndefined();
+    });
+
+    it('passes the database and SMTP URLs through', () => {
+      expect(config.db.url).toBe(MINIMAL.DATABASE_URL);
+      expect(config.smtp.url).toBe(MINIMAL.SMTP_URL);
+    });
+
+    it("uses the 'postgres' queue backend without REDIS_URL", () => {
+      expect(config.queue.backend).toBe('postgres');
+      expect(config.queue.redisUrl).toBeUndefined();
+    });
+
+    it('generates a random APP_SECRET of at least 32 characters outside production', () => {
+      expect(config.appSecret.length).toBeGreaterThanOrEqual(32);
+      expect(load().appSecret).not.toBe(config.appSecret);
+      expect(load({ NODE_ENV: 'test' }).appSecret.length).toBeGreaterThanOrEqual(32);
+    });
+
+    it('does not read process.env when an env object is given', () => {
+      const saved = process.env.PORT;
+      process.env.PORT = '4321';
+      try {
+        expect(load().port).toBe(3000);
+      } finally {
+        if (saved === undefined) delete process.env.PORT;
+        else process.env.PORT = saved;
+      }
+    });
+  });
+
+  it("uses the 'redis' queue backend with REDIS_URL", () => {
+    const config = load({ REDIS_URL: 'redis://localhost:6379' });
+    expect(config.queue.backend).toBe('redis');
+    expect(config.queue.redisUrl).toBe('redis://localhost:6379');
+    expect(load({ REDIS_URL: 'rediss://cache.example:6380' }).queue.backend).toBe('redis');
+  });
+
+  it('treats empty and blank variables as unset', () => {
+    const config = load({ REDIS_URL: '', PORT: '   ', LOG_LEVEL: '', PUBLIC_URL: ' ' });
+    expect(config.queue.backend).toBe('postgres');
+    expect(config.port).toBe(3000);
+    expect(config.logLevel).toBe('info');
+    expect(config.publicUrl).toBe('http://localhost:3000');
+  });
+
+  it('reads valid values', () => {
+    const config = load({
+      NODE_ENV: 'production',
+      APP_SECRET: SECRET,
+      ADMIN_API_KEY: 'k'.repeat(24),
+      PORT: '8080',
+      SEND_RATE_PER_SECOND: '200',
+      TRUST_PROXY: 'true',
+      LOG_LEVEL: 'warn',
+      PUBLIC_URL: 'https://news.example.com',
+      MAIL_FROM: 'Mailroom <news@example.com>',
+      DATABASE_URL: 'postgresql://db/mailroom',
+      SMTP_URL: 'smtps://user:pw@smtp.example.com:465',
+    });
+    expect(config).toMatchObject({
+      env: 'production',
+      appSecret: SECRET,
+      adminApiKey: 'k'.repeat(24),
+      port: 8080,
+      sendRatePerSecond: 200,
+      trustProxy: true,
+      logLevel: 'warn',
+      publicUrl: 'https://news.example.com',
+      mailFrom: 'Mailroom <news@example.com>',
+      db: { url: 'postgresql://db/mailroom' },
+      smtp: { url: 'smtps://user:pw@smtp.example.com:465' },
+    });
+  });
+
+  it.each<[string, boolean]>([
+    ['true', true],
+    ['1', true],
+    ['false', false],
+    ['0', false],
+  ])('TRUST_PROXY=%s → %s', (raw, expected) => {
+    expect(load({ TRUST_PROXY: raw }).trustProxy).toBe(expected);
+  });
+
+  it.each<[string, string]>([
+    ['http://example.com/', 'http://example.com'],
+    ['https://example.com///', 'https://example.com'],
+    ['https://example.com/news/', 'https://example.com/news'],
+    ['https://example.com/news', 'https://example.com/news'],
+  ])('PUBLIC_URL %s → %s (trailing slash removed)', (raw, expected) => {
+    expect(load({ PUBLIC_URL: raw }).publicUrl).toBe(expected);
+  });
+
+  describe('bad variables throw a ConfigError naming the variable', () => {
+    it.each<[string, Env]>([
+      ['PORT', { PORT: 'abc' }],
+      ['PORT', { PORT: '70000' }],
+      ['PORT', { PORT: '-1' }],
+      ['PORT', { PORT: '80.5' }],
+      ['SEND_RATE_PER_SECOND', { SEND_RATE_PER_SECOND: '0' }],
+      ['TRUST_PROXY', { TRUST_PROXY: 'maybe' }],
+      ['TRUST_PROXY', { TRUST_PROXY: 'yes' }],
+      ['LOG_LEVEL', { LOG_LEVEL: 'loud' }],
+      ['DATABASE_URL', { DATABASE_URL: 'mysql://x' }],
+      ['DATABASE_URL', { DATABASE_URL: 'not a url' }],
+      ['REDIS_URL', { REDIS_URL: 'http://x' }],
+      ['SMTP_URL', { SMTP_URL: 'not a url' }],
+      ['SMTP_URL', { SMTP_URL: 'http://smtp.example.com' }],
+      ['PUBLIC_URL', { PUBLIC_URL: 'ftp://x' }],
+      ['PUBLIC_URL', { PUBLIC_URL: 'javascript:alert(1)' }],
+      ['APP_SECRET', { APP_SECRET: 'too-short' }],
+      ['APP_SECRET', { APP_SECRET: 's'.repeat(31) }],
+      ['ADMIN_API_KEY', { ADMIN_API_KEY: 'short-key' }],
+      ['ADMIN_API_KEY', { ADMIN_API_KEY: 'k'.repeat(23) }],
+      ['MAIL_FROM', { MAIL_FROM: 'Mailroom <news@example.com>\r\nBcc: victim@example.com' }],
+      ['MAIL_FROM', { MAIL_FROM: 'news@example.com\nBcc: victim@example.com' }],
+      ['POSTAL_ADDRESS', { POSTAL_ADDRESS: '1 Main St\r\nBcc: victim@example.com' }],
+      ['NODE_ENV', { NODE_ENV: 'staging' }],
+    ])('%s (%j)', (variable, extra) => {
+      const err = configError({ ...MINIMAL, ...extra });
+      expect(err.variable).toBe(variable);
+      expect(err.message).toContain(variable);
+      expect(err.name).toBe('ConfigError');
+      expect(err).toBeInstanceOf(Error);
+    });
+  });
+
+  it('production without APP_SECRET throws naming APP_SECRET', () => {
+    const err = configError({ ...MINIMAL, NODE_ENV: 'production' });
+    expect(err.variable).toBe('APP_SECRET');
+    expect(err.message).toContain('APP_SECRET');
+    expect(() => load({ NODE_ENV: 'production', APP_SECRET: SECRET })).not.toThrow();
+  });
+
+  it('missing DATABASE_URL throws naming DATABASE_URL', () => {
+    const err = configError({ SMTP_URL: MINIMAL.SMTP_URL });
+    expect(err.variable).toBe('DATABASE_URL');
+    expect(err.message).toContain('DATABASE_URL');
+    expect(configError({ SMTP_URL: MINIMAL.SMTP_URL, DATABASE_URL: '  ' }).variable).toBe('DATABASE_URL');
+  });
+
+  it('missing SMTP_URL throws naming SMTP_URL', () => {
+    const err = configError({ DATABASE_URL: MINIMAL.DATABASE_URL });
+    expect(err.variable).toBe('SMTP_URL');
+    expect(err.message).toContain('SMTP_URL');
+  });
+
+  it('an empty environment is rejected', () => {
+    expect(() => loadConfig({})).toThrow(ConfigError);
+  });
+});
