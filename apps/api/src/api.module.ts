@@ -8,6 +8,9 @@ import { LoggerModule } from '../../../libs/core/src/logger.module.js';
 import { DbModule } from '../../../libs/db/src/db.module.js';
 import { QueueModule } from '../../../libs/queue/src/queue.module.js';
 import { SubscriptionsModule } from '../../../libs/subscriptions/src/subscriptions.module.js';
+import { DigestsAdminModule } from '../../../libs/digests/src/digests.module.js';
+import { ArticlesController } from './articles/articles.controller.js';
+import { DigestsController } from './digests/digests.controller.js';
 import { NewslettersController } from './admin/newsletters.controller.js';
 import { SubscribersController } from './admin/subscribers.controller.js';
 import { AllExceptionsFilter } from './common/all-exceptions.filter.js';
@@ -30,6 +33,7 @@ export class ApiModule {
         DbModule,
         QueueModule.forRoot(config),
         SubscriptionsModule,
+        DigestsAdminModule,
         TerminusModule.forRoot({ errorLogStyle: 'pretty', logger: false }),
         // Per client IP, on the public POST routes (guards are applied there).
         ThrottlerModule.forRoot([{ ttl: 60_000, limit: config.abuse.publicPostsPerMinute }]),
@@ -42,6 +46,8 @@ export class ApiModule {
         HealthController,
         NewslettersController,
         SubscribersController,
+        ArticlesController,
+        DigestsController,
       ],
       providers: [PagesService, ApiKeyGuard, { provide: APP_FILTER, useClass: AllExceptionsFilter }],
     };

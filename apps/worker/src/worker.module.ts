@@ -3,10 +3,12 @@ import type { AppConfig } from '../../../libs/config/src/config.js';
 import { ConfigModule } from '../../../libs/core/src/config.module.js';
 import { LoggerModule } from '../../../libs/core/src/logger.module.js';
 import { DbModule } from '../../../libs/db/src/db.module.js';
+import { DigestsModule } from '../../../libs/digests/src/digests.module.js';
 import { MailModule } from '../../../libs/mail/src/mail.module.js';
 import { OutboxRepository } from '../../../libs/queue/src/outbox.repository.js';
 import { QueueModule } from '../../../libs/queue/src/queue.module.js';
 import { OutboxRelayService } from './outbox/outbox-relay.service.js';
+import { DigestProcessor } from './processors/digest.processor.js';
 import { MailProcessor } from './processors/mail.processor.js';
 
 @Module({})
@@ -20,8 +22,9 @@ export class WorkerModule {
         DbModule,
         QueueModule.forRoot(config),
         MailModule,
+        DigestsModule,
       ],
-      providers: [OutboxRepository, OutboxRelayService, MailProcessor],
+      providers: [OutboxRepository, OutboxRelayService, MailProcessor, DigestProcessor],
     };
   }
 }

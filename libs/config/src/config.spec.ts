@@ -3,6 +3,7 @@ import { ConfigError, DEFAULT_POSTAL_ADDRESS, loadConfig, type AppConfig } from 
 type Env = Record<string, string | undefined>;
 
 const MINIMAL: Env = {
+  NODE_ENV: 'development',
   DATABASE_URL: 'postgres://user:pass@localhost:5432/mailroom',
   SMTP_URL: 'smtp://localhost:1025',
 };
@@ -161,6 +162,14 @@ describe('loadConfig', () => {
       expect(err.name).toBe('ConfigError');
       expect(err).toBeInstanceOf(Error);
     });
+  });
+
+  it('defaults to production, where APP_SECRET is required', () => {
+    const err = configError({ DATABASE_URL: MINIMAL.DATABASE_URL, SMTP_URL: MINIMAL.SMTP_URL });
+    expect(err.message).toContain('APP_SECRET');
+    expect(loadConfig({ DATABASE_URL: MINIMAL.DATABASE_URL, SMTP_URL: MINIMAL.SMTP_URL, APP_SECRET: SECRET }).env).toBe(
+      'production',
+    );
   });
 
   it('production without APP_SECRET throws naming APP_SECRET', () => {

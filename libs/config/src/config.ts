@@ -23,6 +23,17 @@ export interface AppConfig {
   };
   tokens: { confirmTtlHours: number; guideTtlDays: number };
   outbox: { pollMs: number };
+  digest: {
+    /** Most articles in one digest (newest first). */
+    maxArticles: number;
+    /** A digest due longer ago than this (e.g. after downtime) is skipped, not sent late. */
+    graceMinutes: number;
+    /** Recipients per batch job. */
+    batchSize: number;
+    /** Batch jobs one worker runs at once. */
+    concurrency: number;
+  };
+  feeds: { pollMinutes: number; timeoutMs: number };
 }
 
 export class ConfigError extends Error {
@@ -90,7 +101,8 @@ export const DEFAULT_POSTAL_ADDRESS = 'Veritas Health LLC, 580 N Bank Ln, Lake F
  * `NODE_ENV` decides what may default: outside development and test, secrets must be given.
  */
 export function loadConfig(env: Env = process.env): AppConfig {
-  const nodeEnv = str(env, 'NODE_ENV') ?? 'development';
+  // Production unless told otherwise: `npm run dev` and the tests say so themselves.
+  const nodeEnv = str(env, 'NODE_ENV') ?? 'production';
   if (!['development', 'production', 'test'].includes(nodeEnv)) {
     throw new ConfigError('NODE_ENV', `must be development, production or test, got "${nodeEnv}"`);
   }
@@ -106,7 +118,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
   const publicUrl = url(env, 'PUBLIC_URL', ['http:', 'https:']) ?? 'http://localhost:3000';
   let appSecret = str(env, 'APP_SECRET');
   if (!appSecret) {
-    if (prod) throw new ConfigError('APP_SECRET', 'is required in production (at least 32 characters)');
+    if (prod) throw new ConfigError('APP_SECRET', 'is required outside development (at least 32 characters)');
     appSecret = randomBytes(32).toString('hex');
   }
   if (appSecret.length < 32) throw new ConfigError('APP_SECRET', 'must be at least 32 characters');
@@ -150,6 +162,16 @@ export function loadConfig(env: Env = process.env): AppConfig {
       guideTtlDays: int(env, 'GUIDE_LINK_TTL_DAYS', 30, 1, 3650),
     },
     outbox: { pollMs: int(env, 'OUTBOX_POLL_MS', 500, 10, 60_000) },
+    digest: {
+      maxArticles: int(env, 'DIGEST_MAX_ARTICLES', 10, 1, 100),
+      graceMinutes: int(env, 'DIGEST_GRACE_MINUTES', 60, 1, 7 * 24 * 60),
+      batchSize: int(env, 'DIGEST_BATCH_SIZE', 500, 1, 10_000),
+      concurrency: int(env, 'DIGEST_CONCURRENCY', 4, 1, 64),
+    },
+    feeds: {
+      pollMinutes: int(env, 'FEED_POLL_MINUTES', 15, 1, 24 * 60),
+      timeoutMs: int(env, 'FEED_TIMEOUT_MS', 10_000, 100, 120_000),
+    },
   };
 }
 

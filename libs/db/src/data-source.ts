@@ -3,8 +3,9 @@ import { runMigrations as runQueueMigrations } from 'bullmq';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import { ENTITIES } from './entities/index.js';
 import { Init1764000000000 } from './migrations/1764000000000-init.js';
+import { Digests1764100000000 } from './migrations/1764100000000-digests.js';
 
-export const MIGRATIONS = [Init1764000000000];
+export const MIGRATIONS = [Init1764000000000, Digests1764100000000];
 
 export function dataSourceOptions(url: string): DataSourceOptions {
   return {

@@ -154,10 +154,9 @@ export async function seed(ds: DataSource): Promise<void> {
     for (const [slug, name, description, isDefault] of newsletters) {
       const domain = new URL(BASE[slug]).hostname.replace(/^www\./, '');
       await em.query(
-        `INSERT INTO newsletters (slug, name, description, from_name, from_email, is_default, guide_id, schedule_cron, schedule_timezone)
+        `INSERT INTO newsletters (slug, name, description, from_name, from_email, is_default, guide_id)
          VALUES ($1, $2, $3, $2, $4, $5,
-                 CASE WHEN $1 = 'spine-health' THEN (SELECT id FROM guides WHERE slug = 'natural-back-pain-relief') END,
-                 '0 9 * * 2', 'America/Chicago')
+                 CASE WHEN $1 = 'spine-health' THEN (SELECT id FROM guides WHERE slug = 'natural-back-pain-relief') END)
          ON CONFLICT (slug) DO NOTHING`,
         [slug, name, description, `newsletter@${domain}`, isDefault && hasDefault.length === 0],
       );
@@ -165,8 +164,8 @@ export async function seed(ds: DataSource): Promise<void> {
     for (const a of ARTICLES) {
       await em.query(
         `WITH art AS (
-           INSERT INTO articles (url, title, summary, topics, published_at)
-           VALUES ($1, $2, $3, $4::text[], now() - make_interval(days => $5))
+           INSERT INTO articles (url, title, summary, topics, published_at, source)
+           VALUES ($1, $2, $3, $4::text[], now() - make_interval(days => $5), 'seed')
            ON CONFLICT (url) DO UPDATE SET title = EXCLUDED.title
            RETURNING id)
          INSERT INTO article_newsletters (article_id, newsletter_id)

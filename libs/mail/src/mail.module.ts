@@ -1,10 +1,11 @@
 import { Module } from '@nestjs/common';
 import { MailRenderer } from './mail-renderer.service.js';
 import { MailTransport } from './mail-transport.service.js';
+import { SendRateLimiter } from './send-rate-limiter.service.js';
 import { SubscriptionMailService } from './subscription-mail.service.js';
 
 @Module({
-  providers: [MailRenderer, MailTransport, SubscriptionMailService],
-  exports: [MailRenderer, MailTransport, SubscriptionMailService],
+  providers: [MailRenderer, MailTransport, SendRateLimiter, SubscriptionMailService],
+  exports: [MailRenderer, MailTransport, SendRateLimiter, SubscriptionMailService],
 })
 export class MailModule {}

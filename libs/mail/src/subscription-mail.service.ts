@@ -6,6 +6,7 @@ import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
 import { emailHash, newRandomToken, signToken } from '../../subscriptions/src/tokens.js';
 import { MailRenderer, headerValue } from './mail-renderer.service.js';
 import { MailTransport, classifySmtpError, isHardBounce } from './mail-transport.service.js';
+import { SendRateLimiter } from './send-rate-limiter.service.js';
 import { rows } from '../../db/src/sql.js';
 
 export type JobOutcome = 'sent' | 'skipped';
@@ -42,6 +43,7 @@ export class SubscriptionMailService {
     @InjectDataSource() private readonly ds: DataSource,
     private readonly renderer: MailRenderer,
     private readonly transport: MailTransport,
+    private readonly limiter: SendRateLimiter,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -153,6 +155,7 @@ export class SubscriptionMailService {
       }.`,
       postalAddress: this.config.postalAddress,
     });
+    await this.limiter.acquire(1);
     try {
       const { messageId } = await this.transport.send({
         from: this.from(first),
@@ -208,6 +211,7 @@ export class SubscriptionMailService {
       footerReason: `You are receiving this because you subscribed ${subscriber.email} to ${newsletter.name} and confirmed it.`,
       postalAddress: this.config.postalAddress,
     });
+    await this.limiter.acquire(1);
     try {
       const { messageId } = await this.transport.send({
         from: this.from(newsletter),

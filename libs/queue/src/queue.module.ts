@@ -2,7 +2,7 @@ import { BullModule, InjectQueue } from '@nestjs/bullmq';
 import { type DynamicModule, Injectable, Logger, Module, type OnModuleInit } from '@nestjs/common';
 import { Queue, Worker, createPostgresBackend, withBackend, type ConnectionOptions } from 'bullmq';
 import type { AppConfig } from '../../config/src/config.js';
-import { MAIL_QUEUE } from './jobs.js';
+import { DIGEST_QUEUE, MAIL_QUEUE } from './jobs.js';
 
 /** ioredis options from a redis:// or rediss:// URL. */
 export function redisOptions(url: string): ConnectionOptions {
@@ -66,10 +66,14 @@ export function throttledErrorLogger(logger: Logger, what: string, everyMs = 30_
 
 @Injectable()
 class QueueErrorLogger implements OnModuleInit {
-  constructor(@InjectQueue(MAIL_QUEUE) private readonly queue: Queue) {}
+  constructor(
+    @InjectQueue(MAIL_QUEUE) private readonly mail: Queue,
+    @InjectQueue(DIGEST_QUEUE) private readonly digest: Queue,
+  ) {}
 
   onModuleInit(): void {
-    this.queue.on('error', throttledErrorLogger(new Logger('Queue'), `Queue "${MAIL_QUEUE}" is unreachable`));
+    this.mail.on('error', throttledErrorLogger(new Logger('Queue'), `Queue "${MAIL_QUEUE}" is unreachable`));
+    this.digest.on('error', throttledErrorLogger(new Logger('Queue'), `Queue "${DIGEST_QUEUE}" is unreachable`));
   }
 }
 
@@ -93,7 +97,7 @@ export class QueueModule {
             removeOnFail: { count: 10000 },
           },
         }),
-        BullModule.registerQueue({ name: MAIL_QUEUE }),
+        BullModule.registerQueue({ name: MAIL_QUEUE }, { name: DIGEST_QUEUE }),
       ],
       providers: [QueueErrorLogger],
       exports: [BullModule],

@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { CronExpressionParser } from 'cron-parser';
 import type { DataSource, EntityManager } from 'typeorm';
 import { Guide, Newsletter } from '../../db/src/entities/index.js';
+import { SubscriptionsRepository } from './subscriptions.repository.js';
 
 export interface NewsletterInput {
   slug?: string;
@@ -46,7 +47,10 @@ export function assertCron(cron: string, timezone: string): void {
 
 @Injectable()
 export class NewslettersService {
-  constructor(@InjectDataSource() private readonly ds: DataSource) {}
+  constructor(
+    @InjectDataSource() private readonly ds: DataSource,
+    private readonly events: SubscriptionsRepository,
+  ) {}
 
   private async view(em: EntityManager, n: Newsletter): Promise<NewsletterView> {
     const guide = n.guideId ? await em.getRepository(Guide).findOne({ where: { id: n.guideId } }) : null;
@@ -109,6 +113,8 @@ export class NewslettersService {
       const n = repo.create({ slug: input.slug, name: input.name, isDefault: false });
       await this.apply(em, n, input);
       const saved = await repo.save(n);
+      if (input.schedule)
+        await this.events.addEvent(em, { type: 'schedule.changed', payload: { newsletterId: saved.id } });
       return this.view(em, saved);
     });
   }
@@ -121,6 +127,8 @@ export class NewslettersService {
       if (input.slug !== undefined && input.slug !== slug) throw new BadRequestException(['slug cannot be changed']);
       await this.apply(em, n, input);
       const saved = await repo.save(n);
+      if (input.schedule)
+        await this.events.addEvent(em, { type: 'schedule.changed', payload: { newsletterId: saved.id } });
       return this.view(em, saved);
     });
   }

@@ -4,7 +4,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import type { Queue } from 'bullmq';
 import type { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/config.js';
-import { MAIL_QUEUE, jobForEvent } from '../../../../libs/queue/src/jobs.js';
+import { DIGEST_QUEUE, MAIL_QUEUE, type QueueName, jobForEvent } from '../../../../libs/queue/src/jobs.js';
 import { OutboxRepository } from '../../../../libs/queue/src/outbox.repository.js';
 
 const PAGE = 500;
@@ -23,7 +23,8 @@ export class OutboxRelayService implements OnApplicationBootstrap, OnModuleDestr
 
   constructor(
     @InjectDataSource() private readonly ds: DataSource,
-    @InjectQueue(MAIL_QUEUE) private readonly queue: Queue,
+    @InjectQueue(MAIL_QUEUE) private readonly mailQueue: Queue,
+    @InjectQueue(DIGEST_QUEUE) private readonly digestQueue: Queue,
     private readonly outbox: OutboxRepository,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
@@ -58,14 +59,23 @@ export class OutboxRelayService implements OnApplicationBootstrap, OnModuleDestr
     return this.ds.transaction(async (em) => {
       const pending = await this.outbox.lockPending(em, PAGE);
       if (pending.length === 0) return 0;
-      const jobs = pending.map(({ id, event }) => {
-        const job = jobForEvent(event);
-        return { name: job.name, data: job.data, opts: { jobId: id } };
-      });
+      const byQueue = new Map<QueueName, { name: string; data: unknown; opts: { jobId: string; delay?: number } }[]>();
+      for (const { id, event } of pending) {
+        const q = jobForEvent(event);
+        const list = byQueue.get(q.queue) ?? [];
+        list.push({
+          name: q.job.name,
+          data: q.job.data,
+          opts: { jobId: id, ...(q.delayMs ? { delay: q.delayMs } : {}) },
+        });
+        byQueue.set(q.queue, list);
+      }
       let timeout: NodeJS.Timeout | undefined;
       try {
         await Promise.race([
-          this.queue.addBulk(jobs),
+          Promise.all(
+            [...byQueue].map(([name, jobs]) => (name === MAIL_QUEUE ? this.mailQueue : this.digestQueue).addBulk(jobs)),
+          ),
           new Promise((_, reject) => {
             timeout = setTimeout(() => reject(new Error('queue did not answer in time')), ADD_TIMEOUT_MS);
           }),

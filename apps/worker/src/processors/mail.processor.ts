@@ -4,6 +4,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import type { Job } from 'bullmq';
 import type { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/config.js';
+import { DigestSender } from '../../../../libs/digests/src/digest-sender.service.js';
 import { type JobOutcome, SubscriptionMailService } from '../../../../libs/mail/src/subscription-mail.service.js';
 import { MAIL_QUEUE, type MailJob } from '../../../../libs/queue/src/jobs.js';
 import { throttledErrorLogger } from '../../../../libs/queue/src/queue.module.js';
@@ -16,6 +17,7 @@ export class MailProcessor extends WorkerHost implements OnApplicationBootstrap 
 
   constructor(
     private readonly mail: SubscriptionMailService,
+    private readonly digests: DigestSender,
     private readonly outbox: OutboxRepository,
     @InjectDataSource() private readonly ds: DataSource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -24,8 +26,7 @@ export class MailProcessor extends WorkerHost implements OnApplicationBootstrap 
   }
 
   onApplicationBootstrap(): void {
-    // Options that come from configuration, set before the worker starts taking jobs.
-    this.worker.opts.limiter = { max: this.config.sendRatePerSecond, duration: 1000 };
+    // Set before the worker starts taking jobs. The global send rate is kept by SendRateLimiter.
     this.worker.concurrency = Math.max(1, this.config.smtp.maxConnections * 2);
     this.worker.run().catch((err: unknown) => this.logger.error(`Mail worker stopped: ${String(err)}`));
   }
@@ -56,6 +57,9 @@ export class MailProcessor extends WorkerHost implements OnApplicationBootstrap 
         break;
       case 'send-guide':
         outcome = await this.mail.sendGuide(typed.data.subscriptionId);
+        break;
+      case 'send-digest-test':
+        outcome = await this.digests.sendTest(typed.data.digestId, typed.data.to);
         break;
       default:
         throw new Error(`Unknown job ${job.name}`);

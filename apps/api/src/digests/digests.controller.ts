@@ -1,0 +1,78 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Query, Res, UseGuards } from '@nestjs/common';
+import { ApiBearerAuth, ApiQuery, ApiTags } from '@nestjs/swagger';
+import type { FastifyReply } from 'fastify';
+import { DigestsService, type DigestView } from '../../../../libs/digests/src/digests.service.js';
+import { FeedError, type FeedResult, FeedsService } from '../../../../libs/digests/src/feeds.service.js';
+import { BadRequestException } from '@nestjs/common';
+import { ApiKeyGuard } from '../admin/api-key.guard.js';
+import { ScheduleDto } from '../admin/dto/newsletter.dto.js';
+import { CreateDigestDto, TestDigestDto } from './dto/digest.dto.js';
+
+@ApiTags('admin')
+@ApiBearerAuth()
+@UseGuards(ApiKeyGuard)
+@Controller('v1')
+export class DigestsController {
+  constructor(
+    private readonly digests: DigestsService,
+    private readonly feeds: FeedsService,
+  ) {}
+
+  @Post('newsletters/:slug/digests')
+  create(@Param('slug') slug: string, @Body() dto: CreateDigestDto) {
+    return this.digests.create(slug, dto.sendAt);
+  }
+
+  @Put('newsletters/:slug/schedule')
+  schedule(@Param('slug') slug: string, @Body() dto: ScheduleDto) {
+    return this.digests.setSchedule(slug, dto.cron, dto.timezone);
+  }
+
+  @Delete('newsletters/:slug/schedule')
+  @HttpCode(204)
+  async unschedule(@Param('slug') slug: string): Promise<void> {
+    await this.digests.removeSchedule(slug);
+  }
+
+  /** Fetches the feed now; new items become articles. */
+  @Post('newsletters/:slug/feed/poll')
+  @HttpCode(200)
+  async poll(@Param('slug') slug: string): Promise<FeedResult> {
+    try {
+      return await this.feeds.pollBySlug(slug);
+    } catch (err) {
+      if (err instanceof FeedError) throw new BadRequestException([err.message]);
+      throw err;
+    }
+  }
+
+  @Get('digests')
+  @ApiQuery({ name: 'newsletter', required: false })
+  @ApiQuery({ name: 'limit', required: false })
+  list(@Query('newsletter') newsletter?: string, @Query('limit') limit?: string) {
+    return this.digests.list(newsletter, Number(limit ?? 20) || 20);
+  }
+
+  @Get('digests/:id')
+  get(@Param('id') id: string): Promise<DigestView> {
+    return this.digests.get(id);
+  }
+
+  @Get('digests/:id/preview')
+  async preview(@Param('id') id: string, @Res() reply: FastifyReply): Promise<void> {
+    const html = await this.digests.preview(id);
+    await reply.header('Cache-Control', 'no-store').type('text/html; charset=utf-8').send(html);
+  }
+
+  @Post('digests/:id/test')
+  @HttpCode(202)
+  test(@Param('id') id: string, @Body() dto: TestDigestDto) {
+    return this.digests.sendTest(id, dto.to);
+  }
+
+  @Post('digests/:id/cancel')
+  @HttpCode(200)
+  cancel(@Param('id') id: string) {
+    return this.digests.cancel(id);
+  }
+}

@@ -1,0 +1,79 @@
+import { InjectQueue, OnWorkerEvent, Processor, WorkerHost } from '@nestjs/bullmq';
+import { Inject, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import type { Job, Queue } from 'bullmq';
+import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/config.js';
+import { type DigestOutcome, DigestSender } from '../../../../libs/digests/src/digest-sender.service.js';
+import { type FeedResult, FeedsService } from '../../../../libs/digests/src/feeds.service.js';
+import { SchedulesService } from '../../../../libs/digests/src/schedules.service.js';
+import { DIGEST_QUEUE, type DigestJob, jobIds } from '../../../../libs/queue/src/jobs.js';
+import { throttledErrorLogger } from '../../../../libs/queue/src/queue.module.js';
+
+/** Digests and feeds: plan, send batches, fire schedules, poll feeds (each feed its own job). */
+@Processor(DIGEST_QUEUE, { autorun: false })
+export class DigestProcessor extends WorkerHost implements OnApplicationBootstrap {
+  private readonly logger = new Logger(DigestProcessor.name);
+  private readonly onError = throttledErrorLogger(this.logger, 'Digest worker cannot reach the queue');
+
+  constructor(
+    private readonly sender: DigestSender,
+    private readonly feeds: FeedsService,
+    private readonly schedules: SchedulesService,
+    @InjectQueue(DIGEST_QUEUE) private readonly queue: Queue,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {
+    super();
+  }
+
+  onApplicationBootstrap(): void {
+    this.worker.concurrency = this.config.digest.concurrency;
+    this.worker.run().catch((err: unknown) => this.logger.error(`Digest worker stopped: ${String(err)}`));
+    // Schedules follow the database at every start. Not awaited: with the queue down, start-up
+    // goes on and the job is queued once the queue answers.
+    void this.queue
+      .add('sync-schedules', {}, { jobId: jobIds.syncSchedules(Date.now()) })
+      .catch((err: unknown) => this.logger.warn(`Could not queue the schedule sync: ${String(err)}`));
+  }
+
+  @OnWorkerEvent('error')
+  onWorkerError(err: Error): void {
+    this.onError(err);
+  }
+
+  @OnWorkerEvent('failed')
+  onFailed(job: Job | undefined, err: Error): void {
+    this.logger.warn(`${job?.name ?? 'job'} ${job?.id ?? ''} failed: ${err.message}`);
+  }
+
+  async process(job: Job): Promise<DigestOutcome | FeedResult | { schedules: number; removed: number } | number> {
+    const typed = { name: job.name, data: job.data } as DigestJob;
+    switch (typed.name) {
+      case 'plan-digest':
+        return this.sender.plan(typed.data.digestId);
+      case 'send-digest-batch':
+        return this.sender.sendBatch(typed.data.digestId, typed.data.fromSubscriberId, typed.data.toSubscriberId);
+      case 'scheduled-digest': {
+        // The firing's due time: when the scheduler meant it to run, not when a worker got to it.
+        const due = new Date(job.timestamp + (job.opts.delay ?? 0));
+        return this.sender.fromSchedule(typed.data.newsletterId, job.id ?? `${job.name}:${due.getTime()}`, due);
+      }
+      case 'sync-schedules':
+        return this.schedules.sync();
+      case 'poll-feeds': {
+        const slot = Math.floor(Date.now() / (this.config.feeds.pollMinutes * 60_000));
+        const list = await this.feeds.newslettersWithFeeds();
+        await this.queue.addBulk(
+          list.map((n) => ({
+            name: 'poll-feed',
+            data: { newsletterId: n.id },
+            opts: { jobId: jobIds.feed(n.id, slot) },
+          })),
+        );
+        return list.length;
+      }
+      case 'poll-feed':
+        return this.feeds.poll(typed.data.newsletterId);
+      default:
+        throw new Error(`Unknown job ${job.name}`);
+    }
+  }
+}

@@ -1,0 +1,302 @@
+import { InjectQueue } from '@nestjs/bullmq';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type { Queue } from 'bullmq';
+import type { DataSource } from 'typeorm';
+import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
+import { rows } from '../../db/src/sql.js';
+import { headerValue } from '../../mail/src/mail-renderer.service.js';
+import { MailTransport, classifySmtpError, isHardBounce } from '../../mail/src/mail-transport.service.js';
+import { SendRateLimiter } from '../../mail/src/send-rate-limiter.service.js';
+import { listUnsubscribeHeaders, SubscriptionMailService } from '../../mail/src/subscription-mail.service.js';
+import { DIGEST_QUEUE, type DigestJob, jobIds } from '../../queue/src/jobs.js';
+import { emailHash, signToken } from '../../subscriptions/src/tokens.js';
+import { DigestRenderer, type IssueTemplates } from './digest-renderer.service.js';
+import { type DigestRow, DigestsRepository, type Recipient } from './digests.repository.js';
+
+export type DigestOutcome = 'planned' | 'sent' | 'skipped' | 'cancelled' | 'partial';
+
+const ENQUEUE_CHUNK = 500;
+
+/** Hands out send permits from the global limiter a few at a time, to parallel senders in turn. */
+class Permits {
+  private left = 0;
+  private chain: Promise<void> = Promise.resolve();
+  constructor(
+    private readonly limiter: SendRateLimiter,
+    private remaining: number,
+  ) {}
+
+  take(): Promise<void> {
+    const next = this.chain.then(async () => {
+      if (this.left === 0) this.left = await this.limiter.acquire(Math.max(1, Math.min(this.remaining, 20)));
+      this.left -= 1;
+      this.remaining -= 1;
+    });
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+}
+
+/** The worker's side of digests: plan (articles, render once, ledger, batches) and send batches exactly once. */
+@Injectable()
+export class DigestSender {
+  private readonly logger = new Logger(DigestSender.name);
+
+  constructor(
+    @InjectDataSource() private readonly ds: DataSource,
+    @InjectQueue(DIGEST_QUEUE) private readonly queue: Queue,
+    private readonly repo: DigestsRepository,
+    private readonly renderer: DigestRenderer,
+    private readonly transport: MailTransport,
+    private readonly limiter: SendRateLimiter,
+    private readonly mail: SubscriptionMailService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  /** A schedule fired: one digest per firing (the job id is the key), planned at once. */
+  async fromSchedule(newsletterId: number, firingKey: string, dueAt: Date): Promise<DigestOutcome> {
+    const { id } = await this.repo.create(this.ds, newsletterId, dueAt, 'schedule', firingKey);
+    return this.plan(id);
+  }
+
+  /** Planning is idempotent: a retried or re-delivered plan job picks up where the last one stopped. */
+  async plan(digestId: string): Promise<DigestOutcome> {
+    const step = await this.ds.transaction(async (em) => {
+      const d = await this.repo.find(em, digestId, true);
+      if (!d) return 'skipped' as const;
+      if (d.status !== 'scheduled' && d.status !== 'sending')
+        return d.status === 'cancelled' ? ('cancelled' as const) : ('skipped' as const);
+      if (d.status === 'scheduled') {
+        const lateMs = Date.now() - d.send_at.getTime();
+        if (lateMs > this.config.digest.graceMinutes * 60_000) {
+          await this.repo.setStatus(
+            em,
+            d.id,
+            'skipped',
+            `past due: it was due at ${d.send_at.toISOString()}, more than ${this.config.digest.graceMinutes} minutes before it could be sent`,
+          );
+          return 'skipped' as const;
+        }
+        const articles = await this.repo.candidateArticles(em, d.newsletter_id, this.config.digest.maxArticles, d.id);
+        if (articles.length === 0) {
+          await this.repo.setStatus(em, d.id, 'skipped', 'no new articles since the last digest');
+          return 'skipped' as const;
+        }
+        await this.repo.attachArticles(
+          em,
+          d.id,
+          articles.map((a) => a.id),
+        );
+        await this.repo.setStatus(em, d.id, 'sending');
+      }
+      return 'continue' as const;
+    });
+    if (step !== 'continue') return step;
+
+    const d = (await this.repo.find(this.ds, digestId))!;
+    if (!d.html_template) {
+      const articles = await this.repo.articles(this.ds, d.id);
+      const issue = await this.renderer.renderIssue(d.newsletter_name, articles, d.send_at);
+      await this.repo.storeTemplates(this.ds, d.id, issue);
+    }
+    const recipients = d.recipients ?? (await this.repo.fanOut(this.ds, d.id, d.newsletter_id));
+    await this.enqueueBatches(d.id);
+    if (await this.repo.completeIfDone(this.ds, d.id)) this.logger.log(`Digest ${d.id} sent (no recipient left)`);
+    this.logger.log(`Digest ${d.id} planned for ${recipients} recipients`);
+    return 'planned';
+  }
+
+  /** Keyset pages over the ledger, enqueued with addBulk; memory holds one chunk of job ranges at a time. */
+  private async enqueueBatches(digestId: string): Promise<number> {
+    let after = '0';
+    let total = 0;
+    let chunk: {
+      name: 'send-digest-batch';
+      data: Extract<DigestJob, { name: 'send-digest-batch' }>['data'];
+      opts: { jobId: string };
+    }[] = [];
+    for (;;) {
+      const range = await this.repo.nextRange(this.ds, digestId, after, this.config.digest.batchSize);
+      if (range) {
+        chunk.push({
+          name: 'send-digest-batch',
+          data: { digestId, fromSubscriberId: range.from, toSubscriberId: range.to },
+          opts: { jobId: jobIds.digestBatch(digestId, range.from) },
+        });
+        after = range.to;
+      }
+      if (chunk.length >= ENQUEUE_CHUNK || (!range && chunk.length > 0)) {
+        await this.queue.addBulk(chunk);
+        total += chunk.length;
+        chunk = [];
+      }
+      if (!range) return total;
+    }
+  }
+
+  private issueOf(d: DigestRow): IssueTemplates {
+    return { subject: d.subject ?? '', html: d.html_template ?? '', text: d.text_template ?? '' };
+  }
+
+  private fromOf(d: {
+    from_name: string | null;
+    from_email: string | null;
+    newsletter_name: string;
+  }): { name: string; address: string } | string {
+    if (d.from_email) return { name: headerValue(d.from_name ?? d.newsletter_name), address: d.from_email };
+    if (this.config.mailFrom) return this.config.mailFrom;
+    return { name: headerValue(d.newsletter_name), address: `newsletter@${new URL(this.config.publicUrl).hostname}` };
+  }
+
+  private message(
+    d: DigestRow,
+    r: { email: string; name: string | null },
+    subscriptionId: string | null,
+    cacheKey = `digest:${d.id}`,
+  ) {
+    const unsubscribeUrl = subscriptionId
+      ? `${this.config.publicUrl}/unsubscribe/${signToken(this.config.appSecret, 'unsubscribe', subscriptionId)}`
+      : `${this.config.publicUrl}/subscribe?newsletter=${encodeURIComponent(d.newsletter_slug)}`;
+    const mail = this.renderer.personalize(cacheKey, this.issueOf(d), {
+      greeting: r.name ? `Hi ${r.name},` : 'Hello,',
+      email: r.email,
+      unsubscribeUrl,
+      preferencesUrl: unsubscribeUrl,
+    });
+    const from = this.fromOf(d);
+    const fromAddress = typeof from === 'string' ? (/<([^>]+)>/.exec(from)?.[1] ?? from) : from.address;
+    return {
+      from,
+      to: { name: headerValue(r.name ?? ''), address: r.email },
+      subject: mail.subject,
+      html: mail.html,
+      text: mail.text,
+      list: {
+        id: {
+          url: `${d.newsletter_slug}.${new URL(this.config.publicUrl).hostname}`,
+          comment: headerValue(d.newsletter_name),
+        },
+      },
+      headers: listUnsubscribeHeaders(unsubscribeUrl, fromAddress),
+    };
+  }
+
+  /**
+   * One batch: claim each delivery row before SMTP, mark it after. Sent rows are never sent again;
+   * rows a crashed attempt left in flight are sent again (at-least-once for those alone).
+   */
+  async sendBatch(digestId: string, from: string, to: string): Promise<DigestOutcome> {
+    const d = await this.repo.find(this.ds, digestId);
+    if (!d || d.status !== 'sending' || !d.html_template) return d?.status === 'cancelled' ? 'cancelled' : 'skipped';
+    const released = await this.repo.releaseInFlight(this.ds, digestId, from, to);
+    if (released)
+      this.logger.warn(
+        `Digest ${digestId} batch ${from}-${to}: ${released} message(s) were in flight at a crash and will be sent again`,
+      );
+    const recipients = await this.repo.pendingRecipients(this.ds, digestId, from, to);
+
+    // Suppressed addresses (keyed hashes survive erasure) are skipped in one query.
+    const hashes = recipients.map((r) => emailHash(this.config.appSecret, r.email));
+    const suppressed = new Set(
+      (
+        await rows<{ h: Buffer }>(
+          this.ds,
+          `SELECT email_hash AS h FROM suppressions WHERE email_hash = ANY($1::bytea[])`,
+          [hashes],
+        )
+      ).map((x) => x.h.toString('hex')),
+    );
+    const skip = recipients.filter((_, i) => suppressed.has(hashes[i].toString('hex')));
+    await this.repo.skipMany(
+      this.ds,
+      digestId,
+      skip.map((r) => r.subscriberId),
+      'suppressed',
+    );
+    const queue = recipients.filter((_, i) => !suppressed.has(hashes[i].toString('hex')));
+
+    const permits = new Permits(this.limiter, queue.length);
+    let stopped = false;
+    let transient: unknown = null;
+    const next = (() => {
+      let i = 0;
+      return () => (stopped || i >= queue.length ? undefined : queue[i++]);
+    })();
+    const lane = async () => {
+      for (let r = next(); r; r = next()) {
+        await permits.take();
+        const claim = await this.repo.claim(this.ds, digestId, r.subscriberId);
+        if (claim === 'stopped') {
+          stopped = true;
+          return;
+        }
+        if (claim === 'ineligible') {
+          await this.repo.finish(
+            this.ds,
+            digestId,
+            r.subscriberId,
+            'skipped',
+            null,
+            'unsubscribed or no longer mailable',
+          );
+          continue;
+        }
+        await this.deliver(d, r, (err) => {
+          transient ??= err;
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, this.config.smtp.maxConnections) }, lane));
+    if (stopped) return 'cancelled';
+    if (await this.repo.completeIfDone(this.ds, digestId)) this.logger.log(`Digest ${digestId} sent`);
+    if (transient) throw transient instanceof Error ? transient : new Error(String(transient));
+    return 'sent';
+  }
+
+  private async deliver(d: DigestRow, r: Recipient, onTransient: (err: unknown) => void): Promise<void> {
+    try {
+      const { messageId } = await this.transport.send(this.message(d, r, r.subscriptionId));
+      await this.repo.finish(this.ds, d.id, r.subscriberId, 'sent', messageId, null);
+    } catch (err) {
+      const detail = (err instanceof Error ? err.message : String(err)).slice(0, 500);
+      if (classifySmtpError(err) === 'permanent') {
+        await this.repo.finish(this.ds, d.id, r.subscriberId, 'failed', null, detail);
+        if (isHardBounce(err)) await this.mail.suppress(r.subscriberId, r.email, 'bounced', detail);
+      } else {
+        // Back to pending: the batch job is retried with backoff and picks it up again.
+        await this.repo.finish(this.ds, d.id, r.subscriberId, 'pending', null, detail);
+        onTransient(err);
+      }
+    }
+  }
+
+  /** One test copy to any address; no delivery row, logged as a digest test. */
+  async sendTest(digestId: string, to: string): Promise<'sent' | 'skipped'> {
+    const d = await this.repo.find(this.ds, digestId);
+    if (!d) return 'skipped';
+    let issue = d.html_template ? this.issueOf(d) : null;
+    if (!issue) {
+      const articles = await this.repo.candidateArticles(
+        this.ds,
+        d.newsletter_id,
+        this.config.digest.maxArticles,
+        d.id,
+      );
+      if (articles.length === 0) return 'skipped';
+      issue = await this.renderer.renderIssue(d.newsletter_name, articles, d.send_at);
+    }
+    const msg = this.message(
+      { ...d, subject: issue.subject, html_template: issue.html, text_template: issue.text },
+      { email: to, name: null },
+      null,
+      `test:${d.id}:${Date.now()}`,
+    );
+    const { messageId } = await this.transport.send({ ...msg, subject: headerValue(`[Test] ${msg.subject}`) });
+    await this.ds.query(
+      `INSERT INTO mail_log (subscriber_id, newsletter_id, kind, message_id, status, detail) VALUES (NULL, $1, 'digest-test', $2, 'sent', $3)`,
+      [d.newsletter_id, messageId, `test copy of digest ${d.id}`],
+    );
+    return 'sent';
+  }
+}

@@ -1,0 +1,251 @@
+import { Injectable } from '@nestjs/common';
+import type { DataSource, EntityManager } from 'typeorm';
+import { rows } from '../../db/src/sql.js';
+import type { IssueArticle, IssueTemplates } from './digest-renderer.service.js';
+
+export type DigestStatus = 'scheduled' | 'sending' | 'sent' | 'cancelled' | 'failed' | 'skipped';
+
+export interface DigestRow {
+  id: string;
+  newsletter_id: number;
+  newsletter_slug: string;
+  newsletter_name: string;
+  from_name: string | null;
+  from_email: string | null;
+  status: DigestStatus;
+  trigger: 'manual' | 'schedule';
+  send_at: Date;
+  subject: string | null;
+  html_template: string | null;
+  text_template: string | null;
+  recipients: number | null;
+  reason: string | null;
+  created_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+}
+
+export interface Recipient {
+  subscriberId: string;
+  subscriptionId: string;
+  email: string;
+  name: string | null;
+}
+
+type Db = EntityManager | DataSource;
+
+/** SQL for digests, their articles and the delivery ledger. Hot paths are set-based. */
+@Injectable()
+export class DigestsRepository {
+  async find(db: Db, id: string, lock = false): Promise<DigestRow | null> {
+    if (!/^\d{1,18}$/.test(id)) return null;
+    const found = await rows<DigestRow>(
+      db,
+      `SELECT d.*, n.slug AS newsletter_slug, n.name AS newsletter_name, n.from_name, n.from_email
+       FROM digests d JOIN newsletters n ON n.id = d.newsletter_id WHERE d.id = $1 ${lock ? 'FOR UPDATE OF d' : ''}`,
+      [id],
+    );
+    return found[0] ?? null;
+  }
+
+  async create(
+    db: Db,
+    newsletterId: number,
+    sendAt: Date,
+    trigger: 'manual' | 'schedule',
+    triggerKey: string | null,
+  ): Promise<{ id: string; created: boolean }> {
+    const inserted = await rows<{ id: string }>(
+      db,
+      `INSERT INTO digests (newsletter_id, status, trigger, trigger_key, send_at) VALUES ($1, 'scheduled', $2, $3, $4)
+       ON CONFLICT (trigger_key) DO NOTHING RETURNING id`,
+      [newsletterId, trigger, triggerKey, sendAt],
+    );
+    if (inserted.length) return { id: inserted[0].id, created: true };
+    const existing = await rows<{ id: string }>(db, `SELECT id FROM digests WHERE trigger_key = $1`, [triggerKey]);
+    return { id: existing[0].id, created: false };
+  }
+
+  async setStatus(db: Db, id: string, status: DigestStatus, reason: string | null = null): Promise<void> {
+    await db.query(
+      `UPDATE digests SET status = $2, reason = COALESCE($3, reason),
+         started_at = CASE WHEN $2 = 'sending' THEN COALESCE(started_at, now()) ELSE started_at END,
+         finished_at = CASE WHEN $2 IN ('sent','cancelled','failed','skipped') THEN now() ELSE finished_at END
+       WHERE id = $1`,
+      [id, status, reason],
+    );
+  }
+
+  /**
+   * The articles the next digest of a newsletter would carry: published since the last sent
+   * digest, never carried by an earlier digest of this newsletter, newest first.
+   */
+  async candidateArticles(
+    db: Db,
+    newsletterId: number,
+    max: number,
+    excludeDigestId?: string,
+  ): Promise<(IssueArticle & { id: string })[]> {
+    return rows<IssueArticle & { id: string }>(
+      db,
+      `SELECT a.id, a.url, a.title, a.summary, a.image_url AS "imageUrl", a.topics
+       FROM articles a JOIN article_newsletters an ON an.article_id = a.id AND an.newsletter_id = $1
+       WHERE a.published_at <= now()
+         AND a.published_at > COALESCE((SELECT max(started_at) FROM digests WHERE newsletter_id = $1 AND status = 'sent'), '-infinity')
+         AND NOT EXISTS (SELECT 1 FROM digest_articles da JOIN digests d ON d.id = da.digest_id
+                         WHERE da.article_id = a.id AND d.newsletter_id = $1 AND d.status IN ('sending','sent')
+                           AND d.id <> COALESCE($3::bigint, 0))
+       ORDER BY a.published_at DESC, a.id DESC LIMIT $2`,
+      [newsletterId, max, excludeDigestId ?? null],
+    );
+  }
+
+  async attachArticles(db: Db, digestId: string, articleIds: string[]): Promise<void> {
+    await db.query(
+      `INSERT INTO digest_articles (digest_id, article_id, position)
+       SELECT $1, a.id, a.pos FROM unnest($2::bigint[]) WITH ORDINALITY AS a(id, pos) ON CONFLICT DO NOTHING`,
+      [digestId, articleIds],
+    );
+  }
+
+  async articles(db: Db, digestId: string): Promise<(IssueArticle & { id: string })[]> {
+    return rows(
+      db,
+      `SELECT a.id, a.url, a.title, a.summary, a.image_url AS "imageUrl", a.topics
+       FROM digest_articles da JOIN articles a ON a.id = da.article_id WHERE da.digest_id = $1 ORDER BY da.position`,
+      [digestId],
+    );
+  }
+
+  async storeTemplates(db: Db, digestId: string, t: IssueTemplates): Promise<void> {
+    await db.query(`UPDATE digests SET subject = $2, html_template = $3, text_template = $4 WHERE id = $1`, [
+      digestId,
+      t.subject,
+      t.html,
+      t.text,
+    ]);
+  }
+
+  /** The delivery ledger: one row per confirmed, unsuppressed subscriber at planning time. */
+  async fanOut(db: Db, digestId: string, newsletterId: number): Promise<number> {
+    await db.query(
+      `INSERT INTO deliveries (digest_id, subscriber_id, subscription_id)
+       SELECT $1, s.subscriber_id, s.id FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id
+       WHERE s.newsletter_id = $2 AND s.status = 'active' AND u.status = 'ok'
+       ON CONFLICT DO NOTHING`,
+      [digestId, newsletterId],
+    );
+    const [{ n }] = await rows<{ n: number }>(db, `SELECT count(*)::int AS n FROM deliveries WHERE digest_id = $1`, [
+      digestId,
+    ]);
+    await db.query(`UPDATE digests SET recipients = $2 WHERE id = $1`, [digestId, n]);
+    return n;
+  }
+
+  /** Next keyset page of recipients: just its first and last subscriber id. */
+  async nextRange(
+    db: Db,
+    digestId: string,
+    afterSubscriberId: string,
+    size: number,
+  ): Promise<{ from: string; to: string } | null> {
+    const [r] = await rows<{ from: string | null; to: string | null }>(
+      db,
+      `SELECT min(subscriber_id)::text AS "from", max(subscriber_id)::text AS "to" FROM (
+         SELECT subscriber_id FROM deliveries WHERE digest_id = $1 AND subscriber_id > $2 ORDER BY subscriber_id LIMIT $3) page`,
+      [digestId, afterSubscriberId, size],
+    );
+    return r.from && r.to ? { from: r.from, to: r.to } : null;
+  }
+
+  /** Rows a dead attempt left in flight go back to pending (the in-flight window at a crash). */
+  async releaseInFlight(db: Db, digestId: string, from: string, to: string): Promise<number> {
+    const r = await rows(
+      db,
+      `UPDATE deliveries SET status = 'pending', claimed_at = NULL
+       WHERE digest_id = $1 AND subscriber_id BETWEEN $2 AND $3 AND status = 'sending' RETURNING 1`,
+      [digestId, from, to],
+    );
+    return r.length;
+  }
+
+  async pendingRecipients(db: Db, digestId: string, from: string, to: string): Promise<Recipient[]> {
+    return rows<Recipient>(
+      db,
+      `SELECT d.subscriber_id AS "subscriberId", d.subscription_id AS "subscriptionId", u.email, u.name
+       FROM deliveries d JOIN subscribers u ON u.id = d.subscriber_id
+       WHERE d.digest_id = $1 AND d.subscriber_id BETWEEN $2 AND $3 AND d.status = 'pending'
+       ORDER BY d.subscriber_id`,
+      [digestId, from, to],
+    );
+  }
+
+  /**
+   * Claims one delivery before SMTP. Only while the digest is sending and the reader is still
+   * subscribed and mailable: an unsubscribe or a cancel lands before the next message.
+   */
+  async claim(db: Db, digestId: string, subscriberId: string): Promise<'claimed' | 'stopped' | 'ineligible'> {
+    const [r] = await rows<{ claimed: boolean; sending: boolean }>(
+      db,
+      `WITH c AS (
+         UPDATE deliveries d SET status = 'sending', claimed_at = now()
+         WHERE d.digest_id = $1 AND d.subscriber_id = $2 AND d.status = 'pending'
+           AND EXISTS (SELECT 1 FROM digests g WHERE g.id = $1 AND g.status = 'sending')
+           AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.id = d.subscription_id AND s.status = 'active')
+           AND EXISTS (SELECT 1 FROM subscribers u WHERE u.id = d.subscriber_id AND u.status = 'ok')
+         RETURNING 1)
+       SELECT EXISTS (SELECT 1 FROM c) AS claimed, EXISTS (SELECT 1 FROM digests WHERE id = $1 AND status = 'sending') AS sending`,
+      [digestId, subscriberId],
+    );
+    if (r.claimed) return 'claimed';
+    return r.sending ? 'ineligible' : 'stopped';
+  }
+
+  async finish(
+    db: Db,
+    digestId: string,
+    subscriberId: string,
+    status: 'sent' | 'failed' | 'skipped' | 'pending',
+    messageId: string | null,
+    detail: string | null,
+  ): Promise<void> {
+    await db.query(
+      `UPDATE deliveries SET status = $3, message_id = $4, detail = $5,
+         finished_at = CASE WHEN $3 = 'pending' THEN NULL ELSE now() END,
+         claimed_at = CASE WHEN $3 = 'pending' THEN NULL ELSE claimed_at END
+       WHERE digest_id = $1 AND subscriber_id = $2`,
+      [digestId, subscriberId, status, messageId, detail],
+    );
+  }
+
+  async skipMany(db: Db, digestId: string, subscriberIds: string[], detail: string): Promise<void> {
+    if (subscriberIds.length === 0) return;
+    await db.query(
+      `UPDATE deliveries SET status = 'skipped', detail = $3, finished_at = now()
+       WHERE digest_id = $1 AND subscriber_id = ANY($2::bigint[]) AND status = 'pending'`,
+      [digestId, subscriberIds, detail],
+    );
+  }
+
+  /** Marks the digest sent once no delivery is left open. */
+  async completeIfDone(db: Db, digestId: string): Promise<boolean> {
+    const r = await rows(
+      db,
+      `UPDATE digests SET status = 'sent', finished_at = now()
+       WHERE id = $1 AND status = 'sending' AND html_template IS NOT NULL AND recipients IS NOT NULL
+         AND NOT EXISTS (SELECT 1 FROM deliveries WHERE digest_id = $1 AND status IN ('pending','sending'))
+       RETURNING 1`,
+      [digestId],
+    );
+    return r.length > 0;
+  }
+
+  async counts(db: Db, digestId: string): Promise<Record<string, number>> {
+    const list = await rows<{ status: string; n: number }>(
+      db,
+      `SELECT status, count(*)::int AS n FROM deliveries WHERE digest_id = $1 GROUP BY status`,
+      [digestId],
+    );
+    return Object.fromEntries(list.map((r) => [r.status, r.n]));
+  }
+}

@@ -1,0 +1,53 @@
+import { InjectQueue } from '@nestjs/bullmq';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type { Queue } from 'bullmq';
+import type { DataSource } from 'typeorm';
+import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
+import { DIGEST_QUEUE, jobIds } from '../../queue/src/jobs.js';
+
+/**
+ * Keeps BullMQ's job schedulers equal to the database: one per newsletter with a schedule, plus
+ * the feed poller. Upserts are idempotent, so restarts neither lose nor double a schedule.
+ */
+@Injectable()
+export class SchedulesService {
+  private readonly logger = new Logger(SchedulesService.name);
+
+  constructor(
+    @InjectDataSource() private readonly ds: DataSource,
+    @InjectQueue(DIGEST_QUEUE) private readonly queue: Queue,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  async sync(): Promise<{ schedules: number; removed: number }> {
+    const wanted: { id: number; slug: string; schedule_cron: string; schedule_timezone: string }[] =
+      await this.ds.query(
+        `SELECT id, slug, schedule_cron, schedule_timezone FROM newsletters WHERE schedule_cron IS NOT NULL AND schedule_timezone IS NOT NULL`,
+      );
+    const keys = new Set<string>();
+    for (const n of wanted) {
+      const key = jobIds.scheduler(n.slug);
+      keys.add(key);
+      await this.queue.upsertJobScheduler(
+        key,
+        { pattern: n.schedule_cron, tz: n.schedule_timezone },
+        { name: 'scheduled-digest', data: { newsletterId: n.id } },
+      );
+    }
+    await this.queue.upsertJobScheduler(
+      jobIds.feedScheduler,
+      { every: this.config.feeds.pollMinutes * 60_000 },
+      { name: 'poll-feeds', data: {} },
+    );
+    let removed = 0;
+    for (const s of await this.queue.getJobSchedulers(0, -1)) {
+      if (s.key.startsWith('schedule-') && !keys.has(s.key)) {
+        await this.queue.removeJobScheduler(s.key);
+        removed += 1;
+      }
+    }
+    this.logger.log(`Schedules in sync: ${keys.size} digest schedule(s), ${removed} removed`);
+    return { schedules: keys.size, removed };
+  }
+}

@@ -1,0 +1,262 @@
+import 'reflect-metadata';
+import { getQueueToken } from '@nestjs/bullmq';
+import type { Queue } from 'bullmq';
+import { DigestSender } from '../libs/digests/src/digest-sender.service.js';
+import { MailRenderer } from '../libs/mail/src/mail-renderer.service.js';
+import { DIGEST_QUEUE } from '../libs/queue/src/jobs.js';
+import { addAudience } from './support/audience.js';
+import { admin, waitUntil } from './support/admin.js';
+import { type Backend, type RunningApps, headerBlock, startApps, testConfig } from './support/apps.js';
+import { createTestDatabase, query, seedDatabase } from './support/db.js';
+import { TestSmtp } from './support/smtp.js';
+
+interface Digest {
+  id: string;
+  status: string;
+  recipients: number;
+  sent: number;
+  failed: number;
+  skipped: number;
+  reason: string | null;
+  articles: { url: string; title: string }[];
+}
+
+describe.each<Backend>(['postgres', 'redis'])('weekly digest on the %s queue backend', (backend) => {
+  let db: { url: string; drop: () => Promise<void> };
+  let smtp: TestSmtp;
+  let apps: RunningApps;
+  let active: string[];
+  const others = new Set<string>();
+
+  const digest = (id: string) => admin<Digest>(apps.baseUrl, 'GET', `/v1/digests/${id}`).then((r) => r.body);
+  const finished = (id: string) =>
+    waitUntil(
+      () => digest(id),
+      (d) => !['scheduled', 'sending'].includes(d.status),
+      60_000,
+      `digest ${id}`,
+    );
+
+  beforeAll(async () => {
+    db = await createTestDatabase(`digest_${backend}`);
+    await seedDatabase(db.url);
+    smtp = await new TestSmtp().start();
+    const config = testConfig({
+      dbUrl: db.url,
+      smtpUrl: smtp.url,
+      backend,
+      env: { SEND_RATE_PER_SECOND: '100000', DIGEST_BATCH_SIZE: '100', SMTP_POOL_SIZE: '5' },
+    });
+    active = await addAudience(db.url, { prefix: 'active', count: 1000, newsletter: 'spine-health' });
+    for (const e of await addAudience(db.url, {
+      prefix: 'pending',
+      count: 15,
+      newsletter: 'spine-health',
+      subscription: 'pending',
+    }))
+      others.add(e);
+    for (const e of await addAudience(db.url, {
+      prefix: 'gone',
+      count: 15,
+      newsletter: 'spine-health',
+      subscription: 'unsubscribed',
+    }))
+      others.add(e);
+    for (const e of await addAudience(db.url, {
+      prefix: 'bounced',
+      count: 15,
+      newsletter: 'spine-health',
+      subscriber: 'bounced',
+    }))
+      others.add(e);
+    for (const e of await addAudience(db.url, { prefix: 'other', count: 15, newsletter: 'arthritis-health' }))
+      others.add(e);
+    for (const e of await addAudience(db.url, {
+      prefix: 'suppressed',
+      count: 15,
+      newsletter: 'spine-health',
+      suppressWithSecret: config.appSecret,
+    }))
+      others.add(e);
+    apps = await startApps(config);
+  });
+
+  afterAll(async () => {
+    await apps?.close();
+    await smtp?.stop();
+    await db?.drop();
+  });
+
+  it('sends each confirmed subscriber exactly one copy, rendered once, and nobody else any', async () => {
+    const mjmlBefore = MailRenderer.mjmlCalls;
+    const created = await admin<{ id: string; status: string }>(
+      apps.baseUrl,
+      'POST',
+      '/v1/newsletters/spine-health/digests',
+      {},
+    );
+    expect(created.status).toBe(201);
+    expect(created.body.status).toBe('scheduled');
+    const d = await finished(created.body.id);
+    expect(d).toMatchObject({ status: 'sent', recipients: 1015, sent: 1000, failed: 0, skipped: 15 });
+    expect(d.articles.length).toBe(6);
+    expect(d.articles[0].title).toBe('All About Upper Back Pain');
+    expect(MailRenderer.mjmlCalls - mjmlBefore).toBe(1);
+
+    const byRecipient = new Map<string, number>();
+    for (const m of smtp.messages) for (const t of m.envelope.to) byRecipient.set(t, (byRecipient.get(t) ?? 0) + 1);
+    expect(byRecipient.size).toBe(1000);
+    for (const e of active) expect(byRecipient.get(e)).toBe(1);
+    for (const e of others) expect(byRecipient.get(e)).toBeUndefined();
+
+    const sample = smtp.to(active[0])[0];
+    const head = headerBlock(sample.raw);
+    expect(head).toMatch(/^List-ID: "Spine-health" <spine-health\.mailroom\.test>$/m);
+    expect(head).toMatch(/^List-Unsubscribe: <http:\/\/mailroom\.test\/unsubscribe\/[^>]+>, <mailto:[^>]+>$/m);
+    expect(head).toMatch(/^List-Unsubscribe-Post: List-Unsubscribe=One-Click$/m);
+    expect(sample.parsed.subject).toBe('Spine-health: All About Upper Back Pain and 5 more');
+    expect(sample.parsed.html).toContain('Hi Reader 1,');
+    expect(sample.parsed.text).toContain('Hi Reader 1,');
+    expect(sample.parsed.text).toContain('580 N Bank Ln');
+    expect(sample.parsed.text).toContain('Read more');
+    const ids = new Set(smtp.messages.map((m) => m.parsed.messageId));
+    expect(ids.size).toBe(1000);
+    const tokens = new Set(smtp.messages.map((m) => /^List-Unsubscribe: <([^>]+)>/m.exec(headerBlock(m.raw))?.[1]));
+    expect(tokens.size).toBe(1000);
+
+    // The ledger agrees, with a message id for every sent row.
+    const [ledger] = await query<{ sent: number; with_id: number }>(
+      db.url,
+      `SELECT count(*) FILTER (WHERE status = 'sent')::int AS sent, count(message_id)::int AS with_id FROM deliveries WHERE digest_id = $1`,
+      [d.id],
+    );
+    expect(ledger).toEqual({ sent: 1000, with_id: 1000 });
+
+    // The one-click link in a digest works.
+    const unsub = /^List-Unsubscribe: <([^>]+)>/m.exec(head)![1].replace('http://mailroom.test', apps.baseUrl);
+    const res = await fetch(unsub, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'List-Unsubscribe=One-Click',
+    });
+    expect(res.status).toBe(200);
+  });
+
+  it('a batch job run twice sends nothing twice', async () => {
+    const [{ id }] = await query<{ id: string }>(
+      db.url,
+      `SELECT id FROM digests WHERE status = 'sent' ORDER BY id LIMIT 1`,
+    );
+    const before = smtp.messages.length;
+    const [range] = await query<{ from: string; to: string }>(
+      db.url,
+      `SELECT min(subscriber_id)::text AS "from", max(subscriber_id)::text AS "to" FROM deliveries WHERE digest_id = $1`,
+      [id],
+    );
+    // Re-delivered through the queue under a fresh job id, and run directly as well.
+    const queue = apps.worker!.get<Queue>(getQueueToken(DIGEST_QUEUE));
+    await queue.add(
+      'send-digest-batch',
+      { digestId: id, fromSubscriberId: range.from, toSubscriberId: range.to },
+      { jobId: `again-${id}` },
+    );
+    const sender = apps.worker!.get(DigestSender);
+    await query(db.url, `UPDATE digests SET status = 'sending' WHERE id = $1`, [id]);
+    expect(await sender.sendBatch(id, range.from, range.to)).toBe('sent');
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(smtp.messages.length).toBe(before);
+    expect((await digest(id)).status).toBe('sent');
+  });
+
+  it('never carries an article twice; with nothing new the digest is skipped and says so', async () => {
+    const second = await admin<{ id: string }>(apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', {});
+    const d2 = await finished(second.body.id);
+    expect(d2.status).toBe('skipped');
+    expect(d2.reason).toBe('no new articles since the last digest');
+
+    const title = `<img src=x onerror=alert(1)> {{unsubscribeUrl}} & "quotes" ${backend}`;
+    const art = await admin(apps.baseUrl, 'POST', '/v1/articles', {
+      url: `https://www.spine-health.example/news/${backend}-xss`,
+      title,
+      summary: '<script>alert(2)</script> {{#each x}}',
+      publishedAt: new Date().toISOString(),
+      newsletters: ['spine-health'],
+      topics: ['Neck Pain'],
+    });
+    expect(art.status).toBe(201);
+    const before = smtp.messages.length;
+    const third = await admin<{ id: string }>(apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', {});
+    const d3 = await finished(third.body.id);
+    expect(d3.status).toBe('sent');
+    expect(d3.articles.map((a) => a.title)).toEqual([title]);
+    await waitUntil(
+      async () => smtp.messages.length,
+      (n) => n >= before + 999,
+      30_000,
+      'third digest mails',
+    );
+    const m = smtp.messages[smtp.messages.length - 1];
+    expect(m.parsed.html).not.toContain('<img src=x');
+    expect(m.parsed.html).not.toContain('<script>alert(2)');
+    expect(m.parsed.html).toContain('&lt;img src&#x3D;x onerror&#x3D;alert(1)&gt;');
+    // An article cannot reach into the per-recipient placeholders.
+    expect(m.parsed.html).not.toMatch(/\/unsubscribe\/[^"<]*&lt;img/);
+    expect(m.parsed.text).toContain('<img src=x onerror=alert(1)>');
+    expect(m.parsed.text).not.toMatch(/\{\{unsubscribeUrl\}\}/);
+  });
+
+  it('previews as a reader sees it and sends a test copy', async () => {
+    await admin(apps.baseUrl, 'POST', '/v1/articles', {
+      url: `https://www.spine-health.example/news/${backend}-preview`,
+      title: 'Treating Intercostal Muscle Strain',
+      summary: 'Breathing exercises and gentle stretches.',
+      imageUrl: 'https://images.spine-health.example/intercostal.jpg',
+      publishedAt: new Date().toISOString(),
+      newsletters: ['spine-health'],
+    });
+    const sendAt = new Date(Date.now() + 3600_000).toISOString();
+    const created = await admin<{ id: string; status: string }>(
+      apps.baseUrl,
+      'POST',
+      '/v1/newsletters/spine-health/digests',
+      { sendAt },
+    );
+    expect(created.body.status).toBe('scheduled');
+    const preview = await admin<string>(apps.baseUrl, 'GET', `/v1/digests/${created.body.id}/preview`);
+    expect(preview.status).toBe(200);
+    expect(preview.text).toContain('Treating Intercostal Muscle Strain');
+    expect(preview.text).toContain('https://images.spine-health.example/intercostal.jpg');
+    expect(preview.text).toContain('Read more');
+    const test = await admin(apps.baseUrl, 'POST', `/v1/digests/${created.body.id}/test`, {
+      to: 'marketer@example.com',
+    });
+    expect(test.status).toBe(202);
+    await smtp.waitFor(() => smtp.to('marketer@example.com').length === 1);
+    expect(smtp.to('marketer@example.com')[0].parsed.subject).toBe(
+      '[Test] Spine-health: Treating Intercostal Muscle Strain',
+    );
+    expect((await admin(apps.baseUrl, 'POST', `/v1/digests/${created.body.id}/test`, { to: 'nope' })).status).toBe(400);
+    // Cancel the scheduled one: it never sends.
+    const cancelled = await admin<{ status: string }>(apps.baseUrl, 'POST', `/v1/digests/${created.body.id}/cancel`);
+    expect(cancelled.body.status).toBe('cancelled');
+    expect((await admin(apps.baseUrl, 'POST', `/v1/digests/${created.body.id}/cancel`)).status).toBe(409);
+  });
+
+  it('skips a digest that is past due beyond the grace window instead of sending it late', async () => {
+    const [{ id }] = await query<{ id: string }>(
+      db.url,
+      `INSERT INTO digests (newsletter_id, status, trigger, send_at) SELECT id, 'scheduled', 'manual', now() - interval '3 hours'
+       FROM newsletters WHERE slug = 'spine-health' RETURNING id`,
+    );
+    const before = smtp.messages.length;
+    expect(await apps.worker!.get(DigestSender).plan(id)).toBe('skipped');
+    const d = await digest(id);
+    expect(d.status).toBe('skipped');
+    expect(d.reason).toMatch(/^past due/);
+    expect(smtp.messages.length).toBe(before);
+    expect(
+      (await admin(apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', { sendAt: '2020-01-01T00:00:00Z' }))
+        .status,
+    ).toBe(400);
+  });
+});
