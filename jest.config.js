@@ -27,4 +27,5 @@ export default {
   transform: { '^.+\\.ts$': swc, '^.+\\.m?js$': swcJs },
   transformIgnorePatterns: [],
   testTimeout: 60_000,
+  globalSetup: '<rootDir>/test/global-setup.cjs',
 };

@@ -1,0 +1,200 @@
+import 'reflect-metadata';
+import { getQueueToken } from '@nestjs/bullmq';
+import type { Queue } from 'bullmq';
+import { DIGEST_QUEUE } from '../libs/queue/src/jobs.js';
+import { slotCapacity } from '../libs/mail/src/send-rate-limiter.service.js';
+import { addAudience } from './support/audience.js';
+import { admin, waitUntil } from './support/admin.js';
+import { type RunningApps, startApps, testConfig } from './support/apps.js';
+import { createTestDatabase, query, seedDatabase } from './support/db.js';
+import { TestSmtp } from './support/smtp.js';
+
+/** Sends slowed by the global rate, so a send can be watched, interrupted and cancelled. */
+describe('controlling a digest while it sends', () => {
+  const RATE = 150;
+  let db: { url: string; drop: () => Promise<void> };
+  let smtp: TestSmtp;
+  let apps: RunningApps;
+
+  const digest = (id: string) =>
+    admin<{ status: string; sent: number; skipped: number; recipients: number }>(
+      apps.baseUrl,
+      'GET',
+      `/v1/digests/${id}`,
+    ).then((r) => r.body);
+  const newArticle = (slug: string) =>
+    admin(apps.baseUrl, 'POST', '/v1/articles', {
+      url: `https://www.spine-health.example/news/${slug}`,
+      title: `News ${slug}`,
+      publishedAt: new Date().toISOString(),
+      newsletters: ['spine-health'],
+    });
+
+  beforeAll(async () => {
+    db = await createTestDatabase('digest_control');
+    await seedDatabase(db.url);
+    smtp = await new TestSmtp().start();
+    await addAudience(db.url, { prefix: 'aud', count: 400, newsletter: 'spine-health' });
+    apps = await startApps(
+      testConfig({
+        dbUrl: db.url,
+        smtpUrl: smtp.url,
+        backend: 'redis',
+        env: { SEND_RATE_PER_SECOND: String(RATE), DIGEST_BATCH_SIZE: '50', SMTP_POOL_SIZE: '3' },
+      }),
+    );
+  });
+
+  afterAll(async () => {
+    await apps?.close();
+    await smtp?.stop();
+    await db?.drop();
+  });
+
+  it('honours an unsubscribe that lands mid-send for every message not yet handed to SMTP', async () => {
+    const created = await admin<{ id: string }>(apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', {});
+    const id = created.body.id;
+    await smtp.waitFor((m) => m.length >= 60, 30_000);
+    // Unsubscribe 120 readers whose message has not been claimed yet.
+    const gone = await query<{ email: string }>(
+      db.url,
+      `UPDATE subscriptions s SET status = 'unsubscribed', unsubscribed_at = now()
+       FROM subscribers u
+       WHERE u.id = s.subscriber_id AND s.id IN (
+         SELECT subscription_id FROM deliveries WHERE digest_id = $1 AND status = 'pending' ORDER BY subscriber_id DESC LIMIT 120)
+       RETURNING u.email`,
+      [id],
+    );
+    expect(gone).toHaveLength(120);
+    const d = await waitUntil(
+      () => digest(id),
+      (x) => x.status === 'sent',
+      60_000,
+      'digest sent',
+    );
+    const received = new Set(smtp.messages.flatMap((m) => m.envelope.to));
+    const leaked = gone.filter((g) => received.has(g.email));
+    // Only a message already claimed when the unsubscribe committed can still go (at most one per SMTP connection).
+    expect(leaked.length).toBeLessThanOrEqual(3);
+    expect(d.sent + d.skipped).toBe(400);
+    expect(d.skipped).toBeGreaterThanOrEqual(117);
+  });
+
+  it('sends nothing after a cancel returns, beyond messages in flight', async () => {
+    await newArticle('cancel-me');
+    await query(db.url, `UPDATE subscriptions SET status = 'active', unsubscribed_at = NULL`);
+    const start = smtp.messages.length;
+    const created = await admin<{ id: string }>(apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', {});
+    await smtp.waitFor((m) => m.length >= start + 50, 30_000);
+    const res = await admin<{ status: string }>(apps.baseUrl, 'POST', `/v1/digests/${created.body.id}/cancel`);
+    expect(res.status).toBe(200);
+    expect(res.body.status).toBe('cancelled');
+    const atCancel = smtp.messages.length;
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(smtp.messages.length - atCancel).toBeLessThanOrEqual(3);
+    expect(smtp.messages.length - start).toBeLessThan(400);
+    expect((await digest(created.body.id)).status).toBe('cancelled');
+    const [{ claimed }] = await query<{ claimed: number }>(
+      db.url,
+      `SELECT count(*)::int AS claimed FROM deliveries WHERE digest_id = $1 AND status IN ('sent','sending')`,
+      [created.body.id],
+    );
+    expect(claimed).toBe(smtp.messages.length - start);
+  });
+
+  it('keeps the global rate: no 100 ms slot over its share, no second over the rate plus one slot', async () => {
+    const slots = await query<{ slot: string; n: number }>(db.url, `SELECT slot::text, n FROM send_rate ORDER BY slot`);
+    expect(slots.length).toBeGreaterThan(20);
+    for (const s of slots) expect(s.n).toBeLessThanOrEqual(slotCapacity(RATE, Number(s.slot)));
+    const bySlot = new Map(slots.map((s) => [Number(s.slot), s.n]));
+    const first = Number(slots[0].slot);
+    const last = Number(slots[slots.length - 1].slot);
+    for (let start = first; start <= last; start += 1) {
+      let sum = 0;
+      for (let k = 0; k < 10; k += 1) sum += bySlot.get(start + k) ?? 0;
+      expect(sum).toBeLessThanOrEqual(RATE * 1.1);
+    }
+  });
+
+  it('fires the weekly schedule through BullMQ, once per firing, and stops when removed', async () => {
+    expect(
+      (
+        await admin(apps.baseUrl, 'PUT', '/v1/newsletters/spine-health/schedule', {
+          cron: 'not a cron',
+          timezone: 'UTC',
+        })
+      ).status,
+    ).toBe(400);
+    expect(
+      (
+        await admin(apps.baseUrl, 'PUT', '/v1/newsletters/spine-health/schedule', {
+          cron: '0 9 * * 2',
+          timezone: 'Mars/Base',
+        })
+      ).status,
+    ).toBe(400);
+    const weekly = await admin<{ next: string[] }>(apps.baseUrl, 'PUT', '/v1/newsletters/spine-health/schedule', {
+      cron: '0 9 * * 2',
+      timezone: 'America/Chicago',
+    });
+    expect(weekly.status).toBe(200);
+    expect(weekly.body.next).toHaveLength(3);
+    for (const t of weekly.body.next) expect(new Date(t).getUTCDay()).toBe(2);
+
+    const queue = apps.worker!.get<Queue>(getQueueToken(DIGEST_QUEUE));
+    const schedulers = async () => (await queue.getJobSchedulers(0, -1)).filter((s) => s.key.startsWith('schedule-'));
+    await waitUntil(
+      schedulers,
+      (s) => s.length === 1 && s[0].pattern === '0 9 * * 2' && s[0].tz === 'America/Chicago',
+      15_000,
+      'weekly scheduler',
+    );
+
+    // Drive time through BullMQ: a schedule every 2 seconds fires real digests.
+    await newArticle('scheduled');
+    await admin(apps.baseUrl, 'PUT', '/v1/newsletters/spine-health/schedule', {
+      cron: '*/2 * * * * *',
+      timezone: 'UTC',
+    });
+    const fired = await waitUntil(
+      () =>
+        query<{ status: string; reason: string | null }>(
+          db.url,
+          `SELECT status, reason FROM digests WHERE trigger = 'schedule' ORDER BY id`,
+        ),
+      (list) => list.length >= 2 && list.every((d) => d.status !== 'scheduled' && d.status !== 'sending'),
+      30_000,
+      'two scheduled firings',
+    );
+    expect(fired[0].status).toBe('sent');
+    expect(
+      fired.slice(1).every((d) => d.status === 'skipped' && d.reason === 'no new articles since the last digest'),
+    ).toBe(true);
+
+    // A restart neither loses nor doubles the scheduler.
+    await apps.stopWorker();
+    await apps.startWorker();
+    const q2 = apps.worker!.get<Queue>(getQueueToken(DIGEST_QUEUE));
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await q2.getJobSchedulers(0, -1)).filter((s) => s.key.startsWith('schedule-'))).toHaveLength(1);
+
+    expect((await admin(apps.baseUrl, 'DELETE', '/v1/newsletters/spine-health/schedule')).status).toBe(204);
+    await waitUntil(
+      async () => (await q2.getJobSchedulers(0, -1)).filter((s) => s.key.startsWith('schedule-')).length,
+      (n) => n === 0,
+      15_000,
+      'scheduler removed',
+    );
+    await new Promise((r) => setTimeout(r, 2500));
+    const [{ n: before }] = await query<{ n: number }>(
+      db.url,
+      `SELECT count(*)::int AS n FROM digests WHERE trigger = 'schedule'`,
+    );
+    await new Promise((r) => setTimeout(r, 2500));
+    const [{ n: after }] = await query<{ n: number }>(
+      db.url,
+      `SELECT count(*)::int AS n FROM digests WHERE trigger = 'schedule'`,
+    );
+    expect(after).toBe(before);
+  });
+});
