@@ -13,6 +13,8 @@ import { ArticlesController } from './articles/articles.controller.js';
 import { DigestsController } from './digests/digests.controller.js';
 import { NewslettersController } from './admin/newsletters.controller.js';
 import { SubscribersController } from './admin/subscribers.controller.js';
+import { SubscriberRecordsController } from './admin/subscriber-records.controller.js';
+import { WebhooksController } from './webhooks/webhooks.controller.js';
 import { AllExceptionsFilter } from './common/all-exceptions.filter.js';
 import { ConfirmController } from './confirm/confirm.controller.js';
 import { GuidesController } from './guides/guides.controller.js';
@@ -48,6 +50,8 @@ export class ApiModule {
         SubscribersController,
         ArticlesController,
         DigestsController,
+        SubscriberRecordsController,
+        WebhooksController,
       ],
       providers: [PagesService, ApiKeyGuard, { provide: APP_FILTER, useClass: AllExceptionsFilter }],
     };

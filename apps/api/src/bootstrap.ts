@@ -21,6 +21,14 @@ export async function createApi(config: AppConfig): Promise<NestFastifyApplicati
     attachFieldsToBody: 'keyValues',
     limits: { fileSize: 0, files: 0, fields: 100, fieldSize: BODY_LIMIT },
   });
+  // CSV imports are streamed straight to the importer: no size limit, never buffered whole.
+  app
+    .getHttpAdapter()
+    .getInstance()
+    .addContentTypeParser(
+      ['text/csv', 'application/csv'],
+      (_req: unknown, payload: unknown, done: (err: Error | null, body?: unknown) => void) => done(null, payload),
+    );
   app.useGlobalPipes(
     new ValidationPipe({
       transform: true,

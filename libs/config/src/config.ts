@@ -34,6 +34,13 @@ export interface AppConfig {
     concurrency: number;
   };
   feeds: { pollMinutes: number; timeoutMs: number };
+  webhooks: {
+    mailgunSigningKey?: string;
+    postmarkUser?: string;
+    postmarkPassword?: string;
+    /** Shared secret in the SNS subscription URL: /v1/webhooks/ses?token=… */
+    sesToken?: string;
+  };
 }
 
 export class ConfigError extends Error {
@@ -167,6 +174,12 @@ export function loadConfig(env: Env = process.env): AppConfig {
       graceMinutes: int(env, 'DIGEST_GRACE_MINUTES', 60, 1, 7 * 24 * 60),
       batchSize: int(env, 'DIGEST_BATCH_SIZE', 500, 1, 10_000),
       concurrency: int(env, 'DIGEST_CONCURRENCY', 4, 1, 64),
+    },
+    webhooks: {
+      mailgunSigningKey: str(env, 'MAILGUN_WEBHOOK_SIGNING_KEY'),
+      postmarkUser: str(env, 'POSTMARK_WEBHOOK_USER'),
+      postmarkPassword: str(env, 'POSTMARK_WEBHOOK_PASSWORD'),
+      sesToken: str(env, 'SES_WEBHOOK_TOKEN'),
     },
     feeds: {
       pollMinutes: int(env, 'FEED_POLL_MINUTES', 15, 1, 24 * 60),

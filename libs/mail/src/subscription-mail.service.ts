@@ -68,17 +68,22 @@ export class SubscriptionMailService {
     );
   }
 
-  private async subscriberIfMailable(id: string): Promise<{ id: string; email: string; name: string | null } | null> {
+  /** The subscriber, unless bounced, complained or suppressed (an erased address may confirm anew). */
+  private async subscriberIfMailable(
+    id: string,
+    allowErased = false,
+  ): Promise<{ id: string; email: string; name: string | null } | null> {
     const rows: { id: string; email: string; name: string | null; status: string }[] = await this.ds.query(
       `SELECT id, email, name, status FROM subscribers WHERE id = $1`,
       [id],
     );
     const s = rows[0];
     if (!s || s.status !== 'ok') return null;
-    const sup: unknown[] = await this.ds.query(`SELECT 1 FROM suppressions WHERE email_hash = $1`, [
+    const sup: { reason: string }[] = await this.ds.query(`SELECT reason FROM suppressions WHERE email_hash = $1`, [
       emailHash(this.config.appSecret, s.email),
     ]);
-    return sup.length > 0 ? null : s;
+    if (sup.length === 0 || (allowErased && sup[0].reason === 'erased')) return s;
+    return null;
   }
 
   private async log(
@@ -123,7 +128,7 @@ export class SubscriptionMailService {
   }
 
   async sendConfirmation(subscriberId: string, newsletterIds: number[]): Promise<JobOutcome> {
-    const subscriber = await this.subscriberIfMailable(subscriberId);
+    const subscriber = await this.subscriberIfMailable(subscriberId, true);
     if (!subscriber) return 'skipped';
     const pending: { newsletter_id: number; source: string | null }[] = await this.ds.query(
       `SELECT newsletter_id, source FROM subscriptions WHERE subscriber_id = $1 AND newsletter_id = ANY($2::int[]) AND status = 'pending'`,

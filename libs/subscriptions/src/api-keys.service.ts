@@ -17,7 +17,7 @@ export class ApiKeysService implements OnApplicationBootstrap {
   /** ADMIN_API_KEY bootstraps (or rotates) the key named "bootstrap". */
   async onApplicationBootstrap(): Promise<void> {
     if (!this.config.adminApiKey) {
-      this.logger.warn('ADMIN_API_KEY is not set: only keys already in the database open the admin API');
+      this.logger.log('ADMIN_API_KEY is not set: only keys already in the database open the admin API');
       return;
     }
     await this.ds.query(

@@ -1,6 +1,10 @@
 import { Module } from '@nestjs/common';
 import { ApiKeysService } from './api-keys.service.js';
 import { GuidesService } from './guides.service.js';
+import { ImportExportService } from './import-export.service.js';
+import { SubscriberAdminService } from './subscriber-admin.service.js';
+import { SuppressionsService } from './suppressions.service.js';
+import { WebhooksService } from './webhooks.service.js';
 import { NewslettersService } from './newsletters.service.js';
 import { SubscribersService } from './subscribers.service.js';
 import { SubscriptionsRepository } from './subscriptions.repository.js';
@@ -9,7 +13,11 @@ import { SubscriptionsService } from './subscriptions.service.js';
 const PROVIDERS = [
   ApiKeysService,
   GuidesService,
+  ImportExportService,
   NewslettersService,
+  SubscriberAdminService,
+  SuppressionsService,
+  WebhooksService,
   SubscribersService,
   SubscriptionsRepository,
   SubscriptionsService,

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { EntityManager } from 'typeorm';
 import type { ConsentAction, SubscriptionStatus } from '../../db/src/entities/index.js';
 import type { DomainEvent } from '../../queue/src/jobs.js';
+import { emailHash } from './tokens.js';
 import { rows } from '../../db/src/sql.js';
 
 export interface ConsentContext {
@@ -101,9 +102,18 @@ export class SubscriptionsRepository {
     return id;
   }
 
-  async isSuppressed(em: EntityManager, hash: Buffer): Promise<boolean> {
-    const rows: unknown[] = await em.query(`SELECT 1 FROM suppressions WHERE email_hash = $1`, [hash]);
-    return rows.length > 0;
+  async suppressionReason(em: EntityManager, hash: Buffer): Promise<string | null> {
+    const found: { reason: string }[] = await em.query(`SELECT reason FROM suppressions WHERE email_hash = $1`, [hash]);
+    return found[0]?.reason ?? null;
+  }
+
+  /** A confirmed new double opt-in lifts the hash an erasure left behind (and nothing else). */
+  async liftErasure(em: EntityManager, subscriberId: string, secret: string): Promise<void> {
+    const [s]: { email: string }[] = await em.query(`SELECT email FROM subscribers WHERE id = $1`, [subscriberId]);
+    if (s)
+      await em.query(`DELETE FROM suppressions WHERE email_hash = $1 AND reason = 'erased'`, [
+        emailHash(secret, s.email),
+      ]);
   }
 
   async lockConfirmToken(

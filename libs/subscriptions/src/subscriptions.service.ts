@@ -72,7 +72,10 @@ export class SubscriptionsService {
     const topics = [...new Set((input.topics ?? []).map((t) => t.trim()).filter((t) => t.length > 0))];
 
     await this.ds.transaction(async (em) => {
-      if (await this.repo.isSuppressed(em, suppressedHash)) return;
+      // Bounced, complained or blocked addresses get the same answer and nothing else. An erased
+      // address may start a new double opt-in: its hash is lifted only when that is confirmed.
+      const reason = await this.repo.suppressionReason(em, suppressedHash);
+      if (reason !== null && reason !== 'erased') return;
       const subscriber = await this.repo.upsertSubscriber(
         em,
         email,
@@ -138,6 +141,7 @@ export class SubscriptionsService {
         throw new LinkError('used', 'This confirmation link has already been used.');
       }
       const activated = await this.repo.activate(em, token.subscriberId, token.newsletterIds);
+      if (activated.length > 0) await this.repo.liftErasure(em, token.subscriberId, this.config.appSecret);
       await this.repo.markTokenUsed(em, token.id);
       await this.repo.recordConsent(
         em,

@@ -1,0 +1,68 @@
+import 'reflect-metadata';
+import { Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT_DIR } from '../libs/core/src/paths.js';
+import { ConfigError, loadConfig } from '../libs/config/src/config.js';
+import { ConfigModule } from '../libs/core/src/config.module.js';
+import { DbModule } from '../libs/db/src/db.module.js';
+import { ImportExportService } from '../libs/subscriptions/src/import-export.service.js';
+import { SubscriptionsModule } from '../libs/subscriptions/src/subscriptions.module.js';
+
+const USAGE = `Usage:
+  npm run cli -- import <newsletter-slug> <file.csv>   import already-consented subscribers
+  npm run cli -- export <newsletter-slug>              write a newsletter's subscribers as CSV to stdout`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, slug, file] = argv;
+  if (!command || !['import', 'export'].includes(command) || !slug || (command === 'import' && !file)) {
+    console.error(USAGE);
+    return 64;
+  }
+  // Suppression hashes are keyed with APP_SECRET: the CLI must use the api's, or the dev one.
+  let appSecret = process.env.APP_SECRET;
+  const devSecrets = join(ROOT_DIR, '.data', 'dev-secrets.json');
+  if (!appSecret && existsSync(devSecrets))
+    appSecret = (JSON.parse(readFileSync(devSecrets, 'utf8')) as { appSecret: string }).appSecret;
+  if (!appSecret) throw new ConfigError('APP_SECRET', 'is required: use the same value as the api and worker');
+  const config = loadConfig({
+    NODE_ENV: 'production',
+    SMTP_URL: 'smtp://127.0.0.1:1025', // the CLI sends no mail
+    ...process.env,
+    APP_SECRET: appSecret,
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+  });
+  @Module({ imports: [ConfigModule.forRoot(config), DbModule, SubscriptionsModule] })
+  class CliModule {}
+  const app = await NestFactory.createApplicationContext(CliModule, { logger: ['error', 'warn'] });
+  try {
+    const bulk = app.get(ImportExportService);
+    if (command === 'import') {
+      const started = Date.now();
+      const report = await bulk.import(slug, createReadStream(file));
+      const seconds = (Date.now() - started) / 1000;
+      console.log(JSON.stringify({ ...report, seconds }, null, 2));
+    } else {
+      const stream = await bulk.export(slug);
+      await new Promise<void>((resolve, reject) => {
+        stream.on('end', resolve).on('error', reject);
+        stream.pipe(process.stdout, { end: false });
+      });
+    }
+    return 0;
+  } finally {
+    await app.close();
+  }
+}
+
+main(process.argv.slice(2))
+  .then((code) => process.exit(code))
+  .catch((err: unknown) => {
+    console.error(
+      err instanceof ConfigError
+        ? `mailroom cli: ${err.message}`
+        : `mailroom cli: ${err instanceof Error ? err.message : String(err)}`,
+    );
+    process.exit(1);
+  });
