@@ -8,6 +8,7 @@ import { MailModule } from '../../../libs/mail/src/mail.module.js';
 import { OutboxRepository } from '../../../libs/queue/src/outbox.repository.js';
 import { QueueModule } from '../../../libs/queue/src/queue.module.js';
 import { OutboxRelayService } from './outbox/outbox-relay.service.js';
+import { ReconcilerService } from './outbox/reconciler.service.js';
 import { DigestProcessor } from './processors/digest.processor.js';
 import { MailProcessor } from './processors/mail.processor.js';
 
@@ -24,7 +25,7 @@ export class WorkerModule {
         MailModule,
         DigestsModule,
       ],
-      providers: [OutboxRepository, OutboxRelayService, MailProcessor, DigestProcessor],
+      providers: [OutboxRepository, OutboxRelayService, ReconcilerService, MailProcessor, DigestProcessor],
     };
   }
 }

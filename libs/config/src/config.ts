@@ -34,6 +34,16 @@ export interface AppConfig {
     concurrency: number;
   };
   feeds: { pollMinutes: number; timeoutMs: number };
+  reliability: {
+    /** A job whose worker stops renewing its lock for this long is re-run by another worker. */
+    jobLockMs: number;
+    /** A delivery claimed this long ago without an outcome was in flight at a crash: sent again. */
+    deliveryStaleSeconds: number;
+    /** How often the worker looks for lost work (outbox rows, stuck digests). */
+    reconcileIntervalMs: number;
+    /** Work older than this with no progress counts as lost. */
+    reconcileAfterMs: number;
+  };
   webhooks: {
     mailgunSigningKey?: string;
     postmarkUser?: string;
@@ -174,6 +184,12 @@ export function loadConfig(env: Env = process.env): AppConfig {
       graceMinutes: int(env, 'DIGEST_GRACE_MINUTES', 60, 1, 7 * 24 * 60),
       batchSize: int(env, 'DIGEST_BATCH_SIZE', 500, 1, 10_000),
       concurrency: int(env, 'DIGEST_CONCURRENCY', 4, 1, 64),
+    },
+    reliability: {
+      jobLockMs: int(env, 'JOB_LOCK_MS', 30_000, 1000, 600_000),
+      deliveryStaleSeconds: int(env, 'DELIVERY_STALE_SECONDS', 120, 1, 86_400),
+      reconcileIntervalMs: int(env, 'RECONCILE_INTERVAL_MS', 60_000, 100, 3_600_000),
+      reconcileAfterMs: int(env, 'RECONCILE_AFTER_MS', 300_000, 100, 86_400_000),
     },
     webhooks: {
       mailgunSigningKey: str(env, 'MAILGUN_WEBHOOK_SIGNING_KEY'),

@@ -1,5 +1,5 @@
 import { InjectQueue } from '@nestjs/bullmq';
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { type BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { Queue } from 'bullmq';
 import type { DataSource } from 'typeorm';
@@ -40,8 +40,19 @@ class Permits {
 
 /** The worker's side of digests: plan (articles, render once, ledger, batches) and send batches exactly once. */
 @Injectable()
-export class DigestSender {
+export class DigestSender implements BeforeApplicationShutdown {
   private readonly logger = new Logger(DigestSender.name);
+  /** Set on SIGTERM: batches stop claiming rows; messages in flight finish. */
+  private stopping = false;
+
+  private readonly batches = new Set<Promise<unknown>>();
+
+  /** SIGTERM: stop claiming, let messages already handed to SMTP finish (within 25 s) before anything closes. */
+  async beforeApplicationShutdown(): Promise<void> {
+    this.stopping = true;
+    const deadline = new Promise((r) => setTimeout(r, 25_000).unref());
+    await Promise.race([Promise.allSettled([...this.batches]), deadline]);
+  }
 
   constructor(
     @InjectDataSource() private readonly ds: DataSource,
@@ -107,8 +118,16 @@ export class DigestSender {
     return 'planned';
   }
 
+  /**
+   * Re-queues the batches of a digest whose jobs were lost (a queue that came back empty, jobs
+   * that failed for good). The ledger makes a second job for a range harmless.
+   */
+  async resume(digestId: string, round: string): Promise<number> {
+    return this.enqueueBatches(digestId, round);
+  }
+
   /** Keyset pages over the ledger, enqueued with addBulk; memory holds one chunk of job ranges at a time. */
-  private async enqueueBatches(digestId: string): Promise<number> {
+  private async enqueueBatches(digestId: string, round?: string): Promise<number> {
     let after = '0';
     let total = 0;
     let chunk: {
@@ -122,7 +141,11 @@ export class DigestSender {
         chunk.push({
           name: 'send-digest-batch',
           data: { digestId, fromSubscriberId: range.from, toSubscriberId: range.to },
-          opts: { jobId: jobIds.digestBatch(digestId, range.from) },
+          opts: {
+            jobId: round
+              ? `${jobIds.digestBatch(digestId, range.from)}-r${round}`
+              : jobIds.digestBatch(digestId, range.from),
+          },
         });
         after = range.to;
       }
@@ -187,9 +210,26 @@ export class DigestSender {
    * rows a crashed attempt left in flight are sent again (at-least-once for those alone).
    */
   async sendBatch(digestId: string, from: string, to: string): Promise<DigestOutcome> {
+    const run = this.runBatch(digestId, from, to);
+    this.batches.add(run);
+    try {
+      return await run;
+    } finally {
+      this.batches.delete(run);
+    }
+  }
+
+  private async runBatch(digestId: string, from: string, to: string): Promise<DigestOutcome> {
+    if (this.stopping) throw new Error('worker shutting down: batch left to another worker');
     const d = await this.repo.find(this.ds, digestId);
     if (!d || d.status !== 'sending' || !d.html_template) return d?.status === 'cancelled' ? 'cancelled' : 'skipped';
-    const released = await this.repo.releaseInFlight(this.ds, digestId, from, to);
+    const released = await this.repo.releaseInFlight(
+      this.ds,
+      digestId,
+      from,
+      to,
+      this.config.reliability.deliveryStaleSeconds,
+    );
     if (released)
       this.logger.warn(
         `Digest ${digestId} batch ${from}-${to}: ${released} message(s) were in flight at a crash and will be sent again`,
@@ -221,7 +261,7 @@ export class DigestSender {
     let transient: unknown = null;
     const next = (() => {
       let i = 0;
-      return () => (stopped || i >= queue.length ? undefined : queue[i++]);
+      return () => (stopped || this.stopping || i >= queue.length ? undefined : queue[i++]);
     })();
     const lane = async () => {
       for (let r = next(); r; r = next()) {
@@ -249,6 +289,7 @@ export class DigestSender {
     };
     await Promise.all(Array.from({ length: Math.max(1, this.config.smtp.maxConnections) }, lane));
     if (stopped) return 'cancelled';
+    if (this.stopping) throw new Error('worker shutting down: the rest of this batch is left to the next attempt');
     if (await this.repo.completeIfDone(this.ds, digestId)) this.logger.log(`Digest ${digestId} sent`);
     if (transient) throw transient instanceof Error ? transient : new Error(String(transient));
     return 'sent';

@@ -158,15 +158,33 @@ export class DigestsRepository {
     return r.from && r.to ? { from: r.from, to: r.to } : null;
   }
 
-  /** Rows a dead attempt left in flight go back to pending (the in-flight window at a crash). */
-  async releaseInFlight(db: Db, digestId: string, from: string, to: string): Promise<number> {
+  /**
+   * Rows a dead attempt left in flight go back to pending (the in-flight window at a crash). Only
+   * stale claims: a live sender's claims are younger than any SMTP timeout.
+   */
+  async releaseInFlight(db: Db, digestId: string, from: string, to: string, staleSeconds: number): Promise<number> {
     const r = await rows(
       db,
       `UPDATE deliveries SET status = 'pending', claimed_at = NULL
-       WHERE digest_id = $1 AND subscriber_id BETWEEN $2 AND $3 AND status = 'sending' RETURNING 1`,
-      [digestId, from, to],
+       WHERE digest_id = $1 AND subscriber_id BETWEEN $2 AND $3 AND status = 'sending'
+         AND claimed_at < now() - make_interval(secs => $4) RETURNING 1`,
+      [digestId, from, to, staleSeconds],
     );
     return r.length;
+  }
+
+  /** Digests still sending whose ledger has not moved for a while: their batch jobs were lost. */
+  async stuck(db: Db, afterMs: number): Promise<string[]> {
+    const list = await rows<{ id: string }>(
+      db,
+      `SELECT d.id FROM digests d
+       WHERE d.status = 'sending' AND d.html_template IS NOT NULL AND d.recipients IS NOT NULL
+         AND EXISTS (SELECT 1 FROM deliveries x WHERE x.digest_id = d.id AND x.status IN ('pending','sending'))
+         AND COALESCE((SELECT max(GREATEST(x.claimed_at, x.finished_at)) FROM deliveries x WHERE x.digest_id = d.id), d.started_at)
+             < now() - make_interval(secs => $1::float8 / 1000)`,
+      [afterMs],
+    );
+    return list.map((r) => r.id);
   }
 
   async pendingRecipients(db: Db, digestId: string, from: string, to: string): Promise<Recipient[]> {

@@ -1,4 +1,4 @@
-import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { connect } from 'node:net';
 import nodemailer, { type SendMailOptions, type TransportOptions, type Transporter } from 'nodemailer';
 import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
@@ -27,7 +27,7 @@ export function isHardBounce(err: unknown): boolean {
 }
 
 @Injectable()
-export class MailTransport implements OnModuleDestroy {
+export class MailTransport implements OnApplicationShutdown {
   private readonly transporter: Transporter;
 
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
@@ -73,7 +73,8 @@ export class MailTransport implements OnModuleDestroy {
     return { messageId: info.messageId };
   }
 
-  onModuleDestroy(): void {
+  /** Last: after the queue workers have finished their jobs. */
+  onApplicationShutdown(): void {
     this.transporter.close();
   }
 }

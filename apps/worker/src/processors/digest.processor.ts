@@ -6,7 +6,12 @@ import { type DigestOutcome, DigestSender } from '../../../../libs/digests/src/d
 import { type FeedResult, FeedsService } from '../../../../libs/digests/src/feeds.service.js';
 import { SchedulesService } from '../../../../libs/digests/src/schedules.service.js';
 import { DIGEST_QUEUE, type DigestJob, jobIds } from '../../../../libs/queue/src/jobs.js';
+import { OutboxRepository } from '../../../../libs/queue/src/outbox.repository.js';
 import { throttledErrorLogger } from '../../../../libs/queue/src/queue.module.js';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type { DataSource } from 'typeorm';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** Digests and feeds: plan, send batches, fire schedules, poll feeds (each feed its own job). */
 @Processor(DIGEST_QUEUE, { autorun: false })
@@ -19,6 +24,8 @@ export class DigestProcessor extends WorkerHost implements OnApplicationBootstra
     private readonly feeds: FeedsService,
     private readonly schedules: SchedulesService,
     @InjectQueue(DIGEST_QUEUE) private readonly queue: Queue,
+    private readonly outbox: OutboxRepository,
+    @InjectDataSource() private readonly ds: DataSource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
     super();
@@ -26,6 +33,8 @@ export class DigestProcessor extends WorkerHost implements OnApplicationBootstra
 
   onApplicationBootstrap(): void {
     this.worker.concurrency = this.config.digest.concurrency;
+    this.worker.opts.lockDuration = this.config.reliability.jobLockMs;
+    this.worker.opts.stalledInterval = this.config.reliability.jobLockMs;
     this.worker.run().catch((err: unknown) => this.logger.error(`Digest worker stopped: ${String(err)}`));
     // Schedules follow the database at every start. Not awaited: with the queue down, start-up
     // goes on and the job is queued once the queue answers.
@@ -45,6 +54,13 @@ export class DigestProcessor extends WorkerHost implements OnApplicationBootstra
   }
 
   async process(job: Job): Promise<DigestOutcome | FeedResult | { schedules: number; removed: number } | number> {
+    const result = await this.run(job);
+    // Jobs published from the outbox carry the event id: mark the event handled.
+    if (job.id && UUID.test(job.id)) await this.outbox.markHandled(this.ds.manager, job.id);
+    return result;
+  }
+
+  private async run(job: Job): Promise<DigestOutcome | FeedResult | { schedules: number; removed: number } | number> {
     const typed = { name: job.name, data: job.data } as DigestJob;
     switch (typed.name) {
       case 'plan-digest':

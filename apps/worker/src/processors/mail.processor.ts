@@ -1,7 +1,7 @@
 import { OnWorkerEvent, Processor, WorkerHost } from '@nestjs/bullmq';
 import { Inject, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import type { Job } from 'bullmq';
+import { type Job, UnrecoverableError } from 'bullmq';
 import type { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/config.js';
 import { DigestSender } from '../../../../libs/digests/src/digest-sender.service.js';
@@ -28,6 +28,8 @@ export class MailProcessor extends WorkerHost implements OnApplicationBootstrap 
   onApplicationBootstrap(): void {
     // Set before the worker starts taking jobs. The global send rate is kept by SendRateLimiter.
     this.worker.concurrency = Math.max(1, this.config.smtp.maxConnections * 2);
+    this.worker.opts.lockDuration = this.config.reliability.jobLockMs;
+    this.worker.opts.stalledInterval = this.config.reliability.jobLockMs;
     this.worker.run().catch((err: unknown) => this.logger.error(`Mail worker stopped: ${String(err)}`));
   }
 
@@ -51,18 +53,24 @@ export class MailProcessor extends WorkerHost implements OnApplicationBootstrap 
     if (eventId && (await this.outbox.isHandled(this.ds.manager, eventId))) return 'skipped';
     const typed = { name: job.name, data: job.data } as MailJob;
     let outcome: JobOutcome;
-    switch (typed.name) {
-      case 'send-confirmation':
-        outcome = await this.mail.sendConfirmation(typed.data.subscriberId, typed.data.newsletterIds);
-        break;
-      case 'send-guide':
-        outcome = await this.mail.sendGuide(typed.data.subscriptionId);
-        break;
-      case 'send-digest-test':
-        outcome = await this.digests.sendTest(typed.data.digestId, typed.data.to);
-        break;
-      default:
-        throw new Error(`Unknown job ${job.name}`);
+    try {
+      switch (typed.name) {
+        case 'send-confirmation':
+          outcome = await this.mail.sendConfirmation(typed.data.subscriberId, typed.data.newsletterIds);
+          break;
+        case 'send-guide':
+          outcome = await this.mail.sendGuide(typed.data.subscriptionId);
+          break;
+        case 'send-digest-test':
+          outcome = await this.digests.sendTest(typed.data.digestId, typed.data.to);
+          break;
+        default:
+          throw new UnrecoverableError(`Unknown job ${job.name}`);
+      }
+    } catch (err) {
+      // A permanent failure is an outcome too: the reconciler must not publish the event again.
+      if (err instanceof UnrecoverableError && eventId) await this.outbox.markHandled(this.ds.manager, eventId);
+      throw err;
     }
     if (eventId) await this.outbox.markHandled(this.ds.manager, eventId);
     return outcome;
