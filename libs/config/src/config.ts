@@ -32,6 +32,8 @@ export interface AppConfig {
     batchSize: number;
     /** Batch jobs one worker runs at once. */
     concurrency: number;
+    /** After this many 5.7.x (policy) rejections the digest stops and says why. */
+    policyFailureLimit: number;
   };
   feeds: { pollMinutes: number; timeoutMs: number };
   reliability: {
@@ -184,6 +186,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       graceMinutes: int(env, 'DIGEST_GRACE_MINUTES', 60, 1, 7 * 24 * 60),
       batchSize: int(env, 'DIGEST_BATCH_SIZE', 500, 1, 10_000),
       concurrency: int(env, 'DIGEST_CONCURRENCY', 4, 1, 64),
+      policyFailureLimit: int(env, 'DIGEST_POLICY_FAILURE_LIMIT', 10, 1, 1_000_000),
     },
     reliability: {
       jobLockMs: int(env, 'JOB_LOCK_MS', 30_000, 1000, 600_000),

@@ -4,8 +4,9 @@ import { DataSource, type DataSourceOptions } from 'typeorm';
 import { ENTITIES } from './entities/index.js';
 import { Init1764000000000 } from './migrations/1764000000000-init.js';
 import { Digests1764100000000 } from './migrations/1764100000000-digests.js';
+import { DigestResumed1764200000000 } from './migrations/1764200000000-digest-resumed.js';
 
-export const MIGRATIONS = [Init1764000000000, Digests1764100000000];
+export const MIGRATIONS = [Init1764000000000, Digests1764100000000, DigestResumed1764200000000];
 
 export function dataSourceOptions(url: string): DataSourceOptions {
   return {

@@ -6,7 +6,12 @@ import type { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
 import { rows } from '../../db/src/sql.js';
 import { headerValue } from '../../mail/src/mail-renderer.service.js';
-import { MailTransport, classifySmtpError, isHardBounce } from '../../mail/src/mail-transport.service.js';
+import {
+  MailTransport,
+  classifySmtpError,
+  isHardBounce,
+  isPolicyRejection,
+} from '../../mail/src/mail-transport.service.js';
 import { SendRateLimiter } from '../../mail/src/send-rate-limiter.service.js';
 import { listUnsubscribeHeaders, SubscriptionMailService } from '../../mail/src/subscription-mail.service.js';
 import { DIGEST_QUEUE, type DigestJob, jobIds } from '../../queue/src/jobs.js';
@@ -17,6 +22,8 @@ import { type DigestRow, DigestsRepository, type Recipient } from './digests.rep
 export type DigestOutcome = 'planned' | 'sent' | 'skipped' | 'cancelled' | 'partial';
 
 const ENQUEUE_CHUNK = 500;
+/** PostgreSQL regex for an SMTP reply with enhanced status 5.7.x ("554 5.7.1", "550-5.7.26"). */
+const POLICY_RE = '\\m5\\d\\d[ -]5\\.7\\.';
 
 /** Hands out send permits from the global limiter a few at a time, to parallel senders in turn. */
 class Permits {
@@ -259,9 +266,10 @@ export class DigestSender implements BeforeApplicationShutdown {
     const permits = new Permits(this.limiter, queue.length);
     let stopped = false;
     let transient: unknown = null;
+    let broken: unknown = null;
     const next = (() => {
       let i = 0;
-      return () => (stopped || this.stopping || i >= queue.length ? undefined : queue[i++]);
+      return () => (stopped || broken || this.stopping || i >= queue.length ? undefined : queue[i++]);
     })();
     const lane = async () => {
       for (let r = next(); r; r = next()) {
@@ -287,7 +295,15 @@ export class DigestSender implements BeforeApplicationShutdown {
         });
       }
     };
-    await Promise.all(Array.from({ length: Math.max(1, this.config.smtp.maxConnections) }, lane));
+    // Every lane is awaited even when one fails (the database went away): no sender is left running unsupervised.
+    await Promise.all(
+      Array.from({ length: Math.max(1, this.config.smtp.maxConnections) }, () =>
+        lane().catch((err: unknown) => {
+          broken ??= err;
+        }),
+      ),
+    );
+    if (broken) throw broken instanceof Error ? broken : new Error(String(broken));
     if (stopped) return 'cancelled';
     if (this.stopping) throw new Error('worker shutting down: the rest of this batch is left to the next attempt');
     if (await this.repo.completeIfDone(this.ds, digestId)) this.logger.log(`Digest ${digestId} sent`);
@@ -296,20 +312,62 @@ export class DigestSender implements BeforeApplicationShutdown {
   }
 
   private async deliver(d: DigestRow, r: Recipient, onTransient: (err: unknown) => void): Promise<void> {
+    let messageId: string;
     try {
-      const { messageId } = await this.transport.send(this.message(d, r, r.subscriptionId));
-      await this.repo.finish(this.ds, d.id, r.subscriberId, 'sent', messageId, null);
+      ({ messageId } = await this.transport.send(this.message(d, r, r.subscriptionId)));
     } catch (err) {
       const detail = (err instanceof Error ? err.message : String(err)).slice(0, 500);
       if (classifySmtpError(err) === 'permanent') {
         await this.repo.finish(this.ds, d.id, r.subscriberId, 'failed', null, detail);
         if (isHardBounce(err)) await this.mail.suppress(r.subscriberId, r.email, 'bounced', detail);
+        else if (isPolicyRejection(err)) await this.pauseOnPolicy(d.id, detail);
       } else {
         // Back to pending: the batch job is retried with backoff and picks it up again.
         await this.repo.finish(this.ds, d.id, r.subscriberId, 'pending', null, detail);
         onTransient(err);
       }
+      return;
     }
+    await this.recordSent(d.id, r.subscriberId, messageId);
+  }
+
+  /**
+   * The message is out: its ledger row must say so. If the database is away, keep trying for a
+   * while (the row stays claimed meanwhile); only if this process dies first is it sent again.
+   */
+  private async recordSent(digestId: string, subscriberId: string, messageId: string): Promise<void> {
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        await this.repo.finish(this.ds, digestId, subscriberId, 'sent', messageId, null);
+        return;
+      } catch (err) {
+        if (attempt >= 8) throw err;
+        await new Promise((resolve) => setTimeout(resolve, Math.min(250 * 2 ** attempt, 8000)));
+      }
+    }
+  }
+
+  /**
+   * 5.7.x means the receiving side refuses us (reputation, authentication, policy): nobody is
+   * suppressed, but past a limit the digest stops and says why instead of burning the list.
+   */
+  private async pauseOnPolicy(digestId: string, detail: string): Promise<void> {
+    const [{ n }] = await rows<{ n: number }>(
+      this.ds,
+      `SELECT count(*)::int AS n FROM deliveries WHERE digest_id = $1 AND status = 'failed' AND detail ~ $2`,
+      [digestId, POLICY_RE],
+    );
+    if (n < this.config.digest.policyFailureLimit) return;
+    const stopped = await rows(
+      this.ds,
+      `UPDATE digests SET status = 'failed', finished_at = now(),
+         reason = $2 WHERE id = $1 AND status = 'sending' RETURNING 1`,
+      [
+        digestId,
+        `paused: ${n} messages were rejected by the receiving servers' policy (5.7.x), last: ${detail.slice(0, 200)}. Check the sending domain's SPF/DKIM/DMARC and reputation, then send a new digest.`,
+      ],
+    );
+    if (stopped.length) this.logger.error(`Digest ${digestId} paused after ${n} policy rejections (5.7.x)`);
   }
 
   /** One test copy to any address; no delivery row, logged as a digest test. */

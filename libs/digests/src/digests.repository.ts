@@ -173,6 +173,10 @@ export class DigestsRepository {
     return r.length;
   }
 
+  async markResumed(db: Db, digestId: string): Promise<void> {
+    await db.query(`UPDATE digests SET resumed_at = now() WHERE id = $1`, [digestId]);
+  }
+
   /** Digests still sending whose ledger has not moved for a while: their batch jobs were lost. */
   async stuck(db: Db, afterMs: number): Promise<string[]> {
     const list = await rows<{ id: string }>(
@@ -180,7 +184,7 @@ export class DigestsRepository {
       `SELECT d.id FROM digests d
        WHERE d.status = 'sending' AND d.html_template IS NOT NULL AND d.recipients IS NOT NULL
          AND EXISTS (SELECT 1 FROM deliveries x WHERE x.digest_id = d.id AND x.status IN ('pending','sending'))
-         AND COALESCE((SELECT max(GREATEST(x.claimed_at, x.finished_at)) FROM deliveries x WHERE x.digest_id = d.id), d.started_at)
+         AND GREATEST((SELECT max(GREATEST(x.claimed_at, x.finished_at)) FROM deliveries x WHERE x.digest_id = d.id), d.started_at, d.resumed_at)
              < now() - make_interval(secs => $1::float8 / 1000)`,
       [afterMs],
     );
@@ -202,8 +206,8 @@ export class DigestsRepository {
    * Claims one delivery before SMTP. Only while the digest is sending and the reader is still
    * subscribed and mailable: an unsubscribe or a cancel lands before the next message.
    */
-  async claim(db: Db, digestId: string, subscriberId: string): Promise<'claimed' | 'stopped' | 'ineligible'> {
-    const [r] = await rows<{ claimed: boolean; sending: boolean }>(
+  async claim(db: Db, digestId: string, subscriberId: string): Promise<'claimed' | 'stopped' | 'taken' | 'ineligible'> {
+    const [r] = await rows<{ claimed: boolean; sending: boolean; pending: boolean }>(
       db,
       `WITH c AS (
          UPDATE deliveries d SET status = 'sending', claimed_at = now()
@@ -212,11 +216,13 @@ export class DigestsRepository {
            AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.id = d.subscription_id AND s.status = 'active')
            AND EXISTS (SELECT 1 FROM subscribers u WHERE u.id = d.subscriber_id AND u.status = 'ok')
          RETURNING 1)
-       SELECT EXISTS (SELECT 1 FROM c) AS claimed, EXISTS (SELECT 1 FROM digests WHERE id = $1 AND status = 'sending') AS sending`,
+       SELECT EXISTS (SELECT 1 FROM c) AS claimed, EXISTS (SELECT 1 FROM digests WHERE id = $1 AND status = 'sending') AS sending,
+              EXISTS (SELECT 1 FROM deliveries WHERE digest_id = $1 AND subscriber_id = $2 AND status = 'pending') AS pending`,
       [digestId, subscriberId],
     );
     if (r.claimed) return 'claimed';
-    return r.sending ? 'ineligible' : 'stopped';
+    if (!r.sending) return 'stopped';
+    return r.pending ? 'ineligible' : 'taken';
   }
 
   async finish(
@@ -231,7 +237,7 @@ export class DigestsRepository {
       `UPDATE deliveries SET status = $3, message_id = $4, detail = $5,
          finished_at = CASE WHEN $3 = 'pending' THEN NULL ELSE now() END,
          claimed_at = CASE WHEN $3 = 'pending' THEN NULL ELSE claimed_at END
-       WHERE digest_id = $1 AND subscriber_id = $2`,
+       WHERE digest_id = $1 AND subscriber_id = $2 AND ($3 <> 'pending' OR status = 'sending')`,
       [digestId, subscriberId, status, messageId, detail],
     );
   }

@@ -26,6 +26,13 @@ export function isHardBounce(err: unknown): boolean {
   return /\b5\d\d[ -]5\.1\.\d{1,3}\b/.test(`${e?.response ?? ''} ${e?.message ?? ''}`);
 }
 
+/** A policy rejection (5.7.x): our reputation or authentication, not the mailbox. */
+export function isPolicyRejection(err: unknown): boolean {
+  const e = err as SmtpError | null;
+  if (classifySmtpError(err) !== 'permanent') return false;
+  return /\b5\d\d[ -]5\.7\.\d{1,3}\b/.test(`${e?.response ?? ''} ${e?.message ?? ''}`);
+}
+
 @Injectable()
 export class MailTransport implements OnApplicationShutdown {
   private readonly transporter: Transporter;

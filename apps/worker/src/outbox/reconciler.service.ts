@@ -48,7 +48,10 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
       [after],
     );
     const stuck = await this.digests.stuck(this.ds, after);
-    for (const id of stuck) await this.sender.resume(id, String(Date.now()));
+    for (const id of stuck) {
+      await this.digests.markResumed(this.ds, id);
+      await this.sender.resume(id, String(Date.now()));
+    }
     if (events.length || stuck.length) {
       this.logger.warn(
         `Recovered lost work: ${events.length} outbox event(s) republished, ${stuck.length} digest(s) resumed`,
