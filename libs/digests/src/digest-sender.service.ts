@@ -279,15 +279,10 @@ export class DigestSender implements BeforeApplicationShutdown {
           stopped = true;
           return;
         }
+        // Held by another attempt (a retried or resumed batch): it is that attempt's to send.
+        if (claim === 'taken') continue;
         if (claim === 'ineligible') {
-          await this.repo.finish(
-            this.ds,
-            digestId,
-            r.subscriberId,
-            'skipped',
-            null,
-            'unsubscribed or no longer mailable',
-          );
+          await this.repo.skipMany(this.ds, digestId, [r.subscriberId], 'unsubscribed or no longer mailable');
           continue;
         }
         await this.deliver(d, r, (err) => {

@@ -44,7 +44,10 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
     const events = await rows(
       this.ds,
       `UPDATE outbox SET dispatched_at = NULL
-       WHERE handled_at IS NULL AND dispatched_at < now() - make_interval(secs => $1::float8 / 1000) RETURNING id`,
+       WHERE handled_at IS NULL AND dispatched_at < now() - make_interval(secs => $1::float8 / 1000)
+         -- a digest planned for later is waiting by design, not lost
+         AND NOT (type = 'digest.requested' AND (payload->>'sendAt')::timestamptz > now())
+       RETURNING id`,
       [after],
     );
     const stuck = await this.digests.stuck(this.ds, after);
