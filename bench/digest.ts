@@ -1,0 +1,354 @@
+/**
+ * Benchmarks 1 and 2: a digest end to end against the raw SMTP limit, and the worker's memory at
+ * two audience sizes. Everything talks to one discard sink in its own process.
+ */
+import { connect, type Socket } from 'node:net';
+import { Redis } from 'ioredis';
+import nodemailer, { type TransportOptions, type Transporter } from 'nodemailer';
+import { ADMIN_KEY, type Child, addArticles, log, median, now, probe, procStatusKb, query, sleep } from './support.js';
+
+export interface Sink {
+  child: Child;
+  port: number;
+  url: string;
+}
+
+export async function sinkCount(sink: Sink): Promise<number> {
+  return (await sink.child.request<{ count: number }>({ cmd: 'mark' }, 'mark')).count;
+}
+
+export function sinkReached(sink: Sink, target: number, timeoutMs: number): Promise<{ at: number; count: number }> {
+  return sink.child.request<{ at: number; count: number }>({ cmd: 'wait', target }, 'reached', timeoutMs);
+}
+
+export async function sinkTimes(sink: Sink, from: number): Promise<number[]> {
+  return (await sink.child.request<{ times: number[] }>({ cmd: 'times', from }, 'times')).times;
+}
+
+export async function createDigest(apiUrl: string, slug: string): Promise<string> {
+  const res = await fetch(`${apiUrl}/v1/newsletters/${slug}/digests`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
+    body: '{}',
+  });
+  const body = (await res.json()) as { id?: string };
+  if (res.status !== 201 || !body.id) throw new Error(`POST digests answered ${res.status}: ${JSON.stringify(body)}`);
+  return body.id;
+}
+
+/** Waits for the digest to end (sent) and checks its ledger. */
+export async function digestOutcome(
+  dbUrl: string,
+  id: string,
+  timeoutMs: number,
+): Promise<{ status: string; sent: number }> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [d] = await query<{ status: string; sent: number }>(
+      dbUrl,
+      `SELECT status, (SELECT count(*)::int FROM deliveries WHERE digest_id = $1 AND status = 'sent') AS sent
+       FROM digests WHERE id = $1`,
+      [id],
+    );
+    if (d && !['scheduled', 'sending'].includes(d.status)) return d;
+    if (Date.now() > deadline) throw new Error(`digest ${id} still ${d?.status} after ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
+
+export interface DigestRun {
+  id: string;
+  recipients: number;
+  ms: number;
+  mailsPerS: number;
+  mjmlCalls: number | null;
+}
+
+let articleTag = 0;
+
+/**
+ * One digest: fresh articles, POST /v1/newsletters/:slug/digests, and the clock stops at the sink's
+ * accept time of the last expected message. The ledger is checked afterwards (all sent, none twice).
+ */
+export async function timedDigest(opts: {
+  dbUrl: string;
+  apiUrl: string;
+  sink: Sink;
+  slug: string;
+  recipients: number;
+  worker?: Child;
+  timeoutMs: number;
+}): Promise<DigestRun> {
+  await addArticles(opts.dbUrl, opts.slug, `t${Date.now()}-${++articleTag}`);
+  const before = opts.worker ? (await probe(opts.worker)).mjmlCalls : null;
+  const mark = await sinkCount(opts.sink);
+  const reached = sinkReached(opts.sink, mark + opts.recipients, opts.timeoutMs);
+  const t0 = now();
+  const id = await createDigest(opts.apiUrl, opts.slug);
+  const { at, count } = await reached;
+  const ms = at - t0;
+  const outcome = await digestOutcome(opts.dbUrl, id, 60_000);
+  if (outcome.status !== 'sent' || outcome.sent !== opts.recipients) {
+    throw new Error(`digest ${id}: ${outcome.status}, ${outcome.sent}/${opts.recipients} sent`);
+  }
+  await sleep(100);
+  const extra = (await sinkCount(opts.sink)) - mark - opts.recipients;
+  if (extra !== 0 || count < mark + opts.recipients)
+    throw new Error(`digest ${id}: sink got ${extra} message(s) too many`);
+  const after = opts.worker ? (await probe(opts.worker)).mjmlCalls : null;
+  return {
+    id,
+    recipients: opts.recipients,
+    ms,
+    mailsPerS: opts.recipients / (ms / 1000),
+    mjmlCalls: before !== null && after !== null ? after - before : null,
+  };
+}
+
+export type SocketMode = 'nodelay' | 'default' | 'nagle';
+
+/**
+ * Sockets for nodemailer. `nodelay`: exactly as MailTransport hands them out (getSocket, net.connect,
+ * setNoDelay(true)). `nagle`: the same socket with Nagle left on; nodemailer 10 calls
+ * setNoDelay(true) on every socket it gets, so that call is made a no-op to see what a pool without
+ * TCP_NODELAY costs. `default`: no getSocket, nodemailer opens its own sockets.
+ */
+function socketFactory(port: number, mode: Exclude<SocketMode, 'default'>) {
+  return (_opts: unknown, cb: (err: Error | null, s?: { connection: Socket }) => void) => {
+    const socket = connect(port, '127.0.0.1');
+    if (mode === 'nodelay') socket.setNoDelay(true);
+    else socket.setNoDelay = () => socket;
+    const onError = (e: Error) => cb(e);
+    socket.once('error', onError);
+    socket.once('connect', () => {
+      socket.removeListener('error', onError);
+      cb(null, { connection: socket });
+    });
+  };
+}
+
+/**
+ * The raw limit: one nodemailer pool (same size as the worker's) sends the same pre-rendered
+ * bytes `count` times, two messages queued per connection so no connection ever waits on us.
+ */
+export async function rawBlast(opts: {
+  sink: Sink;
+  raw: Buffer;
+  count: number;
+  connections: number;
+  mode: SocketMode;
+  timeoutMs: number;
+}): Promise<{ ms: number; mailsPerS: number; count: number }> {
+  const transport: Transporter = nodemailer.createTransport({
+    pool: true,
+    maxConnections: opts.connections,
+    maxMessages: 1000,
+    host: '127.0.0.1',
+    port: opts.sink.port,
+    secure: false,
+    ...(opts.mode !== 'default' ? { getSocket: socketFactory(opts.sink.port, opts.mode) } : {}),
+  } as TransportOptions);
+  try {
+    const mark = await sinkCount(opts.sink);
+    const reached = sinkReached(opts.sink, mark + opts.count, opts.timeoutMs);
+    const t0 = now();
+    let next = 0;
+    const lane = async () => {
+      for (let i = next++; i < opts.count; i = next++) {
+        await transport.sendMail({
+          envelope: { from: 'newsletter@spine-health.example', to: [`raw${i}@example.com`] },
+          raw: opts.raw,
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: opts.connections * 2 }, lane));
+    const { at } = await reached;
+    const ms = at - t0;
+    return { ms, mailsPerS: opts.count / (ms / 1000), count: opts.count };
+  } finally {
+    transport.close();
+  }
+}
+
+type RawRun = { ms: number; mailsPerS: number; count: number };
+
+export interface Bench1Result {
+  backend: 'redis' | 'postgres';
+  digest: DigestRun[];
+  rawNodelay: RawRun[];
+  rawDefault: RawRun[];
+  rawNagle: RawRun[];
+  ratios: number[];
+  ratio: number;
+  digestMailsPerS: number;
+  rawNodelayMailsPerS: number;
+  rawDefaultMailsPerS: number;
+  rawNagleMailsPerS: number;
+  mjmlCallsPerDigest: number | null;
+  messageBytes: number;
+}
+
+/** Interleaved repetitions (digest, raw NODELAY, raw default, raw Nagle) so that load drift hits all alike. */
+export async function bench1(opts: {
+  backend: 'redis' | 'postgres';
+  dbUrl: string;
+  apiUrl: string;
+  sink: Sink;
+  worker: Child;
+  raw: Buffer;
+  n: number;
+  reps: number;
+  defaultCount: number;
+  nagleCount: number;
+  connections: number;
+}): Promise<Bench1Result> {
+  const digest: DigestRun[] = [];
+  const rawNodelay: RawRun[] = [];
+  const rawDefault: RawRun[] = [];
+  const rawNagle: RawRun[] = [];
+  const ratios: number[] = [];
+  const timeoutMs = Math.max(120_000, opts.n * 20);
+  const blast = (mode: SocketMode, count: number) =>
+    rawBlast({ sink: opts.sink, raw: opts.raw, count, connections: opts.connections, mode, timeoutMs });
+  for (let rep = 1; rep <= opts.reps; rep++) {
+    const d = await timedDigest({
+      dbUrl: opts.dbUrl,
+      apiUrl: opts.apiUrl,
+      sink: opts.sink,
+      slug: 'spine-health',
+      recipients: opts.n,
+      worker: opts.worker,
+      timeoutMs,
+    });
+    digest.push(d);
+    const r = await blast('nodelay', opts.n);
+    rawNodelay.push(r);
+    const df = opts.defaultCount > 0 ? await blast('default', opts.defaultCount) : null;
+    if (df) rawDefault.push(df);
+    const p = await blast('nagle', opts.nagleCount);
+    rawNagle.push(p);
+    ratios.push(d.mailsPerS / r.mailsPerS);
+    log(
+      `  [${opts.backend}] rep ${rep}: digest ${d.mailsPerS.toFixed(0)}/s (${(d.ms / 1000).toFixed(2)} s, mjml ${d.mjmlCalls}), ` +
+        `raw NODELAY ${r.mailsPerS.toFixed(0)}/s, nodemailer default ${df ? df.mailsPerS.toFixed(0) : '-'}/s, ` +
+        `Nagle ${p.mailsPerS.toFixed(0)}/s → ratio ${(d.mailsPerS / r.mailsPerS).toFixed(3)}`,
+    );
+  }
+  const calls = digest.map((d) => d.mjmlCalls).filter((c): c is number => c !== null);
+  return {
+    backend: opts.backend,
+    digest,
+    rawNodelay,
+    rawDefault,
+    rawNagle,
+    ratios,
+    ratio: median(ratios),
+    digestMailsPerS: median(digest.map((d) => d.mailsPerS)),
+    rawNodelayMailsPerS: median(rawNodelay.map((r) => r.mailsPerS)),
+    rawDefaultMailsPerS: median(rawDefault.map((r) => r.mailsPerS)),
+    rawNagleMailsPerS: median(rawNagle.map((r) => r.mailsPerS)),
+    mjmlCallsPerDigest: calls.length ? Math.max(...calls) : null,
+    messageBytes: opts.raw.length,
+  };
+}
+
+// ---------------------------------------------------------------- memory
+
+export class RedisMemory {
+  private timer?: NodeJS.Timeout;
+  peak = 0;
+  constructor(private readonly redis: Redis) {}
+
+  async usedMemory(): Promise<number> {
+    const info = await this.redis.info('memory');
+    return Number(/^used_memory:(\d+)/m.exec(info)?.[1] ?? 0);
+  }
+
+  start(): void {
+    this.peak = 0;
+    const tick = async () => {
+      this.peak = Math.max(this.peak, await this.usedMemory().catch(() => 0));
+    };
+    void tick();
+    this.timer = setInterval(() => void tick(), 100);
+  }
+
+  async stop(): Promise<number> {
+    clearInterval(this.timer);
+    this.peak = Math.max(this.peak, await this.usedMemory());
+    return this.peak;
+  }
+}
+
+export interface MemoryRun {
+  recipients: number;
+  ms: number;
+  workerHwmKb: number;
+  workerRssAfterKb: number;
+  /** V8 heap in use after a full GC once the digest is done (what is really kept). */
+  liveHeapMb: number;
+  /** Highest VmRSS seen in each quarter of the digest's duration (sampled every 100 ms), kB. */
+  rssByQuarterKb: number[];
+  redisBaseline: number;
+  redisPeak: number;
+}
+
+/**
+ * One digest by a fresh worker (so VmHWM is this digest's peak), with Redis used_memory sampled
+ * every 100 ms. The caller starts the worker; the first digest also waits for it to boot.
+ */
+export async function memoryRun(opts: {
+  dbUrl: string;
+  apiUrl: string;
+  sink: Sink;
+  worker: Child;
+  slug: string;
+  recipients: number;
+  redisMem: RedisMemory;
+}): Promise<MemoryRun> {
+  const redisBaseline = await opts.redisMem.usedMemory();
+  opts.redisMem.start();
+  const samples: [number, number][] = [];
+  const sampler = setInterval(() => samples.push([now(), procStatusKb(opts.worker.proc.pid!, 'VmRSS')]), 100);
+  const started = now();
+  const run = await timedDigest({
+    dbUrl: opts.dbUrl,
+    apiUrl: opts.apiUrl,
+    sink: opts.sink,
+    slug: opts.slug,
+    recipients: opts.recipients,
+    timeoutMs: Math.max(180_000, opts.recipients * 20),
+  });
+  clearInterval(sampler);
+  const span = run.ms;
+  const rssByQuarterKb = [0, 0, 0, 0];
+  for (const [t, kb] of samples) {
+    const q = Math.min(3, Math.max(0, Math.floor(((t - started) / span) * 4)));
+    rssByQuarterKb[q] = Math.max(rssByQuarterKb[q], kb);
+  }
+  await sleep(300);
+  const redisPeak = await opts.redisMem.stop();
+  const pid = opts.worker.proc.pid!;
+  const workerHwmKb = procStatusKb(pid, 'VmHWM');
+  const workerRssAfterKb = procStatusKb(pid, 'VmRSS');
+  const live = await probe(opts.worker, true);
+  return {
+    recipients: opts.recipients,
+    ms: run.ms,
+    workerHwmKb,
+    workerRssAfterKb,
+    liveHeapMb: live.heapUsed / 1048576,
+    rssByQuarterKb,
+    redisBaseline,
+    redisPeak,
+  };
+}
+
+/** Asks the sink for the bytes of the next message it accepts (the one the raw blast re-sends). */
+export function captureNext(sink: Sink): Promise<Buffer> {
+  return sink.child
+    .request<{ raw: string }>({ cmd: 'capture' }, 'captured', 600_000)
+    .then((m) => Buffer.from(m.raw, 'base64'));
+}
+
+export { Redis };

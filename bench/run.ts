@@ -1,0 +1,613 @@
+/**
+ * `npm run bench [-- --quick | --n N] [--reps R] [--only digest,memory,digest-pg,rate,render,subscribe,import]
+ *  [--rate R] [--keep-logs]`
+ *
+ * Runs Mailroom's benchmarks side by side on this machine, against PostgreSQL and Redis on
+ * localhost (databases bench_*, Redis keys bench-<run>*, all removed at the end), with the api,
+ * the workers, a discard SMTP sink and the baselines each in its own process. Prints progress on
+ * stderr, then a summary whose last lines are `name value target` triples, and refreshes this
+ * run's block in BENCHMARKS.md.
+ */
+import 'reflect-metadata';
+import { Queue } from 'bullmq';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DataSource } from 'typeorm';
+import { ROOT_DIR } from '../libs/core/src/paths.js';
+import { dataSourceOptions } from '../libs/db/src/data-source.js';
+import { seed } from '../libs/db/src/seed.js';
+import {
+  type Bench1Result,
+  type MemoryRun,
+  Redis,
+  RedisMemory,
+  type Sink,
+  bench1,
+  captureNext,
+  memoryRun,
+  timedDigest,
+} from './digest.js';
+import { type RateResult, rateDigest } from './rate.js';
+import { type RenderResult, bench3 } from './render.js';
+import { type Triple, formatValue, machine, meets, writeReport } from './report.js';
+import { type Bench4Result, type Bench5Result, bench4, bench5 } from './subscribe.js';
+import {
+  type Child,
+  REDIS_URL,
+  RUN_ID,
+  addAudience,
+  appEnv,
+  createDatabase,
+  dropDatabases,
+  log,
+  now,
+  query,
+  sleep,
+  startChild,
+  stopAllChildren,
+  waitForHttp,
+} from './support.js';
+
+const ALL = ['memory', 'digest', 'render', 'subscribe', 'import', 'rate', 'digest-pg'] as const;
+type BenchName = (typeof ALL)[number];
+
+interface Args {
+  quick: boolean;
+  n: number;
+  reps: number;
+  only: Set<BenchName>;
+  rate: number;
+  keepLogs: boolean;
+  profile: boolean;
+  importRows: number;
+}
+
+function parseArgs(argv: string[]): Args {
+  const get = (flag: string): string | undefined => {
+    const i = argv.indexOf(flag);
+    if (i >= 0) return argv[i + 1];
+    const eq = argv.find((a) => a.startsWith(`${flag}=`));
+    return eq?.slice(flag.length + 1);
+  };
+  const num = (flag: string, def: number): number => {
+    const raw = get(flag);
+    if (raw === undefined) return def;
+    const v = Number(raw.replace(/_/g, ''));
+    if (!Number.isInteger(v) || v < 1) throw new Error(`${flag} must be a positive whole number, got "${raw}"`);
+    return v;
+  };
+  const quick = argv.includes('--quick');
+  const n = num('--n', quick ? 2000 : 10_000);
+  const onlyRaw = get('--only');
+  const only = new Set<BenchName>(
+    onlyRaw
+      ? onlyRaw.split(',').map((s) => {
+          if (!(ALL as readonly string[]).includes(s))
+            throw new Error(`--only: unknown benchmark "${s}" (${ALL.join(', ')})`);
+          return s as BenchName;
+        })
+      : // digest-pg doubles the digest part: left out of --quick (two-minute budget) unless asked for.
+        ALL.filter((b) => !(quick && b === 'digest-pg')),
+  );
+  return {
+    quick,
+    n,
+    reps: num('--reps', 3),
+    only,
+    rate: num('--rate', quick ? 100 : 200),
+    keepLogs: argv.includes('--keep-logs') || argv.includes('--profile'),
+    profile: argv.includes('--profile'),
+    importRows: num('--import-rows', n),
+  };
+}
+
+const args = parseArgs(process.argv.slice(2));
+const logDir = mkdtempSync(join(tmpdir(), `mailroom-bench-${RUN_ID}-`));
+const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1, lazyConnect: true });
+const prefixBase = `bench-${RUN_ID}`;
+const triples: Triple[] = [];
+const details: string[] = [];
+const notDone: string[] = [];
+let failed = false;
+
+async function cleanRedis(): Promise<number> {
+  let removed = 0;
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefixBase}*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length) removed += await redis.unlink(...keys);
+  } while (cursor !== '0');
+  return removed;
+}
+
+let cleaned = false;
+async function cleanup(): Promise<void> {
+  if (cleaned) return;
+  cleaned = true;
+  await stopAllChildren().catch((err: unknown) => log(`stopping children: ${String(err)}`));
+  await cleanRedis()
+    .then((n) => log(`removed ${n} Redis key(s) under ${prefixBase}*`))
+    .catch((err: unknown) => log(`Redis clean-up: ${String(err)}`));
+  redis.disconnect();
+  await dropDatabases();
+  if (!args.keepLogs && !failed) rmSync(logDir, { recursive: true, force: true });
+  else log(`child logs kept in ${logDir}`);
+}
+
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    log(`${sig}: cleaning up`);
+    failed = true;
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+async function seeded(url: string): Promise<void> {
+  const ds = new DataSource(dataSourceOptions(url));
+  await ds.initialize();
+  try {
+    await seed(ds);
+  } finally {
+    await ds.destroy();
+  }
+}
+
+async function startSink(): Promise<Sink> {
+  const child = startChild('sink', 'bench/sink.js', {}, { logDir });
+  const { port } = await child.next<{ port: number }>('ready', undefined, 30_000);
+  return { child, port, url: `smtp://127.0.0.1:${port}` };
+}
+
+function startWorker(
+  name: string,
+  dbUrl: string,
+  sink: Sink,
+  opts: { redis: boolean; prefix: string; extra?: Record<string, string> },
+): Child {
+  return startChild(
+    name,
+    'apps/worker/src/main.js',
+    appEnv({
+      dbUrl,
+      smtpUrl: sink.url,
+      redis: opts.redis,
+      prefix: opts.prefix,
+      extra: { LOG_LEVEL: 'info', ...opts.extra },
+    }),
+    { probe: true, logDir, nodeArgs: profileArgs(name) },
+  );
+}
+
+/** With --profile, app children write a V8 CPU profile into the log folder when they stop. */
+function profileArgs(name: string): string[] {
+  return args.profile ? ['--cpu-prof', `--cpu-prof-dir=${logDir}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
+}
+
+async function startApi(
+  name: string,
+  dbUrl: string,
+  smtpUrl: string,
+  prefix: string,
+  extra: Record<string, string> = {},
+): Promise<{ child: Child; url: string }> {
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const child = startChild(
+    name,
+    'apps/api/src/main.js',
+    appEnv({ dbUrl, smtpUrl, redis: true, prefix, extra: { PORT: String(port), ...extra } }),
+    { probe: true, logDir, nodeArgs: profileArgs(name) },
+  );
+  const url = `http://127.0.0.1:${port}`;
+  await Promise.race([
+    waitForHttp(`${url}/health`, 90_000),
+    new Promise((_, reject) =>
+      child.proc.once('exit', (c) => reject(new Error(`${name} exited (${c}); see ${logDir}/${name}.log`))),
+    ),
+  ]);
+  return { child, url };
+}
+
+/** Waits until `count` BullMQ workers listen on the digest queue under `prefix` (Redis backend). */
+async function waitForWorkers(prefix: string, count: number, timeoutMs = 90_000): Promise<void> {
+  const q = new Queue('digest', { connection: redis.duplicate(), prefix });
+  try {
+    const deadline = Date.now() + timeoutMs;
+    while ((await q.getWorkersCount()) < count) {
+      if (Date.now() > deadline) throw new Error(`${count} digest worker(s) did not start in ${timeoutMs} ms`);
+      await sleep(200);
+    }
+  } finally {
+    await q.close();
+  }
+  await sleep(300);
+}
+
+const mb = (kb: number) => kb / 1024;
+
+function section(title: string, lines: string[]): void {
+  details.push(`#### ${title}`, '', ...lines, '');
+}
+
+async function main(): Promise<void> {
+  const t0 = now();
+  const want = (b: BenchName) => args.only.has(b);
+  log(`run ${RUN_ID}: N=${args.n}, reps=${args.reps}, benchmarks: ${[...args.only].join(', ')}; logs in ${logDir}`);
+  await redis.connect();
+  // The smaller audience of benchmark 2: big enough for the worker to reach its steady state.
+  const smallN = args.quick ? 500 : Math.max(1000, Math.round(args.n / 10));
+  const rateRecipients = args.rate * (args.quick ? 5 : 15);
+  const needDigestDb = want('memory') || want('digest') || want('digest-pg') || want('rate');
+  const needApiDb = want('subscribe') || want('import');
+
+  // ------------------------------------------------------------ set-up
+  const [digestDb, apiDb] = await Promise.all([
+    needDigestDb ? createDatabase('digest') : Promise.resolve(''),
+    needApiDb ? createDatabase('api') : Promise.resolve(''),
+  ]);
+  if (digestDb) {
+    await seeded(digestDb);
+    // Every digest then carries exactly the six articles the bench adds before it (same message size).
+    await query(digestDb, 'DELETE FROM article_newsletters; DELETE FROM articles');
+    await addAudience(digestDb, 'big', args.n, 'spine-health');
+    await addAudience(digestDb, 'small', smallN, 'arthritis-health');
+    await addAudience(digestDb, 'rate', rateRecipients, 'sports-health');
+  }
+  if (apiDb) await seeded(apiDb);
+  log(`databases ready (${((now() - t0) / 1000).toFixed(1)} s)`);
+
+  let sink: Sink | undefined;
+  let digestApi: { child: Child; url: string } | undefined;
+  if (needDigestDb) {
+    sink = await startSink();
+    digestApi = await startApi('api-digest', digestDb, sink.url, `${prefixBase}-api`);
+    log(`sink on :${sink.port}, api on ${digestApi.url}`);
+  }
+
+  // ------------------------------------------------------------ 2. memory (fresh workers), also the warm-up of 1
+  let warm: Child | undefined;
+  let raw: Buffer | undefined;
+  const redisPrefix = `${prefixBase}-redis`;
+  if (sink && digestApi && (want('memory') || want('digest'))) {
+    const redisMem = new RedisMemory(redis);
+    const runs: MemoryRun[] = [];
+    if (want('memory')) {
+      log(`2. memory: small digest (${smallN}) on a fresh worker`);
+      const w = startWorker('worker-small', digestDb, sink, { redis: true, prefix: redisPrefix });
+      runs.push(
+        await memoryRun({
+          dbUrl: digestDb,
+          apiUrl: digestApi.url,
+          sink,
+          worker: w,
+          slug: 'arthritis-health',
+          recipients: smallN,
+          redisMem,
+        }),
+      );
+      await w.stop();
+    }
+    log(`2. memory: large digest (${args.n}) on a fresh worker (its first message is captured for the raw blast)`);
+    warm = startWorker('worker-redis', digestDb, sink, { redis: true, prefix: redisPrefix });
+    const captured = captureNext(sink);
+    const big = await memoryRun({
+      dbUrl: digestDb,
+      apiUrl: digestApi.url,
+      sink,
+      worker: warm,
+      slug: 'spine-health',
+      recipients: args.n,
+      redisMem,
+    });
+    raw = await captured;
+    if (want('memory')) {
+      runs.push(big);
+      const [s, l] = runs;
+      const rssRatio = l.workerHwmKb / s.workerHwmKb;
+      const redisRatio = l.redisPeak / s.redisPeak;
+      const redisDeltaS = Math.max(1, s.redisPeak - s.redisBaseline);
+      const redisDeltaL = Math.max(1, l.redisPeak - l.redisBaseline);
+      for (const r of runs)
+        log(
+          `  N=${r.recipients}: worker VmHWM ${mb(r.workerHwmKb).toFixed(1)} MB (RSS after ${mb(r.workerRssAfterKb).toFixed(1)} MB), ` +
+            `live heap after GC ${r.liveHeapMb.toFixed(1)} MB, ` +
+            `peak RSS per quarter of the run ${r.rssByQuarterKb.map((k) => mb(k).toFixed(0)).join('/')} MB, ` +
+            `Redis used_memory peak ${(r.redisPeak / 1e6).toFixed(2)} MB (baseline ${(r.redisBaseline / 1e6).toFixed(2)} MB)`,
+        );
+      triples.push({ name: 'worker_peak_rss_ratio', value: rssRatio, target: '<=1.2' });
+      triples.push({ name: 'redis_used_memory_ratio', value: redisRatio, target: '<=1.2' });
+      triples.push({ name: 'redis_used_memory_growth_ratio', value: redisDeltaL / redisDeltaS, target: '-' });
+      triples.push({ name: 'worker_live_heap_ratio', value: l.liveHeapMb / s.liveHeapMb, target: '-' });
+      section(`2. Memory: ${s.recipients} vs ${l.recipients} recipients, each on a fresh worker (Redis backend)`, [
+        '| recipients | worker VmHWM | worker peak RSS by quarter of the run | worker RSS after | live heap after GC | Redis used_memory peak | Redis baseline | Redis growth during run | digest time |',
+        '|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+        ...runs.map(
+          (r) =>
+            `| ${r.recipients} | ${mb(r.workerHwmKb).toFixed(1)} MB | ${r.rssByQuarterKb.map((k) => mb(k).toFixed(0)).join(' / ')} MB | ${mb(r.workerRssAfterKb).toFixed(1)} MB | ${r.liveHeapMb.toFixed(1)} MB | ${(r.redisPeak / 1e6).toFixed(2)} MB | ${(r.redisBaseline / 1e6).toFixed(2)} MB | ${((r.redisPeak - r.redisBaseline) / 1e3).toFixed(0)} kB | ${(r.ms / 1000).toFixed(2)} s |`,
+        ),
+      ]);
+    }
+  }
+
+  // ------------------------------------------------------------ 1. digest vs raw limit
+  const results1: Bench1Result[] = [];
+  if (sink && digestApi && warm && raw && want('digest')) {
+    log(
+      `1. digest (${args.n}) vs raw blast, Redis backend, ${args.reps} interleaved reps; message ${raw.length} bytes`,
+    );
+    results1.push(
+      await bench1({
+        backend: 'redis',
+        dbUrl: digestDb,
+        apiUrl: digestApi.url,
+        sink,
+        worker: warm,
+        raw,
+        n: args.n,
+        reps: args.reps,
+        defaultCount: Math.min(args.n, 1000),
+        nagleCount: Math.min(args.n, 250),
+        connections: 5,
+      }),
+    );
+  }
+  await warm?.stop();
+
+  if (sink && digestApi && want('digest-pg')) {
+    if (!raw) {
+      notDone.push('digest-pg needs the captured message of the Redis run (run it with digest)');
+    } else {
+      log(`1b. digest (${args.n}) vs raw blast, PostgreSQL queue backend`);
+      const w = startWorker('worker-pg', digestDb, sink, { redis: false, prefix: `${prefixBase}-pg` });
+      // Warm-up (and boot) on the small audience.
+      await timedDigest({
+        dbUrl: digestDb,
+        apiUrl: digestApi.url,
+        sink,
+        slug: 'arthritis-health',
+        recipients: smallN,
+        worker: w,
+        timeoutMs: 180_000,
+      });
+      results1.push(
+        await bench1({
+          backend: 'postgres',
+          dbUrl: digestDb,
+          apiUrl: digestApi.url,
+          sink,
+          worker: w,
+          raw,
+          n: args.n,
+          reps: args.reps,
+          defaultCount: 0,
+          nagleCount: Math.min(args.n, 250),
+          connections: 5,
+        }),
+      );
+      await w.stop();
+    }
+  }
+  for (const r of results1) {
+    const sfx = r.backend === 'redis' ? '' : '_pg';
+    triples.push({ name: `digest_vs_raw_blast${sfx}`, value: r.ratio, target: '>=0.8' });
+    triples.push({ name: `digest_mails_per_s${sfx}`, value: r.digestMailsPerS, target: '-' });
+    triples.push({ name: `raw_nodelay_mails_per_s${sfx}`, value: r.rawNodelayMailsPerS, target: '-' });
+    if (r.rawDefault.length)
+      triples.push({ name: `raw_nodemailer_default_mails_per_s${sfx}`, value: r.rawDefaultMailsPerS, target: '-' });
+    triples.push({ name: `raw_nagle_mails_per_s${sfx}`, value: r.rawNagleMailsPerS, target: '-' });
+    if (r.backend === 'redis' && r.mjmlCallsPerDigest !== null)
+      triples.push({ name: 'mjml_calls_per_digest', value: r.mjmlCallsPerDigest, target: '=1' });
+    section(
+      `1. Digest end to end vs raw SMTP blast — ${r.backend} queue backend, ${args.n} recipients, ${r.messageBytes} B message, 5 connections`,
+      [
+        "| rep | digest (POST → last accept) | raw pool, getSocket + TCP_NODELAY | raw pool, nodemailer's own sockets | raw pool, Nagle forced on | digest / raw NODELAY | mjml2html calls |",
+        '|---:|---:|---:|---:|---:|---:|---:|',
+        ...r.digest.map(
+          (d, i) =>
+            `| ${i + 1} | ${d.mailsPerS.toFixed(0)} mails/s (${(d.ms / 1000).toFixed(2)} s) | ${r.rawNodelay[i].mailsPerS.toFixed(0)} mails/s (${(r.rawNodelay[i].ms / 1000).toFixed(2)} s) | ${r.rawDefault[i] ? `${r.rawDefault[i].mailsPerS.toFixed(0)} mails/s (${r.rawDefault[i].count} msgs)` : '–'} | ${r.rawNagle[i].mailsPerS.toFixed(0)} mails/s (${r.rawNagle[i].count} msgs) | ${r.ratios[i].toFixed(3)} | ${d.mjmlCalls ?? 'n/a'} |`,
+        ),
+        `| median | ${r.digestMailsPerS.toFixed(0)} | ${r.rawNodelayMailsPerS.toFixed(0)} | ${r.rawDefault.length ? r.rawDefaultMailsPerS.toFixed(0) : '–'} | ${r.rawNagleMailsPerS.toFixed(0)} | ${r.ratio.toFixed(3)} | |`,
+      ],
+    );
+  }
+
+  // ------------------------------------------------------------ 6. rate accuracy, two workers
+  if (sink && digestApi && want('rate')) {
+    log(`6. rate accuracy: SEND_RATE_PER_SECOND=${args.rate}, two workers, ${rateRecipients} recipients, twice`);
+    const prefix = `${prefixBase}-rate`;
+    const extra = { SEND_RATE_PER_SECOND: String(args.rate), DIGEST_BATCH_SIZE: '50' };
+    const ws = [
+      startWorker('worker-rate-1', digestDb, sink, { redis: true, prefix, extra }),
+      startWorker('worker-rate-2', digestDb, sink, { redis: true, prefix, extra }),
+    ];
+    await waitForWorkers(prefix, 2);
+    const phases: [string, RateResult][] = [];
+    // First digest on freshly started workers (cold JIT, SMTP pools not yet open), then a second one right after.
+    for (const phase of ['first digest after start', 'second digest (warm workers)']) {
+      const r = await rateDigest({
+        dbUrl: digestDb,
+        apiUrl: digestApi.url,
+        sink,
+        slug: 'sports-health',
+        recipients: rateRecipients,
+        rate: args.rate,
+      });
+      phases.push([phase, r]);
+      log(
+        `  ${phase}: ${r.messages} mails over ${r.windowS.toFixed(2)} s: mean ${r.mean.toFixed(1)}/s (${r.meanRatio.toFixed(3)} R), ` +
+          `busiest 1 s window ${r.maxSliding} (${r.maxRatio.toFixed(3)} R), per aligned second ${r.perSecond.join(' ')}; ` +
+          `first 2 s per 100 ms: ${r.first2s.join(' ')}`,
+      );
+    }
+    await Promise.all(ws.map((w) => w.stop()));
+    const [[, cold], [, warmRun]] = phases;
+    triples.push({ name: 'rate_mean_over_R', value: cold.meanRatio, target: '0.95..1' });
+    triples.push({ name: 'rate_max_1s_window_over_R', value: cold.maxRatio, target: '<=1.1' });
+    triples.push({ name: 'rate_mean_over_R_warm', value: warmRun.meanRatio, target: '0.95..1' });
+    triples.push({ name: 'rate_max_1s_window_over_R_warm', value: warmRun.maxRatio, target: '<=1.1' });
+    section(
+      `6. Rate accuracy — SEND_RATE_PER_SECOND=${args.rate}, two workers (Redis), ${rateRecipients} mails per digest`,
+      [
+        '| digest | window (first → last accept) | mean | busiest sliding 1 s | busiest aligned second | per aligned second | per 100 ms, first 2 s |',
+        '|---|---:|---:|---:|---:|---|---|',
+        ...phases.map(
+          ([phase, r]) =>
+            `| ${phase} | ${r.windowS.toFixed(2)} s | ${r.mean.toFixed(1)}/s = ${r.meanRatio.toFixed(3)} R | ${r.maxSliding} = ${r.maxRatio.toFixed(3)} R | ${r.maxAligned} | ${r.perSecond.join(' ')} | ${r.first2s.join(' ')} |`,
+        ),
+      ],
+    );
+  }
+
+  // ------------------------------------------------------------ 3. render once
+  if (want('render')) {
+    log('3. render once: one issue render vs per-recipient personalisation (in-process)');
+    const r: RenderResult = await bench3({ reps: 15, recipients: args.quick ? 2000 : 10_000 });
+    log(
+      `  issue render ${r.issueMs.toFixed(1)} ms (mjml2html alone ${r.mjml2htmlMs?.toFixed(1) ?? 'n/a'} ms, ${r.mjmlCallsPerIssue} call), ` +
+        `personalise ${r.personalizeUs.toFixed(1)} µs/recipient (${r.htmlBytes} B HTML), personalise+MIME build ${r.messageBuildUs.toFixed(0)} µs QP / ${r.messageBuildBase64Us.toFixed(0)} µs base64 (${r.messageBytes} B)`,
+    );
+    triples.push({ name: 'personalize_vs_mjml2html', value: r.ratio, target: '<=0.05' });
+    if (!results1.some((x) => x.mjmlCallsPerDigest !== null))
+      triples.push({ name: 'mjml_calls_per_digest', value: r.mjmlCallsPerIssue, target: '=1' });
+    section('3. Render once (in-process, DigestRenderer)', [
+      `- one issue render (renderIssue: Handlebars → MJML → mjml2html → html-to-text): ${r.issueMs.toFixed(1)} ms (median of 15)`,
+      `- mjml2html alone on the issue's MJML: ${r.mjml2htmlMs?.toFixed(1) ?? 'n/a'} ms; mjml2html calls per issue: ${r.mjmlCallsPerIssue}`,
+      `- per recipient, personalize (escaped Handlebars, ${r.htmlBytes} B HTML + text): ${r.personalizeUs.toFixed(1)} µs (median of 3 loops of ${r.recipients})`,
+      `- per recipient, personalize + nodemailer MIME build (not part of the target, for the record): ${r.messageBuildUs.toFixed(0)} µs with quoted-printable bodies (${r.messageBytes} B message), ${r.messageBuildBase64Us.toFixed(0)} µs with \`textEncoding: 'base64'\``,
+      `- ratio personalize / mjml2html: ${r.ratio.toFixed(4)}`,
+    ]);
+  }
+
+  // ------------------------------------------------------------ 4 and 5. subscribe API, import
+  if (needApiDb) {
+    const api = await startApi('api-subscribe', apiDb, 'smtp://127.0.0.1:2525', `${prefixBase}-sub`, {
+      PUBLIC_POSTS_PER_IP_PER_MINUTE: '1000000',
+    });
+    if (want('subscribe')) {
+      const rawServer = startChild(
+        'raw-subscribe',
+        'bench/raw-subscribe-server.js',
+        { DATABASE_URL: apiDb },
+        { logDir },
+      );
+      const { port } = await rawServer.next<{ port: number }>('ready', undefined, 30_000);
+      const seconds = args.quick ? 3 : 10;
+      log(
+        `4. subscribe: autocannon ${seconds} s × ${args.reps} reps, app vs bare Fastify + pg, then both at 500 req/s`,
+      );
+      const r: Bench4Result = await bench4({
+        appUrl: api.url,
+        rawUrl: `http://127.0.0.1:${port}`,
+        dbUrl: apiDb,
+        reps: args.reps,
+        seconds,
+        rateSeconds: args.quick ? 4 : 10,
+        connections: 10,
+        fixedRate: 500,
+      });
+      await rawServer.stop();
+      triples.push({ name: 'subscribe_vs_raw', value: r.ratio, target: '>=0.6' });
+      triples.push({ name: 'subscribe_req_per_s', value: r.appReqPerS, target: '-' });
+      triples.push({ name: 'raw_subscribe_req_per_s', value: r.rawReqPerS, target: '-' });
+      triples.push({ name: 'subscribe_p99_ms_at_500rps', value: r.appAtRate.p99, target: '<50' });
+      // A p99 only means something if the 500 req/s were actually served.
+      triples.push({ name: 'subscribe_served_rps_at_500rps', value: r.appAtRate.reqPerS, target: '>=475' });
+      section(`4. Subscribe API — autocannon, ${r.connections} connections, unique address per request`, [
+        '| rep | app POST /v1/subscriptions | bare Fastify + pg | ratio |',
+        '|---:|---:|---:|---:|',
+        ...r.app.map(
+          (a, i) =>
+            `| ${i + 1} | ${a.reqPerS.toFixed(0)} req/s (p50 ${a.p50} ms, p99 ${a.p99} ms) | ${r.raw[i].reqPerS.toFixed(0)} req/s (p50 ${r.raw[i].p50} ms, p99 ${r.raw[i].p99} ms) | ${r.ratios[i].toFixed(3)} |`,
+        ),
+        `| median | ${r.appReqPerS.toFixed(0)} | ${r.rawReqPerS.toFixed(0)} | ${r.ratio.toFixed(3)} |`,
+        '',
+        `- at a fixed ${r.fixedRate} req/s: app p50 ${r.appAtRate.p50} ms, p99 ${r.appAtRate.p99} ms (${r.appAtRate.reqPerS.toFixed(0)} req/s served); bare p50 ${r.rawAtRate.p50} ms, p99 ${r.rawAtRate.p99} ms`,
+        `- stored afterwards: ${r.stored.subscribers} subscribers, ${r.stored.outbox} outbox rows (no worker runs on this database: no mail is sent)`,
+      ]);
+    }
+    if (want('import')) {
+      const reps = args.importRows > 200_000 ? 1 : args.reps;
+      log(
+        `5. import: ${args.importRows} CSV rows through POST /v1/newsletters/:slug/subscribers/import, ${reps} rep(s)`,
+      );
+      const r: Bench5Result = await bench5({ apiUrl: api.url, rows: args.importRows, reps });
+      triples.push({ name: 'import_rows_per_s', value: r.rowsPerS, target: '>=10000' });
+      section(`5. Import — ${args.importRows} generated CSV rows over HTTP (streamed), ${reps} rep(s)`, [
+        ...r.runs.map(
+          (x, i) =>
+            `- rep ${i + 1}: ${(x.ms / 1000).toFixed(2)} s → ${x.rowsPerS.toFixed(0)} rows/s (${x.created} created)`,
+        ),
+        `- median: ${r.rowsPerS.toFixed(0)} rows/s`,
+      ]);
+    }
+    await api.child.stop();
+  }
+
+  for (const b of ALL)
+    if (!args.only.has(b))
+      notDone.push(
+        b === 'digest-pg' && args.quick && !process.argv.includes('--only')
+          ? 'digest-pg (benchmark 1 on the PostgreSQL queue backend): left out of --quick to stay within two minutes; run `npm run bench` or add `--only memory,digest,digest-pg`'
+          : `${b}: not run (--only)`,
+      );
+  log(`done in ${((now() - t0) / 1000).toFixed(1)} s`);
+}
+
+function summary(durationS: number, env: { postgres: string; redis: string }): void {
+  const explicit = process.argv.includes('--only') || process.argv.some((a) => a.startsWith('--only='));
+  const subset = explicit ? ` (only ${[...args.only].join(', ')})` : '';
+  const key = `${args.quick ? 'quick,' : ''}n=${args.n}${explicit ? `,only=${[...args.only].join('+')}` : ''}`;
+  const cmd = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();
+  const block = [
+    `### ${args.quick ? 'Quick run' : 'Run'}: N = ${args.n}${subset}`,
+    '',
+    `\`${cmd}\` — ${durationS.toFixed(0)} s${failed ? ' — **the run failed; figures are partial**' : ''}`,
+    '',
+    ...machine(env),
+    '',
+    '| figure | value | target | met |',
+    '|---|---:|---|:-:|',
+    ...triples.map((t) => {
+      const ok = meets(t);
+      return `| \`${t.name}\` | ${formatValue(t.value)} | ${t.target === '-' ? '(info)' : t.target} | ${ok === null ? '' : ok ? 'yes' : '**no**'} |`;
+    }),
+    '',
+    ...details,
+    ...(notDone.length ? ['Not measured in this run:', '', ...notDone.map((x) => `- ${x}`), ''] : []),
+  ].join('\n');
+  writeReport(join(ROOT_DIR, 'BENCHMARKS.md'), key, block);
+
+  const w = Math.max(...triples.map((t) => t.name.length), 10);
+  process.stdout.write('\nMailroom benchmarks — target met?\n');
+  for (const t of triples) {
+    const ok = meets(t);
+    process.stdout.write(
+      `  ${ok === null ? '    ' : ok ? 'ok  ' : 'MISS'} ${t.name.padEnd(w)} ${formatValue(t.value).padStart(8)}  ${t.target}\n`,
+    );
+  }
+  process.stdout.write('\n');
+  for (const t of triples) process.stdout.write(`${t.name} ${formatValue(t.value)} ${t.target}\n`);
+}
+
+const started = now();
+let env = { postgres: 'PostgreSQL n/a', redis: 'n/a' };
+try {
+  await main().catch(async (err: unknown) => {
+    failed = true;
+    log(`FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  });
+  try {
+    const [v] = await query<{ v: string }>(
+      process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+      `SELECT split_part(version(), ' on ', 1) AS v`,
+    );
+    env = { postgres: v.v, redis: /redis_version:(\S+)/.exec(await redis.info('server'))?.[1] ?? 'n/a' };
+  } catch {
+    /* the report says n/a */
+  }
+} finally {
+  await cleanup();
+}
+summary((now() - started) / 1000, env);
+process.exitCode = failed ? 1 : 0;

@@ -1,0 +1,279 @@
+/** Shared plumbing for the benchmarks: databases, audiences, child processes, statistics. */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import pg from 'pg';
+import { migrate } from '../libs/db/src/data-source.js';
+import { ROOT_DIR } from '../libs/core/src/paths.js';
+
+export const PG_ADMIN_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const DIST = join(ROOT_DIR, 'dist');
+export const RUN_ID = randomBytes(4).toString('hex');
+/** Long enough for the config's checks; only ever used against throw-away databases. */
+export const APP_SECRET = `bench-secret-${randomBytes(16).toString('hex')}`;
+export const ADMIN_KEY = `bench-admin-${randomBytes(12).toString('hex')}`;
+
+export const now = (): number => performance.timeOrigin + performance.now();
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export function log(msg: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+}
+
+export function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export function round(x: number, digits = 2): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+// ---------------------------------------------------------------- databases
+
+function withDb(base: string, db: string): string {
+  const u = new URL(base);
+  u.pathname = `/${db}`;
+  return u.toString();
+}
+
+async function adminQuery(sql: string): Promise<void> {
+  const c = new pg.Client({ connectionString: PG_ADMIN_URL });
+  await c.connect();
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
+const created: string[] = [];
+
+/** A fresh bench_* database, migrated (with BullMQ's PostgreSQL schema too). Dropped by dropDatabases(). */
+export async function createDatabase(label: string): Promise<string> {
+  const name = `bench_${label}_${RUN_ID}`;
+  await adminQuery(`CREATE DATABASE ${name}`);
+  created.push(name);
+  const url = withDb(PG_ADMIN_URL, name);
+  await migrate(url, { queueSchema: true });
+  return url;
+}
+
+export async function dropDatabases(): Promise<void> {
+  for (const name of created.splice(0)) {
+    await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch((err: unknown) =>
+      log(`could not drop ${name}: ${String(err)}`),
+    );
+  }
+}
+
+export async function query<T = Record<string, unknown>>(
+  url: string,
+  sql: string,
+  params: unknown[] = [],
+): Promise<T[]> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query(sql, params)).rows as T[];
+  } finally {
+    await c.end();
+  }
+}
+
+/** N confirmed subscribers of one newsletter, set-based (like test/support/audience.ts), in slices. */
+export async function addAudience(url: string, prefix: string, count: number, newsletter: string): Promise<void> {
+  const slice = 100_000;
+  for (let start = 1; start <= count; start += slice) {
+    const end = Math.min(count, start + slice - 1);
+    await query(
+      url,
+      `WITH s AS (
+         INSERT INTO subscribers (email, name, status)
+         SELECT $1 || g || '@example.com', 'Reader ' || g, 'ok' FROM generate_series($2::int, $3::int) g
+         RETURNING id)
+       INSERT INTO subscriptions (subscriber_id, newsletter_id, status, confirmed_at)
+       SELECT s.id, (SELECT id FROM newsletters WHERE slug = $4), 'active', now() FROM s`,
+      [prefix, start, end, newsletter],
+    );
+  }
+  await query(url, 'ANALYZE subscribers; ANALYZE subscriptions');
+}
+
+/** Like the seeded sample articles: a title, a two-line summary, no image. */
+export const SUMMARY =
+  'Physical therapists explain what usually helps, what to avoid in the first days and when a visit to a doctor is worth it.';
+
+/** Fresh articles for the next digest of a newsletter (the planner only takes articles no digest carried yet). */
+export async function addArticles(url: string, newsletter: string, tag: string, count = 6): Promise<void> {
+  await query(
+    url,
+    `WITH a AS (
+       INSERT INTO articles (url, title, summary, topics, published_at)
+       SELECT 'https://www.spine-health.example/bench/' || $2 || '/' || g,
+              'Bench article ' || g || ': ' || $2 || ' — relieving upper back pain at the desk',
+              $3, ARRAY['Upper Back Pain','Exercise'], now() - g * interval '1 millisecond'
+       FROM generate_series(1, $4::int) g
+       RETURNING id)
+     INSERT INTO article_newsletters (article_id, newsletter_id)
+     SELECT a.id, (SELECT id FROM newsletters WHERE slug = $1) FROM a`,
+    [newsletter, tag, SUMMARY, count],
+  );
+}
+
+// ---------------------------------------------------------------- child processes
+
+export interface Child {
+  proc: ChildProcess;
+  name: string;
+  /** Sends a message and waits for the reply of that type (and id, when given). */
+  request<T>(msg: Record<string, unknown>, type: string, timeoutMs?: number): Promise<T>;
+  next<T>(type: string, pred?: (m: T) => boolean, timeoutMs?: number): Promise<T>;
+  stop(): Promise<void>;
+}
+
+let seq = 0;
+const children = new Set<Child>();
+
+/**
+ * Starts `node [--import probe] dist/<script>` with an IPC channel. Output goes to a log file
+ * under os tmp (named in the bench's stderr) so a crash can be read afterwards.
+ */
+export function startChild(
+  name: string,
+  script: string,
+  env: Record<string, string>,
+  opts: { probe?: boolean; logDir: string; nodeArgs?: string[] },
+): Child {
+  const args = [
+    ...(opts.nodeArgs ?? []),
+    ...(opts.probe ? ['--expose-gc', '--import', join(DIST, 'bench', 'worker-probe.js')] : []),
+    join(DIST, script),
+  ];
+  const proc = spawn(process.execPath, args, {
+    cwd: ROOT_DIR,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  });
+  const out = createWriteStream(join(opts.logDir, `${name}.log`));
+  proc.stdout?.pipe(out);
+  proc.stderr?.pipe(out);
+  const listeners = new Set<(m: { type?: string; id?: number }) => void>();
+  proc.on('message', (m: { type?: string; id?: number }) => listeners.forEach((l) => l(m)));
+  const next = <T>(type: string, pred: (m: T) => boolean = () => true, timeoutMs = 600_000): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      const onExit = (code: number | null) => {
+        cleanup();
+        reject(new Error(`${name} exited (${code}) while waiting for "${type}"; see ${opts.logDir}/${name}.log`));
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`${name}: timed out waiting for "${type}"`));
+      }, timeoutMs);
+      const l = (m: { type?: string }) => {
+        if (m.type === type && pred(m as T)) {
+          cleanup();
+          resolve(m as T);
+        }
+      };
+      const cleanup = () => {
+        clearTimeout(timer);
+        listeners.delete(l);
+        proc.off('exit', onExit);
+      };
+      listeners.add(l);
+      proc.once('exit', onExit);
+    });
+  const child: Child = {
+    proc,
+    name,
+    next,
+    request<T>(msg: Record<string, unknown>, type: string, timeoutMs = 30_000): Promise<T> {
+      const id = ++seq;
+      const p = next<T>(type, (m) => (m as { id?: number }).id === id, timeoutMs);
+      proc.send({ ...msg, id });
+      return p;
+    },
+    async stop() {
+      children.delete(child);
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+  children.add(child);
+  return child;
+}
+
+export async function stopAllChildren(): Promise<void> {
+  await Promise.all([...children].map((c) => c.stop()));
+}
+
+/** VmHWM / VmRSS of a process, in kB. */
+export function procStatusKb(pid: number, field: 'VmHWM' | 'VmRSS'): number {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+export interface Probe {
+  mjmlCalls: number;
+  rssKb: number;
+  hwmKb: number;
+  heapUsed: number;
+}
+
+/** Asks a probed child for its figures; with `gc`, after a full garbage collection (live heap). */
+export const probe = (c: Child, gc = false): Promise<Probe> => c.request<Probe>({ cmd: 'probe', gc }, 'probe', 10_000);
+
+/** Waits until a TCP port answers (the api child listening). */
+export async function waitForHttp(url: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const res = await fetch(url);
+      await res.arrayBuffer();
+      return;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`${url} did not answer in ${timeoutMs} ms`);
+      await sleep(100);
+    }
+  }
+}
+
+/** The environment a production worker or api child gets. */
+export function appEnv(opts: {
+  dbUrl: string;
+  smtpUrl: string;
+  redis: boolean;
+  prefix: string;
+  extra?: Record<string, string>;
+}): Record<string, string> {
+  return {
+    NODE_ENV: 'production',
+    DATABASE_URL: opts.dbUrl,
+    SMTP_URL: opts.smtpUrl,
+    ...(opts.redis ? { REDIS_URL: REDIS_URL } : {}),
+    QUEUE_PREFIX: opts.prefix,
+    APP_SECRET,
+    ADMIN_API_KEY: ADMIN_KEY,
+    PUBLIC_URL: 'http://mailroom.bench',
+    LOG_LEVEL: 'warn',
+    OUTBOX_POLL_MS: '50',
+    SEND_RATE_PER_SECOND: '100000',
+    SMTP_POOL_SIZE: '5',
+    ...opts.extra,
+  };
+}

@@ -1,0 +1,31 @@
+/**
+ * Preloaded into a benchmark's worker or api child (`node --import ./dist/bench/worker-probe.js
+ * dist/apps/worker/src/main.js`). It imports the very module instance the app uses (same file
+ * URL), so it can answer the parent over IPC with MailRenderer.mjmlCalls and the process's memory
+ * figures. It changes nothing in the app.
+ */
+import { readFileSync } from 'node:fs';
+import { MailRenderer } from '../libs/mail/src/mail-renderer.service.js';
+
+function statusKb(field: string): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) : 0;
+}
+
+if (process.send) {
+  process.on('message', (m: { cmd?: string; id?: number; gc?: boolean }) => {
+    if (m.cmd !== 'probe') return;
+    // Only when the parent asks, and only with --expose-gc: the live heap, without GC slack.
+    if (m.gc) (globalThis as { gc?: () => void }).gc?.();
+    process.send?.({
+      type: 'probe',
+      id: m.id,
+      mjmlCalls: MailRenderer.mjmlCalls,
+      rssKb: statusKb('VmRSS'),
+      hwmKb: statusKb('VmHWM'),
+      heapUsed: process.memoryUsage().heapUsed,
+    });
+  });
+  // The IPC channel must not keep a stopped app alive.
+  (process.channel as { unref?: () => void } | undefined)?.unref?.();
+}
