@@ -73,7 +73,8 @@ describe('articles in: the API and RSS/Atom feeds', () => {
     const body = {
       url: 'https://www.spine-health.example/a/new-article',
       title: 'Early Treatments for Upper Back Pain (draft)',
-      publishedAt: '2026-11-24T10:00:00Z',
+      // Newer than every seeded article whatever the day the suite runs.
+      publishedAt: new Date(Date.now() + 60_000).toISOString(),
       newsletters: ['spine-health', 'sports-health'],
       topics: ['Upper Back Pain'],
     };
