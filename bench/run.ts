@@ -211,7 +211,9 @@ async function startApi(
 
 /** Waits until `count` BullMQ workers listen on the digest queue under `prefix` (Redis backend). */
 async function waitForWorkers(prefix: string, count: number, timeoutMs = 90_000): Promise<void> {
-  const q = new Queue('digest', { connection: redis.duplicate(), prefix });
+  // BullMQ leaves a connection it was handed open: it is closed here, or the bench would never exit.
+  const connection = redis.duplicate();
+  const q = new Queue('digest', { connection, prefix });
   try {
     const deadline = Date.now() + timeoutMs;
     while ((await q.getWorkersCount()) < count) {
@@ -220,6 +222,7 @@ async function waitForWorkers(prefix: string, count: number, timeoutMs = 90_000)
     }
   } finally {
     await q.close();
+    connection.disconnect();
   }
   await sleep(300);
 }
@@ -610,4 +613,5 @@ try {
   await cleanup();
 }
 summary((now() - started) / 1000, env);
-process.exitCode = failed ? 1 : 0;
+// Everything is closed by now; exit at once rather than wait on a handle some library left behind.
+process.exit(failed ? 1 : 0);
