@@ -3,19 +3,52 @@ import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { ROOT_DIR } from '../libs/core/src/paths.js';
 import { ConfigError, loadConfig } from '../libs/config/src/config.js';
 import { ConfigModule } from '../libs/core/src/config.module.js';
 import { DbModule } from '../libs/db/src/db.module.js';
 import { ImportExportService } from '../libs/subscriptions/src/import-export.service.js';
 import { SubscriptionsModule } from '../libs/subscriptions/src/subscriptions.module.js';
+import { StaffModule } from '../libs/staff/src/staff.module.js';
+import { StaffUsersService } from '../libs/staff/src/staff-users.service.js';
+import { isUserCommand, promptHidden, runUserCommand, USER_USAGE } from './cli-users.js';
 
 const USAGE = `Usage:
   npm run cli -- import <newsletter-slug> <file.csv>   import already-consented subscribers
-  npm run cli -- export <newsletter-slug>              write a newsletter's subscribers as CSV to stdout`;
+  npm run cli -- export <newsletter-slug>              write a newsletter's subscribers as CSV to stdout
+${USER_USAGE}
+Needs DATABASE_URL (npm run dev prints the embedded one); import and export also need the api's APP_SECRET.`;
+
+/** Console users: no APP_SECRET involved (passwords are argon2id hashes, sessions are random). */
+async function users(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!isUserCommand(command)) return 64;
+  const config = loadConfig({
+    NODE_ENV: 'production',
+    SMTP_URL: 'smtp://127.0.0.1:1025', // the CLI sends no mail
+    ...process.env,
+    APP_SECRET: process.env.APP_SECRET ?? randomBytes(32).toString('hex'),
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+  });
+  @Module({ imports: [ConfigModule.forRoot(config), DbModule, StaffModule] })
+  class CliUsersModule {}
+  const app = await NestFactory.createApplicationContext(CliUsersModule, { logger: ['error', 'warn'] });
+  try {
+    return await runUserCommand(command, rest, app.get(StaffUsersService), {
+      env: process.env,
+      promptHidden: process.stdin.isTTY ? promptHidden : undefined,
+      out: (line) => console.log(line),
+      err: (line) => console.error(`mailroom cli: ${line}`),
+    });
+  } finally {
+    await app.close();
+  }
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, slug, file] = argv;
+  if (isUserCommand(command)) return users(argv);
   if (!command || !['import', 'export'].includes(command) || !slug || (command === 'import' && !file)) {
     console.error(USAGE);
     return 64;

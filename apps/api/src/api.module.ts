@@ -23,6 +23,7 @@ import { PagesService } from './pages/pages.service.js';
 import { SubscriptionsController } from './subscriptions/subscriptions.controller.js';
 import { UnsubscribeController } from './unsubscribe/unsubscribe.controller.js';
 import { ApiKeyGuard } from './admin/api-key.guard.js';
+import { ConsoleModule } from './console/console.module.js';
 
 @Module({})
 export class ApiModule {
@@ -39,6 +40,7 @@ export class ApiModule {
         TerminusModule.forRoot({ errorLogStyle: 'pretty', logger: false }),
         // Per client IP, on the public POST routes (guards are applied there).
         ThrottlerModule.forRoot([{ ttl: 60_000, limit: config.abuse.publicPostsPerMinute }]),
+        ConsoleModule,
       ],
       controllers: [
         SubscriptionsController,

@@ -1,3 +1,4 @@
+import cookie from '@fastify/cookie';
 import multipart from '@fastify/multipart';
 import { ValidationPipe } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
@@ -6,6 +7,7 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
 import type { AppConfig } from '../../../libs/config/src/config.js';
 import { ApiModule } from './api.module.js';
+import { mountQueueBoard } from './console/queue-board.js';
 
 export const BODY_LIMIT = 100 * 1024;
 
@@ -16,6 +18,8 @@ export async function createApi(config: AppConfig): Promise<NestFastifyApplicati
     bufferLogs: true,
   });
   app.useLogger(app.get(Logger));
+  // The staff console's session cookie (and its sign-in form's CSRF cookie): read on /admin only.
+  await app.register(cookie);
   // multipart/form-data (RFC 8058 one-click may use it): fields only, no files.
   await app.register(multipart, {
     attachFieldsToBody: 'keyValues',
@@ -47,5 +51,6 @@ export async function createApi(config: AppConfig): Promise<NestFastifyApplicati
     .addBearerAuth()
     .build();
   SwaggerModule.setup('docs', app, SwaggerModule.createDocument(app, doc));
+  await mountQueueBoard(app, config);
   return app;
 }

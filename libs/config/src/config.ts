@@ -36,6 +36,19 @@ export interface AppConfig {
     policyFailureLimit: number;
   };
   feeds: { pollMinutes: number; timeoutMs: number };
+  /** The staff console under /admin. */
+  console: {
+    /** The session cookie carries Secure: true exactly when PUBLIC_URL is https. */
+    secureCookie: boolean;
+    /** A session unused for this long ends (sliding expiry). */
+    sessionIdleMinutes: number;
+    /** A session ends this long after sign-in, however active. */
+    sessionMaxMinutes: number;
+    /** Failed sign-ins allowed per e-mail address, and per client IP, within the window. */
+    loginFailuresPerEmail: number;
+    loginFailuresPerIp: number;
+    loginWindowMinutes: number;
+  };
   reliability: {
     /** A job whose worker stops renewing its lock for this long is re-run by another worker. */
     jobLockMs: number;
@@ -199,6 +212,14 @@ export function loadConfig(env: Env = process.env): AppConfig {
       postmarkUser: str(env, 'POSTMARK_WEBHOOK_USER'),
       postmarkPassword: str(env, 'POSTMARK_WEBHOOK_PASSWORD'),
       sesToken: str(env, 'SES_WEBHOOK_TOKEN'),
+    },
+    console: {
+      secureCookie: publicUrl.startsWith('https:'),
+      sessionIdleMinutes: int(env, 'CONSOLE_SESSION_IDLE_MINUTES', 12 * 60, 1, 30 * 24 * 60),
+      sessionMaxMinutes: int(env, 'CONSOLE_SESSION_MAX_MINUTES', 7 * 24 * 60, 1, 90 * 24 * 60),
+      loginFailuresPerEmail: int(env, 'CONSOLE_LOGIN_FAILURES_PER_EMAIL', 5, 1, 1000),
+      loginFailuresPerIp: int(env, 'CONSOLE_LOGIN_FAILURES_PER_IP', 20, 1, 100_000),
+      loginWindowMinutes: int(env, 'CONSOLE_LOGIN_WINDOW_MINUTES', 15, 1, 24 * 60),
     },
     feeds: {
       pollMinutes: int(env, 'FEED_POLL_MINUTES', 15, 1, 24 * 60),

@@ -1,0 +1,123 @@
+import { Body, Controller, Get, Inject, Post, Query, Req, Res, UseFilters, UseGuards } from '@nestjs/common';
+import { ApiExcludeController } from '@nestjs/swagger';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { randomBytes } from 'node:crypto';
+import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/config.js';
+import { StaffAuthService } from '../../../../libs/staff/src/staff-auth.service.js';
+import { constantTimeEqual, StaffSessionsService } from '../../../../libs/staff/src/staff-sessions.service.js';
+import { ConsoleExceptionFilter } from './console-exception.filter.js';
+import {
+  field,
+  LOGIN_CSRF_COOKIE,
+  loginCsrfCookieOptions,
+  requestContext,
+  safeNext,
+  SESSION_COOKIE,
+  sessionCookieOptions,
+} from './console-http.js';
+import { ConsolePagesService } from './console-pages.service.js';
+import { StaffGuard } from './staff.guard.js';
+
+/** The one answer for an unknown address and a wrong password alike. */
+export const BAD_CREDENTIALS = 'Email or password is incorrect';
+
+const NOTICES: Record<string, string> = {
+  'signed-out': 'You have signed out.',
+  expired: 'Your session has ended. Please sign in again.',
+};
+
+const LOGIN_TOKEN_RE = /^[A-Za-z0-9_-]{43}$/;
+
+/** Sign-in and sign-out for the staff console. */
+@ApiExcludeController()
+@Controller('admin')
+@UseFilters(ConsoleExceptionFilter)
+export class ConsoleAuthController {
+  constructor(
+    private readonly auth: StaffAuthService,
+    private readonly sessions: StaffSessionsService,
+    private readonly pages: ConsolePagesService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  @Get('login')
+  async loginPage(
+    @Query('next') next: unknown,
+    @Query('notice') notice: unknown,
+    @Req() req: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ): Promise<void> {
+    if (await this.sessions.resolve(req.cookies[SESSION_COOKIE])) {
+      await reply.redirect(safeNext(next), 302);
+      return;
+    }
+    await this.sendLogin(req, reply, 200, {
+      next: safeNext(next),
+      notice: typeof notice === 'string' ? NOTICES[notice] : undefined,
+    });
+  }
+
+  @Post('login')
+  async login(@Body() body: unknown, @Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+    const next = safeNext(field(body, 'next'));
+    const email = field(body, 'email').slice(0, 254);
+    const expected = req.cookies[LOGIN_CSRF_COOKIE];
+    if (!expected || !constantTimeEqual(expected, field(body, '_csrf'))) {
+      await this.sendLogin(req, reply, 403, {
+        next,
+        email,
+        error: 'Your sign-in form expired or did not come from this site. Please sign in again.',
+      });
+      return;
+    }
+    const result = await this.auth.signIn({ email, password: field(body, 'password') }, requestContext(req));
+    if (!result.ok && result.reason === 'rate-limited') {
+      const minutes = Math.ceil(result.retryAfterSeconds / 60);
+      reply.header('retry-after', String(result.retryAfterSeconds));
+      await this.sendLogin(req, reply, 429, {
+        next,
+        email,
+        limited: true,
+        error:
+          `Too many failed sign-in attempts. Signing in is paused for this account or network for ` +
+          `${minutes} minute${minutes === 1 ? '' : 's'}. Try again later, or ask an admin to set a new password.`,
+      });
+      return;
+    }
+    if (!result.ok) {
+      await this.sendLogin(req, reply, 401, { next, email, error: BAD_CREDENTIALS });
+      return;
+    }
+    reply.setCookie(SESSION_COOKIE, result.token, sessionCookieOptions(this.config));
+    reply.clearCookie(LOGIN_CSRF_COOKIE, loginCsrfCookieOptions(this.config));
+    await reply.redirect(next, 303);
+  }
+
+  @Post('logout')
+  @UseGuards(StaffGuard)
+  async logout(@Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+    await this.sessions.end(req.cookies[SESSION_COOKIE]);
+    const { maxAge: _maxAge, ...cookie } = sessionCookieOptions(this.config);
+    reply.clearCookie(SESSION_COOKIE, cookie);
+    await reply.redirect('/admin/login?notice=signed-out', 303);
+  }
+
+  /** The sign-in page, with a fresh (or the current) double-submit CSRF token. */
+  private async sendLogin(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    status: number,
+    vars: { next: string; email?: string; error?: string; notice?: string; limited?: boolean },
+  ): Promise<void> {
+    const current = req.cookies[LOGIN_CSRF_COOKIE];
+    const token = current && LOGIN_TOKEN_RE.test(current) ? current : randomBytes(32).toString('base64url');
+    reply.setCookie(LOGIN_CSRF_COOKIE, token, loginCsrfCookieOptions(this.config));
+    await reply
+      .status(status)
+      .type('text/html; charset=utf-8')
+      .header('cache-control', 'no-store')
+      .send(
+        this.pages.render('login', { title: 'Sign in' }, { ...vars, csrf: token, showNext: vars.next !== '/admin' }),
+      );
+  }
+}

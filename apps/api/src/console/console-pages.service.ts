@@ -1,0 +1,84 @@
+import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import Handlebars from 'handlebars';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/config.js';
+import { TEMPLATES_DIR } from '../../../../libs/core/src/paths.js';
+import type { StaffPrincipal } from '../../../../libs/staff/src/staff-sessions.service.js';
+
+/** The console's sections, in menu order. `adminOnly` ones are hidden from marketers. */
+export const CONSOLE_SECTIONS = [
+  { id: 'overview', label: 'Overview', href: '/admin' },
+  { id: 'newsletters', label: 'Newsletters', href: '/admin/newsletters' },
+  { id: 'articles', label: 'Articles', href: '/admin/articles' },
+  { id: 'digests', label: 'Digests', href: '/admin/digests' },
+  { id: 'subscribers', label: 'Subscribers', href: '/admin/subscribers' },
+  { id: 'suppressions', label: 'Suppressions', href: '/admin/suppressions' },
+  { id: 'queues', label: 'Queues', href: '/admin/queues' },
+  { id: 'users', label: 'Users', href: '/admin/users', adminOnly: true },
+] as const;
+
+export type ConsoleSection = (typeof CONSOLE_SECTIONS)[number]['id'];
+
+export interface ConsoleView {
+  /** The page's <title> and, unless the template says otherwise, its heading. */
+  title: string;
+  /** The signed-in user; absent on the sign-in page (no menu then). */
+  staff?: StaffPrincipal | null;
+  /** Which menu entry is the current page. */
+  section?: ConsoleSection;
+}
+
+/** Console pages: Handlebars (escaped) in templates/admin, inside the console layout, compiled once. */
+@Injectable()
+export class ConsolePagesService implements OnModuleInit {
+  private readonly hbs = Handlebars.create();
+  private layout!: Handlebars.TemplateDelegate;
+  private readonly pages = new Map<string, Handlebars.TemplateDelegate>();
+
+  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
+    this.hbs.registerHelper('eq', (a: unknown, b: unknown) => a === b);
+    this.hbs.registerHelper('date', (d: unknown) =>
+      d instanceof Date ? d.toISOString().slice(0, 16).replace('T', ' ') + ' UTC' : '',
+    );
+    this.hbs.registerHelper('day', (d: unknown) => (d instanceof Date ? d.toISOString().slice(0, 10) : ''));
+    this.hbs.registerHelper('iso', (d: unknown) => (d instanceof Date ? d.toISOString() : ''));
+    this.hbs.registerHelper('number', (n: unknown) => (typeof n === 'number' ? n.toLocaleString('en-US') : n));
+  }
+
+  async onModuleInit(): Promise<void> {
+    const dir = join(TEMPLATES_DIR, 'admin');
+    for (const file of await readdir(dir)) {
+      if (!file.endsWith('.hbs')) continue;
+      const source = await readFile(join(dir, file), 'utf8');
+      if (file.startsWith('_')) {
+        this.hbs.registerPartial(file.slice(1, -4), source);
+        continue;
+      }
+      const tpl = this.hbs.compile(source, { strict: false });
+      if (file === 'layout.hbs') this.layout = tpl;
+      else this.pages.set(file.slice(0, -4), tpl);
+    }
+  }
+
+  render(page: string, view: ConsoleView, vars: Record<string, unknown> = {}): string {
+    const tpl = this.pages.get(page);
+    if (!tpl) throw new Error(`Unknown console page ${page}`);
+    const staff = view.staff ?? null;
+    const nav = staff
+      ? CONSOLE_SECTIONS.filter((s) => !('adminOnly' in s) || staff.role === 'admin').map((s) => ({
+          ...s,
+          current: s.id === view.section,
+        }))
+      : [];
+    const common = {
+      title: view.title,
+      staff,
+      isAdmin: staff?.role === 'admin',
+      csrf: staff?.csrfToken ?? '',
+      publicUrl: this.config.publicUrl,
+    };
+    const body = tpl({ ...common, ...vars });
+    return this.layout({ ...common, nav, body });
+  }
+}

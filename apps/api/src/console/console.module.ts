@@ -1,0 +1,21 @@
+import { Module } from '@nestjs/common';
+import { StaffModule } from '../../../../libs/staff/src/staff.module.js';
+import { SubscriptionStatsRepository } from '../../../../libs/subscriptions/src/subscription-stats.repository.js';
+import { ConsoleAuthController } from './console-auth.controller.js';
+import { ConsoleOverviewController } from './console-overview.controller.js';
+import { ConsolePagesService } from './console-pages.service.js';
+import { ConsoleUsersController } from './console-users.controller.js';
+import { StaffGuard } from './staff.guard.js';
+
+/**
+ * The staff console under /admin: server-rendered pages, session sign-in, CSRF-checked forms.
+ * (bull-board at /admin/queues is mounted on Fastify directly: see queue-board.ts.)
+ * The auth and users controllers come before the overview's `/admin/:section` catch-all.
+ */
+@Module({
+  imports: [StaffModule],
+  controllers: [ConsoleAuthController, ConsoleUsersController, ConsoleOverviewController],
+  providers: [ConsolePagesService, StaffGuard, SubscriptionStatsRepository],
+  exports: [StaffModule, ConsolePagesService],
+})
+export class ConsoleModule {}
