@@ -116,6 +116,10 @@ describe.each<Backend>(['postgres', 'redis'])('weekly digest on the %s queue bac
     expect(head).toMatch(/^List-Unsubscribe-Post: List-Unsubscribe=One-Click$/m);
     expect(sample.parsed.subject).toBe('Spine-health: All About Upper Back Pain and 5 more');
     expect(sample.parsed.html).toContain('Hi Reader 1,');
+    // The HTML part travels as 7bit (ASCII with numeric references), not quoted-printable.
+    expect(String(sample.raw)).toMatch(
+      /Content-Type: text\/html; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n/,
+    );
     expect(sample.parsed.text).toContain('Hi Reader 1,');
     expect(sample.parsed.text).toContain('580 N Bank Ln');
     expect(sample.parsed.text).toContain('Read more');

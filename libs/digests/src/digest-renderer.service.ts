@@ -54,6 +54,41 @@ function safeUrl(value: string | null): string | null {
 interface Compiled {
   html: Handlebars.TemplateDelegate;
   text: Handlebars.TemplateDelegate;
+  /** The same HTML in its wire form (see `wireHtml`), compiled once per issue. */
+  wire: Handlebars.TemplateDelegate;
+}
+
+/** The HTML part of a message as handed to nodemailer: ready-made 7bit MIME, or text it must encode. */
+export type HtmlPart = string | { raw: string };
+
+const NON_ASCII = /\P{ASCII}/u;
+const NON_ASCII_ALL = /\P{ASCII}/gu;
+/** RFC 5322 2.1.1: at most 998 characters on a line (a linear scan: a regex here backtracks per character). */
+export function hasOverlongLine(s: string): boolean {
+  for (let start = 0; start <= s.length;) {
+    const nl = s.indexOf('\n', start);
+    const end = nl === -1 ? s.length : nl;
+    if (end - start - (s.charCodeAt(end - 1) === 13 ? 1 : 0) > 998) return true;
+    if (nl === -1) return false;
+    start = nl + 1;
+  }
+  return false;
+}
+const HTML_7BIT_HEADERS = 'Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n';
+
+/**
+ * HTML as it travels: every non-ASCII character as a numeric character reference (the same
+ * document to any HTML parser) and CRLF line ends. Such a body needs no transfer encoding, so
+ * nodemailer does not quoted-printable-encode ~40 kB per recipient.
+ */
+export function wireHtml(html: string): string {
+  return html.replace(NON_ASCII_ALL, (c) => `&#${c.codePointAt(0)};`).replace(/\r?\n/g, '\r\n');
+}
+
+/** A 7bit MIME part when the personalised wire HTML allows it, else the HTML for nodemailer to encode. */
+export function htmlPart(wire: string): HtmlPart {
+  const ascii = NON_ASCII.test(wire) ? wireHtml(wire) : wire;
+  return hasOverlongLine(ascii) ? ascii : { raw: HTML_7BIT_HEADERS + ascii };
 }
 
 /**
@@ -112,14 +147,33 @@ export class DigestRenderer implements OnModuleInit {
     return { subject, html, text };
   }
 
-  /** Per recipient: escaped substitution only. Compiled templates are cached per issue. */
-  personalize(key: string, issue: IssueTemplates, vars: PersonalVars): { subject: string; html: string; text: string } {
+  private compiled(key: string, issue: IssueTemplates): Compiled {
     let c = this.cache.get(key);
     if (!c) {
-      c = { html: Handlebars.compile(issue.html), text: Handlebars.compile(issue.text, { noEscape: true }) };
+      c = {
+        html: Handlebars.compile(issue.html),
+        text: Handlebars.compile(issue.text, { noEscape: true }),
+        wire: Handlebars.compile(wireHtml(issue.html)),
+      };
       if (this.cache.size > 50) this.cache.delete(this.cache.keys().next().value as string);
       this.cache.set(key, c);
     }
+    return c;
+  }
+
+  /** Per recipient: escaped substitution only. Compiled templates are cached per issue. */
+  personalize(key: string, issue: IssueTemplates, vars: PersonalVars): { subject: string; html: string; text: string } {
+    const c = this.compiled(key, issue);
     return { subject: issue.subject, html: c.html(vars), text: c.text(vars) };
+  }
+
+  /** As `personalize`, with the HTML as a ready MIME part (7bit wire form) for sending. */
+  personalizeForSending(
+    key: string,
+    issue: IssueTemplates,
+    vars: PersonalVars,
+  ): { subject: string; html: HtmlPart; text: string } {
+    const c = this.compiled(key, issue);
+    return { subject: issue.subject, html: htmlPart(c.wire(vars)), text: c.text(vars) };
   }
 }

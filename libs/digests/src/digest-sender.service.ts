@@ -2,6 +2,7 @@ import { InjectQueue } from '@nestjs/bullmq';
 import { type BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { Queue } from 'bullmq';
+import * as mimeFuncs from 'nodemailer/lib/mime-funcs/index.js';
 import type { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
 import { rows } from '../../db/src/sql.js';
@@ -19,6 +20,13 @@ import { emailHash, signToken } from '../../subscriptions/src/tokens.js';
 import { DigestRenderer, type IssueTemplates } from './digest-renderer.service.js';
 import { type DigestRow, DigestsRepository, type Recipient } from './digests.repository.js';
 
+/** RFC 2919 `List-ID: "phrase" <id>`, quoted or encoded as nodemailer's own `list` option does it. */
+export function listIdValue(name: string, id: string): string {
+  const phrase = headerValue(name).replace(/\x7f/g, ' ');
+  const quoted = mimeFuncs.isPlainText(phrase) ? mimeFuncs.quoteString(phrase) : mimeFuncs.encodeWord(phrase);
+  return `${quoted} <${id}>`;
+}
+
 export type DigestOutcome = 'planned' | 'sent' | 'skipped' | 'cancelled' | 'partial';
 
 const ENQUEUE_CHUNK = 500;
@@ -33,6 +41,11 @@ class Permits {
     private readonly limiter: SendRateLimiter,
     private remaining: number,
   ) {}
+
+  /** Whether a permit is in hand already (taking one will not wait on the limiter). */
+  ready(): boolean {
+    return this.left > 0;
+  }
 
   take(): Promise<void> {
     const next = this.chain.then(async () => {
@@ -53,6 +66,7 @@ export class DigestSender implements BeforeApplicationShutdown {
   private stopping = false;
 
   private readonly batches = new Set<Promise<unknown>>();
+  private readonly publicHost: string;
 
   /** SIGTERM: stop claiming, let messages already handed to SMTP finish (within 25 s) before anything closes. */
   async beforeApplicationShutdown(): Promise<void> {
@@ -70,7 +84,9 @@ export class DigestSender implements BeforeApplicationShutdown {
     private readonly limiter: SendRateLimiter,
     private readonly mail: SubscriptionMailService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {}
+  ) {
+    this.publicHost = new URL(config.publicUrl).hostname;
+  }
 
   /** A schedule fired: one digest per firing (the job id is the key), planned at once. */
   async fromSchedule(newsletterId: number, firingKey: string, dueAt: Date): Promise<DigestOutcome> {
@@ -176,7 +192,7 @@ export class DigestSender implements BeforeApplicationShutdown {
   }): { name: string; address: string } | string {
     if (d.from_email) return { name: headerValue(d.from_name ?? d.newsletter_name), address: d.from_email };
     if (this.config.mailFrom) return this.config.mailFrom;
-    return { name: headerValue(d.newsletter_name), address: `newsletter@${new URL(this.config.publicUrl).hostname}` };
+    return { name: headerValue(d.newsletter_name), address: `newsletter@${this.publicHost}` };
   }
 
   private message(
@@ -188,7 +204,7 @@ export class DigestSender implements BeforeApplicationShutdown {
     const unsubscribeUrl = subscriptionId
       ? `${this.config.publicUrl}/unsubscribe/${signToken(this.config.appSecret, 'unsubscribe', subscriptionId)}`
       : `${this.config.publicUrl}/subscribe?newsletter=${encodeURIComponent(d.newsletter_slug)}`;
-    const mail = this.renderer.personalize(cacheKey, this.issueOf(d), {
+    const mail = this.renderer.personalizeForSending(cacheKey, this.issueOf(d), {
       greeting: r.name ? `Hi ${r.name},` : 'Hello,',
       email: r.email,
       unsubscribeUrl,
@@ -202,13 +218,12 @@ export class DigestSender implements BeforeApplicationShutdown {
       subject: mail.subject,
       html: mail.html,
       text: mail.text,
-      list: {
-        id: {
-          url: `${d.newsletter_slug}.${new URL(this.config.publicUrl).hostname}`,
-          comment: headerValue(d.newsletter_name),
-        },
+      // Headers and the text part, where they need encoding at all: base64 costs a fraction of quoted-printable.
+      textEncoding: 'base64' as const,
+      headers: {
+        'List-ID': { prepared: true, value: listIdValue(d.newsletter_name, `${d.newsletter_slug}.${this.publicHost}`) },
+        ...listUnsubscribeHeaders(unsubscribeUrl, fromAddress),
       },
-      headers: listUnsubscribeHeaders(unsubscribeUrl, fromAddress),
     };
   }
 
@@ -271,23 +286,43 @@ export class DigestSender implements BeforeApplicationShutdown {
       let i = 0;
       return () => (stopped || broken || this.stopping || i >= queue.length ? undefined : queue[i++]);
     })();
+    // Each lane records a message as sent in the same round trip that claims its next one; before
+    // it waits on the rate limiter, and when it stops, it records it on its own.
     const lane = async () => {
-      for (let r = next(); r; r = next()) {
-        await permits.take();
-        const claim = await this.repo.claim(this.ds, digestId, r.subscriberId);
-        if (claim === 'stopped') {
-          stopped = true;
-          return;
+      let sent: { subscriberId: string; messageId: string } | undefined;
+      const record = async () => {
+        const s = sent;
+        sent = undefined;
+        if (s) await this.recordSent(digestId, s.subscriberId, s.messageId);
+      };
+      try {
+        for (let r = next(); r; r = next()) {
+          if (!permits.ready()) await record();
+          await permits.take();
+          let claim: Awaited<ReturnType<DigestsRepository['claim']>>;
+          try {
+            claim = await this.repo.claim(this.ds, digestId, r.subscriberId, sent);
+            sent = undefined;
+          } catch (err) {
+            await record();
+            throw err;
+          }
+          if (claim === 'stopped') {
+            stopped = true;
+            return;
+          }
+          // Held by another attempt (a retried or resumed batch): it is that attempt's to send.
+          if (claim === 'taken') continue;
+          if (claim === 'ineligible') {
+            await this.repo.skipMany(this.ds, digestId, [r.subscriberId], 'unsubscribed or no longer mailable');
+            continue;
+          }
+          sent = await this.deliver(d, r, (err) => {
+            transient ??= err;
+          });
         }
-        // Held by another attempt (a retried or resumed batch): it is that attempt's to send.
-        if (claim === 'taken') continue;
-        if (claim === 'ineligible') {
-          await this.repo.skipMany(this.ds, digestId, [r.subscriberId], 'unsubscribed or no longer mailable');
-          continue;
-        }
-        await this.deliver(d, r, (err) => {
-          transient ??= err;
-        });
+      } finally {
+        await record();
       }
     };
     // Every lane is awaited even when one fails (the database went away): no sender is left running unsupervised.
@@ -306,10 +341,15 @@ export class DigestSender implements BeforeApplicationShutdown {
     return 'sent';
   }
 
-  private async deliver(d: DigestRow, r: Recipient, onTransient: (err: unknown) => void): Promise<void> {
+  /** Sends one claimed message; returns it when it went out, for the caller to record as sent. */
+  private async deliver(
+    d: DigestRow,
+    r: Recipient,
+    onTransient: (err: unknown) => void,
+  ): Promise<{ subscriberId: string; messageId: string } | undefined> {
     let messageId: string;
     try {
-      ({ messageId } = await this.transport.send(this.message(d, r, r.subscriptionId)));
+      ({ messageId } = await this.transport.sendBuilt(this.message(d, r, r.subscriptionId)));
     } catch (err) {
       const detail = (err instanceof Error ? err.message : String(err)).slice(0, 500);
       if (classifySmtpError(err) === 'permanent') {
@@ -321,9 +361,9 @@ export class DigestSender implements BeforeApplicationShutdown {
         await this.repo.finish(this.ds, d.id, r.subscriberId, 'pending', null, detail);
         onTransient(err);
       }
-      return;
+      return undefined;
     }
-    await this.recordSent(d.id, r.subscriberId, messageId);
+    return { subscriberId: r.subscriberId, messageId };
   }
 
   /**
@@ -386,7 +426,7 @@ export class DigestSender implements BeforeApplicationShutdown {
       null,
       `test:${d.id}:${Date.now()}`,
     );
-    const { messageId } = await this.transport.send({ ...msg, subject: headerValue(`[Test] ${msg.subject}`) });
+    const { messageId } = await this.transport.sendBuilt({ ...msg, subject: headerValue(`[Test] ${msg.subject}`) });
     await this.ds.query(
       `INSERT INTO mail_log (subscriber_id, newsletter_id, kind, message_id, status, detail) VALUES (NULL, $1, 'digest-test', $2, 'sent', $3)`,
       [d.newsletter_id, messageId, `test copy of digest ${d.id}`],

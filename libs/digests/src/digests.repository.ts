@@ -206,10 +206,20 @@ export class DigestsRepository {
    * Claims one delivery before SMTP. Only while the digest is sending and the reader is still
    * subscribed and mailable: an unsubscribe or a cancel lands before the next message.
    */
-  async claim(db: Db, digestId: string, subscriberId: string): Promise<'claimed' | 'stopped' | 'taken' | 'ineligible'> {
+  async claim(
+    db: Db,
+    digestId: string,
+    subscriberId: string,
+    sent?: { subscriberId: string; messageId: string },
+  ): Promise<'claimed' | 'stopped' | 'taken' | 'ineligible'> {
+    // `sent`: the previous message of this lane, recorded in the same round trip.
     const [r] = await rows<{ claimed: boolean; sending: boolean; pending: boolean }>(
       db,
-      `WITH c AS (
+      `WITH f AS (
+         UPDATE deliveries SET status = 'sent', message_id = $4, detail = NULL, finished_at = now()
+         WHERE $3::bigint IS NOT NULL AND digest_id = $1 AND subscriber_id = $3
+         RETURNING 1),
+       c AS (
          UPDATE deliveries d SET status = 'sending', claimed_at = now()
          WHERE d.digest_id = $1 AND d.subscriber_id = $2 AND d.status = 'pending'
            AND EXISTS (SELECT 1 FROM digests g WHERE g.id = $1 AND g.status = 'sending')
@@ -218,7 +228,7 @@ export class DigestsRepository {
          RETURNING 1)
        SELECT EXISTS (SELECT 1 FROM c) AS claimed, EXISTS (SELECT 1 FROM digests WHERE id = $1 AND status = 'sending') AS sending,
               EXISTS (SELECT 1 FROM deliveries WHERE digest_id = $1 AND subscriber_id = $2 AND status = 'pending') AS pending`,
-      [digestId, subscriberId],
+      [digestId, subscriberId, sent?.subscriberId ?? null, sent?.messageId ?? null],
     );
     if (r.claimed) return 'claimed';
     if (!r.sending) return 'stopped';

@@ -1,6 +1,7 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { connect } from 'node:net';
 import nodemailer, { type SendMailOptions, type TransportOptions, type Transporter } from 'nodemailer';
+import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
 
 export type SmtpFailure = 'permanent' | 'transient';
@@ -78,6 +79,19 @@ export class MailTransport implements OnApplicationShutdown {
   async send(message: SendMailOptions): Promise<{ messageId: string }> {
     const info = (await this.transporter.sendMail(message)) as { messageId: string };
     return { messageId: info.messageId };
+  }
+
+  /**
+   * Bulk mail: the message is built into one buffer first and handed to the pool as raw bytes, so
+   * the SMTP socket gets a few large writes instead of one per MIME stream chunk (with TCP_NODELAY
+   * each write is a packet). Mailer-level options (`list`) are not applied: pass headers instead.
+   */
+  async sendBuilt(message: Omit<SendMailOptions, 'list'>): Promise<{ messageId: string }> {
+    const node = new MailComposer(message).compile();
+    const raw = await node.build();
+    const messageId = node.messageId();
+    await this.transporter.sendMail({ envelope: node.getEnvelope(), raw, messageId });
+    return { messageId };
   }
 
   /** Last: after the queue workers have finished their jobs. */

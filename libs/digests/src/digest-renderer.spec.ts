@@ -1,0 +1,70 @@
+import MailComposer from 'nodemailer/lib/mail-composer/index.js';
+import { simpleParser } from 'mailparser';
+import { hasOverlongLine, htmlPart, wireHtml } from './digest-renderer.service.js';
+import { listIdValue } from './digest-sender.service.js';
+
+describe('wire form of the digest HTML', () => {
+  it('turns every non-ASCII character into a numeric reference and ends lines with CRLF', () => {
+    expect(wireHtml('<p>Zoë “quoted” – 😀</p>\n<p>ok</p>\r\n')).toBe(
+      '<p>Zo&#235; &#8220;quoted&#8221; &#8211; &#128512;</p>\r\n<p>ok</p>\r\n',
+    );
+  });
+
+  it('is a ready 7bit part when ASCII and lines fit; personal non-ASCII values are converted too', () => {
+    const part = htmlPart('<p>Hi Zoë,</p>\r\n');
+    expect(part).toEqual({
+      raw: 'Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n<p>Hi Zo&#235;,</p>\r\n',
+    });
+  });
+
+  it('falls back to text for nodemailer to encode when a line is longer than 998 characters', () => {
+    const long = `<p>${'x'.repeat(1000)}</p>`;
+    expect(htmlPart(long)).toBe(long);
+  });
+
+  it('finds a line over 998 characters, not counting CRLF', () => {
+    const line = (n: number) => 'y'.repeat(n);
+    expect(hasOverlongLine(`${line(998)}\r\n${line(998)}\r\n${line(998)}`)).toBe(false);
+    expect(hasOverlongLine(`a\r\n${line(999)}\r\nb`)).toBe(true);
+    expect(hasOverlongLine(`a\n${line(999)}`)).toBe(true);
+    expect(hasOverlongLine('')).toBe(false);
+  });
+
+  it('survives MIME: one text/html 7bit part, the rest of the message intact', async () => {
+    const raw = await new MailComposer({
+      from: 'a@example.com',
+      to: 'b@example.com',
+      subject: 'Zoë’s digest',
+      text: 'Hi Zoë,\nRead more',
+      textEncoding: 'base64',
+      html: htmlPart(wireHtml('<p>Hi Zoë,</p>\n<p>Read more</p>\n')),
+    })
+      .compile()
+      .build();
+    expect(raw.toString()).toMatch(
+      /Content-Type: text\/html; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n<p>Hi Zo&#235;,<\/p>\r\n/,
+    );
+    const parsed = await simpleParser(raw);
+    expect(parsed.subject).toBe('Zoë’s digest');
+    expect(parsed.text).toContain('Hi Zoë,');
+    expect(parsed.html).toContain('<p>Hi Zo&#235;,</p>');
+  });
+});
+
+describe('List-ID for a prebuilt digest message', () => {
+  it('quotes an ASCII name and encodes any other, never breaking the <id>', async () => {
+    expect(listIdValue('Spine-health', 'spine-health.example')).toBe('"Spine-health" <spine-health.example>');
+    expect(listIdValue('Say "hi" \\', 'a.example')).toBe('"Say \\"hi\\" \\\\" <a.example>');
+    const raw = await new MailComposer({
+      from: 'a@example.com',
+      to: 'b@example.com',
+      text: 'x',
+      headers: { 'List-ID': { prepared: true, value: listIdValue('Zoë\r\nBcc: x@evil.test', 'z.example') } },
+    })
+      .compile()
+      .build();
+    const parsed = await simpleParser(raw);
+    expect(parsed.headers.get('bcc')).toBeUndefined();
+    expect(String(raw)).toMatch(/^List-ID: =\?UTF-8\?Q\?[^\r\n]+\?= <z\.example>\r$/m);
+  });
+});
