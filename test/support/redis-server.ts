@@ -13,23 +13,46 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** A throw-away Redis server of our own, to stop and start under a running app. */
+/**
+ * A throw-away Redis server of our own, to stop and start under a running app. By default it keeps
+ * nothing on disk, so it comes back empty; with `appendOnlyDir` it runs as the README's runbook
+ * says (AOF, fsync every second) and comes back with what it had written.
+ */
 export class ThrowawayRedis {
   private proc?: ChildProcess;
-  constructor(readonly port: number) {}
+  constructor(
+    readonly port: number,
+    private readonly opts: { appendOnlyDir?: string } = {},
+  ) {}
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
   }
 
+  /** Killed by a signal, a process has no exit code but a signal code. */
+  get running(): boolean {
+    return !!this.proc && this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
   async start(): Promise<void> {
-    if (this.proc && this.proc.exitCode === null) return;
+    if (this.running) return;
+    const persistence = this.opts.appendOnlyDir
+      ? ['--appendonly', 'yes', '--appendfsync', 'everysec', '--dir', this.opts.appendOnlyDir]
+      : ['--appendonly', 'no'];
     this.proc = spawn(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-      {
-        stdio: 'ignore',
-      },
+      [
+        '--port',
+        String(this.port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--maxmemory-policy',
+        'noeviction',
+        ...persistence,
+      ],
+      { stdio: 'ignore' },
     );
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {
@@ -49,7 +72,7 @@ export class ThrowawayRedis {
 
   async stop(): Promise<void> {
     const p = this.proc;
-    if (!p || p.exitCode !== null) return;
+    if (!p || !this.running) return;
     await new Promise<void>((resolve) => {
       p.once('exit', () => resolve());
       p.kill('SIGKILL');

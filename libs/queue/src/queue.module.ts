@@ -15,7 +15,11 @@ export function redisOptions(url: string): ConnectionOptions {
     password: u.password ? decodeURIComponent(u.password) : undefined,
     db,
     tls: u.protocol === 'rediss:' ? {} : undefined,
+    // Commands wait while Redis is away (BullMQ requires this for workers) instead of failing.
     maxRetriesPerRequest: null,
+    // Reconnect forever, at most 3 s apart: BullMQ's default backs off to 20 s, which would leave
+    // the queue idle for up to that long after Redis is back.
+    retryStrategy: (times: number) => Math.min(times * 250, 3000),
   };
 }
 
@@ -46,6 +50,20 @@ export function selectQueueBackend(config: AppConfig): void {
     BullModule.queueClass = Queue;
     BullModule.workerClass = Worker;
   }
+}
+
+/**
+ * Sets how long a job's lock lasts before another worker may take it over (and how often stalled
+ * jobs are looked for). BullMQ sizes its lock renewal when a worker is built, so changing
+ * `opts.lockDuration` alone would leave locks renewed on the old schedule: a lock shorter than
+ * that would lapse under a running job, which would then run twice. Call before `run()`.
+ */
+export function configureJobLock(worker: Worker, lockMs: number): void {
+  worker.opts.lockDuration = lockMs;
+  worker.opts.lockRenewTime = lockMs / 2;
+  worker.opts.stalledInterval = lockMs;
+  // createLockManager is protected API, meant for subclasses; the worker has not started yet.
+  (worker as unknown as { createLockManager(): void }).createLockManager();
 }
 
 /** Logs queue connection errors once per interval instead of letting them flood the console. */

@@ -7,7 +7,7 @@ import { type FeedResult, FeedsService } from '../../../../libs/digests/src/feed
 import { SchedulesService } from '../../../../libs/digests/src/schedules.service.js';
 import { DIGEST_QUEUE, type DigestJob, jobIds } from '../../../../libs/queue/src/jobs.js';
 import { OutboxRepository } from '../../../../libs/queue/src/outbox.repository.js';
-import { throttledErrorLogger } from '../../../../libs/queue/src/queue.module.js';
+import { configureJobLock, throttledErrorLogger } from '../../../../libs/queue/src/queue.module.js';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
 
@@ -33,8 +33,7 @@ export class DigestProcessor extends WorkerHost implements OnApplicationBootstra
 
   onApplicationBootstrap(): void {
     this.worker.concurrency = this.config.digest.concurrency;
-    this.worker.opts.lockDuration = this.config.reliability.jobLockMs;
-    this.worker.opts.stalledInterval = this.config.reliability.jobLockMs;
+    configureJobLock(this.worker, this.config.reliability.jobLockMs);
     this.worker.run().catch((err: unknown) => this.logger.error(`Digest worker stopped: ${String(err)}`));
     // Schedules follow the database at every start. Not awaited: with the queue down, start-up
     // goes on and the job is queued once the queue answers.

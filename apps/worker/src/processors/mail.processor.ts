@@ -7,7 +7,7 @@ import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/config.j
 import { DigestSender } from '../../../../libs/digests/src/digest-sender.service.js';
 import { type JobOutcome, SubscriptionMailService } from '../../../../libs/mail/src/subscription-mail.service.js';
 import { MAIL_QUEUE, type MailJob } from '../../../../libs/queue/src/jobs.js';
-import { throttledErrorLogger } from '../../../../libs/queue/src/queue.module.js';
+import { configureJobLock, throttledErrorLogger } from '../../../../libs/queue/src/queue.module.js';
 import { OutboxRepository } from '../../../../libs/queue/src/outbox.repository.js';
 
 /** Processes the mail queue. Each job id is the outbox event id, so a handled event is never sent twice. */
@@ -28,8 +28,7 @@ export class MailProcessor extends WorkerHost implements OnApplicationBootstrap 
   onApplicationBootstrap(): void {
     // Set before the worker starts taking jobs. The global send rate is kept by SendRateLimiter.
     this.worker.concurrency = Math.max(1, this.config.smtp.maxConnections * 2);
-    this.worker.opts.lockDuration = this.config.reliability.jobLockMs;
-    this.worker.opts.stalledInterval = this.config.reliability.jobLockMs;
+    configureJobLock(this.worker, this.config.reliability.jobLockMs);
     this.worker.run().catch((err: unknown) => this.logger.error(`Mail worker stopped: ${String(err)}`));
   }
 
