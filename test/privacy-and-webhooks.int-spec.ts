@@ -6,15 +6,18 @@ import { type RunningApps, linkFrom, startApps, testConfig } from './support/app
 import { createTestDatabase, query, seedDatabase } from './support/db.js';
 import { postJson } from './support/http.js';
 import { TestSmtp } from './support/smtp.js';
+import { FakeSns, selfSignedCertificate } from './support/sns.js';
 
 const PUBLIC = 'http://mailroom.test';
 const MAILGUN_KEY = 'mailgun-signing-key-for-tests';
 const SES_TOKEN = 'ses-token-for-tests-0123456789';
+const TOPIC = 'arn:aws:sns:us-east-1:123456789012:ses-bounces';
 
 describe('subscriber records, privacy and bounce webhooks', () => {
   let db: { url: string; drop: () => Promise<void> };
   let smtp: TestSmtp;
   let apps: RunningApps;
+  let sns: FakeSns;
   const status = async (email: string) =>
     (await query<{ status: string }>(db.url, `SELECT status FROM subscribers WHERE email = $1`, [email]))[0]?.status;
   const suppressionCount = async () =>
@@ -31,6 +34,7 @@ describe('subscriber records, privacy and bounce webhooks', () => {
     db = await createTestDatabase('privacy');
     await seedDatabase(db.url);
     smtp = await new TestSmtp().start();
+    sns = await new FakeSns().start();
     apps = await startApps(
       testConfig({
         dbUrl: db.url,
@@ -41,6 +45,9 @@ describe('subscriber records, privacy and bounce webhooks', () => {
           POSTMARK_WEBHOOK_USER: 'pm',
           POSTMARK_WEBHOOK_PASSWORD: 'pm-secret',
           SES_WEBHOOK_TOKEN: SES_TOKEN,
+          // Our stand-in for SNS: a local origin instead of https://sns.<region>.amazonaws.com.
+          SES_SNS_ORIGIN_PATTERN: sns.originPattern,
+          SES_SNS_TOPIC_ARNS: TOPIC,
           PUBLIC_POSTS_PER_IP_PER_MINUTE: '10000',
         },
       }),
@@ -49,6 +56,7 @@ describe('subscriber records, privacy and bounce webhooks', () => {
 
   afterAll(async () => {
     await apps?.close();
+    await sns?.stop();
     await smtp?.stop();
     await db?.drop();
   });
@@ -226,58 +234,160 @@ describe('subscriber records, privacy and bounce webhooks', () => {
     expect(await status('postmark-soft@example.com')).toBe('ok');
   });
 
-  it('SES via SNS: token required; permanent bounce and complaint suppress; transient does not', async () => {
-    await activeReader('ses-hard@example.com');
-    await activeReader('ses-soft@example.com');
-    const sns = (message: unknown) =>
-      JSON.stringify({
-        Type: 'Notification',
-        MessageId: 'a1b2',
-        TopicArn: 'arn:aws:sns:us-east-1:123456789012:ses-bounces',
-        Message: JSON.stringify(message),
-        Timestamp: new Date().toISOString(),
-      });
-    const post = (body: string, token = SES_TOKEN) =>
-      fetch(`${apps.baseUrl}/v1/webhooks/ses?token=${token}`, {
-        method: 'POST',
-        headers: { 'content-type': 'text/plain; charset=UTF-8' },
-        body,
-      });
-    const permanent = sns({
+  describe('SES via SNS', () => {
+    let seq = 0;
+    /** An SES event in an SNS Notification envelope, as SNS delivers it (before signing). */
+    const notification = (message: unknown, topic = TOPIC): Record<string, string> => ({
+      Type: 'Notification',
+      MessageId: `0b2d4e6f-0000-4000-8000-${String((seq += 1)).padStart(12, '0')}`,
+      TopicArn: topic,
+      Message: JSON.stringify(message),
+      Timestamp: new Date().toISOString(),
+      UnsubscribeURL: `${sns.origin}/?Action=Unsubscribe&SubscriptionArn=${topic}:sub`,
+    });
+    const bounce = (email: string, bounceType: 'Permanent' | 'Transient', bounceSubType: string) => ({
       notificationType: 'Bounce',
       bounce: {
-        bounceType: 'Permanent',
-        bounceSubType: 'General',
-        bouncedRecipients: [{ emailAddress: 'ses-hard@example.com' }],
+        bounceType,
+        bounceSubType,
+        bouncedRecipients: [
+          {
+            emailAddress: email,
+            action: 'failed',
+            status: bounceType === 'Permanent' ? '5.1.1' : '4.2.2',
+            diagnosticCode:
+              bounceType === 'Permanent' ? 'smtp; 550 5.1.1 user unknown' : 'smtp; 452 4.2.2 mailbox full',
+          },
+        ],
+        timestamp: new Date().toISOString(),
+        feedbackId: '0100017f-bounce',
       },
-      mail: { destination: ['ses-hard@example.com'] },
+      mail: {
+        timestamp: new Date().toISOString(),
+        source: 'newsletter@spine-health.example',
+        messageId: '0100017f-mail',
+        destination: [email],
+      },
     });
-    expect((await post(permanent, 'wrong-token')).status).toBe(401);
-    expect(await status('ses-hard@example.com')).toBe('ok');
-    expect((await post(permanent)).status).toBe(200);
-    expect(
-      (
-        await post(
-          sns({
-            notificationType: 'Bounce',
-            bounce: {
-              bounceType: 'Transient',
-              bounceSubType: 'MailboxFull',
-              bouncedRecipients: [{ emailAddress: 'ses-soft@example.com' }],
-            },
+    const complaint = (email: string) => ({
+      notificationType: 'Complaint',
+      complaint: {
+        complainedRecipients: [{ emailAddress: email }],
+        timestamp: new Date().toISOString(),
+        feedbackId: '0100017f-complaint',
+        complaintFeedbackType: 'abuse',
+      },
+      mail: { timestamp: new Date().toISOString(), source: 'newsletter@spine-health.example', destination: [email] },
+    });
+    const post = (body: unknown, token = SES_TOKEN) =>
+      fetch(`${apps.baseUrl}/v1/webhooks/ses?token=${token}`, {
+        method: 'POST',
+        // SNS sends JSON as text/plain.
+        headers: { 'content-type': 'text/plain; charset=UTF-8' },
+        body: typeof body === 'string' ? body : JSON.stringify(body),
+      });
+
+    it('signed (SignatureVersion 1 and 2): permanent bounce and complaint suppress once; transient does not', async () => {
+      await activeReader('ses-hard@example.com');
+      await activeReader('ses-soft@example.com');
+      await activeReader('ses-complaint@example.com');
+      const before = await suppressionCount();
+      const hard = sns.sign(notification(bounce('ses-hard@example.com', 'Permanent', 'General')));
+      expect((await post(hard, 'wrong-token')).status).toBe(401);
+      expect(await status('ses-hard@example.com')).toBe('ok');
+      // SNS may deliver the same message more than once.
+      for (let i = 0; i < 3; i += 1) expect((await post(hard)).status).toBe(200);
+      const soft = sns.sign(notification(bounce('ses-soft@example.com', 'Transient', 'MailboxFull')), { version: '1' });
+      expect((await post(soft)).status).toBe(200);
+      const res = await post(sns.sign(notification(complaint('ses-complaint@example.com')), { version: '1' }));
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ status: 'processed', events: 1 });
+      expect(await status('ses-hard@example.com')).toBe('bounced');
+      expect(await status('ses-soft@example.com')).toBe('ok');
+      expect(await status('ses-complaint@example.com')).toBe('complained');
+      expect(await suppressionCount()).toBe(before + 2);
+    });
+
+    it('a bad signature, a foreign certificate host or an unknown topic → 401 and no change', async () => {
+      await activeReader('ses-forged@example.com');
+      const before = await suppressionCount();
+      const fetchesBefore = sns.requests.length;
+      const good = sns.sign(notification(bounce('ses-forged@example.com', 'Permanent', 'General')));
+      const forger = selfSignedCertificate('sns.test');
+      const attempts: { why: string; body: unknown }[] = [
+        { why: 'unsigned', body: notification(bounce('ses-forged@example.com', 'Permanent', 'General')) },
+        {
+          why: 'message changed after signing',
+          body: { ...good, Message: JSON.stringify(complaint('ses-forged@example.com')) },
+        },
+        {
+          why: 'signature flipped',
+          body: { ...good, Signature: (good.Signature.startsWith('A') ? 'B' : 'A') + good.Signature.slice(1) },
+        },
+        { why: 'SHA1 label on a SHA256 signature', body: { ...good, SignatureVersion: '1' } },
+        { why: 'unknown signature version', body: { ...good, SignatureVersion: '3' } },
+        {
+          why: 'signed by another key, pointing at the real certificate',
+          body: sns.sign(notification(bounce('ses-forged@example.com', 'Permanent', 'General')), {
+            key: forger.privateKey,
           }),
-        )
-      ).status,
-    ).toBe(200);
-    expect(await status('ses-hard@example.com')).toBe('bounced');
-    expect(await status('ses-soft@example.com')).toBe('ok');
-    // The subscription handshake only ever calls an SNS host.
-    const handshake = JSON.stringify({
-      Type: 'SubscriptionConfirmation',
-      SubscribeURL: 'https://evil.example/confirm',
-      TopicArn: 'x',
+        },
+        {
+          why: 'certificate on a foreign host',
+          body: sns.sign(notification(bounce('ses-forged@example.com', 'Permanent', 'General')), {
+            certUrl: 'https://evil.example/SimpleNotificationService-test.pem',
+          }),
+        },
+        {
+          why: 'certificate on another origin of the same machine',
+          body: sns.sign(notification(bounce('ses-forged@example.com', 'Permanent', 'General')), {
+            certUrl: `http://localhost:${sns.port}/SimpleNotificationService-test.pem`,
+          }),
+        },
+        {
+          why: 'validly signed, but for a topic we do not listen to',
+          body: sns.sign(
+            notification(bounce('ses-forged@example.com', 'Permanent', 'General'), `${TOPIC.slice(0, -1)}X`),
+          ),
+        },
+      ];
+      const statuses = [];
+      for (const a of attempts) statuses.push(`${a.why}: ${(await post(a.body)).status}`);
+      expect(statuses).toEqual(attempts.map((a) => `${a.why}: 401`));
+      expect(await status('ses-forged@example.com')).toBe('ok');
+      expect(await suppressionCount()).toBe(before);
+      // The certificate was fetched once at most (it is cached), and never from elsewhere.
+      expect(sns.requests.slice(fetchesBefore).every((r) => r === '/SimpleNotificationService-test.pem')).toBe(true);
+      expect((await post('not json')).status).toBe(400);
     });
-    expect((await post(handshake)).status).toBe(400);
+
+    it('the signed SubscriptionConfirmation handshake calls SubscribeURL, only on an SNS origin', async () => {
+      const handshake = (subscribeUrl: string, type = 'SubscriptionConfirmation') => ({
+        Type: type,
+        MessageId: `165545c9-2a5c-472c-8df2-${String((seq += 1)).padStart(12, '0')}`,
+        Token: 'a'.repeat(64),
+        TopicArn: TOPIC,
+        Message: `You have chosen to subscribe to the topic ${TOPIC}.\nTo confirm the subscription, visit the SubscribeURL included in this message.`,
+        SubscribeURL: subscribeUrl,
+        Timestamp: new Date().toISOString(),
+      });
+      const confirmUrl = `${sns.origin}/?Action=ConfirmSubscription&TopicArn=${encodeURIComponent(TOPIC)}&Token=${'a'.repeat(64)}`;
+      // Unsigned: nothing is fetched.
+      expect((await post(handshake(confirmUrl))).status).toBe(401);
+      expect(sns.requests.filter((r) => r.startsWith('/?Action=ConfirmSubscription'))).toHaveLength(0);
+      // Signed: confirmed by calling SubscribeURL.
+      const ok = await post(sns.sign(handshake(confirmUrl)));
+      expect(ok.status).toBe(200);
+      expect(await ok.json()).toEqual({ status: 'subscribed', events: 0 });
+      expect(sns.requests.filter((r) => r.startsWith('/?Action=ConfirmSubscription'))).toHaveLength(1);
+      // Even signed, a SubscribeURL off SNS is never called.
+      expect((await post(sns.sign(handshake('https://evil.example/confirm')))).status).toBe(400);
+      // UnsubscribeConfirmation is verified, then acknowledged.
+      const bye = await post(sns.sign(handshake(confirmUrl, 'UnsubscribeConfirmation'), { version: '1' }));
+      expect(bye.status).toBe(200);
+      expect(await bye.json()).toEqual({ status: 'ignored', events: 0 });
+      expect(sns.requests.filter((r) => r.startsWith('/?Action=ConfirmSubscription'))).toHaveLength(1);
+    });
   });
 
   it('a suppressed address is skipped by the next digest and gets no confirmation', async () => {

@@ -1,4 +1,10 @@
-import { ConfigError, DEFAULT_POSTAL_ADDRESS, loadConfig, type AppConfig } from './config.js';
+import {
+  ConfigError,
+  DEFAULT_POSTAL_ADDRESS,
+  DEFAULT_SNS_ORIGIN_PATTERN,
+  loadConfig,
+  type AppConfig,
+} from './config.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -194,5 +200,20 @@ describe('loadConfig', () => {
 
   it('an empty environment is rejected', () => {
     expect(() => loadConfig({})).toThrow(ConfigError);
+  });
+
+  it('trusts only https Amazon SNS hosts for SES webhooks unless told otherwise', () => {
+    const def = load().webhooks;
+    expect(def.sesSnsOriginPattern).toEqual(new RegExp(DEFAULT_SNS_ORIGIN_PATTERN));
+    expect(def.sesSnsOriginPattern.test('https://sns.eu-west-1.amazonaws.com')).toBe(true);
+    expect(def.sesSnsOriginPattern.test('http://sns.eu-west-1.amazonaws.com')).toBe(false);
+    expect(def.sesTopicArns).toBeUndefined();
+    const custom = load({
+      SES_SNS_ORIGIN_PATTERN: '^http://127\\.0\\.0\\.1:\\d+$',
+      SES_SNS_TOPIC_ARNS: ' arn:aws:sns:us-east-1:1:a , arn:aws:sns:us-east-1:1:b ,',
+    }).webhooks;
+    expect(custom.sesSnsOriginPattern.test('http://127.0.0.1:8080')).toBe(true);
+    expect(custom.sesTopicArns).toEqual(['arn:aws:sns:us-east-1:1:a', 'arn:aws:sns:us-east-1:1:b']);
+    expect(configError({ ...MINIMAL, SES_SNS_ORIGIN_PATTERN: '(' }).variable).toBe('SES_SNS_ORIGIN_PATTERN');
   });
 });

@@ -65,6 +65,13 @@ export interface AppConfig {
     postmarkPassword?: string;
     /** Shared secret in the SNS subscription URL: /v1/webhooks/ses?token=… */
     sesToken?: string;
+    /**
+     * Origins (scheme://host[:port]) trusted as Amazon SNS: SigningCertURL and SubscribeURL are
+     * fetched only when their origin matches. Default: https on an sns.<region>.amazonaws.com(.cn) host.
+     */
+    sesSnsOriginPattern: RegExp;
+    /** When set, SNS messages from any other topic are refused. */
+    sesTopicArns?: string[];
   };
 }
 
@@ -119,12 +126,34 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
   return raw;
 }
 
+function pattern(env: Env, name: string, def: string): RegExp {
+  const raw = str(env, name) ?? def;
+  try {
+    return new RegExp(raw);
+  } catch {
+    throw new ConfigError(name, `is not a valid regular expression: "${raw}"`);
+  }
+}
+
+function list(env: Env, name: string): string[] | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return undefined;
+  const items = raw
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0);
+  return items.length > 0 ? items : undefined;
+}
+
 /** No CR/LF may ever reach a header: reject it at the door. */
 function headerSafe(env: Env, name: string): string | undefined {
   const v = str(env, name);
   if (v !== undefined && /[\r\n]/.test(v)) throw new ConfigError(name, 'must not contain line breaks');
   return v;
 }
+
+/** Amazon SNS: https, on an sns.<region>.amazonaws.com(.cn) host. Matched against a URL's origin. */
+export const DEFAULT_SNS_ORIGIN_PATTERN = '^https://sns\\.[a-z0-9-]+\\.amazonaws\\.com(\\.cn)?$';
 
 export const DEFAULT_POSTAL_ADDRESS = 'Veritas Health LLC, 580 N Bank Ln, Lake Forest, IL, 60045, USA';
 
@@ -212,6 +241,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
       postmarkUser: str(env, 'POSTMARK_WEBHOOK_USER'),
       postmarkPassword: str(env, 'POSTMARK_WEBHOOK_PASSWORD'),
       sesToken: str(env, 'SES_WEBHOOK_TOKEN'),
+      sesSnsOriginPattern: pattern(env, 'SES_SNS_ORIGIN_PATTERN', DEFAULT_SNS_ORIGIN_PATTERN),
+      sesTopicArns: list(env, 'SES_SNS_TOPIC_ARNS'),
     },
     console: {
       secureCookie: publicUrl.startsWith('https:'),

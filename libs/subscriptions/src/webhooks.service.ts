@@ -1,6 +1,20 @@
-import { Inject, Injectable, Logger, UnauthorizedException, BadRequestException } from '@nestjs/common';
+import {
+  BadRequestException,
+  Inject,
+  Injectable,
+  Logger,
+  ServiceUnavailableException,
+  UnauthorizedException,
+} from '@nestjs/common';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
+import {
+  SNS_MESSAGE_TYPES,
+  SnsCertificateUnavailableError,
+  SnsMessageVerifier,
+  SnsSignatureError,
+  trustedSnsUrl,
+} from './sns-signature.js';
 import { type BounceType, SuppressionsService } from './suppressions.service.js';
 
 export interface WebhookResult {
@@ -22,11 +36,14 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : und
 @Injectable()
 export class WebhooksService {
   private readonly logger = new Logger(WebhooksService.name);
+  private readonly sns: SnsMessageVerifier;
 
   constructor(
     private readonly suppressions: SuppressionsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {}
+  ) {
+    this.sns = new SnsMessageVerifier(config.webhooks.sesSnsOriginPattern);
+  }
 
   private async apply(events: { email: string; type: BounceType; detail: string }[]): Promise<WebhookResult> {
     let applied = 0;
@@ -101,10 +118,12 @@ export class WebhooksService {
   }
 
   /**
-   * Amazon SES through SNS: the endpoint URL carries a shared token; SubscriptionConfirmation is
-   * confirmed by fetching its SubscribeURL (only an SNS host); Notification carries the SES event.
+   * Amazon SES through SNS. Two locks: the endpoint URL carries a shared token, and every message
+   * must carry a valid SNS signature (SignatureVersion 1 or 2) by a certificate fetched from an
+   * SNS host (SES_SNS_ORIGIN_PATTERN). SubscriptionConfirmation is confirmed by fetching its
+   * SubscribeURL (again only an SNS host); Notification carries the SES event.
    */
-  async ses(token: string | undefined, rawBody: unknown, fetchImpl: typeof fetch = fetch): Promise<WebhookResult> {
+  async ses(token: string | undefined, rawBody: unknown): Promise<WebhookResult> {
     const expected = this.config.webhooks.sesToken;
     if (!expected) throw new UnauthorizedException('SES webhooks are not configured (SES_WEBHOOK_TOKEN)');
     if (!token || !safeEqual(token, expected)) throw new UnauthorizedException('Invalid SES webhook token');
@@ -115,18 +134,31 @@ export class WebhooksService {
       throw new BadRequestException(['body must be an SNS message (JSON)']);
     }
     const type = str(envelope.Type);
-    if (type === 'SubscriptionConfirmation') {
-      const url = str(envelope.SubscribeURL);
-      let host = '';
-      try {
-        const u = new URL(url ?? '');
-        host = u.protocol === 'https:' ? u.hostname : '';
-      } catch {
-        host = '';
+    if (!type || !SNS_MESSAGE_TYPES.includes(type))
+      throw new BadRequestException([`Type must be one of ${SNS_MESSAGE_TYPES.join(', ')}`]);
+    try {
+      await this.sns.verify(envelope);
+    } catch (err) {
+      if (err instanceof SnsCertificateUnavailableError) {
+        // Not the sender's fault: a 5xx makes SNS deliver it again later.
+        this.logger.warn(err.message);
+        throw new ServiceUnavailableException('SNS signing certificate unavailable, try again');
       }
-      if (!/^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$/.test(host))
-        throw new BadRequestException(['SubscribeURL must be an https SNS URL']);
-      const res = await fetchImpl(url!, { signal: AbortSignal.timeout(10_000) });
+      if (err instanceof SnsSignatureError) throw new UnauthorizedException(`Invalid SNS message: ${err.message}`);
+      throw err;
+    }
+    const topics = this.config.webhooks.sesTopicArns;
+    if (topics && !topics.includes(str(envelope.TopicArn) ?? ''))
+      throw new UnauthorizedException('Invalid SNS message: unexpected TopicArn');
+    if (type === 'SubscriptionConfirmation') {
+      const url = trustedSnsUrl(envelope.SubscribeURL, this.config.webhooks.sesSnsOriginPattern);
+      if (!url) throw new BadRequestException(['SubscribeURL must be an https SNS URL']);
+      const res = await fetch(url, { redirect: 'error', signal: AbortSignal.timeout(10_000) }).catch((err: unknown) => {
+        throw new ServiceUnavailableException(
+          `SNS subscription confirmation failed: ${err instanceof Error ? err.message : String(err)}`,
+        );
+      });
+      await res.body?.cancel();
       if (!res.ok) throw new BadRequestException([`SNS subscription confirmation failed: HTTP ${res.status}`]);
       this.logger.log(`SNS subscription confirmed for ${str(envelope.TopicArn) ?? 'a topic'}`);
       return { status: 'subscribed', events: 0 };

@@ -29,7 +29,11 @@ export class WebhooksController {
     return this.webhooks.postmark(authorization, body);
   }
 
-  /** SNS posts with Content-Type text/plain: the body arrives as a string. */
+  /**
+   * Amazon SES through SNS: the `?token=` and the SNS message signature are both checked
+   * (401 otherwise; 503 when the signing certificate cannot be fetched, so SNS retries).
+   * SNS posts with Content-Type text/plain: the body arrives as a string.
+   */
   @Post('ses')
   @HttpCode(200)
   ses(@Query('token') token: string | undefined, @Body() body: unknown): Promise<WebhookResult> {
