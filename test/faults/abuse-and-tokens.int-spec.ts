@@ -1,12 +1,28 @@
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
-import { signToken, verifyToken } from '../../libs/subscriptions/src/tokens.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { emailHash, signToken, verifyToken } from '../../libs/subscriptions/src/tokens.js';
 import { type RunningApps, headerBlock, linkFrom, startApps, testConfig } from '../support/apps.js';
 import { createTestDatabase, query, seedDatabase } from '../support/db.js';
-import { postJson } from '../support/http.js';
+import { postForm, postJson } from '../support/http.js';
 import { TestSmtp } from '../support/smtp.js';
 
 const PUBLIC = 'http://mailroom.test';
+
+const figures: Record<string, unknown> = {};
+function record(name: string, value: unknown): void {
+  figures[name] = value;
+  mkdirSync('artifacts', { recursive: true });
+  writeFileSync('artifacts/faults-abuse.json', JSON.stringify(figures, null, 2));
+}
+
+const STATES = ['new', 'pending', 'active', 'unsubscribed', 'suppressed'] as const;
+type State = (typeof STATES)[number];
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
 
 describe('abuse and token guessing', () => {
   let db: { url: string; drop: () => Promise<void> };
@@ -129,5 +145,118 @@ describe('abuse and token guessing', () => {
       [email],
     );
     expect(row.status).toBe('active');
+  });
+
+  describe('no enumeration: the answer and its timing do not depend on what is known about an address', () => {
+    const PER_STATE = 40;
+    const WARM_UP = 8;
+    let ip = 0;
+    /** A fresh client IP per request: the per-IP limit is not what is measured here. */
+    const nextIp = () => `198.18.${Math.floor((ip += 1) / 250)}.${ip % 250}`;
+    const subscribe = (email: string) =>
+      postJson(`${apps.baseUrl}/v1/subscriptions`, { email }, { 'x-forwarded-for': nextIp() });
+
+    /** `count` addresses in each state, set up the way readers and bounces put them there. */
+    async function addresses(tag: string, count: number): Promise<Record<State, string[]>> {
+      const out = {} as Record<State, string[]>;
+      for (const state of STATES)
+        out[state] = Array.from({ length: count }, (_, i) => `${tag}-${state}-${i}@example.com`);
+      for (const state of STATES.filter((x) => x !== 'new'))
+        for (const email of out[state]) expect((await subscribe(email)).status).toBe(202);
+      await query(
+        db.url,
+        `UPDATE subscriptions SET status = 'active', confirmed_at = now()
+         WHERE subscriber_id IN (SELECT id FROM subscribers WHERE email = ANY($1::text[]))`,
+        [[...out.active, ...out.unsubscribed]],
+      );
+      await query(
+        db.url,
+        `UPDATE subscriptions SET status = 'unsubscribed', unsubscribed_at = now()
+         WHERE subscriber_id IN (SELECT id FROM subscribers WHERE email = ANY($1::text[]))`,
+        [out.unsubscribed],
+      );
+      // A hard bounce: the keyed hash in the suppression list, the subscriber marked bounced.
+      for (const email of out.suppressed)
+        await query(
+          db.url,
+          `INSERT INTO suppressions (email_hash, reason, detail) VALUES ($1, 'bounced', '550 5.1.1')`,
+          [emailHash(apps.config.appSecret, email)],
+        );
+      await query(db.url, `UPDATE subscribers SET status = 'bounced' WHERE email = ANY($1::text[])`, [out.suppressed]);
+      return out;
+    }
+
+    it('subscribe answers byte-identically, as JSON and as a page, in all five states', async () => {
+      const set = await addresses('same', 2);
+      const json: string[] = [];
+      const html: string[] = [];
+      for (const state of STATES) {
+        const a = await subscribe(set[state][0]);
+        json.push(`${a.status} ${a.headers.get('content-type')} ${await a.text()}`);
+        const b = await postForm(
+          `${apps.baseUrl}/v1/subscriptions`,
+          { email: set[state][1] },
+          {
+            accept: 'text/html',
+            'x-forwarded-for': nextIp(),
+          },
+        );
+        html.push(`${b.status} ${b.headers.get('content-type')} ${await b.text()}`);
+      }
+      expect(new Set(json)).toEqual(new Set(['202 application/json; charset=utf-8 {"status":"pending"}']));
+      expect(new Set(html).size).toBe(1);
+      expect(html[0]).toMatch(/^202 text\/html/);
+    });
+
+    it('one-click unsubscribe answers byte-identically for pending, active, unsubscribed and suppressed readers', async () => {
+      const set = await addresses('unsub', 1);
+      const answers: string[] = [];
+      for (const state of STATES.filter((x) => x !== 'new')) {
+        const [{ id }] = await query<{ id: string }>(
+          db.url,
+          `SELECT s.id::text AS id FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id WHERE u.email = $1`,
+          [set[state][0]],
+        );
+        for (const accept of ['application/json', 'text/html']) {
+          const res = await postForm(
+            `${apps.baseUrl}/unsubscribe/${signToken(apps.config.appSecret, 'unsubscribe', id)}`,
+            { 'List-Unsubscribe': 'One-Click' },
+            { accept, 'x-forwarded-for': nextIp() },
+          );
+          answers.push(`${accept}: ${res.status} ${res.headers.get('content-type')} ${await res.text()}`);
+        }
+      }
+      expect(new Set(answers.filter((a) => a.startsWith('application/json'))).size).toBe(1);
+      expect(new Set(answers.filter((a) => a.startsWith('text/html'))).size).toBe(1);
+      expect(answers[0]).toContain('200');
+    });
+
+    it(`no timing tell: median subscribe latency differs by < 10 ms across the five states (${PER_STATE} each, interleaved)`, async () => {
+      const set = await addresses('timing', PER_STATE + WARM_UP);
+      const times: Record<State, number[]> = { new: [], pending: [], active: [], unsubscribed: [], suppressed: [] };
+      for (let round = 0; round < PER_STATE + WARM_UP; round += 1) {
+        // Round-robin, starting one state later each round: no state always runs first or last.
+        for (let k = 0; k < STATES.length; k += 1) {
+          const state = STATES[(round + k) % STATES.length];
+          const started = performance.now();
+          const res = await subscribe(set[state][round]);
+          await res.arrayBuffer();
+          const ms = performance.now() - started;
+          expect(res.status).toBe(202);
+          if (round >= WARM_UP) times[state].push(ms);
+        }
+      }
+      const medians = Object.fromEntries(STATES.map((s) => [s, Math.round(median(times[s]) * 100) / 100])) as Record<
+        State,
+        number
+      >;
+      const spread = Math.max(...Object.values(medians)) - Math.min(...Object.values(medians));
+      record('subscribeTiming', {
+        requestsPerState: PER_STATE,
+        medianMs: medians,
+        maxMedianDifferenceMs: Math.round(spread * 100) / 100,
+      });
+      expect(spread).toBeLessThan(10);
+    }, 120_000);
   });
 });
