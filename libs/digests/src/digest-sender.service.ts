@@ -58,6 +58,50 @@ class Permits {
   }
 }
 
+type Claim = 'claimed' | 'stopped' | 'taken' | 'ineligible';
+type SentRecord = { subscriberId: string; messageId: string };
+
+/**
+ * Group commit for the lanes of one batch: claims (and previous sends to record) that arrive while
+ * a round trip is under way go together in the next one.
+ */
+class ClaimBatcher {
+  private waiting: {
+    subscriberId: string;
+    sent?: SentRecord;
+    resolve: (c: Claim) => void;
+    reject: (e: unknown) => void;
+  }[] = [];
+  private busy = false;
+
+  constructor(private readonly run: (ids: string[], sent: SentRecord[]) => Promise<Map<string, Claim>>) {}
+
+  claim(subscriberId: string, sent?: SentRecord): Promise<Claim> {
+    return new Promise<Claim>((resolve, reject) => {
+      this.waiting.push({ subscriberId, sent, resolve, reject });
+      if (!this.busy) void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.busy = true;
+    while (this.waiting.length > 0) {
+      const group = this.waiting;
+      this.waiting = [];
+      try {
+        const result = await this.run(
+          group.map((g) => g.subscriberId),
+          group.flatMap((g) => (g.sent ? [g.sent] : [])),
+        );
+        for (const g of group) g.resolve(result.get(g.subscriberId) ?? 'taken');
+      } catch (err) {
+        for (const g of group) g.reject(err);
+      }
+    }
+    this.busy = false;
+  }
+}
+
 /** The worker's side of digests: plan (articles, render once, ledger, batches) and send batches exactly once. */
 @Injectable()
 export class DigestSender implements BeforeApplicationShutdown {
@@ -279,6 +323,7 @@ export class DigestSender implements BeforeApplicationShutdown {
     const queue = recipients.filter((_, i) => !suppressed.has(hashes[i].toString('hex')));
 
     const permits = new Permits(this.limiter, queue.length);
+    const claims = new ClaimBatcher((ids, sent) => this.repo.claimMany(this.ds, digestId, ids, sent));
     let stopped = false;
     let transient: unknown = null;
     let broken: unknown = null;
@@ -289,7 +334,7 @@ export class DigestSender implements BeforeApplicationShutdown {
     // Each lane records a message as sent in the same round trip that claims its next one; before
     // it waits on the rate limiter, and when it stops, it records it on its own.
     const lane = async () => {
-      let sent: { subscriberId: string; messageId: string } | undefined;
+      let sent: SentRecord | undefined;
       const record = async () => {
         const s = sent;
         sent = undefined;
@@ -299,9 +344,9 @@ export class DigestSender implements BeforeApplicationShutdown {
         for (let r = next(); r; r = next()) {
           if (!permits.ready()) await record();
           await permits.take();
-          let claim: Awaited<ReturnType<DigestsRepository['claim']>>;
+          let claim: Claim;
           try {
-            claim = await this.repo.claim(this.ds, digestId, r.subscriberId, sent);
+            claim = await claims.claim(r.subscriberId, sent);
             sent = undefined;
           } catch (err) {
             await record();
@@ -346,7 +391,7 @@ export class DigestSender implements BeforeApplicationShutdown {
     d: DigestRow,
     r: Recipient,
     onTransient: (err: unknown) => void,
-  ): Promise<{ subscriberId: string; messageId: string } | undefined> {
+  ): Promise<SentRecord | undefined> {
     let messageId: string;
     try {
       ({ messageId } = await this.transport.sendBuilt(this.message(d, r, r.subscriptionId)));

@@ -203,36 +203,47 @@ export class DigestsRepository {
   }
 
   /**
-   * Claims one delivery before SMTP. Only while the digest is sending and the reader is still
+   * Claims deliveries before SMTP, only while the digest is sending and the reader is still
    * subscribed and mailable: an unsubscribe or a cancel lands before the next message.
+   * Several lanes in one round trip (group commit): each lane still claims only its
+   * next message, right before sending it, so the in-flight bound stays one message per lane.
+   * `sent` are the lanes' previous messages, recorded as sent in the same statement.
    */
-  async claim(
+  async claimMany(
     db: Db,
     digestId: string,
-    subscriberId: string,
-    sent?: { subscriberId: string; messageId: string },
-  ): Promise<'claimed' | 'stopped' | 'taken' | 'ineligible'> {
-    // `sent`: the previous message of this lane, recorded in the same round trip.
-    const [r] = await rows<{ claimed: boolean; sending: boolean; pending: boolean }>(
+    subscriberIds: string[],
+    sent: { subscriberId: string; messageId: string }[],
+  ): Promise<Map<string, 'claimed' | 'stopped' | 'taken' | 'ineligible'>> {
+    const [r] = await rows<{ claimed: string[] | null; sending: boolean; pending: string[] | null }>(
       db,
       `WITH f AS (
-         UPDATE deliveries SET status = 'sent', message_id = $4, detail = NULL, finished_at = now()
-         WHERE $3::bigint IS NOT NULL AND digest_id = $1 AND subscriber_id = $3
+         UPDATE deliveries d SET status = 'sent', message_id = s.mid, detail = NULL, finished_at = now()
+         FROM unnest($3::bigint[], $4::text[]) AS s(sid, mid)
+         WHERE d.digest_id = $1 AND d.subscriber_id = s.sid
          RETURNING 1),
        c AS (
          UPDATE deliveries d SET status = 'sending', claimed_at = now()
-         WHERE d.digest_id = $1 AND d.subscriber_id = $2 AND d.status = 'pending'
+         WHERE d.digest_id = $1 AND d.subscriber_id = ANY($2::bigint[]) AND d.status = 'pending'
            AND EXISTS (SELECT 1 FROM digests g WHERE g.id = $1 AND g.status = 'sending')
            AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.id = d.subscription_id AND s.status = 'active')
            AND EXISTS (SELECT 1 FROM subscribers u WHERE u.id = d.subscriber_id AND u.status = 'ok')
-         RETURNING 1)
-       SELECT EXISTS (SELECT 1 FROM c) AS claimed, EXISTS (SELECT 1 FROM digests WHERE id = $1 AND status = 'sending') AS sending,
-              EXISTS (SELECT 1 FROM deliveries WHERE digest_id = $1 AND subscriber_id = $2 AND status = 'pending') AS pending`,
-      [digestId, subscriberId, sent?.subscriberId ?? null, sent?.messageId ?? null],
+         RETURNING d.subscriber_id)
+       SELECT (SELECT array_agg(subscriber_id::text) FROM c) AS claimed,
+              EXISTS (SELECT 1 FROM digests WHERE id = $1 AND status = 'sending') AS sending,
+              (SELECT array_agg(subscriber_id::text) FROM deliveries
+                WHERE digest_id = $1 AND subscriber_id = ANY($2::bigint[]) AND status = 'pending') AS pending`,
+      [digestId, subscriberIds, sent.map((x) => x.subscriberId), sent.map((x) => x.messageId)],
     );
-    if (r.claimed) return 'claimed';
-    if (!r.sending) return 'stopped';
-    return r.pending ? 'ineligible' : 'taken';
+    // The SELECT sees the rows as they were before this statement: "pending" only matters for the unclaimed.
+    const claimed = new Set(r.claimed ?? []);
+    const pending = new Set(r.pending ?? []);
+    return new Map(
+      subscriberIds.map((id) => [
+        id,
+        claimed.has(id) ? 'claimed' : !r.sending ? 'stopped' : pending.has(id) ? 'ineligible' : 'taken',
+      ]),
+    );
   }
 
   async finish(
