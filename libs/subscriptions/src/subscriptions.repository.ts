@@ -17,34 +17,48 @@ export interface ConsentContext {
 /** Set-based SQL for the subscription lifecycle; every method runs inside the caller's transaction. */
 @Injectable()
 export class SubscriptionsRepository {
+  /**
+   * Creates or refreshes the subscriber, unless the address is suppressed (bounced, complained,
+   * blocked: null). An erased address's hash does not stop it: a new double opt-in may begin.
+   */
   async upsertSubscriber(
     em: EntityManager,
     email: string,
     name: string | null,
     timezone: string | null,
-  ): Promise<{ id: string; status: string }> {
+    suppressionHash: Buffer,
+  ): Promise<{ id: string; status: string } | null> {
     const rows: { id: string; status: string }[] = await em.query(
-      `INSERT INTO subscribers (email, name, timezone) VALUES ($1, $2, $3)
+      `INSERT INTO subscribers (email, name, timezone)
+       SELECT $1, $2, $3
+       WHERE NOT EXISTS (SELECT 1 FROM suppressions WHERE email_hash = $4 AND reason <> 'erased')
        ON CONFLICT (email) DO UPDATE SET
          name = COALESCE(EXCLUDED.name, subscribers.name),
          timezone = COALESCE(EXCLUDED.timezone, subscribers.timezone),
          updated_at = now()
        RETURNING id, status`,
-      [email, name, timezone],
+      [email, name, timezone, suppressionHash],
     );
-    return rows[0];
+    return rows[0] ?? null;
   }
 
-  /** Creates pending subscriptions; an unsubscribed one becomes pending again. Returns each state after. */
+  /**
+   * Creates pending subscriptions; an unsubscribed one becomes pending again. Returns each state
+   * after. The consent record of the request is written in the same statement.
+   */
   async upsertSubscriptions(
     em: EntityManager,
     subscriberId: string,
     newsletterIds: number[],
     topics: string[],
     source: string | null,
+    consent: ConsentContext,
   ): Promise<{ id: string; newsletterId: number; status: SubscriptionStatus }[]> {
     const rows: { id: string; newsletter_id: number; status: SubscriptionStatus }[] = await em.query(
-      `INSERT INTO subscriptions (subscriber_id, newsletter_id, status, topics, source)
+      `WITH consent AS (
+         INSERT INTO consent_records (subscriber_id, newsletter_id, action, ip, user_agent, source_url, consent_text, consent_version)
+         SELECT $1, nid, 'subscribe', $5::inet, $6, $7, $8, $9 FROM unnest($2::int[]) AS nid)
+       INSERT INTO subscriptions (subscriber_id, newsletter_id, status, topics, source)
        SELECT $1, nid, 'pending', $3::text[], $4 FROM unnest($2::int[]) AS nid
        ON CONFLICT (subscriber_id, newsletter_id) DO UPDATE SET
          status = CASE WHEN subscriptions.status = 'unsubscribed' THEN 'pending' ELSE subscriptions.status END,
@@ -52,7 +66,17 @@ export class SubscriptionsRepository {
          topics = CASE WHEN cardinality(EXCLUDED.topics) > 0 THEN EXCLUDED.topics ELSE subscriptions.topics END,
          source = COALESCE(EXCLUDED.source, subscriptions.source)
        RETURNING id, newsletter_id, status`,
-      [subscriberId, newsletterIds, topics, source],
+      [
+        subscriberId,
+        newsletterIds,
+        topics,
+        source,
+        consent.ip,
+        consent.userAgent,
+        consent.sourceUrl,
+        consent.consentText ?? null,
+        consent.consentVersion ?? null,
+      ],
     );
     return rows.map((r) => ({ id: r.id, newsletterId: r.newsletter_id, status: r.status }));
   }
@@ -85,26 +109,33 @@ export class SubscriptionsRepository {
    * Takes one of the address's confirmation mails for the rolling 24 h, if any is left.
    * The subscriber row is locked by the upsert in the same transaction, so concurrent requests count in turn.
    */
-  async takeConfirmationAllowance(em: EntityManager, subscriberId: string, perDay: number): Promise<boolean> {
-    const [{ n }]: { n: number }[] = await em.query(
-      `SELECT count(*)::int AS n FROM confirmation_requests
-       WHERE subscriber_id = $1 AND created_at > now() - interval '24 hours'`,
-      [subscriberId],
+  /**
+   * At most `perDay` confirmation mails per address in a rolling 24 h: when one is still allowed,
+   * counts it and writes the event that sends it, in one statement. The caller holds the
+   * subscriber's row lock (the upsert), so concurrent requests for one address queue up here.
+   */
+  async requestConfirmation(
+    em: EntityManager,
+    subscriberId: string,
+    perDay: number,
+    event: DomainEvent,
+  ): Promise<boolean> {
+    const rows: unknown[] = await em.query(
+      `WITH allowed AS (
+         INSERT INTO confirmation_requests (subscriber_id)
+         SELECT $1 WHERE (SELECT count(*) FROM confirmation_requests
+                          WHERE subscriber_id = $1 AND created_at > now() - interval '24 hours') < $2
+         RETURNING 1)
+       INSERT INTO outbox (id, type, payload) SELECT $3, $4, $5 FROM allowed RETURNING 1`,
+      [subscriberId, perDay, randomUUID(), event.type, event.payload],
     );
-    if (n >= perDay) return false;
-    await em.query(`INSERT INTO confirmation_requests (subscriber_id) VALUES ($1)`, [subscriberId]);
-    return true;
+    return rows.length > 0;
   }
 
   async addEvent(em: EntityManager, event: DomainEvent): Promise<string> {
     const id = randomUUID();
     await em.query(`INSERT INTO outbox (id, type, payload) VALUES ($1, $2, $3)`, [id, event.type, event.payload]);
     return id;
-  }
-
-  async suppressionReason(em: EntityManager, hash: Buffer): Promise<string | null> {
-    const found: { reason: string }[] = await em.query(`SELECT reason FROM suppressions WHERE email_hash = $1`, [hash]);
-    return found[0]?.reason ?? null;
   }
 
   /** A confirmed new double opt-in lifts the hash an erasure left behind (and nothing else). */

@@ -1,11 +1,11 @@
 import { BadRequestException, Inject, Injectable, NotFoundException } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import type { DataSource } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
 import { Newsletter } from '../../db/src/entities/index.js';
 import { normalizeEmail } from './email.js';
 import { type ConsentContext, SubscriptionsRepository } from './subscriptions.repository.js';
-import { emailHash, hashToken, verifyToken } from './tokens.js';
+import { emailHash, hashToken, signToken, verifyToken } from './tokens.js';
 
 /** The words of the signup box, stored with every consent record (with their version). */
 export const CONSENT_TEXT =
@@ -21,6 +21,11 @@ export interface SubscribeInput {
   source?: string;
   /** Honeypot: a field people never see. Anything in it means a bot. */
   website?: string;
+}
+
+export interface GuideLink {
+  title: string;
+  url: string;
 }
 
 export class LinkError extends Error {
@@ -60,13 +65,15 @@ export class SubscriptionsService {
 
   /**
    * Records a subscription request. The caller answers 202 whatever happens here, so the
-   * response never tells whether the address was known.
+   * response never tells whether the address was known: what it returns (the names of the
+   * newsletters asked for, for the page's header) depends on the input only.
    */
-  async subscribe(input: SubscribeInput, ctx: ConsentContext): Promise<void> {
+  async subscribe(input: SubscribeInput, ctx: ConsentContext): Promise<{ newsletters: string[] }> {
     const check = normalizeEmail(input.email);
     if (!check.ok) throw new BadRequestException([check.reason]);
     const newsletters = await this.resolveNewsletters(input.newsletters);
-    if (input.website) return; // honeypot: same answer, nothing stored, nothing sent
+    const answer = { newsletters: newsletters.map((n) => n.name) };
+    if (input.website) return answer; // honeypot: same answer, nothing stored, nothing sent
     const email = check.email;
     const suppressedHash = emailHash(this.config.appSecret, email);
     const topics = [...new Set((input.topics ?? []).map((t) => t.trim()).filter((t) => t.length > 0))];
@@ -74,31 +81,29 @@ export class SubscriptionsService {
     await this.ds.transaction(async (em) => {
       // Bounced, complained or blocked addresses get the same answer and nothing else. An erased
       // address may start a new double opt-in: its hash is lifted only when that is confirmed.
-      const reason = await this.repo.suppressionReason(em, suppressedHash);
-      if (reason !== null && reason !== 'erased') return;
+      // Three statements between BEGIN and COMMIT: this is the hottest write path.
       const subscriber = await this.repo.upsertSubscriber(
         em,
         email,
         input.name?.trim() || null,
         input.timezone ?? null,
+        suppressedHash,
       );
-      if (subscriber.status !== 'ok') return;
+      if (!subscriber || subscriber.status !== 'ok') return;
       const ids = newsletters.map((n) => n.id);
-      const subs = await this.repo.upsertSubscriptions(em, subscriber.id, ids, topics, input.source ?? null);
-      await this.repo.recordConsent(em, subscriber.id, ids, 'subscribe', {
+      const subs = await this.repo.upsertSubscriptions(em, subscriber.id, ids, topics, input.source ?? null, {
         ...ctx,
         consentText: CONSENT_TEXT,
         consentVersion: CONSENT_VERSION,
       });
       const pending = subs.filter((s) => s.status === 'pending').map((s) => s.newsletterId);
       if (pending.length === 0) return;
-      if (!(await this.repo.takeConfirmationAllowance(em, subscriber.id, this.config.abuse.confirmationsPerDay)))
-        return;
-      await this.repo.addEvent(em, {
+      await this.repo.requestConfirmation(em, subscriber.id, this.config.abuse.confirmationsPerDay, {
         type: 'subscription.requested',
         payload: { subscriberId: subscriber.id, newsletterIds: pending },
       });
     });
+    return answer;
   }
 
   /** Checks a confirmation token without using it (the GET page). */
@@ -127,7 +132,10 @@ export class SubscriptionsService {
   }
 
   /** Confirms: idempotent for the same token while its subscriptions stay active. */
-  async confirm(rawToken: string, ctx: ConsentContext): Promise<{ status: 'active'; newsletters: string[] }> {
+  async confirm(
+    rawToken: string,
+    ctx: ConsentContext,
+  ): Promise<{ status: 'active'; newsletters: string[]; guides: { title: string; url: string }[] }> {
     return this.ds.transaction(async (em) => {
       const token = await this.repo.lockConfirmToken(em, hashToken(rawToken));
       this.assertUsable(token);
@@ -135,9 +143,12 @@ export class SubscriptionsService {
         `SELECT name FROM newsletters WHERE id = ANY($1::int[]) ORDER BY name`,
         [token.newsletterIds],
       );
-      const result = { status: 'active' as const, newsletters: names.map((n) => n.name) };
+      const result = { status: 'active' as const, newsletters: names.map((n) => n.name), guides: [] as GuideLink[] };
       if (token.usedAt) {
-        if ((await this.repo.countActive(em, token.subscriberId, token.newsletterIds)) > 0) return result;
+        if ((await this.repo.countActive(em, token.subscriberId, token.newsletterIds)) > 0) {
+          result.guides = await this.guideLinks(em, token.subscriberId, token.newsletterIds);
+          return result;
+        }
         throw new LinkError('used', 'This confirmation link has already been used.');
       }
       const activated = await this.repo.activate(em, token.subscriberId, token.newsletterIds);
@@ -153,8 +164,25 @@ export class SubscriptionsService {
       for (const a of activated.filter((x) => x.needsGuide)) {
         await this.repo.addEvent(em, { type: 'subscription.confirmed', payload: { subscriptionId: a.id } });
       }
+      result.guides = await this.guideLinks(em, token.subscriberId, token.newsletterIds);
       return result;
     });
+  }
+
+  /** Download links (signed, expiring, as in the guide mail) for the guides of these active subscriptions. */
+  private async guideLinks(em: EntityManager, subscriberId: string, newsletterIds: number[]): Promise<GuideLink[]> {
+    const rows: { id: string; slug: string; title: string }[] = await em.query(
+      `SELECT DISTINCT ON (g.id) s.id, g.slug, g.title FROM subscriptions s
+       JOIN newsletters n ON n.id = s.newsletter_id JOIN guides g ON g.id = n.guide_id
+       WHERE s.subscriber_id = $1 AND s.newsletter_id = ANY($2::int[]) AND s.status = 'active'
+       ORDER BY g.id, s.id`,
+      [subscriberId, newsletterIds],
+    );
+    const expires = new Date(Date.now() + this.config.tokens.guideTtlDays * 86_400_000);
+    return rows.map((r) => ({
+      title: r.title,
+      url: `${this.config.publicUrl}/guides/${r.slug}/${signToken(this.config.appSecret, 'guide', String(r.id), expires)}`,
+    }));
   }
 
   private subscriptionFromToken(token: string): string {
@@ -201,8 +229,14 @@ export class SubscriptionsService {
 
   /** What the hosted signup box shows: every newsletter, the chosen one ticked, and its guide. */
   async signupBox(slug: string | undefined, source: string | undefined) {
-    const rows: { slug: string; name: string; is_default: boolean; guide_title: string | null }[] = await this.ds.query(
-      `SELECT n.slug, n.name, n.is_default, g.title AS guide_title FROM newsletters n
+    const rows: {
+      slug: string;
+      name: string;
+      description: string | null;
+      is_default: boolean;
+      guide_title: string | null;
+    }[] = await this.ds.query(
+      `SELECT n.slug, n.name, n.description, n.is_default, g.title AS guide_title FROM newsletters n
        LEFT JOIN guides g ON g.id = n.guide_id ORDER BY n.is_default DESC, n.name`,
     );
     const chosen = rows.find((r) => r.slug === slug) ?? rows.find((r) => r.is_default) ?? rows[0];
@@ -217,6 +251,8 @@ export class SubscriptionsService {
     }
     return {
       newsletters: rows.map((r) => ({ slug: r.slug, name: r.name, checked: r === chosen })),
+      brand: chosen?.name,
+      description: chosen?.description ?? null,
       guideTitle: chosen?.guide_title ?? rows.find((r) => r.guide_title)?.guide_title ?? null,
       source: safeSource,
     };
