@@ -14,6 +14,7 @@ import { DigestsController } from './digests/digests.controller.js';
 import { NewslettersController } from './admin/newsletters.controller.js';
 import { SubscribersController } from './admin/subscribers.controller.js';
 import { SubscriberRecordsController } from './admin/subscriber-records.controller.js';
+import { SuppressionsController } from './admin/suppressions.controller.js';
 import { WebhooksController } from './webhooks/webhooks.controller.js';
 import { AllExceptionsFilter } from './common/all-exceptions.filter.js';
 import { ConfirmController } from './confirm/confirm.controller.js';
@@ -53,6 +54,7 @@ export class ApiModule {
         ArticlesController,
         DigestsController,
         SubscriberRecordsController,
+        SuppressionsController,
         WebhooksController,
       ],
       providers: [PagesService, ApiKeyGuard, { provide: APP_FILTER, useClass: AllExceptionsFilter }],

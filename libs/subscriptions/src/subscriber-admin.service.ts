@@ -36,7 +36,8 @@ export class SubscriberAdminService {
     return r[0].id;
   }
 
-  async patch(rawEmail: string, patch: SubscriberPatch): Promise<void> {
+  /** `by` names who acted in the consent record (default: the admin API). */
+  async patch(rawEmail: string, patch: SubscriberPatch, by?: string): Promise<void> {
     const email = this.email(rawEmail);
     const id = await this.subscriberId(email);
     const changes = Object.entries(patch.newsletters ?? {});
@@ -83,7 +84,7 @@ export class SubscriberAdminService {
           id,
           left.map((l) => l.newsletter_id),
           'unsubscribe',
-          ADMIN_CONTEXT,
+          by ? { ...ADMIN_CONTEXT, userAgent: by.slice(0, 500) } : ADMIN_CONTEXT,
         );
       }
     });

@@ -3,6 +3,7 @@ import { ApiKeysService } from './api-keys.service.js';
 import { GuidesService } from './guides.service.js';
 import { ImportExportService } from './import-export.service.js';
 import { SubscriberAdminService } from './subscriber-admin.service.js';
+import { SubscriberDirectoryService } from './subscriber-directory.service.js';
 import { SuppressionsService } from './suppressions.service.js';
 import { WebhooksService } from './webhooks.service.js';
 import { NewslettersService } from './newsletters.service.js';
@@ -16,6 +17,7 @@ const PROVIDERS = [
   ImportExportService,
   NewslettersService,
   SubscriberAdminService,
+  SubscriberDirectoryService,
   SuppressionsService,
   WebhooksService,
   SubscribersService,

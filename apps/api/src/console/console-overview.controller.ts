@@ -1,9 +1,13 @@
 import { Controller, Get, NotFoundException, Param, Req, Res, UseFilters, UseGuards } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { SubscriptionStatsRepository } from '../../../../libs/subscriptions/src/subscription-stats.repository.js';
+import {
+  AudienceStatsRepository,
+  OVERVIEW_WEEKS,
+} from '../../../../libs/subscriptions/src/audience-stats.repository.js';
 import { ConsoleExceptionFilter } from './console-exception.filter.js';
 import { CONSOLE_SECTIONS, ConsolePagesService } from './console-pages.service.js';
+import { lineChartSvg } from './line-chart.js';
 import { StaffGuard } from './staff.guard.js';
 
 /** Where a marketer can do it today, for the sections whose pages are still to come. */
@@ -15,6 +19,12 @@ const API_HINTS: Record<string, { route: string; what: string }> = {
   suppressions: { route: 'POST /v1/webhooks/generic', what: 'suppressions' },
 };
 
+const WEEK_MS = 7 * 86_400_000;
+
+function weekLabel(d: Date): string {
+  return d.toLocaleDateString('en-US', { month: 'short', day: 'numeric', timeZone: 'UTC' });
+}
+
 /** The console's home page, and an honest page for the sections not built yet. */
 @ApiExcludeController()
 @Controller('admin')
@@ -22,27 +32,60 @@ const API_HINTS: Record<string, { route: string; what: string }> = {
 @UseFilters(ConsoleExceptionFilter)
 export class ConsoleOverviewController {
   constructor(
-    private readonly stats: SubscriptionStatsRepository,
+    private readonly stats: AudienceStatsRepository,
     private readonly pages: ConsolePagesService,
   ) {}
 
   @Get()
   async overview(@Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
-    const newsletters = await this.stats.countsByNewsletter();
-    const totals = newsletters.reduce(
-      (t, n) => ({
-        active: t.active + n.active,
-        pending: t.pending + n.pending,
-        unsubscribed: t.unsubscribed + n.unsubscribed,
-      }),
-      { active: 0, pending: 0, unsubscribed: 0 },
+    const [trends, weeks, digests] = await Promise.all([
+      this.stats.trends(),
+      this.stats.weeks(),
+      this.stats.lastDigests(10),
+    ]);
+    const now = Date.now();
+    const labels = Array.from({ length: OVERVIEW_WEEKS }, (_, i) =>
+      i === OVERVIEW_WEEKS - 1 ? 'now' : weekLabel(new Date(now - (OVERVIEW_WEEKS - 1 - i) * WEEK_MS)),
     );
+    const newsletters = trends.map((n) => {
+      const change = n.active - (n.weekly[0] ?? 0);
+      return {
+        ...n,
+        change,
+        changeText: `${change > 0 ? '+' : change < 0 ? '−' : '±'}${Math.abs(change).toLocaleString('en-US')}`,
+        chart: lineChartSvg(
+          n.slug,
+          `${n.name}: active subscribers per week`,
+          n.weekly.map((value, i) => ({ label: labels[i], value })),
+        ),
+        points: n.weekly.map((value, i) => ({ label: labels[i], value })),
+      };
+    });
+    const sum = (k: 'active' | 'pending' | 'unsubscribes' | 'bounces' | 'complaints'): number =>
+      trends.reduce((t, n) => t + n[k], 0);
+    const totals = {
+      active: sum('active'),
+      pending: sum('pending'),
+      unsubscribes: sum('unsubscribes'),
+      bounces: weeks.reduce((t, w) => t + w.bounces, 0),
+      complaints: weeks.reduce((t, w) => t + w.complaints, 0),
+    };
+    const activity = weeks.map((w) => ({ ...w, label: `Week of ${weekLabel(w.weekStart)}` }));
+    const hasActivity = weeks.some((w) => w.signups + w.confirmations + w.unsubscribes + w.bounces + w.complaints > 0);
     await this.send(
       reply,
       this.pages.render(
         'overview',
         { title: 'Overview', staff: req.staff, section: 'overview' },
-        { newsletters, totals },
+        {
+          newsletters,
+          totals,
+          activity,
+          hasActivity,
+          digests,
+          weeks: OVERVIEW_WEEKS,
+          hasAudience: trends.some((n) => n.weekly.some((v) => v > 0) || n.pending > 0 || n.unsubscribes > 0),
+        },
       ),
     );
   }

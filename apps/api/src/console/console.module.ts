@@ -1,8 +1,12 @@
 import { Module } from '@nestjs/common';
 import { StaffModule } from '../../../../libs/staff/src/staff.module.js';
+import { AudienceStatsRepository } from '../../../../libs/subscriptions/src/audience-stats.repository.js';
 import { SubscriptionStatsRepository } from '../../../../libs/subscriptions/src/subscription-stats.repository.js';
+import { SubscriptionsModule } from '../../../../libs/subscriptions/src/subscriptions.module.js';
 import { ConsoleAuthController } from './console-auth.controller.js';
 import { ConsoleOverviewController } from './console-overview.controller.js';
+import { ConsoleSubscribersController } from './console-subscribers.controller.js';
+import { ConsoleSuppressionsController } from './console-suppressions.controller.js';
 import { ConsolePagesService } from './console-pages.service.js';
 import { ConsoleUsersController } from './console-users.controller.js';
 import { StaffGuard } from './staff.guard.js';
@@ -13,9 +17,15 @@ import { StaffGuard } from './staff.guard.js';
  * The auth and users controllers come before the overview's `/admin/:section` catch-all.
  */
 @Module({
-  imports: [StaffModule],
-  controllers: [ConsoleAuthController, ConsoleUsersController, ConsoleOverviewController],
-  providers: [ConsolePagesService, StaffGuard, SubscriptionStatsRepository],
+  imports: [StaffModule, SubscriptionsModule],
+  controllers: [
+    ConsoleAuthController,
+    ConsoleUsersController,
+    ConsoleSubscribersController,
+    ConsoleSuppressionsController,
+    ConsoleOverviewController,
+  ],
+  providers: [ConsolePagesService, StaffGuard, SubscriptionStatsRepository, AudienceStatsRepository],
   exports: [StaffModule, ConsolePagesService],
 })
 export class ConsoleModule {}

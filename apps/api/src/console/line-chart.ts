@@ -1,0 +1,91 @@
+/** A small server-rendered line chart (inline SVG, no script): the overview's growth per newsletter. */
+
+export interface ChartPoint {
+  label: string;
+  value: number;
+}
+
+const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+function esc(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ESCAPES[c]);
+}
+
+/** A round upper bound for the y axis: 1, 2, 2.5 or 5 times a power of ten, at least `max`. */
+export function niceMax(max: number): number {
+  if (max <= 0) return 1;
+  const pow = 10 ** Math.floor(Math.log10(max));
+  for (const m of [1, 2, 2.5, 5, 10]) if (m * pow >= max) return Math.max(1, m * pow);
+  return 10 * pow;
+}
+
+function fmt(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+/**
+ * The SVG markup of a line chart over `points` (oldest first). Every text is escaped here; the
+ * caller embeds it unescaped. `id` makes the title/description ids unique on the page.
+ */
+export function lineChartSvg(id: string, title: string, points: ChartPoint[]): string {
+  const W = 560;
+  const H = 220;
+  const left = 52;
+  const right = 16;
+  const top = 16;
+  const bottom = 36;
+  const plotW = W - left - right;
+  const plotH = H - top - bottom;
+  const max = niceMax(Math.max(0, ...points.map((p) => p.value)));
+  const x = (i: number) => left + (points.length <= 1 ? plotW / 2 : (i * plotW) / (points.length - 1));
+  const y = (v: number) => top + plotH - (v / max) * plotH;
+  const r = (n: number) => Math.round(n * 10) / 10;
+  const safeId = id.replace(/[^A-Za-z0-9_-]/g, '-');
+  const first = points[0]?.value ?? 0;
+  const last = points[points.length - 1]?.value ?? 0;
+  const desc =
+    points.length === 0
+      ? 'No data.'
+      : `From ${fmt(first)} to ${fmt(last)} active subscribers between ${points[0].label} and ${points[points.length - 1].label}.`;
+
+  const grid = [0, 0.25, 0.5, 0.75, 1]
+    .map((f) => {
+      const v = max * f;
+      const gy = r(y(v));
+      return (
+        `<line x1="${left}" x2="${W - right}" y1="${gy}" y2="${gy}" stroke="#d5dde3" stroke-width="1"/>` +
+        `<text x="${left - 8}" y="${gy + 4}" text-anchor="end" font-size="12" fill="#4a5866">${esc(fmt(Math.round(v * 100) / 100))}</text>`
+      );
+    })
+    .join('');
+  const labels = points
+    .map(
+      (p, i) =>
+        `<text x="${r(x(i))}" y="${H - 12}" text-anchor="middle" font-size="12" fill="#4a5866">${esc(p.label)}</text>`,
+    )
+    .join('');
+  const line = points.map((p, i) => `${r(x(i))},${r(y(p.value))}`).join(' ');
+  const area =
+    points.length > 1
+      ? `<polygon points="${r(x(0))},${top + plotH} ${line} ${r(x(points.length - 1))},${top + plotH}" fill="#0b6e4f" fill-opacity="0.08"/>`
+      : '';
+  const dots = points
+    .map(
+      (p, i) =>
+        `<circle cx="${r(x(i))}" cy="${r(y(p.value))}" r="4" fill="#0b6e4f"><title>${esc(p.label)}: ${esc(fmt(p.value))}</title></circle>`,
+    )
+    .join('');
+  return (
+    `<svg class="chart" id="chart-${safeId}" viewBox="0 0 ${W} ${H}" width="100%" preserveAspectRatio="xMidYMid meet" role="img" ` +
+    `aria-labelledby="chart-${safeId}-title chart-${safeId}-desc" xmlns="http://www.w3.org/2000/svg">` +
+    `<title id="chart-${safeId}-title">${esc(title)}</title><desc id="chart-${safeId}-desc">${esc(desc)}</desc>` +
+    grid +
+    labels +
+    area +
+    (points.length > 1
+      ? `<polyline points="${line}" fill="none" stroke="#0b6e4f" stroke-width="2.5" stroke-linejoin="round"/>`
+      : '') +
+    dots +
+    `</svg>`
+  );
+}
