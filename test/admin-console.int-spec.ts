@@ -128,8 +128,8 @@ describe('staff console: accounts, sign-in, sessions, CSRF, roles, queue board',
       const home = await b.get('/admin');
       expect(home.status).toBe(200);
       expect(home.text).toContain('id="signed-in-as">ada.admin@example.com<');
-      expect(home.text).toMatch(/<tr data-newsletter="spine-health">[\s\S]*?data-status="active">3</);
-      expect(home.text).toMatch(/<tr data-newsletter="sports-health">[\s\S]*?data-status="pending">2</);
+      expect(home.text).toMatch(/data-newsletter="spine-health"[\s\S]*?data-figure="active">3</);
+      expect(home.text).toMatch(/data-newsletter="sports-health"[\s\S]*?data-figure="pending">2</);
       expect(home.text).toContain('id="nav-users"');
       expect((await b.get('/admin/')).location).toBe('/admin');
       const missing = await b.get('/admin/nope');
