@@ -48,7 +48,12 @@ export class ConfirmController {
         .header('Referrer-Policy', 'no-referrer')
         .type('text/html; charset=utf-8')
         .send(
-          this.pages.render('confirm', 'Confirm your subscription', { token, newsletters: newsletters.join(' and ') }),
+          this.pages.render(
+            'confirm',
+            'Confirm your subscription',
+            { token, newsletters: newsletters.join(' and ') },
+            { newsletters },
+          ),
         );
     } catch (err) {
       await this.linkError(reply, req, err);
@@ -69,7 +74,14 @@ export class ConfirmController {
         .status(200)
         .header('Cache-Control', 'no-store')
         .type('text/html; charset=utf-8')
-        .send(this.pages.render('confirmed', "You're subscribed", { newsletters: result.newsletters.join(' and ') }));
+        .send(
+          this.pages.render(
+            'confirmed',
+            "You're subscribed",
+            { newsletters: result.newsletters.join(' and '), guides: result.guides },
+            { newsletters: result.newsletters },
+          ),
+        );
     } catch (err) {
       await this.linkError(reply, req, err);
     }

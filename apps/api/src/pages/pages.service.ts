@@ -5,13 +5,39 @@ import { join } from 'node:path';
 import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/config.js';
 import { TEMPLATES_DIR } from '../../../../libs/core/src/paths.js';
 
+/**
+ * The publisher's name for pages that concern no single newsletter: the first part of the postal
+ * address printed in every footer, without a legal suffix ("Veritas Health LLC, …" → "Veritas Health").
+ */
+export function publisherName(postalAddress: string): string {
+  const first = postalAddress.split(',')[0]?.trim() ?? '';
+  const name = first
+    .replace(/,?\s+(LLC|L\.L\.C\.|Inc\.?|Ltd\.?|Limited|GmbH|S\.A\.|SAS|BV|B\.V\.|plc|Co\.?)$/i, '')
+    .trim();
+  return name && name.length <= 60 && !/\d/.test(name) ? name : 'Newsletters';
+}
+
+export interface PageOptions {
+  /** Newsletter names the page is about: one name becomes the page's brand, else the publisher's. */
+  newsletters?: string[];
+  /** A wider content column (the embed snippet page). */
+  wide?: boolean;
+}
+
 /** Reader-facing HTML pages: Handlebars (escaped) inside one shared layout, compiled once. */
 @Injectable()
 export class PagesService implements OnModuleInit {
   private layout!: Handlebars.TemplateDelegate;
   private readonly pages = new Map<string, Handlebars.TemplateDelegate>();
+  readonly publisher: string;
 
-  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {}
+  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
+    this.publisher = publisherName(config.postalAddress);
+  }
+
+  get publicUrl(): string {
+    return this.config.publicUrl;
+  }
 
   async onModuleInit(): Promise<void> {
     const dir = join(TEMPLATES_DIR, 'pages');
@@ -23,15 +49,24 @@ export class PagesService implements OnModuleInit {
     }
   }
 
-  render(page: string, title: string, vars: Record<string, unknown> = {}): string {
+  /** The header and footer name: the newsletter concerned, or the publisher when there is none or several. */
+  brandFor(newsletters: string[] | undefined): string {
+    const unique = [...new Set(newsletters ?? [])];
+    return unique.length === 1 && unique[0] ? unique[0] : this.publisher;
+  }
+
+  render(page: string, title: string, vars: Record<string, unknown> = {}, opts: PageOptions = {}): string {
     const tpl = this.pages.get(page);
     if (!tpl) throw new Error(`Unknown page ${page}`);
+    const brand = this.brandFor(opts.newsletters);
     const common = {
       publicUrl: this.config.publicUrl,
       postalAddress: this.config.postalAddress,
-      brand: 'Spine-health',
+      brand,
+      brandInitial: brand.charAt(0).toUpperCase(),
+      publisher: this.publisher,
     };
     const body = tpl({ ...common, ...vars });
-    return this.layout({ ...common, title, body });
+    return this.layout({ ...common, title, body, wide: opts.wide === true });
   }
 }

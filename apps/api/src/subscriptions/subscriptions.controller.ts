@@ -5,7 +5,12 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { SubscriptionsService } from '../../../../libs/subscriptions/src/subscriptions.service.js';
 import { consentContext, wantsHtml } from '../common/request-context.js';
 import { PagesService } from '../pages/pages.service.js';
+import { KNOWN_TOPICS } from '../unsubscribe/unsubscribe.controller.js';
 import { CreateSubscriptionDto } from './dto/create-subscription.dto.js';
+import { embedSnippet } from './embed-snippet.js';
+
+/** Topics a reader may pick when signing up (optional; changeable later in the preference centre). */
+const SIGNUP_TOPICS = KNOWN_TOPICS;
 
 @ApiTags('public')
 @Controller()
@@ -26,12 +31,13 @@ export class SubscriptionsController {
     @Req() req: FastifyRequest,
     @Res() reply: FastifyReply,
   ): Promise<void> {
-    await this.subscriptions.subscribe(dto, consentContext(req, dto.source));
+    // The page depends on the newsletters asked for, never on what is known about the address.
+    const { newsletters } = await this.subscriptions.subscribe(dto, consentContext(req, dto.source));
     if (wantsHtml(req)) {
       await reply
         .status(202)
         .type('text/html; charset=utf-8')
-        .send(this.pages.render('check-inbox', 'Check your inbox'));
+        .send(this.pages.render('check-inbox', 'Check your inbox', {}, { newsletters }));
       return;
     }
     await reply.status(202).send({ status: 'pending' });
@@ -43,7 +49,32 @@ export class SubscriptionsController {
     @Query('source') source: string | undefined,
     @Res() reply: FastifyReply,
   ): Promise<void> {
-    const html = this.pages.render('subscribe', 'Subscribe', await this.subscriptions.signupBox(newsletter, source));
+    const box = await this.subscriptions.signupBox(newsletter, source);
+    const html = this.pages.render(
+      'subscribe',
+      'Subscribe',
+      { ...box, topics: SIGNUP_TOPICS },
+      { newsletters: box.brand ? [box.brand] : [] },
+    );
+    await reply.type('text/html; charset=utf-8').send(html);
+  }
+
+  /** For publishers: the signup box to paste at the end of an article, with a live preview. */
+  @Get('subscribe/embed')
+  async embedPage(@Query('newsletter') newsletter: string | undefined, @Res() reply: FastifyReply): Promise<void> {
+    const box = await this.subscriptions.signupBox(newsletter, undefined);
+    const chosen = box.newsletters.find((n) => n.checked);
+    const snippet = embedSnippet({
+      publicUrl: this.pages.publicUrl,
+      newsletter: chosen?.slug,
+      guideTitle: box.guideTitle,
+    });
+    const html = this.pages.render(
+      'embed',
+      'Signup box for your articles',
+      { snippet, newsletters: box.newsletters, chosen: chosen?.slug },
+      { newsletters: [], wide: true },
+    );
     await reply.type('text/html; charset=utf-8').send(html);
   }
 }

@@ -22,6 +22,12 @@ export const KNOWN_TOPICS = [
 
 type Form = Record<string, unknown> | undefined;
 
+const STATUS_LABEL: Record<string, string> = {
+  active: 'Subscribed',
+  pending: 'Waiting for confirmation',
+  unsubscribed: 'Unsubscribed',
+};
+
 function field(body: Form, name: string): string | undefined {
   const v = body?.[name];
   const s = Array.isArray(v) ? v[0] : v;
@@ -70,15 +76,24 @@ export class UnsubscribeController {
         .header('Referrer-Policy', 'no-referrer')
         .type('text/html; charset=utf-8')
         .send(
-          this.pages.render('preferences', 'Your email preferences', {
-            token,
-            email: p.email,
-            newsletter: p.newsletter.name,
-            active: p.status !== 'unsubscribed',
-            hasOthers: others.length > 0,
-            others: others.join(', '),
-            topics,
-          }),
+          this.pages.render(
+            'preferences',
+            'Your email preferences',
+            {
+              token,
+              email: p.email,
+              newsletter: p.newsletter.name,
+              active: p.status !== 'unsubscribed',
+              hasOthers: others.length > 0,
+              others: others.join(', '),
+              subscriptions: [
+                { name: p.newsletter.name, status: p.status, current: true },
+                ...p.others.map((o) => ({ name: o.name, status: o.status, current: false })),
+              ].map((s) => ({ ...s, active: s.status === 'active', label: STATUS_LABEL[s.status] })),
+              topics,
+            },
+            { newsletters: [p.newsletter.name] },
+          ),
         );
     } catch (err) {
       await this.linkError(reply, req, err);
@@ -111,7 +126,14 @@ export class UnsubscribeController {
         await reply
           .status(200)
           .type('text/html; charset=utf-8')
-          .send(this.pages.render('saved', 'Preferences saved', { newsletter: p.newsletter.name }));
+          .send(
+            this.pages.render(
+              'saved',
+              'Preferences saved',
+              { newsletter: p.newsletter.name },
+              { newsletters: [p.newsletter.name] },
+            ),
+          );
         return;
       }
       const scope = !oneClick && action === 'unsubscribe-all' ? 'all' : 'one';
@@ -124,7 +146,14 @@ export class UnsubscribeController {
         .status(200)
         .header('Cache-Control', 'no-store')
         .type('text/html; charset=utf-8')
-        .send(this.pages.render('unsubscribed', 'Unsubscribed', { newsletters: result.newsletters.join(', ') }));
+        .send(
+          this.pages.render(
+            'unsubscribed',
+            'Unsubscribed',
+            { newsletters: result.newsletters.join(', '), all: scope === 'all' },
+            { newsletters: result.newsletters },
+          ),
+        );
     } catch (err) {
       await this.linkError(reply, req, err);
     }

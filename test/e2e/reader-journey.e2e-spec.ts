@@ -1,0 +1,219 @@
+import 'reflect-metadata';
+import { readFile } from 'node:fs/promises';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { headerBlock, linkFrom, type RunningApps, startApps, testConfig } from '../support/apps.js';
+import {
+  describeInBrowser,
+  horizontalOverflow,
+  launchBrowser,
+  newContext,
+  PHONE,
+  screenshot,
+  unlabelledControls,
+} from '../support/browser.js';
+import { createTestDatabase, query, seedDatabase } from '../support/db.js';
+import { TestSmtp } from '../support/smtp.js';
+
+const PUBLIC = 'http://mailroom.test';
+const GUIDE = 'Natural Back Pain Relief: 16 Choices for Lasting Comfort';
+const ARTICLE = 'https://www.spine-health.example/conditions/upper-back-pain/all-about-upper-back-pain';
+
+/** The page's brand (header) and its main heading. */
+async function brandAndHeading(page: Page): Promise<{ brand: string; h1: string }> {
+  return {
+    brand: (await page.locator('header .brand-name').innerText()).trim(),
+    h1: (await page.locator('main h1').first().innerText()).trim(),
+  };
+}
+
+/** Landmarks, labels and no sideways scrolling on a phone: the checks every reader page passes. */
+async function expectAccessibleAndResponsive(page: Page): Promise<void> {
+  expect(await page.locator('header').count()).toBe(1);
+  expect(await page.locator('main#main').count()).toBe(1);
+  expect(await page.locator('footer').count()).toBe(1);
+  expect(await page.locator('h1').count()).toBe(1);
+  expect(await page.getAttribute('html', 'lang')).toBe('en');
+  expect(await unlabelledControls(page)).toEqual([]);
+  // No external asset: every stylesheet is inline, no script, no remote image.
+  expect(await page.locator('link[rel=stylesheet], script, img[src^="http"]').count()).toBe(0);
+  await page.setViewportSize(PHONE);
+  expect(await horizontalOverflow(page)).toBeLessThanOrEqual(0);
+  await page.setViewportSize({ width: 1280, height: 860 });
+}
+
+describeInBrowser('reader journey in Chromium: signup page → mail → confirm → guide → preference centre', () => {
+  let db: { url: string; drop: () => Promise<void> };
+  let smtp: TestSmtp;
+  let apps: RunningApps;
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('e2e_reader');
+    await seedDatabase(db.url);
+    smtp = await new TestSmtp().start();
+    apps = await startApps(testConfig({ dbUrl: db.url, smtpUrl: smtp.url, backend: 'postgres' }));
+    browser = await launchBrowser({ 'mailroom.test': new URL(apps.baseUrl).host });
+    context = await newContext(browser);
+    page = await context.newPage();
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    await browser?.close();
+    await apps?.close();
+    await smtp?.stop();
+    await db?.drop();
+  });
+
+  it('a reader subscribes on the signup page, confirms from the mail, downloads the guide and leaves', async () => {
+    const email = 'pat.reader@example.com';
+
+    // 1. The signup page, as linked from an article.
+    const signup = await page.goto(`${PUBLIC}/subscribe?newsletter=spine-health&source=${encodeURIComponent(ARTICLE)}`);
+    expect(signup?.status()).toBe(200);
+    expect(await brandAndHeading(page)).toEqual({ brand: 'Spine-health', h1: 'Subscribe to our weekly newsletter' });
+    await expect(page.locator('.offer .title').innerText()).resolves.toBe(GUIDE);
+    await expect(page.getByText('We respect your privacy. Unsubscribe at any time.')).toBeTruthy();
+    await expectAccessibleAndResponsive(page);
+    await screenshot(page, '01-signup');
+
+    await page.getByLabel('Email address').fill(email);
+    await page.getByLabel('First name').fill('Pat');
+    await page.getByLabel('Arthritis-health').check();
+    await page.locator('summary', { hasText: 'Topics that interest you' }).click();
+    await page.getByLabel('Neck Pain').check();
+    await screenshot(page, '02-signup-filled');
+    const [answer] = await Promise.all([
+      page.waitForResponse((r) => r.url() === `${PUBLIC}/v1/subscriptions`),
+      page.getByRole('button', { name: 'Subscribe' }).click(),
+    ]);
+    expect(answer.status()).toBe(202);
+    await page.waitForLoadState();
+
+    // 2. Check your inbox: two newsletters, so the publisher's name heads the page.
+    expect(await brandAndHeading(page)).toEqual({ brand: 'Veritas Health', h1: 'Check your inbox' });
+    await expectAccessibleAndResponsive(page);
+    await screenshot(page, '03-check-inbox');
+    const stored = await query<{ slug: string; status: string; topics: string[]; source: string }>(
+      db.url,
+      `SELECT n.slug, s.status, s.topics, s.source FROM subscriptions s JOIN newsletters n ON n.id = s.newsletter_id
+       JOIN subscribers u ON u.id = s.subscriber_id WHERE u.email = $1 ORDER BY n.slug`,
+      [email],
+    );
+    expect(stored).toEqual([
+      { slug: 'arthritis-health', status: 'pending', topics: ['Neck Pain'], source: ARTICLE },
+      { slug: 'spine-health', status: 'pending', topics: ['Neck Pain'], source: ARTICLE },
+    ]);
+
+    // 3. The confirmation mail's link opens a page with a button; opening it confirms nothing.
+    await smtp.waitFor(() => smtp.to(email).length >= 1);
+    const confirmation = smtp.to(email)[0];
+    const confirmLink = linkFrom(confirmation.parsed.text ?? '', `${PUBLIC}/confirm/`);
+    await page.goto(confirmLink);
+    expect(await brandAndHeading(page)).toEqual({ brand: 'Veritas Health', h1: 'Confirm your subscription' });
+    await expectAccessibleAndResponsive(page);
+    await screenshot(page, '04-confirm');
+    expect(
+      (await query<{ status: string }>(db.url, `SELECT DISTINCT status FROM subscriptions`)).map((r) => r.status),
+    ).toEqual(['pending']);
+
+    await page.getByRole('button', { name: 'Yes, subscribe me' }).click();
+    await page.waitForLoadState();
+    expect(await brandAndHeading(page)).toEqual({ brand: 'Veritas Health', h1: "You're subscribed!" });
+    await expect(page.locator('.lead').innerText()).resolves.toContain('Arthritis-health and Spine-health');
+    await expectAccessibleAndResponsive(page);
+    await screenshot(page, '05-confirmed');
+    expect(
+      (await query<{ status: string }>(db.url, `SELECT DISTINCT status FROM subscriptions`)).map((r) => r.status),
+    ).toEqual(['active']);
+
+    // 4. The guide: a download link on the success page, answering with the guide itself.
+    const guideLink = page.getByRole('link', { name: 'Download the guide' });
+    const href = (await guideLink.getAttribute('href')) ?? '';
+    expect(href).toMatch(new RegExp(`^${PUBLIC}/guides/natural-back-pain-relief/[0-9]+\\.[0-9]+\\.[A-Za-z0-9_-]{22}$`));
+    const [download] = await Promise.all([page.waitForEvent('download'), guideLink.click()]);
+    expect(download.suggestedFilename()).toBe('natural-back-pain-relief.html');
+    expect(await readFile(await download.path(), 'utf8')).toContain('<h1>Natural Back Pain Relief');
+    // The same request from the page, to see the answer's status and headers.
+    const res = await page.evaluate<{ status: number; type: string; disposition: string; cache: string }>(
+      `fetch(${JSON.stringify(href)}).then((r) => ({ status: r.status, type: r.headers.get('content-type'),
+        disposition: r.headers.get('content-disposition'), cache: r.headers.get('cache-control') }))`,
+    );
+    expect(res).toEqual({
+      status: 200,
+      type: 'text/html; charset=utf-8',
+      disposition: 'attachment; filename="natural-back-pain-relief.html"',
+      cache: 'private, no-store',
+    });
+
+    // The guide mail comes too, once, with the same kind of link and the one-click unsubscribe headers.
+    await smtp.waitFor(() => smtp.to(email).some((m) => /guide/i.test(m.parsed.subject ?? '')));
+    const guideMail = smtp.to(email).find((m) => /guide/i.test(m.parsed.subject ?? ''))!;
+    expect(linkFrom(guideMail.parsed.text ?? '', `${PUBLIC}/guides/natural-back-pain-relief/`)).toBeTruthy();
+    expect(headerBlock(guideMail.raw)).toMatch(/^List-Unsubscribe-Post: List-Unsubscribe=One-Click$/m);
+    const preferencesLink = linkFrom(guideMail.parsed.text ?? '', `${PUBLIC}/unsubscribe/`);
+
+    // 5. The preference centre: newsletters, topics; saving topics keeps the subscription.
+    await page.goto(preferencesLink);
+    expect(await brandAndHeading(page)).toEqual({ brand: 'Spine-health', h1: 'Your email preferences' });
+    await expect(page.locator('.subs').innerText()).resolves.toMatch(
+      /Spine-health\s+Subscribed\s+Arthritis-health\s+Subscribed/,
+    );
+    expect(await page.getByLabel('Neck Pain').isChecked()).toBe(true);
+    await expectAccessibleAndResponsive(page);
+    await screenshot(page, '06-preferences');
+    await page.getByLabel('Stay subscribed and only update my topics below').check();
+    await page.getByLabel('Sciatica').check();
+    await page.getByRole('button', { name: 'Save my choice' }).click();
+    await page.waitForLoadState();
+    expect(await brandAndHeading(page)).toEqual({ brand: 'Spine-health', h1: 'Preferences saved' });
+    await screenshot(page, '07-preferences-saved');
+
+    // …then unsubscribe from all.
+    await page.goto(preferencesLink);
+    expect(await page.getByLabel('Sciatica').isChecked()).toBe(true);
+    await page.getByLabel(/Unsubscribe from all newsletters/).check();
+    await page.getByRole('button', { name: 'Save my choice' }).click();
+    await page.waitForLoadState();
+    expect(await brandAndHeading(page)).toEqual({ brand: 'Veritas Health', h1: 'You have been unsubscribed' });
+    await expect(page.locator('.lead').innerText()).resolves.toContain('Arthritis-health, Spine-health');
+    await expectAccessibleAndResponsive(page);
+    await screenshot(page, '08-unsubscribed');
+    expect(
+      (await query<{ status: string }>(db.url, `SELECT DISTINCT status FROM subscriptions`)).map((r) => r.status),
+    ).toEqual(['unsubscribed']);
+
+    // The preference centre now shows where the reader stands.
+    await page.goto(preferencesLink);
+    await expect(page.locator('.subs').innerText()).resolves.toMatch(/Spine-health\s+Unsubscribed/);
+    await screenshot(page, '09-preferences-after');
+  });
+
+  it('shows the embed snippet, which posts to the same endpoint; a used or bad link gets a clear page', async () => {
+    await page.goto(`${PUBLIC}/subscribe/embed?newsletter=spine-health`);
+    expect(await brandAndHeading(page)).toEqual({ brand: 'Veritas Health', h1: 'Signup box for your articles' });
+    const snippet = await page.getByLabel('HTML snippet').inputValue();
+    expect(snippet).toContain(`<form method="post" action="${PUBLIC}/v1/subscriptions">`);
+    expect(snippet).toContain('<input type="hidden" name="newsletters" value="spine-health">');
+    await expect(page.locator('.preview .mr-signup').innerText()).resolves.toMatch(
+      /^Subscribe to our weekly newsletter and get our FREE Guide: Natural Back Pain Relief: 16 Choices for Lasting Comfort\.\s+Email address[\s\S]*We respect your privacy\. Unsubscribe at any time\./,
+    );
+    await expectAccessibleAndResponsive(page);
+    await screenshot(page, '10-embed');
+
+    // The snippet's form, filled in the preview, lands on the hosted "check your inbox" page.
+    await page.locator('.preview').getByLabel('Email address').fill('from.embed@example.com');
+    await page.locator('.preview').getByRole('button', { name: 'Subscribe' }).click();
+    await page.waitForLoadState();
+    expect(await brandAndHeading(page)).toEqual({ brand: 'Spine-health', h1: 'Check your inbox' });
+    await smtp.waitFor(() => smtp.to('from.embed@example.com').length >= 1);
+
+    const bad = await page.goto(`${PUBLIC}/confirm/${'x'.repeat(43)}`);
+    expect(bad?.status()).toBe(404);
+    expect(await brandAndHeading(page)).toEqual({ brand: 'Veritas Health', h1: 'This link is not valid' });
+    await expectAccessibleAndResponsive(page);
+    await screenshot(page, '11-link-error');
+  });
+});
