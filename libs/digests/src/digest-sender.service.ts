@@ -13,7 +13,7 @@ import {
   isHardBounce,
   isPolicyRejection,
 } from '../../mail/src/mail-transport.service.js';
-import { SLOT_MS, SendRateLimiter } from '../../mail/src/send-rate-limiter.service.js';
+import { SendRateLimiter } from '../../mail/src/send-rate-limiter.service.js';
 import { listUnsubscribeHeaders, SubscriptionMailService } from '../../mail/src/subscription-mail.service.js';
 import { DIGEST_QUEUE, type DigestJob, jobIds } from '../../queue/src/jobs.js';
 import { emailHash, signToken } from '../../subscriptions/src/tokens.js';
@@ -36,8 +36,6 @@ const POLICY_RE = '\\m5\\d\\d[ -]5\\.7\\.';
 /** Hands out send permits from the global limiter a few at a time, to parallel senders in turn. */
 class Permits {
   private left = 0;
-  /** Permits are for their slot: one not used by the end of the next slot is dropped, not sent late in a burst. */
-  private validUntil = 0;
   private chain: Promise<void> = Promise.resolve();
   constructor(
     private readonly limiter: SendRateLimiter,
@@ -46,16 +44,12 @@ class Permits {
 
   /** Whether a permit is in hand already (taking one will not wait on the limiter). */
   ready(): boolean {
-    return this.left > 0 && Date.now() <= this.validUntil;
+    return this.left > 0;
   }
 
   take(): Promise<void> {
     const next = this.chain.then(async () => {
-      if (this.left > 0 && Date.now() > this.validUntil) this.left = 0;
-      if (this.left === 0) {
-        this.left = await this.limiter.acquire(Math.max(1, Math.min(this.remaining, 20)));
-        this.validUntil = Date.now() + 2 * SLOT_MS;
-      }
+      if (this.left === 0) this.left = await this.limiter.acquire(Math.max(1, Math.min(this.remaining, 20)));
       this.left -= 1;
       this.remaining -= 1;
     });
