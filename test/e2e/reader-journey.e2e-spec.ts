@@ -178,7 +178,9 @@ describeInBrowser('reader journey in Chromium: signup page → mail → confirm 
     await page.getByRole('button', { name: 'Save my choice' }).click();
     await page.waitForLoadState();
     expect(await brandAndHeading(page)).toEqual({ brand: 'Veritas Health', h1: 'You have been unsubscribed' });
-    await expect(page.locator('.lead').innerText()).resolves.toContain('Arthritis-health, Spine-health');
+    await expect(page.locator('.lead').innerText()).resolves.toContain(
+      'You will no longer receive Arthritis-health and Spine-health.',
+    );
     await expectAccessibleAndResponsive(page);
     await screenshot(page, '08-unsubscribed');
     expect(

@@ -4,7 +4,7 @@ import { ThrottlerGuard } from '@nestjs/throttler';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { LinkError, SubscriptionsService } from '../../../../libs/subscriptions/src/subscriptions.service.js';
 import { consentContext, wantsJson } from '../common/request-context.js';
-import { PagesService } from '../pages/pages.service.js';
+import { nameList, PagesService } from '../pages/pages.service.js';
 
 const TOKEN_RE = /^[A-Za-z0-9_-]{20,100}$/;
 
@@ -51,7 +51,7 @@ export class ConfirmController {
           this.pages.render(
             'confirm',
             'Confirm your subscription',
-            { token, newsletters: newsletters.join(' and ') },
+            { token, newsletters: nameList(newsletters) },
             { newsletters },
           ),
         );
@@ -78,7 +78,7 @@ export class ConfirmController {
           this.pages.render(
             'confirmed',
             "You're subscribed",
-            { newsletters: result.newsletters.join(' and '), guides: result.guides },
+            { newsletters: nameList(result.newsletters), guides: result.guides },
             { newsletters: result.newsletters },
           ),
         );

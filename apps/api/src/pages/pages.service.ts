@@ -24,6 +24,14 @@ export interface PageOptions {
   wide?: boolean;
 }
 
+/**
+ * Newsletter names for a sentence ("A, B and C"), each kept on one line: names such as
+ * "Arthritis-health" must not break at their hyphen on a phone.
+ */
+export function nameList(names: string[]): { name: string; sep: string }[] {
+  return names.map((name, i) => ({ name, sep: i === names.length - 1 ? '' : i === names.length - 2 ? ' and ' : ', ' }));
+}
+
 /** Reader-facing HTML pages: Handlebars (escaped) inside one shared layout, compiled once. */
 @Injectable()
 export class PagesService implements OnModuleInit {

@@ -4,7 +4,7 @@ import { ThrottlerGuard } from '@nestjs/throttler';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { LinkError, SubscriptionsService } from '../../../../libs/subscriptions/src/subscriptions.service.js';
 import { consentContext, wantsJson } from '../common/request-context.js';
-import { PagesService } from '../pages/pages.service.js';
+import { nameList, PagesService } from '../pages/pages.service.js';
 
 /** Topics offered in the preference centre, besides any the reader already has. */
 export const KNOWN_TOPICS = [
@@ -150,7 +150,7 @@ export class UnsubscribeController {
           this.pages.render(
             'unsubscribed',
             'Unsubscribed',
-            { newsletters: result.newsletters.join(', '), all: scope === 'all' },
+            { newsletters: nameList(result.newsletters), all: scope === 'all' },
             { newsletters: result.newsletters },
           ),
         );
