@@ -44,6 +44,7 @@ describe('loadConfig', () => {
       expect(config.postalAddress).toBe(DEFAULT_POSTAL_ADDRESS);
       expect(config.mailFrom).toBeUndefined();
       expect(config.adminApiKey).toBeUndefined();
+      expect(config.metrics.token).toBeUndefined();
     });
 
     it('passes the database and SMTP URLs through', () => {
@@ -94,6 +95,7 @@ describe('loadConfig', () => {
       NODE_ENV: 'production',
       APP_SECRET: SECRET,
       ADMIN_API_KEY: 'k'.repeat(24),
+      METRICS_TOKEN: 'm'.repeat(32),
       PORT: '8080',
       SEND_RATE_PER_SECOND: '200',
       TRUST_PROXY: 'true',
@@ -107,6 +109,7 @@ describe('loadConfig', () => {
       env: 'production',
       appSecret: SECRET,
       adminApiKey: 'k'.repeat(24),
+      metrics: { token: 'm'.repeat(32) },
       port: 8080,
       sendRatePerSecond: 200,
       trustProxy: true,
@@ -157,6 +160,8 @@ describe('loadConfig', () => {
       ['APP_SECRET', { APP_SECRET: 's'.repeat(31) }],
       ['ADMIN_API_KEY', { ADMIN_API_KEY: 'short-key' }],
       ['ADMIN_API_KEY', { ADMIN_API_KEY: 'k'.repeat(23) }],
+      ['METRICS_TOKEN', { METRICS_TOKEN: 'm'.repeat(23) }],
+      ['METRICS_TOKEN', { METRICS_TOKEN: `${'m'.repeat(20)} ${'m'.repeat(20)}` }],
       ['MAIL_FROM', { MAIL_FROM: 'Mailroom <news@example.com>\r\nBcc: victim@example.com' }],
       ['MAIL_FROM', { MAIL_FROM: 'news@example.com\nBcc: victim@example.com' }],
       ['POSTAL_ADDRESS', { POSTAL_ADDRESS: '1 Main St\r\nBcc: victim@example.com' }],

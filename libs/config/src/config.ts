@@ -11,6 +11,8 @@ export interface AppConfig {
   mailFrom?: string;
   appSecret: string;
   adminApiKey?: string;
+  /** Bearer token Prometheus sends to GET /metrics (admin API keys work too). */
+  metrics: { token?: string };
   postalAddress: string;
   sendRatePerSecond: number;
   trustProxy: boolean;
@@ -187,6 +189,13 @@ export function loadConfig(env: Env = process.env): AppConfig {
   if (adminApiKey !== undefined && adminApiKey.length < 24) {
     throw new ConfigError('ADMIN_API_KEY', 'must be at least 24 characters');
   }
+  const metricsToken = str(env, 'METRICS_TOKEN');
+  if (
+    metricsToken !== undefined &&
+    (metricsToken.length < 24 || metricsToken.length > 200 || /\s/.test(metricsToken))
+  ) {
+    throw new ConfigError('METRICS_TOKEN', 'must be 24 to 200 characters without spaces');
+  }
 
   const mailFrom = headerSafe(env, 'MAIL_FROM');
   const logLevel = str(env, 'LOG_LEVEL') ?? 'info';
@@ -210,6 +219,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     mailFrom,
     appSecret,
     adminApiKey,
+    metrics: { token: metricsToken },
     postalAddress: headerSafe(env, 'POSTAL_ADDRESS') ?? DEFAULT_POSTAL_ADDRESS,
     sendRatePerSecond: int(env, 'SEND_RATE_PER_SECOND', 50, 1, 100_000),
     trustProxy: bool(env, 'TRUST_PROXY', false),
