@@ -25,6 +25,7 @@ import { SubscriptionsController } from './subscriptions/subscriptions.controlle
 import { UnsubscribeController } from './unsubscribe/unsubscribe.controller.js';
 import { ApiKeyGuard } from './admin/api-key.guard.js';
 import { ConsoleModule } from './console/console.module.js';
+import { ConsoleContentModule } from './console/console-content.module.js';
 
 @Module({})
 export class ApiModule {
@@ -42,6 +43,7 @@ export class ApiModule {
         // Per client IP, on the public POST routes (guards are applied there).
         ThrottlerModule.forRoot([{ ttl: 60_000, limit: config.abuse.publicPostsPerMinute }]),
         ConsoleModule,
+        ConsoleContentModule,
       ],
       controllers: [
         SubscriptionsController,

@@ -120,6 +120,50 @@ export class ArticlesService {
     return list.map(view);
   }
 
+  /**
+   * The console's article list: latest first, `q` matched (ILIKE, as a literal) against title and
+   * URL, optionally one newsletter's, a page at a time.
+   */
+  async search(opts: {
+    q?: string;
+    newsletter?: string;
+    page: number;
+    pageSize: number;
+  }): Promise<{ items: (ArticleView & { id: string })[]; total: number }> {
+    const q = (opts.q ?? '').trim().slice(0, 200);
+    const pattern = q ? `%${q.replace(/[\\%_]/g, '\\$&')}%` : null;
+    const where = `($1::text IS NULL OR a.title ILIKE $1 OR a.url ILIKE $1)
+      AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM article_newsletters an JOIN newsletters n ON n.id = an.newsletter_id
+                                       WHERE an.article_id = a.id AND n.slug = $2))`;
+    const params = [pattern, opts.newsletter || null];
+    const [{ total }]: { total: number }[] = await this.ds.query(
+      `SELECT count(*)::int AS total FROM articles a WHERE ${where}`,
+      params,
+    );
+    const pageSize = Math.min(Math.max(Math.trunc(opts.pageSize), 1), 200);
+    const offset = (Math.max(Math.trunc(opts.page), 1) - 1) * pageSize;
+    const list: (ArticleRow & { id: string })[] = await this.ds.query(
+      `SELECT a.id::text AS id, a.url, a.title, a.summary, a.image_url, a.topics, a.published_at,
+         COALESCE((SELECT array_agg(n.slug ORDER BY n.slug) FROM article_newsletters an JOIN newsletters n ON n.id = an.newsletter_id
+                   WHERE an.article_id = a.id), '{}') AS newsletters
+       FROM articles a WHERE ${where} ORDER BY a.published_at DESC, a.id DESC LIMIT $3 OFFSET $4`,
+      [...params, pageSize, offset],
+    );
+    return { items: list.map((r) => ({ ...view(r), id: r.id })), total };
+  }
+
+  /** One article by id (the console's edit page), or null. */
+  async find(id: string): Promise<(ArticleView & { id: string }) | null> {
+    if (!/^[1-9]\d{0,17}$/.test(id)) return null;
+    const [art] = await this.select(this.ds.manager, `a.id = $1`, [id], 1);
+    return art ? { ...art, id } : null;
+  }
+
+  async idByUrl(url: string): Promise<string | null> {
+    const found: { id: string }[] = await this.ds.query(`SELECT id::text AS id FROM articles WHERE url = $1`, [url]);
+    return found[0]?.id ?? null;
+  }
+
   async list(newsletter: string | undefined, limit: number): Promise<ArticleView[]> {
     if (newsletter) {
       const n: unknown[] = await this.ds.query(`SELECT 1 FROM newsletters WHERE slug = $1`, [newsletter]);

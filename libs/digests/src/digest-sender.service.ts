@@ -156,16 +156,22 @@ export class DigestSender implements BeforeApplicationShutdown {
           );
           return 'skipped' as const;
         }
-        const articles = await this.repo.candidateArticles(em, d.newsletter_id, this.config.digest.maxArticles, d.id);
+        // A composed digest came with its articles, in its order: no candidate selection then.
+        const attached = await this.repo.articles(em, d.id);
+        const articles =
+          attached.length > 0
+            ? attached
+            : await this.repo.candidateArticles(em, d.newsletter_id, this.config.digest.maxArticles, d.id);
         if (articles.length === 0) {
           await this.repo.setStatus(em, d.id, 'skipped', 'no new articles since the last digest');
           return 'skipped' as const;
         }
-        await this.repo.attachArticles(
-          em,
-          d.id,
-          articles.map((a) => a.id),
-        );
+        if (attached.length === 0)
+          await this.repo.attachArticles(
+            em,
+            d.id,
+            articles.map((a) => a.id),
+          );
         await this.repo.setStatus(em, d.id, 'sending');
       }
       return 'continue' as const;
@@ -456,12 +462,7 @@ export class DigestSender implements BeforeApplicationShutdown {
     if (!d) return 'skipped';
     let issue = d.html_template ? this.issueOf(d) : null;
     if (!issue) {
-      const articles = await this.repo.candidateArticles(
-        this.ds,
-        d.newsletter_id,
-        this.config.digest.maxArticles,
-        d.id,
-      );
+      const articles = await this.repo.issueArticles(this.ds, d, this.config.digest.maxArticles);
       if (articles.length === 0) return 'skipped';
       issue = await this.renderer.renderIssue(d.newsletter_name, articles, d.send_at);
     }

@@ -117,6 +117,90 @@ export class DigestsRepository {
     );
   }
 
+  /**
+   * Articles by id, in the order given (a composed digest). Unknown ids are left out: the caller
+   * compares lengths.
+   */
+  async articlesByIds(db: Db, articleIds: string[]): Promise<(IssueArticle & { id: string })[]> {
+    if (articleIds.length === 0) return [];
+    return rows(
+      db,
+      `SELECT a.id, a.url, a.title, a.summary, a.image_url AS "imageUrl", a.topics
+       FROM unnest($1::bigint[]) WITH ORDINALITY AS x(id, pos) JOIN articles a ON a.id = x.id ORDER BY x.pos`,
+      [articleIds],
+    );
+  }
+
+  /** Article ids for URLs, in the order given; `null` where no article has that URL. */
+  async articleIdsByUrl(db: Db, urls: string[]): Promise<(string | null)[]> {
+    if (urls.length === 0) return [];
+    const found = await rows<{ id: string | null }>(
+      db,
+      `SELECT a.id::text AS id FROM unnest($1::text[]) WITH ORDINALITY AS x(url, pos)
+       LEFT JOIN articles a ON a.url = x.url ORDER BY x.pos`,
+      [urls],
+    );
+    return found.map((r) => r.id);
+  }
+
+  /**
+   * What an issue of this digest carries: the articles attached to it (a composed digest, or one
+   * already planned), else the candidates the planner would pick now.
+   */
+  async issueArticles(
+    db: Db,
+    d: { id: string; newsletter_id: number },
+    max: number,
+  ): Promise<(IssueArticle & { id: string })[]> {
+    const attached = await this.articles(db, d.id);
+    return attached.length > 0 ? attached : this.candidateArticles(db, d.newsletter_id, max, d.id);
+  }
+
+  /** Ledger figures for a progress bar: counts by status and what finished in the last `windowSeconds`. */
+  async progress(
+    db: Db,
+    digestId: string,
+    windowSeconds: number,
+  ): Promise<{
+    sent: number;
+    failed: number;
+    skipped: number;
+    open: number;
+    recent: number;
+    firstAt: Date | null;
+    lastAt: Date | null;
+  }> {
+    const [r] = await rows<{
+      sent: number;
+      failed: number;
+      skipped: number;
+      open: number;
+      recent: number;
+      first_at: Date | null;
+      last_at: Date | null;
+    }>(
+      db,
+      `SELECT count(*) FILTER (WHERE status = 'sent')::int AS sent,
+              count(*) FILTER (WHERE status = 'failed')::int AS failed,
+              count(*) FILTER (WHERE status = 'skipped')::int AS skipped,
+              count(*) FILTER (WHERE status IN ('pending','sending'))::int AS open,
+              count(*) FILTER (WHERE status IN ('sent','failed') AND finished_at > now() - make_interval(secs => $2))::int AS recent,
+              min(finished_at) FILTER (WHERE status IN ('sent','failed')) AS first_at,
+              max(finished_at) FILTER (WHERE status IN ('sent','failed')) AS last_at
+       FROM deliveries WHERE digest_id = $1`,
+      [digestId, windowSeconds],
+    );
+    return {
+      sent: r.sent,
+      failed: r.failed,
+      skipped: r.skipped,
+      open: r.open,
+      recent: r.recent,
+      firstAt: r.first_at,
+      lastAt: r.last_at,
+    };
+  }
+
   async storeTemplates(db: Db, digestId: string, t: IssueTemplates): Promise<void> {
     await db.query(`UPDATE digests SET subject = $2, html_template = $3, text_template = $4 WHERE id = $1`, [
       digestId,

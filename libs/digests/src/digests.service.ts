@@ -8,7 +8,7 @@ import { rows } from '../../db/src/sql.js';
 import { normalizeEmail } from '../../subscriptions/src/email.js';
 import { assertCron } from '../../subscriptions/src/newsletters.service.js';
 import { SubscriptionsRepository } from '../../subscriptions/src/subscriptions.repository.js';
-import { DigestRenderer } from './digest-renderer.service.js';
+import { DigestRenderer, type IssueArticle, type IssueTemplates } from './digest-renderer.service.js';
 import { type DigestRow, DigestsRepository } from './digests.repository.js';
 
 export interface DigestView {
@@ -30,6 +30,29 @@ export interface DigestView {
   finishedAt: Date | null;
 }
 
+export interface DigestProgress {
+  id: string;
+  status: DigestRow['status'];
+  recipients: number;
+  sent: number;
+  failed: number;
+  skipped: number;
+  /** sent + failed + skipped */
+  done: number;
+  remaining: number;
+  /** 0–100, whole numbers; 100 once the digest is sent */
+  percent: number;
+  /** mails per second over the last few seconds while sending; the average once finished */
+  rate: number;
+  etaSeconds: number | null;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+}
+
+/** Most articles a composed digest may carry. */
+export const MAX_COMPOSED = 50;
+const PROGRESS_WINDOW_SECONDS = 5;
+
 /** The marketer's side of digests: create, watch, preview, test, cancel, and the weekly schedule. */
 @Injectable()
 export class DigestsService {
@@ -47,8 +70,18 @@ export class DigestsService {
     return n;
   }
 
-  async create(slug: string, sendAt: string | undefined): Promise<{ id: string; status: DigestRow['status'] }> {
+  /**
+   * A digest of a newsletter, now or at `sendAt`. With `articleIds` (or `articleUrls`, the admin
+   * API's form) it carries exactly those articles in that order; without, the planner picks the
+   * candidates when it is due.
+   */
+  async create(
+    slug: string,
+    sendAt: string | undefined,
+    compose: { articleIds?: string[]; articleUrls?: string[] } = {},
+  ): Promise<{ id: string; status: DigestRow['status'] }> {
     const n = await this.newsletter(slug);
+    const articleIds = await this.composedArticles(compose);
     let when = new Date();
     if (sendAt !== undefined) {
       when = new Date(sendAt);
@@ -59,12 +92,130 @@ export class DigestsService {
     }
     return this.ds.transaction(async (em) => {
       const { id } = await this.repo.create(em, n.id, when, 'manual', null);
+      if (articleIds) await this.repo.attachArticles(em, id, articleIds);
       await this.events.addEvent(em, {
         type: 'digest.requested',
         payload: { digestId: id, sendAt: when.toISOString() },
       });
       return { id, status: 'scheduled' as const };
     });
+  }
+
+  /** Validates an explicit article list: 1 to MAX_COMPOSED articles, each once, each existing. */
+  private async composedArticles(compose: {
+    articleIds?: string[];
+    articleUrls?: string[];
+  }): Promise<string[] | undefined> {
+    const { articleIds, articleUrls } = compose;
+    if (articleIds === undefined && articleUrls === undefined) return undefined;
+    const given = articleIds ?? articleUrls ?? [];
+    const field = 'articles';
+    if (given.length === 0) throw new BadRequestException([`${field} must name at least one article`]);
+    if (given.length > MAX_COMPOSED)
+      throw new BadRequestException([`${field} must name at most ${MAX_COMPOSED} articles`]);
+    if (new Set(given).size !== given.length) throw new BadRequestException([`${field} names an article twice`]);
+    if (articleIds) {
+      if (!articleIds.every((id) => /^[1-9]\d{0,17}$/.test(id)))
+        throw new BadRequestException([`${field} contains an invalid article id`]);
+      const found = await this.repo.articlesByIds(this.ds, articleIds);
+      if (found.length !== articleIds.length) throw new BadRequestException([`${field} contains an unknown article`]);
+      return articleIds;
+    }
+    const ids = await this.repo.articleIdsByUrl(this.ds, given);
+    const missing = given.filter((_, i) => ids[i] === null);
+    if (missing.length)
+      throw new BadRequestException([
+        `articles contains an unknown article: ${missing.map((m) => `"${m}"`).join(', ')}`,
+      ]);
+    return ids as string[];
+  }
+
+  /** What the next digest of a newsletter would carry now (the planner's own selection). */
+  async candidates(slug: string): Promise<{ newsletter: Newsletter; articles: (IssueArticle & { id: string })[] }> {
+    const n = await this.newsletter(slug);
+    const articles = await this.repo.candidateArticles(this.ds, n.id, this.config.digest.maxArticles);
+    return { newsletter: n, articles };
+  }
+
+  /** Articles by id, in the order given (unknown ids left out): the compose form's list. */
+  async articlesByIds(articleIds: string[]): Promise<(IssueArticle & { id: string })[]> {
+    const ids = articleIds.filter((id) => /^[1-9]\d{0,17}$/.test(id)).slice(0, 200);
+    return this.repo.articlesByIds(this.ds, ids);
+  }
+
+  /**
+   * The HTML of a digest not created yet, with these articles in this order, exactly as it would
+   * be sent (with a sample reader's personal parts).
+   */
+  async previewDraft(slug: string, articleIds: string[]): Promise<string> {
+    const n = await this.newsletter(slug);
+    const ids = await this.composedArticles({ articleIds });
+    const articles = await this.repo.articlesByIds(this.ds, ids ?? []);
+    const issue = await this.renderer.renderIssue(n.name, articles, new Date());
+    return this.samplePersonal(`draft:${n.slug}:${Date.now()}:${ids?.join(',')}`, n.slug, issue);
+  }
+
+  private samplePersonal(key: string, slug: string, issue: IssueTemplates): string {
+    const sample = `${this.config.publicUrl}/subscribe?newsletter=${encodeURIComponent(slug)}`;
+    return this.renderer.personalize(key, issue, {
+      greeting: 'Hi there,',
+      email: 'reader@example.com',
+      unsubscribeUrl: sample,
+      preferencesUrl: sample,
+    }).html;
+  }
+
+  /** A scheduled digest goes now instead of at its time (its delayed plan job then finds it under way). */
+  async sendNow(id: string): Promise<{ id: string; status: DigestRow['status'] }> {
+    const d = await this.found(id);
+    return this.ds.transaction(async (em) => {
+      const moved = await rows<{ id: string }>(
+        em,
+        `UPDATE digests SET send_at = now() WHERE id = $1 AND status = 'scheduled' RETURNING id`,
+        [d.id],
+      );
+      if (moved.length === 0) throw new ConflictException(`Digest ${id} is already ${d.status}: it cannot be sent now`);
+      await this.events.addEvent(em, {
+        type: 'digest.requested',
+        payload: { digestId: d.id, sendAt: new Date().toISOString() },
+      });
+      return { id: d.id, status: 'scheduled' as const };
+    });
+  }
+
+  /**
+   * Where a send stands: done (sent + failed + skipped) of recipients, the rate over the last
+   * few seconds (mails/s) and the time left at that rate.
+   */
+  async progress(id: string): Promise<DigestProgress> {
+    const d = await this.found(id);
+    const p = await this.repo.progress(this.ds, d.id, PROGRESS_WINDOW_SECONDS);
+    const recipients = d.recipients ?? 0;
+    const done = p.sent + p.failed + p.skipped;
+    const remaining = d.status === 'sending' || d.status === 'scheduled' ? Math.max(0, recipients - done) : 0;
+    let rate = 0;
+    if (d.status === 'sending') {
+      const since = d.started_at ? (Date.now() - d.started_at.getTime()) / 1000 : PROGRESS_WINDOW_SECONDS;
+      rate = p.recent / Math.max(1, Math.min(PROGRESS_WINDOW_SECONDS, since));
+    } else if (p.firstAt && p.lastAt) {
+      rate = (p.sent + p.failed) / Math.max(1, (p.lastAt.getTime() - (d.started_at ?? p.firstAt).getTime()) / 1000);
+    }
+    rate = Math.round(rate * 10) / 10;
+    return {
+      id: d.id,
+      status: d.status,
+      recipients,
+      sent: p.sent,
+      failed: p.failed,
+      skipped: p.skipped,
+      done,
+      remaining,
+      percent: d.status === 'sent' ? 100 : recipients > 0 ? Math.min(100, Math.floor((done / recipients) * 100)) : 0,
+      rate,
+      etaSeconds: d.status === 'sending' && rate > 0 ? Math.ceil(remaining / rate) : null,
+      startedAt: d.started_at,
+      finishedAt: d.finished_at,
+    };
   }
 
   private async found(id: string): Promise<DigestRow> {
@@ -78,7 +229,7 @@ export class DigestsService {
     const counts = await this.repo.counts(this.ds, d.id);
     const articles =
       d.status === 'scheduled'
-        ? await this.repo.candidateArticles(this.ds, d.newsletter_id, this.config.digest.maxArticles, d.id)
+        ? await this.repo.issueArticles(this.ds, d, this.config.digest.maxArticles)
         : await this.repo.articles(this.ds, d.id);
     return {
       id: d.id,
@@ -103,10 +254,33 @@ export class DigestsService {
   async list(
     slug: string | undefined,
     limit: number,
-  ): Promise<{ id: string; newsletter: string; status: string; sendAt: Date; recipients: number }[]> {
-    const list = await rows<{ id: string; slug: string; status: string; send_at: Date; recipients: number | null }>(
+  ): Promise<
+    {
+      id: string;
+      newsletter: string;
+      status: DigestRow['status'];
+      sendAt: Date;
+      subject: string | null;
+      recipients: number;
+      sent: number;
+      failed: number;
+    }[]
+  > {
+    const list = await rows<{
+      id: string;
+      slug: string;
+      status: DigestRow['status'];
+      send_at: Date;
+      subject: string | null;
+      recipients: number | null;
+      sent: number;
+      failed: number;
+    }>(
       this.ds,
-      `SELECT d.id, n.slug, d.status, d.send_at, d.recipients FROM digests d JOIN newsletters n ON n.id = d.newsletter_id
+      `SELECT d.id, n.slug, d.status, d.send_at, d.subject, d.recipients,
+         (SELECT count(*) FROM deliveries x WHERE x.digest_id = d.id AND x.status = 'sent')::int AS sent,
+         (SELECT count(*) FROM deliveries x WHERE x.digest_id = d.id AND x.status = 'failed')::int AS failed
+       FROM digests d JOIN newsletters n ON n.id = d.newsletter_id
        WHERE ($1::text IS NULL OR n.slug = $1) ORDER BY d.id DESC LIMIT $2`,
       [slug ?? null, Math.min(Math.max(limit, 1), 200)],
     );
@@ -115,7 +289,10 @@ export class DigestsService {
       newsletter: r.slug,
       status: r.status,
       sendAt: r.send_at,
+      subject: r.subject,
       recipients: r.recipients ?? 0,
+      sent: r.sent,
+      failed: r.failed,
     }));
   }
 
@@ -127,23 +304,12 @@ export class DigestsService {
         ? { subject: d.subject, html: d.html_template, text: d.text_template }
         : null;
     if (!issue) {
-      const articles = await this.repo.candidateArticles(
-        this.ds,
-        d.newsletter_id,
-        this.config.digest.maxArticles,
-        d.id,
-      );
+      const articles = await this.repo.issueArticles(this.ds, d, this.config.digest.maxArticles);
       if (articles.length === 0)
         throw new ConflictException('Nothing to preview: there is no new article for this digest');
       issue = await this.renderer.renderIssue(d.newsletter_name, articles, d.send_at);
     }
-    const sample = `${this.config.publicUrl}/subscribe?newsletter=${encodeURIComponent(d.newsletter_slug)}`;
-    return this.renderer.personalize(`preview:${d.id}:${d.html_template ? 'final' : Date.now()}`, issue, {
-      greeting: 'Hi there,',
-      email: 'reader@example.com',
-      unsubscribeUrl: sample,
-      preferencesUrl: sample,
-    }).html;
+    return this.samplePersonal(`preview:${d.id}:${d.html_template ? 'final' : Date.now()}`, d.newsletter_slug, issue);
   }
 
   async sendTest(id: string, to: unknown): Promise<{ status: 'queued' }> {

@@ -64,6 +64,26 @@ export class FeedsService {
     return this.ds.query(`SELECT id, slug FROM newsletters WHERE feed_url IS NOT NULL ORDER BY id`);
   }
 
+  /** Every newsletter's feed: its URL, when it was last polled and the last error (null when that poll went well). */
+  async status(): Promise<
+    { slug: string; name: string; feedUrl: string | null; polledAt: Date | null; error: string | null }[]
+  > {
+    const list: {
+      slug: string;
+      name: string;
+      feed_url: string | null;
+      feed_polled_at: Date | null;
+      feed_error: string | null;
+    }[] = await this.ds.query(`SELECT slug, name, feed_url, feed_polled_at, feed_error FROM newsletters ORDER BY name`);
+    return list.map((n) => ({
+      slug: n.slug,
+      name: n.name,
+      feedUrl: n.feed_url,
+      polledAt: n.feed_polled_at,
+      error: n.feed_error,
+    }));
+  }
+
   async pollBySlug(slug: string): Promise<FeedResult> {
     const rows: { id: number; feed_url: string | null }[] = await this.ds.query(
       `SELECT id, feed_url FROM newsletters WHERE slug = $1`,

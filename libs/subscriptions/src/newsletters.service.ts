@@ -8,11 +8,12 @@ import { SubscriptionsRepository } from './subscriptions.repository.js';
 export interface NewsletterInput {
   slug?: string;
   name?: string;
-  description?: string;
-  fromName?: string;
-  fromEmail?: string;
-  guide?: string;
-  feedUrl?: string;
+  /** null clears an optional field (the console's empty inputs); the JSON API never sends null. */
+  description?: string | null;
+  fromName?: string | null;
+  fromEmail?: string | null;
+  guide?: string | null;
+  feedUrl?: string | null;
   isDefault?: boolean;
   schedule?: { cron: string; timezone: string };
 }
@@ -74,6 +75,12 @@ export class NewslettersService {
     return Promise.all(all.map((n) => this.view(this.ds.manager, n)));
   }
 
+  /** The guides a newsletter can offer (the console's choice list). */
+  async guides(): Promise<{ slug: string; title: string }[]> {
+    const all = await this.ds.getRepository(Guide).find({ order: { title: 'ASC' } });
+    return all.map((g) => ({ slug: g.slug, title: g.title }));
+  }
+
   async get(slug: string): Promise<NewsletterView> {
     const n = await this.ds.getRepository(Newsletter).findOne({ where: { slug } });
     if (!n) throw new NotFoundException(`Newsletter "${slug}" does not exist`);
@@ -86,7 +93,8 @@ export class NewslettersService {
     if (input.fromName !== undefined) n.fromName = input.fromName;
     if (input.fromEmail !== undefined) n.fromEmail = input.fromEmail;
     if (input.feedUrl !== undefined) n.feedUrl = input.feedUrl;
-    if (input.guide !== undefined) {
+    if (input.guide === null) n.guideId = null;
+    else if (input.guide !== undefined) {
       const g = await em.getRepository(Guide).findOne({ where: { slug: input.guide } });
       if (!g) throw new BadRequestException([`guide "${input.guide}" does not exist`]);
       n.guideId = g.id;

@@ -20,7 +20,7 @@ export class DigestsController {
 
   @Post('newsletters/:slug/digests')
   create(@Param('slug') slug: string, @Body() dto: CreateDigestDto) {
-    return this.digests.create(slug, dto.sendAt);
+    return this.digests.create(slug, dto.sendAt, { articleUrls: dto.articles });
   }
 
   @Put('newsletters/:slug/schedule')

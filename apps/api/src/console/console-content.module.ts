@@ -1,0 +1,20 @@
+import { Module } from '@nestjs/common';
+import { DigestsAdminModule } from '../../../../libs/digests/src/digests.module.js';
+import { SubscriptionsModule } from '../../../../libs/subscriptions/src/subscriptions.module.js';
+import { ConsoleArticlesController } from './console-articles.controller.js';
+import { ConsoleDigestsController } from './console-digests.controller.js';
+import { ConsoleModule } from './console.module.js';
+import { ConsoleNewslettersController } from './console-newsletters.controller.js';
+import { StaffGuard } from './staff.guard.js';
+
+/**
+ * The console's content sections: newsletters (details and weekly schedule), articles (and feed
+ * status), digests (compose, preview, test, send, cancel, progress). Static routes, so they take
+ * precedence over the overview's `/admin/:section` placeholder.
+ */
+@Module({
+  imports: [ConsoleModule, SubscriptionsModule, DigestsAdminModule],
+  controllers: [ConsoleNewslettersController, ConsoleArticlesController, ConsoleDigestsController],
+  providers: [StaffGuard],
+})
+export class ConsoleContentModule {}

@@ -1,0 +1,237 @@
+import {
+  Body,
+  Controller,
+  Get,
+  NotFoundException,
+  Param,
+  Post,
+  Query,
+  Req,
+  Res,
+  UseFilters,
+  UseGuards,
+} from '@nestjs/common';
+import { ApiExcludeController } from '@nestjs/swagger';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { DigestsService } from '../../../../libs/digests/src/digests.service.js';
+import {
+  describeSchedule,
+  nextSendTimes,
+  parseWeeklyForm,
+  timeZones,
+  WEEKDAYS,
+  weeklyOf,
+  type WeeklyScheduleErrors,
+} from '../../../../libs/digests/src/weekly-schedule.js';
+import { NewslettersService, type NewsletterView } from '../../../../libs/subscriptions/src/newsletters.service.js';
+import { UpdateNewsletterDto } from '../admin/dto/newsletter.dto.js';
+import { ConsoleExceptionFilter } from './console-exception.filter.js';
+import { badRequestMessage, dtoErrors, type FormErrors, notice, sendPage, staffOf } from './console-forms.js';
+import { field } from './console-http.js';
+import { ConsolePagesService } from './console-pages.service.js';
+import { StaffGuard } from './staff.guard.js';
+
+const NOTICES: Record<string, string> = {
+  saved: 'Newsletter saved.',
+  scheduled: 'Schedule saved. The worker picks it up within seconds.',
+  unscheduled: 'Schedule removed: no weekly digest goes out until you set one again.',
+};
+
+const DETAIL_FIELDS = ['name', 'description', 'fromName', 'fromEmail', 'guide', 'feedUrl'] as const;
+type DetailField = (typeof DETAIL_FIELDS)[number];
+
+function slugOf(raw: string): string {
+  if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(raw)) throw new NotFoundException('There is no such newsletter.');
+  return raw;
+}
+
+/** Newsletters: name, sender, guide and feed, and the weekly schedule as a day, a time and a zone. */
+@ApiExcludeController()
+@Controller('admin/newsletters')
+@UseGuards(StaffGuard)
+@UseFilters(ConsoleExceptionFilter)
+export class ConsoleNewslettersController {
+  constructor(
+    private readonly newsletters: NewslettersService,
+    private readonly digests: DigestsService,
+    private readonly pages: ConsolePagesService,
+  ) {}
+
+  @Get()
+  async list(@Query('notice') key: unknown, @Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+    const list = (await this.newsletters.list()).map((n) => ({
+      ...n,
+      scheduleWords: n.schedule ? describeSchedule(n.schedule.cron, n.schedule.timezone) : null,
+      nextSend: n.schedule ? nextSendTimes(n.schedule.cron, n.schedule.timezone, 1)[0] : null,
+    }));
+    await sendPage(
+      reply,
+      200,
+      this.pages.render(
+        'newsletters',
+        { title: 'Newsletters', staff: staffOf(req), section: 'newsletters' },
+        { newsletters: list, notice: notice(NOTICES, key) },
+      ),
+    );
+  }
+
+  @Get(':slug')
+  async show(
+    @Param('slug') slug: string,
+    @Query('notice') key: unknown,
+    @Req() req: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ): Promise<void> {
+    const n = await this.newsletters.get(slugOf(slug));
+    await this.page(req, reply, 200, n, { notice: notice(NOTICES, key) });
+  }
+
+  /** Name, description, sender, guide, feed: checked with the admin API's own rules. */
+  @Post(':slug')
+  async save(
+    @Param('slug') slug: string,
+    @Body() body: unknown,
+    @Req() req: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ): Promise<void> {
+    const n = await this.newsletters.get(slugOf(slug));
+    const values = Object.fromEntries(DETAIL_FIELDS.map((f) => [f, field(body, f).trim()])) as Record<
+      DetailField,
+      string
+    >;
+    // Empty optional inputs clear the field; the name is required.
+    const present = Object.fromEntries(
+      DETAIL_FIELDS.filter((f) => f === 'name' || values[f] !== '').map((f) => [f, values[f]]),
+    );
+    const errors = await dtoErrors(UpdateNewsletterDto, present);
+    if (Object.keys(errors).length === 0) {
+      const orNull = (v: string) => (v === '' ? null : v);
+      try {
+        await this.newsletters.update(n.slug, {
+          name: values.name,
+          description: orNull(values.description),
+          fromName: orNull(values.fromName),
+          fromEmail: orNull(values.fromEmail),
+          guide: orNull(values.guide),
+          feedUrl: orNull(values.feedUrl),
+        });
+        await reply.redirect(`/admin/newsletters/${n.slug}?notice=saved`, 303);
+        return;
+      } catch (err) {
+        const message = badRequestMessage(err);
+        if (message === null) throw err;
+        if (/^guide/.test(message)) errors.guide = message;
+        else errors.form = message;
+      }
+    }
+    await this.page(req, reply, 400, n, { errors, values });
+  }
+
+  /** The human control: day of the week (or every day), HH:MM and an IANA zone → cron + zone. */
+  @Post(':slug/schedule')
+  async schedule(
+    @Param('slug') slug: string,
+    @Body() body: unknown,
+    @Req() req: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ): Promise<void> {
+    const n = await this.newsletters.get(slugOf(slug));
+    const input = { day: field(body, 'day'), time: field(body, 'time'), timezone: field(body, 'timezone') };
+    const parsed = parseWeeklyForm(input);
+    if (!parsed.ok) {
+      await this.page(req, reply, 400, n, { scheduleErrors: parsed.errors, scheduleValues: input });
+      return;
+    }
+    await this.digests.setSchedule(n.slug, parsed.cron, parsed.timezone);
+    await reply.redirect(`/admin/newsletters/${n.slug}?notice=scheduled`, 303);
+  }
+
+  @Get(':slug/schedule/remove')
+  async confirmRemove(
+    @Param('slug') slug: string,
+    @Req() req: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ): Promise<void> {
+    const n = await this.newsletters.get(slugOf(slug));
+    if (!n.schedule) {
+      await reply.redirect(`/admin/newsletters/${n.slug}`, 303);
+      return;
+    }
+    await sendPage(
+      reply,
+      200,
+      this.pages.render(
+        'newsletter-schedule-remove',
+        { title: `Remove the schedule of ${n.name}`, staff: staffOf(req), section: 'newsletters' },
+        { newsletter: n, scheduleWords: describeSchedule(n.schedule.cron, n.schedule.timezone) },
+      ),
+    );
+  }
+
+  @Post(':slug/schedule/remove')
+  async remove(@Param('slug') slug: string, @Res() reply: FastifyReply): Promise<void> {
+    const n = await this.newsletters.get(slugOf(slug));
+    await this.digests.removeSchedule(n.slug);
+    await reply.redirect(`/admin/newsletters/${n.slug}?notice=unscheduled`, 303);
+  }
+
+  private async page(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    status: number,
+    n: NewsletterView,
+    vars: {
+      notice?: string;
+      errors?: FormErrors;
+      values?: Record<string, string>;
+      scheduleErrors?: WeeklyScheduleErrors;
+      scheduleValues?: { day: string; time: string; timezone: string };
+    },
+  ): Promise<void> {
+    const weekly = n.schedule ? weeklyOf(n.schedule.cron) : null;
+    const sv = vars.scheduleValues ?? {
+      day: weekly ? String(weekly.day) : '1',
+      time: weekly?.time ?? '09:00',
+      timezone: n.schedule?.timezone ?? 'UTC',
+    };
+    const days = [
+      { value: 'daily', label: 'Every day' },
+      ...WEEKDAYS.map((label, i) => ({ value: String(i), label })),
+    ].map((d) => ({ ...d, selected: d.value === sv.day }));
+    const zones = timeZones().map((z) => ({ value: z, selected: z === sv.timezone }));
+    const guides = await this.newsletters.guides();
+    const values = vars.values ?? {
+      name: n.name,
+      description: n.description ?? '',
+      fromName: n.fromName ?? '',
+      fromEmail: n.fromEmail ?? '',
+      guide: n.guide ?? '',
+      feedUrl: n.feedUrl ?? '',
+    };
+    await sendPage(
+      reply,
+      status,
+      this.pages.render(
+        'newsletter',
+        { title: n.name, staff: staffOf(req), section: 'newsletters' },
+        {
+          ...vars,
+          newsletter: n,
+          values,
+          guides: guides.map((g) => ({ ...g, selected: g.slug === values.guide })),
+          schedule: n.schedule
+            ? {
+                ...n.schedule,
+                words: describeSchedule(n.schedule.cron, n.schedule.timezone),
+                custom: weekly === null,
+                next: nextSendTimes(n.schedule.cron, n.schedule.timezone, 3),
+              }
+            : null,
+          scheduleValues: sv,
+          days,
+          zones,
+        },
+      ),
+    );
+  }
+}
