@@ -13,7 +13,7 @@ import {
   isHardBounce,
   isPolicyRejection,
 } from '../../mail/src/mail-transport.service.js';
-import { SendRateLimiter } from '../../mail/src/send-rate-limiter.service.js';
+import { SLOT_MS, SendRateLimiter } from '../../mail/src/send-rate-limiter.service.js';
 import { listUnsubscribeHeaders, SubscriptionMailService } from '../../mail/src/subscription-mail.service.js';
 import { DIGEST_QUEUE, type DigestJob, jobIds } from '../../queue/src/jobs.js';
 import { emailHash, signToken } from '../../subscriptions/src/tokens.js';
@@ -36,6 +36,8 @@ const POLICY_RE = '\\m5\\d\\d[ -]5\\.7\\.';
 /** Hands out send permits from the global limiter a few at a time, to parallel senders in turn. */
 class Permits {
   private left = 0;
+  /** Permits are for their slot: one not used by the end of the next slot is dropped, not sent late in a burst. */
+  private validUntil = 0;
   private chain: Promise<void> = Promise.resolve();
   constructor(
     private readonly limiter: SendRateLimiter,
@@ -44,17 +46,48 @@ class Permits {
 
   /** Whether a permit is in hand already (taking one will not wait on the limiter). */
   ready(): boolean {
-    return this.left > 0;
+    return this.left > 0 && Date.now() <= this.validUntil;
   }
 
   take(): Promise<void> {
     const next = this.chain.then(async () => {
-      if (this.left === 0) this.left = await this.limiter.acquire(Math.max(1, Math.min(this.remaining, 20)));
+      if (this.left > 0 && Date.now() > this.validUntil) this.left = 0;
+      if (this.left === 0) {
+        this.left = await this.limiter.acquire(Math.max(1, Math.min(this.remaining, 20)));
+        this.validUntil = Date.now() + 2 * SLOT_MS;
+      }
       this.left -= 1;
       this.remaining -= 1;
     });
     this.chain = next.catch(() => undefined);
     return next;
+  }
+}
+
+/**
+ * The worker's SMTP connections, shared by the lanes of all its batches: a lane holds one while it
+ * takes a send permit, claims and sends, so a permit is used at once instead of waiting in
+ * nodemailer's pool queue (where late permits would go out together in a burst).
+ */
+class Semaphore {
+  private waiters: (() => void)[] = [];
+  constructor(private free: number) {}
+
+  tryAcquire(): boolean {
+    if (this.free === 0) return false;
+    this.free -= 1;
+    return true;
+  }
+
+  async acquire(): Promise<void> {
+    if (this.tryAcquire()) return;
+    await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+
+  release(): void {
+    const next = this.waiters.shift();
+    if (next) next();
+    else this.free += 1;
   }
 }
 
@@ -111,6 +144,7 @@ export class DigestSender implements BeforeApplicationShutdown {
 
   private readonly batches = new Set<Promise<unknown>>();
   private readonly publicHost: string;
+  private readonly connections: Semaphore;
 
   /** SIGTERM: stop claiming, let messages already handed to SMTP finish (within 25 s) before anything closes. */
   async beforeApplicationShutdown(): Promise<void> {
@@ -130,6 +164,7 @@ export class DigestSender implements BeforeApplicationShutdown {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
     this.publicHost = new URL(config.publicUrl).hostname;
+    this.connections = new Semaphore(Math.max(1, config.smtp.maxConnections));
   }
 
   /** A schedule fired: one digest per firing (the job id is the key), planned at once. */
@@ -348,29 +383,37 @@ export class DigestSender implements BeforeApplicationShutdown {
       };
       try {
         for (let r = next(); r; r = next()) {
-          if (!permits.ready()) await record();
-          await permits.take();
-          let claim: Claim;
-          try {
-            claim = await claims.claim(r.subscriberId, sent);
-            sent = undefined;
-          } catch (err) {
+          if (!this.connections.tryAcquire()) {
             await record();
-            throw err;
+            await this.connections.acquire();
           }
-          if (claim === 'stopped') {
-            stopped = true;
-            return;
+          try {
+            if (!permits.ready()) await record();
+            await permits.take();
+            let claim: Claim;
+            try {
+              claim = await claims.claim(r.subscriberId, sent);
+              sent = undefined;
+            } catch (err) {
+              await record();
+              throw err;
+            }
+            if (claim === 'stopped') {
+              stopped = true;
+              return;
+            }
+            // Held by another attempt (a retried or resumed batch): it is that attempt's to send.
+            if (claim === 'taken') continue;
+            if (claim === 'ineligible') {
+              await this.repo.skipMany(this.ds, digestId, [r.subscriberId], 'unsubscribed or no longer mailable');
+              continue;
+            }
+            sent = await this.deliver(d, r, (err) => {
+              transient ??= err;
+            });
+          } finally {
+            this.connections.release();
           }
-          // Held by another attempt (a retried or resumed batch): it is that attempt's to send.
-          if (claim === 'taken') continue;
-          if (claim === 'ineligible') {
-            await this.repo.skipMany(this.ds, digestId, [r.subscriberId], 'unsubscribed or no longer mailable');
-            continue;
-          }
-          sent = await this.deliver(d, r, (err) => {
-            transient ??= err;
-          });
         }
       } finally {
         await record();

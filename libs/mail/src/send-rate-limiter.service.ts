@@ -3,10 +3,11 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
 
-const SLOT_MS = 100;
-const SLOTS_PER_SECOND = 1000 / SLOT_MS;
+/** 50 ms slots: a one-second window, aligned or not, spans at most 21 of them, so at most 1.05× the rate. */
+export const SLOT_MS = 50;
+export const SLOTS_PER_SECOND = 1000 / SLOT_MS;
 
-/** How many sends slot `slot` may carry so that each second's ten slots add up to exactly `rate`. */
+/** How many sends slot `slot` may carry so that each second's slots add up to exactly `rate`. */
 export function slotCapacity(rate: number, slot: number): number {
   const i = slot % SLOTS_PER_SECOND;
   return Math.floor(((i + 1) * rate) / SLOTS_PER_SECOND) - Math.floor((i * rate) / SLOTS_PER_SECOND);
@@ -14,8 +15,8 @@ export function slotCapacity(rate: number, slot: number): number {
 
 /**
  * One global outgoing-mail rate (SEND_RATE_PER_SECOND) shared by every worker, whatever the queue
- * backend: tokens come from 100 ms slots counted in PostgreSQL, each holding a tenth of the rate,
- * so no one-second window (aligned or not) carries more than 1.1× the rate.
+ * backend: tokens come from 50 ms slots counted in PostgreSQL, each holding a twentieth of the rate,
+ * so no one-second window (aligned or not) is granted more than 1.05× the rate.
  */
 @Injectable()
 export class SendRateLimiter {
