@@ -70,7 +70,7 @@ export class ConsoleOverviewController {
       bounces: weeks.reduce((t, w) => t + w.bounces, 0),
       complaints: weeks.reduce((t, w) => t + w.complaints, 0),
     };
-    const activity = weeks.map((w) => ({ ...w, label: `Week of ${weekLabel(w.weekStart)}` }));
+    const activity = weeks.map((w) => ({ ...w, label: weekLabel(w.weekStart) }));
     const hasActivity = weeks.some((w) => w.signups + w.confirmations + w.unsubscribes + w.bounces + w.complaints > 0);
     await this.send(
       reply,

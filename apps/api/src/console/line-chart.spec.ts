@@ -1,8 +1,17 @@
-import { lineChartSvg, niceMax } from './line-chart.js';
+import { axis, lineChartSvg } from './line-chart.js';
 
 describe('lineChartSvg', () => {
-  it('rounds the axis up to 1, 2, 2.5 or 5 times a power of ten', () => {
-    expect([0, 1, 3, 7, 12, 24, 240, 999].map(niceMax)).toEqual([1, 1, 5, 10, 20, 25, 250, 1000]);
+  it('puts whole-number ticks 1, 2 or 5 times a power of ten apart, about four up to the maximum', () => {
+    expect([0, 1, 3, 7, 13, 24, 240, 999].map(axis)).toEqual([
+      { top: 1, step: 1 },
+      { top: 1, step: 1 },
+      { top: 3, step: 1 },
+      { top: 8, step: 2 },
+      { top: 15, step: 5 },
+      { top: 30, step: 10 },
+      { top: 300, step: 100 },
+      { top: 1000, step: 500 },
+    ]);
   });
 
   it('draws one dot per point, a line through them, and escapes every text', () => {

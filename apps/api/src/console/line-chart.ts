@@ -11,12 +11,12 @@ function esc(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ESCAPES[c]);
 }
 
-/** A round upper bound for the y axis: 1, 2, 2.5 or 5 times a power of ten, at least `max`. */
-export function niceMax(max: number): number {
-  if (max <= 0) return 1;
-  const pow = 10 ** Math.floor(Math.log10(max));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * pow >= max) return Math.max(1, m * pow);
-  return 10 * pow;
+/** Whole-number axis ticks: a step of 1, 2 or 5 times a power of ten, about four steps up to `max` or more. */
+export function axis(max: number): { top: number; step: number } {
+  const rough = Math.max(max, 1) / 4;
+  const pow = 10 ** Math.floor(Math.log10(rough));
+  const step = Math.max(1, ([1, 2, 5, 10].find((m) => m * pow >= rough) ?? 10) * pow);
+  return { top: step * Math.max(1, Math.ceil(max / step)), step };
 }
 
 function fmt(n: number): string {
@@ -36,7 +36,7 @@ export function lineChartSvg(id: string, title: string, points: ChartPoint[]): s
   const bottom = 36;
   const plotW = W - left - right;
   const plotH = H - top - bottom;
-  const max = niceMax(Math.max(0, ...points.map((p) => p.value)));
+  const { top: max, step } = axis(Math.max(0, ...points.map((p) => p.value)));
   const x = (i: number) => left + (points.length <= 1 ? plotW / 2 : (i * plotW) / (points.length - 1));
   const y = (v: number) => top + plotH - (v / max) * plotH;
   const r = (n: number) => Math.round(n * 10) / 10;
@@ -48,13 +48,14 @@ export function lineChartSvg(id: string, title: string, points: ChartPoint[]): s
       ? 'No data.'
       : `From ${fmt(first)} to ${fmt(last)} active subscribers between ${points[0].label} and ${points[points.length - 1].label}.`;
 
-  const grid = [0, 0.25, 0.5, 0.75, 1]
-    .map((f) => {
-      const v = max * f;
+  const ticks: number[] = [];
+  for (let v = 0; v <= max; v += step) ticks.push(v);
+  const grid = ticks
+    .map((v) => {
       const gy = r(y(v));
       return (
         `<line x1="${left}" x2="${W - right}" y1="${gy}" y2="${gy}" stroke="#d5dde3" stroke-width="1"/>` +
-        `<text x="${left - 8}" y="${gy + 4}" text-anchor="end" font-size="12" fill="#4a5866">${esc(fmt(Math.round(v * 100) / 100))}</text>`
+        `<text x="${left - 8}" y="${gy + 4}" text-anchor="end" font-size="12" fill="#4a5866">${esc(fmt(v))}</text>`
       );
     })
     .join('');
