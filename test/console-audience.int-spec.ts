@@ -53,6 +53,7 @@ describe('staff console: subscribers, suppressions and the overview', () => {
   const adminBrowser = () => new ConsoleBrowser(apps.baseUrl);
   let ada: ConsoleBrowser;
   let mark: ConsoleBrowser;
+  let emptyPages: { overview: string; subscribers: string };
 
   const subscriberId = async (email: string): Promise<string> => {
     const [r] = await query<{ id: string }>(db.url, `SELECT id FROM subscribers WHERE email = $1`, [email]);
@@ -83,6 +84,14 @@ describe('staff console: subscribers, suppressions and the overview', () => {
     const users = apps.api.get(StaffUsersService);
     expect((await users.create({ ...ADMIN, role: 'admin' })).ok).toBe(true);
     expect((await users.create({ ...MARKETER, role: 'marketer' })).ok).toBe(true);
+    ada = adminBrowser();
+    expect((await ada.signIn(ADMIN.email, ADMIN.password)).status).toBe(303);
+    mark = adminBrowser();
+    expect((await mark.signIn(MARKETER.email, MARKETER.password)).status).toBe(303);
+    emptyPages = {
+      overview: (await mark.get('/admin')).text,
+      subscribers: (await mark.get('/admin/subscribers')).text,
+    };
 
     await addAudience(db.url, { prefix: 'alpha', count: 3, newsletter: 'spine-health' });
     await addAudience(db.url, { prefix: 'beta', count: 2, newsletter: 'sports-health', subscription: 'pending' });
@@ -113,11 +122,6 @@ describe('staff console: subscribers, suppressions and the overview', () => {
     });
     expect(res.status).toBe(202);
     await smtp.waitFor(() => smtp.to('carol@example.com').length >= 1);
-
-    ada = adminBrowser();
-    expect((await ada.signIn(ADMIN.email, ADMIN.password)).status).toBe(303);
-    mark = adminBrowser();
-    expect((await mark.signIn(MARKETER.email, MARKETER.password)).status).toBe(303);
   });
 
   afterAll(async () => {
@@ -127,6 +131,13 @@ describe('staff console: subscribers, suppressions and the overview', () => {
   });
 
   describe('overview', () => {
+    it('says so clearly when there is no audience and no digest yet', () => {
+      expect(emptyPages.overview).toContain('id="audience-empty"');
+      expect(emptyPages.overview).toContain('id="activity-empty"');
+      expect(emptyPages.overview).toContain('id="digests-empty"');
+      expect(emptyPages.subscribers).toContain('No subscribers yet');
+    });
+
     it('shows active subscribers per newsletter with an SVG growth chart, and the last digest figures', async () => {
       // A digest went out an hour ago to alpha1..3: two sent, one failed; alpha2 left afterwards.
       const [{ id: digestId }] = await query<{ id: string }>(
