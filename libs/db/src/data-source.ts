@@ -6,8 +6,15 @@ import { Init1764000000000 } from './migrations/1764000000000-init.js';
 import { Digests1764100000000 } from './migrations/1764100000000-digests.js';
 import { DigestResumed1764200000000 } from './migrations/1764200000000-digest-resumed.js';
 import { Staff1764500000000 } from './migrations/1764500000000-staff.js';
+import { SubscriberEmailSearch1764600000000 } from './migrations/1764600000000-subscriber-email-search.js';
 
-export const MIGRATIONS = [Init1764000000000, Digests1764100000000, DigestResumed1764200000000, Staff1764500000000];
+export const MIGRATIONS = [
+  Init1764000000000,
+  Digests1764100000000,
+  DigestResumed1764200000000,
+  Staff1764500000000,
+  SubscriberEmailSearch1764600000000,
+];
 
 export function dataSourceOptions(url: string): DataSourceOptions {
   return {
