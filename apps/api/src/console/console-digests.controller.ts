@@ -40,7 +40,7 @@ const NOTICES: Record<string, string> = {
 const PREVIEW_CSP = [
   "default-src 'none'",
   'img-src https: http: data:',
-  "style-src 'unsafe-inline'",
+  "style-src 'unsafe-inline' https:",
   'font-src https: data:',
   "base-uri 'none'",
   "form-action 'none'",
