@@ -65,9 +65,10 @@ class Permits {
 }
 
 /**
- * The worker's SMTP connections, shared by the lanes of all its batches: a lane holds one while it
- * takes a send permit, claims and sends, so a permit is used at once instead of waiting in
- * nodemailer's pool queue (where late permits would go out together in a burst).
+ * Sending places, two per SMTP connection, shared by the lanes of all the worker's batches: a lane
+ * holds one while it takes a send permit, claims and sends, so a permit is used within about one
+ * message time instead of waiting deep in nodemailer's pool queue (where late permits would go
+ * out together in a burst).
  */
 class Semaphore {
   private waiters: (() => void)[] = [];
@@ -164,7 +165,8 @@ export class DigestSender implements BeforeApplicationShutdown {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
     this.publicHost = new URL(config.publicUrl).hostname;
-    this.connections = new Semaphore(Math.max(1, config.smtp.maxConnections));
+    // Two lanes per connection: one sends while the other claims its next message.
+    this.connections = new Semaphore(2 * Math.max(1, config.smtp.maxConnections));
   }
 
   /** A schedule fired: one digest per firing (the job id is the key), planned at once. */
@@ -421,7 +423,7 @@ export class DigestSender implements BeforeApplicationShutdown {
     };
     // Every lane is awaited even when one fails (the database went away): no sender is left running unsupervised.
     await Promise.all(
-      Array.from({ length: Math.max(1, this.config.smtp.maxConnections) }, () =>
+      Array.from({ length: 2 * Math.max(1, this.config.smtp.maxConnections) }, () =>
         lane().catch((err: unknown) => {
           broken ??= err;
         }),
