@@ -9,6 +9,7 @@ import { ConfigError, loadConfig } from '../libs/config/src/config.js';
 import { ROOT_DIR } from '../libs/core/src/paths.js';
 import { dataSourceOptions, migrate } from '../libs/db/src/data-source.js';
 import { seed } from '../libs/db/src/seed.js';
+import { StaffUsersService } from '../libs/staff/src/staff-users.service.js';
 import { startEmbeddedPostgres, startMailCatcher, type EmbeddedDb, type MailCatcher } from './dev-services.js';
 
 /**
@@ -16,6 +17,8 @@ import { startEmbeddedPostgres, startMailCatcher, type EmbeddedDb, type MailCatc
  * .data/ (unless DATABASE_URL is set), queues on PostgreSQL (unless REDIS_URL is set), a mail
  * catcher with a web inbox (unless SMTP_URL is set); migrates, seeds, runs the api and the worker.
  */
+const DEV_ADMIN = 'admin@mailroom.localhost';
+
 async function main(): Promise<void> {
   const dataDir = join(ROOT_DIR, '.data');
   mkdirSync(dataDir, { recursive: true });
@@ -26,11 +29,21 @@ async function main(): Promise<void> {
       JSON.stringify({
         appSecret: randomBytes(32).toString('hex'),
         adminApiKey: `dev-${randomBytes(24).toString('base64url')}`,
+        consolePassword: randomBytes(12).toString('base64url'),
       }),
       { mode: 0o600 },
     );
   }
-  const secrets = JSON.parse(readFileSync(secretsFile, 'utf8')) as { appSecret: string; adminApiKey: string };
+  const secrets = JSON.parse(readFileSync(secretsFile, 'utf8')) as {
+    appSecret: string;
+    adminApiKey: string;
+    consolePassword?: string;
+  };
+  // Secrets files from before the console get a console password too.
+  if (!secrets.consolePassword) {
+    secrets.consolePassword = randomBytes(12).toString('base64url');
+    writeFileSync(secretsFile, JSON.stringify(secrets), { mode: 0o600 });
+  }
 
   const env: Record<string, string | undefined> = { NODE_ENV: 'development', ...process.env };
   env.APP_SECRET ??= secrets.appSecret;
@@ -59,12 +72,21 @@ async function main(): Promise<void> {
   const worker = await createWorker(config);
   await worker.init();
 
+  // A console admin for this machine, created once (the password lives in .data/dev-secrets.json).
+  const users = api.get(StaffUsersService, { strict: false });
+  if (!(await users.findByEmail(DEV_ADMIN))) {
+    const created = await users.create({ email: DEV_ADMIN, role: 'admin', password: secrets.consolePassword });
+    if (!created.ok)
+      console.warn(`Could not create the dev console admin: ${Object.values(created.errors).join('; ')}`);
+  }
+
   const base = `http://localhost:${config.port}`;
   const lines = [
     '',
     'Mailroom is running (development)',
     `  Signup page   ${base}/subscribe?newsletter=spine-health`,
     `  Mail inbox    ${catcher ? catcher.webUrl : `(your SMTP server: ${new URL(config.smtp.url).host})`}`,
+    `  Console       ${base}/admin   sign in as ${DEV_ADMIN} / ${secrets.consolePassword}`,
     `  API docs      ${base}/docs`,
     `  Health        ${base}/health`,
     `  Admin API key ${config.adminApiKey ?? '(none)'}   e.g. curl -H "Authorization: Bearer $KEY" ${base}/v1/newsletters`,
