@@ -26,6 +26,7 @@ import { UnsubscribeController } from './unsubscribe/unsubscribe.controller.js';
 import { ApiKeyGuard } from './admin/api-key.guard.js';
 import { ConsoleModule } from './console/console.module.js';
 import { ConsoleContentModule } from './console/console-content.module.js';
+import { MetricsModule } from './metrics/metrics.module.js';
 
 @Module({})
 export class ApiModule {
@@ -44,6 +45,7 @@ export class ApiModule {
         ThrottlerModule.forRoot([{ ttl: 60_000, limit: config.abuse.publicPostsPerMinute }]),
         ConsoleModule,
         ConsoleContentModule,
+        MetricsModule,
       ],
       controllers: [
         SubscriptionsController,
