@@ -48,6 +48,8 @@ describeInBrowser('reader journey in Chromium: signup page → mail → confirm 
   let browser: Browser;
   let context: BrowserContext;
   let page: Page;
+  /** Browser console errors (a CSP violation shows up here): none is expected. */
+  const consoleErrors: string[] = [];
 
   beforeAll(async () => {
     db = await createTestDatabase('e2e_reader');
@@ -57,6 +59,9 @@ describeInBrowser('reader journey in Chromium: signup page → mail → confirm 
     browser = await launchBrowser({ 'mailroom.test': new URL(apps.baseUrl).host });
     context = await newContext(browser);
     page = await context.newPage();
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') consoleErrors.push(msg.text());
+    });
   });
 
   afterAll(async () => {
@@ -73,12 +78,24 @@ describeInBrowser('reader journey in Chromium: signup page → mail → confirm 
     // 1. The signup page, as linked from an article.
     const signup = await page.goto(`${PUBLIC}/subscribe?newsletter=spine-health&source=${encodeURIComponent(ARTICLE)}`);
     expect(signup?.status()).toBe(200);
+    // Nothing but inline styles and forms posting back: no script, nothing from elsewhere.
+    expect(signup?.headers()['content-security-policy']).toBe(
+      `default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self' ${PUBLIC}; base-uri 'none'; frame-ancestors *`,
+    );
     expect(await brandAndHeading(page)).toEqual({ brand: 'Spine-health', h1: 'Subscribe to our weekly newsletter' });
     await expect(page.locator('.offer .title').innerText()).resolves.toBe(GUIDE);
     await expect(page.getByText('We respect your privacy. Unsubscribe at any time.')).toBeTruthy();
     await expectAccessibleAndResponsive(page);
     await screenshot(page, '01-signup');
 
+    // Keyboard: the first Tab shows the skip link; the focused field has a visible outline.
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate<string>('document.activeElement.textContent')).toBe('Skip to main content');
+    expect((await page.locator('.skip').boundingBox())!.y).toBeGreaterThanOrEqual(0);
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate<string>('document.activeElement.id')).toBe('email');
+    expect(await page.evaluate<string>('getComputedStyle(document.activeElement).outlineStyle')).toBe('solid');
     await page.getByLabel('Email address').fill(email);
     await page.getByLabel('First name').fill('Pat');
     await page.getByLabel('Arthritis-health').check();
@@ -111,7 +128,10 @@ describeInBrowser('reader journey in Chromium: signup page → mail → confirm 
     await smtp.waitFor(() => smtp.to(email).length >= 1);
     const confirmation = smtp.to(email)[0];
     const confirmLink = linkFrom(confirmation.parsed.text ?? '', `${PUBLIC}/confirm/`);
-    await page.goto(confirmLink);
+    const confirmPage = await page.goto(confirmLink);
+    // A page behind a token may not be framed (no overlaid "Yes, subscribe me").
+    expect(confirmPage?.headers()['content-security-policy']).toContain("frame-ancestors 'none'");
+    expect(confirmPage?.headers()['x-frame-options']).toBe('DENY');
     expect(await brandAndHeading(page)).toEqual({ brand: 'Veritas Health', h1: 'Confirm your subscription' });
     await expectAccessibleAndResponsive(page);
     await screenshot(page, '04-confirm');
@@ -136,12 +156,14 @@ describeInBrowser('reader journey in Chromium: signup page → mail → confirm 
     const [download] = await Promise.all([page.waitForEvent('download'), guideLink.click()]);
     expect(download.suggestedFilename()).toBe('natural-back-pain-relief.html');
     expect(await readFile(await download.path(), 'utf8')).toContain('<h1>Natural Back Pain Relief');
-    // The same request from the page, to see the answer's status and headers.
-    const res = await page.evaluate<{ status: number; type: string; disposition: string; cache: string }>(
-      `fetch(${JSON.stringify(href)}).then((r) => ({ status: r.status, type: r.headers.get('content-type'),
-        disposition: r.headers.get('content-disposition'), cache: r.headers.get('cache-control') }))`,
-    );
-    expect(res).toEqual({
+    // The same request again, to see the answer's status and headers (the page's CSP allows no fetch).
+    const res = await fetch(href.replace(PUBLIC, apps.baseUrl));
+    expect({
+      status: res.status,
+      type: res.headers.get('content-type'),
+      disposition: res.headers.get('content-disposition'),
+      cache: res.headers.get('cache-control'),
+    }).toEqual({
       status: 200,
       type: 'text/html; charset=utf-8',
       disposition: 'attachment; filename="natural-back-pain-relief.html"',
@@ -191,6 +213,7 @@ describeInBrowser('reader journey in Chromium: signup page → mail → confirm 
     await page.goto(preferencesLink);
     await expect(page.locator('.subs').innerText()).resolves.toMatch(/Spine-health\s+Unsubscribed/);
     await screenshot(page, '09-preferences-after');
+    expect(consoleErrors).toEqual([]);
   });
 
   it('shows the embed snippet, which posts to the same endpoint; a used or bad link gets a clear page', async () => {

@@ -33,6 +33,7 @@ export class ConfirmController {
           : 'This link is not valid';
     await reply
       .status(status)
+      .headers(this.pages.headers())
       .type('text/html; charset=utf-8')
       .send(this.pages.render('link-error', heading, { heading, message: err.message }));
   }
@@ -46,6 +47,7 @@ export class ConfirmController {
       await reply
         .header('Cache-Control', 'no-store')
         .header('Referrer-Policy', 'no-referrer')
+        .headers(this.pages.headers())
         .type('text/html; charset=utf-8')
         .send(
           this.pages.render(
@@ -73,6 +75,7 @@ export class ConfirmController {
       await reply
         .status(200)
         .header('Cache-Control', 'no-store')
+        .headers(this.pages.headers())
         .type('text/html; charset=utf-8')
         .send(
           this.pages.render(

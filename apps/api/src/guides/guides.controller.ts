@@ -33,6 +33,7 @@ export class GuidesController {
       const heading = err.kind === 'expired' ? 'This download link has expired' : 'This link is not valid';
       await reply
         .status(status)
+        .headers(this.pages.headers())
         .type('text/html; charset=utf-8')
         .send(this.pages.render('link-error', heading, { heading, message: err.message }));
     }

@@ -47,6 +47,28 @@ export class PagesService implements OnModuleInit {
     return this.config.publicUrl;
   }
 
+  /**
+   * Security headers for a reader page: a Content-Security-Policy that allows only the inline
+   * styles and forms posting back here (no script, nothing from elsewhere). Pages behind a token
+   * (confirm, preference centre) may not be framed, so no other site can overlay their buttons;
+   * the signup page may be, for publishers who frame it.
+   */
+  headers(opts: { frameable?: boolean } = {}): Record<string, string> {
+    const origin = new URL(this.config.publicUrl).origin;
+    return {
+      'content-security-policy': [
+        "default-src 'none'",
+        "style-src 'unsafe-inline'",
+        'img-src data:',
+        `form-action 'self' ${origin}`,
+        "base-uri 'none'",
+        `frame-ancestors ${opts.frameable ? '*' : "'none'"}`,
+      ].join('; '),
+      'x-content-type-options': 'nosniff',
+      ...(opts.frameable ? {} : { 'x-frame-options': 'DENY' }),
+    };
+  }
+
   async onModuleInit(): Promise<void> {
     const dir = join(TEMPLATES_DIR, 'pages');
     for (const file of await readdir(dir)) {

@@ -36,6 +36,7 @@ export class SubscriptionsController {
     if (wantsHtml(req)) {
       await reply
         .status(202)
+        .headers(this.pages.headers({ frameable: true }))
         .type('text/html; charset=utf-8')
         .send(this.pages.render('check-inbox', 'Check your inbox', {}, { newsletters }));
       return;
@@ -56,7 +57,11 @@ export class SubscriptionsController {
       { ...box, topics: SIGNUP_TOPICS },
       { newsletters: box.brand ? [box.brand] : [] },
     );
-    await reply.type('text/html; charset=utf-8').send(html);
+    // Publishers may frame the signup page (and so its answer, "check your inbox").
+    await reply
+      .headers(this.pages.headers({ frameable: true }))
+      .type('text/html; charset=utf-8')
+      .send(html);
   }
 
   /** For publishers: the signup box to paste at the end of an article, with a live preview. */
@@ -75,6 +80,6 @@ export class SubscriptionsController {
       { snippet, newsletters: box.newsletters, chosen: chosen?.slug },
       { newsletters: [], wide: true },
     );
-    await reply.type('text/html; charset=utf-8').send(html);
+    await reply.headers(this.pages.headers()).type('text/html; charset=utf-8').send(html);
   }
 }

@@ -57,6 +57,7 @@ export class UnsubscribeController {
     const heading = 'This link is not valid';
     await reply
       .status(404)
+      .headers(this.pages.headers())
       .type('text/html; charset=utf-8')
       .send(this.pages.render('link-error', heading, { heading, message: err.message }));
   }
@@ -74,6 +75,7 @@ export class UnsubscribeController {
       await reply
         .header('Cache-Control', 'no-store')
         .header('Referrer-Policy', 'no-referrer')
+        .headers(this.pages.headers())
         .type('text/html; charset=utf-8')
         .send(
           this.pages.render(
@@ -125,6 +127,7 @@ export class UnsubscribeController {
         }
         await reply
           .status(200)
+          .headers(this.pages.headers())
           .type('text/html; charset=utf-8')
           .send(
             this.pages.render(
@@ -145,6 +148,7 @@ export class UnsubscribeController {
       await reply
         .status(200)
         .header('Cache-Control', 'no-store')
+        .headers(this.pages.headers())
         .type('text/html; charset=utf-8')
         .send(
           this.pages.render(
