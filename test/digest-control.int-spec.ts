@@ -3,6 +3,7 @@ import { getQueueToken } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
 import { DIGEST_QUEUE } from '../libs/queue/src/jobs.js';
 import { SLOTS_PER_SECOND, slotCapacity } from '../libs/mail/src/send-rate-limiter.service.js';
+import { ReconcilerService } from '../apps/worker/src/outbox/reconciler.service.js';
 import { addAudience } from './support/audience.js';
 import { admin, waitUntil } from './support/admin.js';
 import { type RunningApps, startApps, testConfig } from './support/apps.js';
@@ -173,6 +174,16 @@ describe('controlling a digest while it sends', () => {
     expect(
       fired.slice(1).every((d) => d.status === 'skipped' && d.reason === 'no new articles since the last digest'),
     ).toBe(true);
+
+    // A queue that lost its schedulers (Redis back empty) gets them back from the reconciler.
+    await queue.removeJobScheduler('schedule-spine-health');
+    expect(await schedulers()).toHaveLength(0);
+    const recovered = await apps.worker!.get(ReconcilerService).reconcile();
+    expect(recovered.schedules).toBe(1);
+    expect((await schedulers()).map((s) => [s.key, s.pattern, s.tz])).toEqual([
+      ['schedule-spine-health', '*/2 * * * * *', 'UTC'],
+    ]);
+    expect((await apps.worker!.get(ReconcilerService).reconcile()).schedules).toBe(0);
 
     // A restart neither loses nor doubles the scheduler.
     await apps.stopWorker();

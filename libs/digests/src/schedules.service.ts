@@ -20,6 +20,15 @@ export class SchedulesService {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
+  /** Job schedulers the database wants that the queue lacks (a Redis that came back empty). */
+  async missing(): Promise<number> {
+    const wanted: { slug: string }[] = await this.ds.query(
+      `SELECT slug FROM newsletters WHERE schedule_cron IS NOT NULL AND schedule_timezone IS NOT NULL`,
+    );
+    const have = new Set((await this.queue.getJobSchedulers(0, -1)).map((s) => s.key));
+    return wanted.filter((w) => !have.has(jobIds.scheduler(w.slug))).length + (have.has(jobIds.feedScheduler) ? 0 : 1);
+  }
+
   async sync(): Promise<{ schedules: number; removed: number }> {
     const wanted: { id: number; slug: string; schedule_cron: string; schedule_timezone: string }[] =
       await this.ds.query(

@@ -4,13 +4,14 @@ import type { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/config.js';
 import { DigestSender } from '../../../../libs/digests/src/digest-sender.service.js';
 import { DigestsRepository } from '../../../../libs/digests/src/digests.repository.js';
+import { SchedulesService } from '../../../../libs/digests/src/schedules.service.js';
 import { rows } from '../../../../libs/db/src/sql.js';
 
 /**
  * PostgreSQL is the source of truth; the queue may lose work (Redis restarted empty, jobs that
  * failed for good). Periodically: outbox events published but never handled are published again
- * (same job id: a no-op while the job still exists), and digests stuck mid-send get their
- * batches re-queued.
+ * (same job id: a no-op while the job still exists), digests stuck mid-send get their
+ * batches re-queued, and job schedulers the queue lost are rebuilt from the database.
  */
 @Injectable()
 export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestroy {
@@ -22,6 +23,7 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
     @InjectDataSource() private readonly ds: DataSource,
     private readonly digests: DigestsRepository,
     private readonly sender: DigestSender,
+    private readonly schedules: SchedulesService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -39,7 +41,7 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
     }, this.config.reliability.reconcileIntervalMs);
   }
 
-  async reconcile(): Promise<{ events: number; digests: number }> {
+  async reconcile(): Promise<{ events: number; digests: number; schedules: number }> {
     const after = this.config.reliability.reconcileAfterMs;
     const events = await rows(
       this.ds,
@@ -55,12 +57,15 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
       await this.digests.markResumed(this.ds, id);
       await this.sender.resume(id, String(Date.now()));
     }
-    if (events.length || stuck.length) {
+    // Job schedulers live only in the queue: when it lost them, rebuild them from the database.
+    const schedules = await this.schedules.missing();
+    if (schedules > 0) await this.schedules.sync();
+    if (events.length || stuck.length || schedules) {
       this.logger.warn(
-        `Recovered lost work: ${events.length} outbox event(s) republished, ${stuck.length} digest(s) resumed`,
+        `Recovered lost work: ${events.length} outbox event(s) republished, ${stuck.length} digest(s) resumed, ${schedules} job scheduler(s) restored`,
       );
     }
-    return { events: events.length, digests: stuck.length };
+    return { events: events.length, digests: stuck.length, schedules };
   }
 
   async onModuleDestroy(): Promise<void> {
