@@ -212,6 +212,8 @@ describeInBrowser('reader journey in Chromium: signup page → mail → confirm 
     // The preference centre now shows where the reader stands.
     await page.goto(preferencesLink);
     await expect(page.locator('.subs').innerText()).resolves.toMatch(/Spine-health\s+Unsubscribed/);
+    await expect(page.locator('#nothing-left').innerText()).resolves.toContain('not subscribed to any');
+    expect(await page.locator('form').count()).toBe(0);
     await screenshot(page, '09-preferences-after');
     expect(consoleErrors).toEqual([]);
   });

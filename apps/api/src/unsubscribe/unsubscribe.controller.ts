@@ -85,6 +85,8 @@ export class UnsubscribeController {
               token,
               email: p.email,
               newsletter: p.newsletter.name,
+              newsletterSlug: p.newsletter.slug,
+              nothingLeft: p.status === 'unsubscribed' && others.length === 0,
               active: p.status !== 'unsubscribed',
               hasOthers: others.length > 0,
               others: others.join(', '),
