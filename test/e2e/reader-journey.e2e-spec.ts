@@ -242,5 +242,20 @@ describeInBrowser('reader journey in Chromium: signup page → mail → confirm 
     expect(await brandAndHeading(page)).toEqual({ brand: 'Veritas Health', h1: 'This link is not valid' });
     await expectAccessibleAndResponsive(page);
     await screenshot(page, '11-link-error');
+
+    // Input the server refuses (past the browser's own check) gets a 400 page naming the problem.
+    await page.goto(`${PUBLIC}/subscribe`);
+    await page.evaluate('document.querySelector("main form").noValidate = true');
+    await page.getByLabel('Email address').fill('not an address');
+    const [refused] = await Promise.all([
+      page.waitForResponse((r) => r.url() === `${PUBLIC}/v1/subscriptions`),
+      page.getByRole('button', { name: 'Subscribe' }).click(),
+    ]);
+    expect(refused.status()).toBe(400);
+    await page.waitForLoadState();
+    expect((await brandAndHeading(page)).h1).toBe('Please check the form');
+    await expect(page.getByRole('alert').innerText()).resolves.toMatch(/email/i);
+    await expectAccessibleAndResponsive(page);
+    await screenshot(page, '12-form-error');
   });
 });
