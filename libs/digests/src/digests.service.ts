@@ -14,6 +14,7 @@ import { type DigestRow, DigestsRepository } from './digests.repository.js';
 export interface DigestView {
   id: string;
   newsletter: string;
+  newsletterName: string;
   status: DigestRow['status'];
   trigger: DigestRow['trigger'];
   sendAt: Date;
@@ -234,6 +235,7 @@ export class DigestsService {
     return {
       id: d.id,
       newsletter: d.newsletter_slug,
+      newsletterName: d.newsletter_name,
       status: d.status,
       trigger: d.trigger,
       sendAt: d.send_at,

@@ -350,7 +350,7 @@ export class ConsoleDigestsController {
       status,
       this.pages.render(
         'digest',
-        { title: `Digest ${d.id}`, staff: staffOf(req), section: 'digests' },
+        { title: `Digest ${d.id} · ${d.newsletterName}`, staff: staffOf(req), section: 'digests' },
         {
           ...vars,
           digest: d,
