@@ -176,9 +176,12 @@ function startWorker(
       prefix: opts.prefix,
       extra: { LOG_LEVEL: 'info', ...opts.extra },
     }),
-    { probe: true, logDir, nodeArgs: profileArgs(name) },
+    { probe: true, logDir, nodeArgs: [...WORKER_NODE_ARGS, ...profileArgs(name)] },
   );
 }
+
+/** The worker runs with the heap flags `npm run start:worker` and docker-compose.yml give it. */
+const WORKER_NODE_ARGS = [`--max-old-space-size=${process.env.WORKER_HEAP_MB ?? '128'}`, '--max-semi-space-size=4'];
 
 /** With --profile, app children write a V8 CPU profile into the log folder when they stop. */
 function profileArgs(name: string): string[] {
