@@ -252,6 +252,7 @@ describeInBrowser('reader journey in Chromium: signup page → mail → confirm 
       page.getByRole('button', { name: 'Subscribe' }).click(),
     ]);
     expect(refused.status()).toBe(400);
+    expect(refused.headers()['content-security-policy']).toContain("default-src 'none'");
     await page.waitForLoadState();
     expect((await brandAndHeading(page)).h1).toBe('Please check the form');
     await expect(page.getByRole('alert').innerText()).resolves.toMatch(/email/i);

@@ -76,6 +76,7 @@ export class AllExceptionsFilter implements ExceptionFilter {
       const messages = Array.isArray(message) ? message : [message];
       void reply
         .status(status)
+        .headers(this.pages.headers())
         .type('text/html; charset=utf-8')
         .send(
           this.pages.render('error', error, { heading: status === 400 ? 'Please check the form' : error, messages }),
