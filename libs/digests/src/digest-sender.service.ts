@@ -92,6 +92,17 @@ class Semaphore {
   }
 }
 
+/** One digest's shared message parts (see `DigestSender.issueMail`). */
+interface IssueMail {
+  d: DigestRow;
+  /** The renderer's cache key for this issue's compiled templates. */
+  key: string;
+  issue: IssueTemplates;
+  from: { name: string; address: string } | string;
+  fromAddress: string;
+  listId: string;
+}
+
 type Claim = 'claimed' | 'stopped' | 'taken' | 'ineligible';
 type SentRecord = { subscriberId: string; messageId: string };
 
@@ -282,25 +293,31 @@ export class DigestSender implements BeforeApplicationShutdown {
     return { name: headerValue(d.newsletter_name), address: `newsletter@${this.publicHost}` };
   }
 
-  private message(
-    d: DigestRow,
-    r: { email: string; name: string | null },
-    subscriptionId: string | null,
-    cacheKey = `digest:${d.id}`,
-  ) {
+  /** What every message of one digest shares, worked out once per batch rather than per recipient. */
+  private issueMail(d: DigestRow, key = `digest:${d.id}`): IssueMail {
+    const from = this.fromOf(d);
+    return {
+      d,
+      key,
+      issue: this.issueOf(d),
+      from,
+      fromAddress: typeof from === 'string' ? (/<([^>]+)>/.exec(from)?.[1] ?? from) : from.address,
+      listId: listIdValue(d.newsletter_name, `${d.newsletter_slug}.${this.publicHost}`),
+    };
+  }
+
+  private message(m: IssueMail, r: { email: string; name: string | null }, subscriptionId: string | null) {
     const unsubscribeUrl = subscriptionId
       ? `${this.config.publicUrl}/unsubscribe/${signToken(this.config.appSecret, 'unsubscribe', subscriptionId)}`
-      : `${this.config.publicUrl}/subscribe?newsletter=${encodeURIComponent(d.newsletter_slug)}`;
-    const mail = this.renderer.personalizeForSending(cacheKey, this.issueOf(d), {
+      : `${this.config.publicUrl}/subscribe?newsletter=${encodeURIComponent(m.d.newsletter_slug)}`;
+    const mail = this.renderer.personalizeForSending(m.key, m.issue, {
       greeting: r.name ? `Hi ${r.name},` : 'Hello,',
       email: r.email,
       unsubscribeUrl,
       preferencesUrl: unsubscribeUrl,
     });
-    const from = this.fromOf(d);
-    const fromAddress = typeof from === 'string' ? (/<([^>]+)>/.exec(from)?.[1] ?? from) : from.address;
     return {
-      from,
+      from: m.from,
       to: { name: headerValue(r.name ?? ''), address: r.email },
       subject: mail.subject,
       html: mail.html,
@@ -308,8 +325,8 @@ export class DigestSender implements BeforeApplicationShutdown {
       // Headers and the text part, where they need encoding at all: base64 costs a fraction of quoted-printable.
       textEncoding: 'base64' as const,
       headers: {
-        'List-ID': { prepared: true, value: listIdValue(d.newsletter_name, `${d.newsletter_slug}.${this.publicHost}`) },
-        ...listUnsubscribeHeaders(unsubscribeUrl, fromAddress),
+        'List-ID': { prepared: true, value: m.listId },
+        ...listUnsubscribeHeaders(unsubscribeUrl, m.fromAddress),
       },
     };
   }
@@ -365,6 +382,7 @@ export class DigestSender implements BeforeApplicationShutdown {
     );
     const queue = recipients.filter((_, i) => !suppressed.has(hashes[i].toString('hex')));
 
+    const mail = this.issueMail(d);
     const permits = new Permits(this.limiter, queue.length);
     const claims = new ClaimBatcher((ids, sent) => this.repo.claimMany(this.ds, digestId, ids, sent));
     let stopped = false;
@@ -410,7 +428,7 @@ export class DigestSender implements BeforeApplicationShutdown {
               await this.repo.skipMany(this.ds, digestId, [r.subscriberId], 'unsubscribed or no longer mailable');
               continue;
             }
-            sent = await this.deliver(d, r, (err) => {
+            sent = await this.deliver(mail, r, (err) => {
               transient ??= err;
             });
           } finally {
@@ -439,13 +457,14 @@ export class DigestSender implements BeforeApplicationShutdown {
 
   /** Sends one claimed message; returns it when it went out, for the caller to record as sent. */
   private async deliver(
-    d: DigestRow,
+    m: IssueMail,
     r: Recipient,
     onTransient: (err: unknown) => void,
   ): Promise<SentRecord | undefined> {
+    const { d } = m;
     let messageId: string;
     try {
-      ({ messageId } = await this.transport.sendBuilt(this.message(d, r, r.subscriptionId)));
+      ({ messageId } = await this.transport.sendBuilt(this.message(m, r, r.subscriptionId)));
     } catch (err) {
       const detail = (err instanceof Error ? err.message : String(err)).slice(0, 500);
       if (classifySmtpError(err) === 'permanent') {
@@ -512,10 +531,12 @@ export class DigestSender implements BeforeApplicationShutdown {
       issue = await this.renderer.renderIssue(d.newsletter_name, articles, d.send_at);
     }
     const msg = this.message(
-      { ...d, subject: issue.subject, html_template: issue.html, text_template: issue.text },
+      this.issueMail(
+        { ...d, subject: issue.subject, html_template: issue.html, text_template: issue.text },
+        `test:${d.id}:${Date.now()}`,
+      ),
       { email: to, name: null },
       null,
-      `test:${d.id}:${Date.now()}`,
     );
     const { messageId } = await this.transport.sendBuilt({ ...msg, subject: headerValue(`[Test] ${msg.subject}`) });
     await this.ds.query(
