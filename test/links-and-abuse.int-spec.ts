@@ -89,6 +89,21 @@ describe('links, tokens and abuse', () => {
     expect(n).toBe(3);
   });
 
+  it('holds that limit when the requests for one address arrive all at once', async () => {
+    const email = 'bombed-at-once@example.com';
+    const codes = await Promise.all(Array.from({ length: 12 }, async () => (await subscribe({ email })).status));
+    expect(codes).toEqual(Array(12).fill(202));
+    const [{ n, consent }] = await query<{ n: number; consent: number }>(
+      db.url,
+      `SELECT (SELECT count(*)::int FROM outbox WHERE payload->>'subscriberId' = s.id::text) AS n,
+              (SELECT count(*)::int FROM consent_records WHERE subscriber_id = s.id) AS consent
+       FROM subscribers s WHERE s.email = $1`,
+      [email],
+    );
+    expect(n).toBe(3);
+    expect(consent).toBe(12);
+  });
+
   it('the honeypot gets the same 202 and stores and sends nothing', async () => {
     const res = await subscribe({ email: 'bot@example.com', website: 'http://spam.example' });
     expect(res.status).toBe(202);

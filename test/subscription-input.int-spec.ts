@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { type RunningApps, startApps, testConfig } from './support/apps.js';
+import { ADMIN_KEY, type RunningApps, startApps, testConfig } from './support/apps.js';
 import { createTestDatabase, query, seedDatabase } from './support/db.js';
 import { postForm, postJson } from './support/http.js';
 import { TestSmtp } from './support/smtp.js';
@@ -130,5 +130,24 @@ describe('subscription input validation', () => {
     expect((await postJson(url(), { email: 'leser@bücher.example' })).status).toBe(202);
     const [row] = await query<{ email: string }>(db.url, `SELECT email FROM subscribers WHERE email LIKE 'leser@%'`);
     expect(row.email).toBe('leser@xn--bcher-kva.example');
+  });
+  it('a newsletter created or made the default through the admin API counts at once', async () => {
+    const admin = { authorization: `Bearer ${ADMIN_KEY}` };
+    const created = await postJson(`${apps.baseUrl}/v1/newsletters`, { slug: 'brand-new', name: 'Brand New' }, admin);
+    expect(created.status).toBe(201);
+    expect((await postJson(url(), { email: 'first@example.com', newsletters: ['brand-new'] })).status).toBe(202);
+    const patched = await fetch(`${apps.baseUrl}/v1/newsletters/brand-new`, {
+      method: 'PATCH',
+      headers: { ...admin, 'content-type': 'application/json' },
+      body: JSON.stringify({ isDefault: true }),
+    });
+    expect(patched.status).toBe(200);
+    expect((await postJson(url(), { email: 'second@example.com' })).status).toBe(202);
+    const rows = await query<{ email: string }>(
+      db.url,
+      `SELECT u.email FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id
+       JOIN newsletters n ON n.id = s.newsletter_id WHERE n.slug = 'brand-new' ORDER BY u.email`,
+    );
+    expect(rows.map((r) => r.email)).toEqual(['first@example.com', 'second@example.com']);
   });
 });

@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { CronExpressionParser } from 'cron-parser';
 import type { DataSource, EntityManager } from 'typeorm';
 import { Guide, Newsletter } from '../../db/src/entities/index.js';
+import { NewsletterCatalog } from './newsletter-catalog.js';
 import { SubscriptionsRepository } from './subscriptions.repository.js';
 
 export interface NewsletterInput {
@@ -51,6 +52,7 @@ export class NewslettersService {
   constructor(
     @InjectDataSource() private readonly ds: DataSource,
     private readonly events: SubscriptionsRepository,
+    private readonly catalog: NewsletterCatalog,
   ) {}
 
   private async view(em: EntityManager, n: Newsletter): Promise<NewsletterView> {
@@ -113,7 +115,7 @@ export class NewslettersService {
   }
 
   async create(input: NewsletterInput & { slug: string; name: string }): Promise<NewsletterView> {
-    return this.ds.transaction(async (em) => {
+    const view = await this.ds.transaction(async (em) => {
       const repo = em.getRepository(Newsletter);
       if (await repo.findOne({ where: { slug: input.slug } })) {
         throw new ConflictException(`Newsletter "${input.slug}" already exists`);
@@ -125,10 +127,12 @@ export class NewslettersService {
         await this.events.addEvent(em, { type: 'schedule.changed', payload: { newsletterId: saved.id } });
       return this.view(em, saved);
     });
+    this.catalog.forget(); // the subscribe path sees the change at once
+    return view;
   }
 
   async update(slug: string, input: NewsletterInput): Promise<NewsletterView> {
-    return this.ds.transaction(async (em) => {
+    const view = await this.ds.transaction(async (em) => {
       const repo = em.getRepository(Newsletter);
       const n = await repo.findOne({ where: { slug }, lock: { mode: 'pessimistic_write' } });
       if (!n) throw new NotFoundException(`Newsletter "${slug}" does not exist`);
@@ -139,5 +143,7 @@ export class NewslettersService {
         await this.events.addEvent(em, { type: 'schedule.changed', payload: { newsletterId: saved.id } });
       return this.view(em, saved);
     });
+    this.catalog.forget(); // the subscribe path sees the change at once
+    return view;
   }
 }

@@ -6,7 +6,9 @@ import { SubscriberAdminService } from './subscriber-admin.service.js';
 import { SubscriberDirectoryService } from './subscriber-directory.service.js';
 import { SuppressionsService } from './suppressions.service.js';
 import { WebhooksService } from './webhooks.service.js';
+import { NewsletterCatalog } from './newsletter-catalog.js';
 import { NewslettersService } from './newsletters.service.js';
+import { PipelinedPg } from '../../db/src/pg-client.js';
 import { SubscribersService } from './subscribers.service.js';
 import { SubscriptionsRepository } from './subscriptions.repository.js';
 import { SubscriptionsService } from './subscriptions.service.js';
@@ -15,7 +17,9 @@ const PROVIDERS = [
   ApiKeysService,
   GuidesService,
   ImportExportService,
+  NewsletterCatalog,
   NewslettersService,
+  PipelinedPg,
   SubscriberAdminService,
   SubscriberDirectoryService,
   SuppressionsService,

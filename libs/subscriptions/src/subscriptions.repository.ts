@@ -4,6 +4,7 @@ import type { EntityManager } from 'typeorm';
 import type { ConsentAction, SubscriptionStatus } from '../../db/src/entities/index.js';
 import type { DomainEvent } from '../../queue/src/jobs.js';
 import { emailHash } from './tokens.js';
+import type { PipelinedPg } from '../../db/src/pg-client.js';
 import { rows } from '../../db/src/sql.js';
 
 export interface ConsentContext {
@@ -18,67 +19,98 @@ export interface ConsentContext {
 @Injectable()
 export class SubscriptionsRepository {
   /**
-   * Creates or refreshes the subscriber, unless the address is suppressed (bounced, complained,
-   * blocked: null). An erased address's hash does not stop it: a new double opt-in may begin.
+   * A subscription request in one transaction and one round trip (see PipelinedPg): two prepared
+   * statements between BEGIN and COMMIT, whatever is known about the address, so neither the
+   * answer nor its timing tells.
+   *
+   * 1. Creates or refreshes the subscriber, unless the address is suppressed (bounced,
+   *    complained, blocked; an erased address's hash does not stop it: a new double opt-in may
+   *    begin). For a subscriber in good standing, creates pending subscriptions (an unsubscribed
+   *    one becomes pending again) and writes the consent record of the request. The upsert locks
+   *    the subscriber's row until COMMIT, so concurrent requests for one address queue up here.
+   * 2. With that lock held and a fresh snapshot (so it counts what those requests committed):
+   *    if any of these subscriptions is pending and fewer than `perDay` confirmation mails went
+   *    to the address in a rolling 24 h, counts one and writes the event that sends it.
    */
-  async upsertSubscriber(
-    em: EntityManager,
-    email: string,
-    name: string | null,
-    timezone: string | null,
-    suppressionHash: Buffer,
-  ): Promise<{ id: string; status: string } | null> {
-    const rows: { id: string; status: string }[] = await em.query(
-      `INSERT INTO subscribers (email, name, timezone)
-       SELECT $1, $2, $3
-       WHERE NOT EXISTS (SELECT 1 FROM suppressions WHERE email_hash = $4 AND reason <> 'erased')
-       ON CONFLICT (email) DO UPDATE SET
-         name = COALESCE(EXCLUDED.name, subscribers.name),
-         timezone = COALESCE(EXCLUDED.timezone, subscribers.timezone),
-         updated_at = now()
-       RETURNING id, status`,
-      [email, name, timezone, suppressionHash],
-    );
-    return rows[0] ?? null;
-  }
-
-  /**
-   * Creates pending subscriptions; an unsubscribed one becomes pending again. Returns each state
-   * after. The consent record of the request is written in the same statement.
-   */
-  async upsertSubscriptions(
-    em: EntityManager,
-    subscriberId: string,
-    newsletterIds: number[],
-    topics: string[],
-    source: string | null,
-    consent: ConsentContext,
-  ): Promise<{ id: string; newsletterId: number; status: SubscriptionStatus }[]> {
-    const rows: { id: string; newsletter_id: number; status: SubscriptionStatus }[] = await em.query(
-      `WITH consent AS (
-         INSERT INTO consent_records (subscriber_id, newsletter_id, action, ip, user_agent, source_url, consent_text, consent_version)
-         SELECT $1, nid, 'subscribe', $5::inet, $6, $7, $8, $9 FROM unnest($2::int[]) AS nid)
-       INSERT INTO subscriptions (subscriber_id, newsletter_id, status, topics, source)
-       SELECT $1, nid, 'pending', $3::text[], $4 FROM unnest($2::int[]) AS nid
-       ON CONFLICT (subscriber_id, newsletter_id) DO UPDATE SET
-         status = CASE WHEN subscriptions.status = 'unsubscribed' THEN 'pending' ELSE subscriptions.status END,
-         unsubscribed_at = CASE WHEN subscriptions.status = 'unsubscribed' THEN NULL ELSE subscriptions.unsubscribed_at END,
-         topics = CASE WHEN cardinality(EXCLUDED.topics) > 0 THEN EXCLUDED.topics ELSE subscriptions.topics END,
-         source = COALESCE(EXCLUDED.source, subscriptions.source)
-       RETURNING id, newsletter_id, status`,
-      [
-        subscriberId,
-        newsletterIds,
-        topics,
-        source,
-        consent.ip,
-        consent.userAgent,
-        consent.sourceUrl,
-        consent.consentText ?? null,
-        consent.consentVersion ?? null,
-      ],
-    );
-    return rows.map((r) => ({ id: r.id, newsletterId: r.newsletter_id, status: r.status }));
+  async subscribe(
+    db: PipelinedPg,
+    req: {
+      email: string;
+      name: string | null;
+      timezone: string | null;
+      suppressionHash: Buffer;
+      newsletterIds: number[];
+      topics: string[];
+      source: string | null;
+      consent: ConsentContext;
+      confirmationsPerDay: number;
+    },
+  ): Promise<void> {
+    await db.transaction([
+      {
+        name: 'subscribe.upsert',
+        text: `WITH subscriber AS (
+           INSERT INTO subscribers (email, name, timezone)
+           SELECT $1, $2, $3
+           WHERE NOT EXISTS (SELECT 1 FROM suppressions WHERE email_hash = $4 AND reason <> 'erased')
+           ON CONFLICT (email) DO UPDATE SET
+             name = COALESCE(EXCLUDED.name, subscribers.name),
+             timezone = COALESCE(EXCLUDED.timezone, subscribers.timezone),
+             updated_at = now()
+           RETURNING id, status),
+         ok AS (SELECT id FROM subscriber WHERE status = 'ok'),
+         consent AS (
+           INSERT INTO consent_records (subscriber_id, newsletter_id, action, ip, user_agent, source_url, consent_text, consent_version)
+           SELECT ok.id, nid, 'subscribe', $8::inet, $9, $10, $11, $12 FROM ok, unnest($5::int[]) AS nid)
+         INSERT INTO subscriptions (subscriber_id, newsletter_id, status, topics, source)
+         SELECT ok.id, nid, 'pending', $6::text[], $7 FROM ok, unnest($5::int[]) AS nid
+         ON CONFLICT (subscriber_id, newsletter_id) DO UPDATE SET
+           status = CASE WHEN subscriptions.status = 'unsubscribed' THEN 'pending' ELSE subscriptions.status END,
+           unsubscribed_at = CASE WHEN subscriptions.status = 'unsubscribed' THEN NULL ELSE subscriptions.unsubscribed_at END,
+           topics = CASE WHEN cardinality(EXCLUDED.topics) > 0 THEN EXCLUDED.topics ELSE subscriptions.topics END,
+           source = COALESCE(EXCLUDED.source, subscriptions.source)`,
+        values: [
+          req.email,
+          req.name,
+          req.timezone,
+          req.suppressionHash,
+          req.newsletterIds,
+          req.topics,
+          req.source,
+          req.consent.ip,
+          req.consent.userAgent,
+          req.consent.sourceUrl,
+          req.consent.consentText ?? null,
+          req.consent.consentVersion ?? null,
+        ],
+      },
+      {
+        name: 'subscribe.request-confirmation',
+        text: `WITH pending AS (
+           SELECT s.subscriber_id, array_agg(s.newsletter_id ORDER BY s.newsletter_id) AS newsletter_ids
+           FROM subscribers sub JOIN subscriptions s ON s.subscriber_id = sub.id
+           WHERE sub.email = $1 AND sub.status = 'ok' AND s.newsletter_id = ANY($2::int[]) AND s.status = 'pending'
+             AND NOT EXISTS (SELECT 1 FROM suppressions WHERE email_hash = $3 AND reason <> 'erased')
+           GROUP BY s.subscriber_id),
+         allowed AS (
+           INSERT INTO confirmation_requests (subscriber_id)
+           SELECT p.subscriber_id FROM pending p
+           WHERE (SELECT count(*) FROM confirmation_requests c
+                  WHERE c.subscriber_id = p.subscriber_id AND c.created_at > now() - interval '24 hours') < $4
+           RETURNING subscriber_id)
+         INSERT INTO outbox (id, type, payload)
+         SELECT $5, $6, jsonb_build_object('subscriberId', p.subscriber_id::text, 'newsletterIds', p.newsletter_ids)
+         FROM pending p JOIN allowed a USING (subscriber_id)`,
+        values: [
+          req.email,
+          req.newsletterIds,
+          req.suppressionHash,
+          req.confirmationsPerDay,
+          randomUUID(),
+          'subscription.requested' satisfies DomainEvent['type'],
+        ],
+      },
+    ]);
   }
 
   async recordConsent(
@@ -103,33 +135,6 @@ export class SubscriptionsRepository {
         ctx.consentVersion ?? null,
       ],
     );
-  }
-
-  /**
-   * Takes one of the address's confirmation mails for the rolling 24 h, if any is left.
-   * The subscriber row is locked by the upsert in the same transaction, so concurrent requests count in turn.
-   */
-  /**
-   * At most `perDay` confirmation mails per address in a rolling 24 h: when one is still allowed,
-   * counts it and writes the event that sends it, in one statement. The caller holds the
-   * subscriber's row lock (the upsert), so concurrent requests for one address queue up here.
-   */
-  async requestConfirmation(
-    em: EntityManager,
-    subscriberId: string,
-    perDay: number,
-    event: DomainEvent,
-  ): Promise<boolean> {
-    const rows: unknown[] = await em.query(
-      `WITH allowed AS (
-         INSERT INTO confirmation_requests (subscriber_id)
-         SELECT $1 WHERE (SELECT count(*) FROM confirmation_requests
-                          WHERE subscriber_id = $1 AND created_at > now() - interval '24 hours') < $2
-         RETURNING 1)
-       INSERT INTO outbox (id, type, payload) SELECT $3, $4, $5 FROM allowed RETURNING 1`,
-      [subscriberId, perDay, randomUUID(), event.type, event.payload],
-    );
-    return rows.length > 0;
   }
 
   async addEvent(em: EntityManager, event: DomainEvent): Promise<string> {

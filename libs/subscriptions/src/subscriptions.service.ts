@@ -2,8 +2,9 @@ import { BadRequestException, Inject, Injectable, NotFoundException } from '@nes
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
-import { Newsletter } from '../../db/src/entities/index.js';
+import { PipelinedPg } from '../../db/src/pg-client.js';
 import { normalizeEmail } from './email.js';
+import { type CatalogEntry, NewsletterCatalog } from './newsletter-catalog.js';
 import { type ConsentContext, SubscriptionsRepository } from './subscriptions.repository.js';
 import { emailHash, hashToken, signToken, verifyToken } from './tokens.js';
 
@@ -42,19 +43,19 @@ export class SubscriptionsService {
   constructor(
     @InjectDataSource() private readonly ds: DataSource,
     private readonly repo: SubscriptionsRepository,
+    private readonly catalog: NewsletterCatalog,
+    private readonly pg: PipelinedPg,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  async resolveNewsletters(slugs: string[] | undefined): Promise<Newsletter[]> {
-    const repo = this.ds.getRepository(Newsletter);
+  /** The newsletters asked for (default: the default newsletter); 400 naming any that does not exist. */
+  async resolveNewsletters(slugs: string[] | undefined): Promise<CatalogEntry[]> {
     if (!slugs || slugs.length === 0) {
-      const def = await repo.findOne({ where: { isDefault: true } });
+      const def = await this.catalog.defaultNewsletter();
       if (!def) throw new BadRequestException(['newsletters must name at least one newsletter (there is no default)']);
       return [def];
     }
-    const unique = [...new Set(slugs)];
-    const found = await repo.createQueryBuilder('n').where('n.slug IN (:...slugs)', { slugs: unique }).getMany();
-    const missing = unique.filter((s) => !found.some((n) => n.slug === s));
+    const { found, missing } = await this.catalog.bySlugs(slugs);
     if (missing.length > 0) {
       throw new BadRequestException([
         `newsletters contains an unknown newsletter: ${missing.map((m) => `"${m}"`).join(', ')}`,
@@ -75,33 +76,19 @@ export class SubscriptionsService {
     const answer = { newsletters: newsletters.map((n) => n.name) };
     if (input.website) return answer; // honeypot: same answer, nothing stored, nothing sent
     const email = check.email;
-    const suppressedHash = emailHash(this.config.appSecret, email);
-    const topics = [...new Set((input.topics ?? []).map((t) => t.trim()).filter((t) => t.length > 0))];
-
-    await this.ds.transaction(async (em) => {
-      // Bounced, complained or blocked addresses get the same answer and nothing else. An erased
-      // address may start a new double opt-in: its hash is lifted only when that is confirmed.
-      // Three statements between BEGIN and COMMIT: this is the hottest write path.
-      const subscriber = await this.repo.upsertSubscriber(
-        em,
-        email,
-        input.name?.trim() || null,
-        input.timezone ?? null,
-        suppressedHash,
-      );
-      if (!subscriber || subscriber.status !== 'ok') return;
-      const ids = newsletters.map((n) => n.id);
-      const subs = await this.repo.upsertSubscriptions(em, subscriber.id, ids, topics, input.source ?? null, {
-        ...ctx,
-        consentText: CONSENT_TEXT,
-        consentVersion: CONSENT_VERSION,
-      });
-      const pending = subs.filter((s) => s.status === 'pending').map((s) => s.newsletterId);
-      if (pending.length === 0) return;
-      await this.repo.requestConfirmation(em, subscriber.id, this.config.abuse.confirmationsPerDay, {
-        type: 'subscription.requested',
-        payload: { subscriberId: subscriber.id, newsletterIds: pending },
-      });
+    // Bounced, complained or blocked addresses get the same answer and nothing else. An erased
+    // address may start a new double opt-in: its hash is lifted only when that is confirmed.
+    // The hottest write path: one transaction, one round trip to PostgreSQL.
+    await this.repo.subscribe(this.pg, {
+      email,
+      name: input.name?.trim() || null,
+      timezone: input.timezone ?? null,
+      suppressionHash: emailHash(this.config.appSecret, email),
+      newsletterIds: newsletters.map((n) => n.id),
+      topics: [...new Set((input.topics ?? []).map((t) => t.trim()).filter((t) => t.length > 0))],
+      source: input.source ?? null,
+      consent: { ...ctx, consentText: CONSENT_TEXT, consentVersion: CONSENT_VERSION },
+      confirmationsPerDay: this.config.abuse.confirmationsPerDay,
     });
     return answer;
   }
