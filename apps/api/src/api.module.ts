@@ -17,6 +17,7 @@ import { SubscriberRecordsController } from './admin/subscriber-records.controll
 import { SuppressionsController } from './admin/suppressions.controller.js';
 import { WebhooksController } from './webhooks/webhooks.controller.js';
 import { AllExceptionsFilter } from './common/all-exceptions.filter.js';
+import { SlidingLogThrottlerStorage, throttlerKey } from './common/throttler-storage.js';
 import { ConfirmController } from './confirm/confirm.controller.js';
 import { GuidesController } from './guides/guides.controller.js';
 import { HealthController } from './health/health.controller.js';
@@ -42,7 +43,11 @@ export class ApiModule {
         DigestsAdminModule,
         TerminusModule.forRoot({ errorLogStyle: 'pretty', logger: false }),
         // Per client IP, on the public POST routes (guards are applied there).
-        ThrottlerModule.forRoot([{ ttl: 60_000, limit: config.abuse.publicPostsPerMinute }]),
+        ThrottlerModule.forRoot({
+          throttlers: [{ ttl: 60_000, limit: config.abuse.publicPostsPerMinute }],
+          storage: new SlidingLogThrottlerStorage(),
+          generateKey: throttlerKey,
+        }),
         ConsoleModule,
         ConsoleContentModule,
         MetricsModule,
