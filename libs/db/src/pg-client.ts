@@ -4,6 +4,9 @@ import pg from 'pg';
 import type { DataSource } from 'typeorm';
 import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver.js';
 
+/** How long an idle pipelined connection stays open. */
+export const IDLE_TIMEOUT_MS = 5 * 60_000;
+
 /** One statement of a pipelined transaction: a named prepared statement (parsed and planned once per connection). */
 export interface PreparedStatement {
   name: string;
@@ -30,7 +33,9 @@ export class PipelinedPg implements OnModuleDestroy {
   private getPool(): pg.Pool {
     if (!this.pool) {
       const master = (this.ds.driver as PostgresDriver).master as pg.Pool & { options: pg.PoolConfig };
-      this.pool = new pg.Pool({ ...master.options, pipeline: true });
+      // Idle connections are kept for minutes, not pg's 10 s: after a quiet spell, a burst would
+      // otherwise wait for new server processes to start and prepare their statements again.
+      this.pool = new pg.Pool({ ...master.options, pipeline: true, idleTimeoutMillis: IDLE_TIMEOUT_MS });
       this.pool.on('error', (err) => this.logger.warn(`idle pipelined connection failed: ${err.message}`));
     }
     return this.pool;
