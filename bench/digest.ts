@@ -5,7 +5,21 @@
 import { connect, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import nodemailer, { type TransportOptions, type Transporter } from 'nodemailer';
-import { ADMIN_KEY, type Child, addArticles, log, median, now, probe, procStatusKb, query, sleep } from './support.js';
+import {
+  ADMIN_KEY,
+  type Child,
+  addArticles,
+  cpuSnapshot,
+  cpuSpent,
+  log,
+  median,
+  now,
+  postgresSpent,
+  probe,
+  procStatusKb,
+  query,
+  sleep,
+} from './support.js';
 
 export interface Sink {
   child: Child;
@@ -62,6 +76,8 @@ export interface DigestRun {
   ms: number;
   mailsPerS: number;
   mjmlCalls: number | null;
+  /** CPU µs per message, from creating the digest to the last message at the sink. */
+  cpu: { worker: number | null; postgres: number; sink: number };
 }
 
 let articleTag = 0;
@@ -83,10 +99,14 @@ export async function timedDigest(opts: {
   const before = opts.worker ? (await probe(opts.worker)).mjmlCalls : null;
   const mark = await sinkCount(opts.sink);
   const reached = sinkReached(opts.sink, mark + opts.recipients, opts.timeoutMs);
+  const pids = [opts.sink.child.proc.pid ?? 0, opts.worker?.proc.pid ?? 0];
+  const database = new URL(opts.dbUrl).pathname.slice(1);
+  const cpu0 = cpuSnapshot(pids, database);
   const t0 = now();
   const id = await createDigest(opts.apiUrl, opts.slug);
   const { at, count } = await reached;
   const ms = at - t0;
+  const cpu1 = cpuSnapshot(pids, database);
   const outcome = await digestOutcome(opts.dbUrl, id, 60_000);
   if (outcome.status !== 'sent' || outcome.sent !== opts.recipients) {
     throw new Error(`digest ${id}: ${outcome.status}, ${outcome.sent}/${opts.recipients} sent`);
@@ -102,6 +122,11 @@ export async function timedDigest(opts: {
     ms,
     mailsPerS: opts.recipients / (ms / 1000),
     mjmlCalls: before !== null && after !== null ? after - before : null,
+    cpu: {
+      worker: opts.worker ? (cpuSpent(cpu0, cpu1, pids[1]) * 1000) / opts.recipients : null,
+      postgres: (postgresSpent(cpu0, cpu1) * 1000) / opts.recipients,
+      sink: (cpuSpent(cpu0, cpu1, pids[0]) * 1000) / opts.recipients,
+    },
   };
 }
 
@@ -138,7 +163,7 @@ export async function rawBlast(opts: {
   connections: number;
   mode: SocketMode;
   timeoutMs: number;
-}): Promise<{ ms: number; mailsPerS: number; count: number }> {
+}): Promise<RawRun> {
   const transport: Transporter = nodemailer.createTransport({
     pool: true,
     maxConnections: opts.connections,
@@ -151,6 +176,9 @@ export async function rawBlast(opts: {
   try {
     const mark = await sinkCount(opts.sink);
     const reached = sinkReached(opts.sink, mark + opts.count, opts.timeoutMs);
+    const sinkPid = opts.sink.child.proc.pid ?? 0;
+    const cpu0 = cpuSnapshot([sinkPid]);
+    const self0 = process.cpuUsage();
     const t0 = now();
     let next = 0;
     const lane = async () => {
@@ -164,13 +192,24 @@ export async function rawBlast(opts: {
     await Promise.all(Array.from({ length: opts.connections * 2 }, lane));
     const { at } = await reached;
     const ms = at - t0;
-    return { ms, mailsPerS: opts.count / (ms / 1000), count: opts.count };
+    const self = process.cpuUsage(self0);
+    const cpu1 = cpuSnapshot([sinkPid]);
+    return {
+      ms,
+      mailsPerS: opts.count / (ms / 1000),
+      count: opts.count,
+      cpu: {
+        blaster: (self.user + self.system) / opts.count,
+        sink: (cpuSpent(cpu0, cpu1, sinkPid) * 1000) / opts.count,
+      },
+    };
   } finally {
     transport.close();
   }
 }
 
-type RawRun = { ms: number; mailsPerS: number; count: number };
+/** `cpu`: µs per message of the blaster (this process: the bench's other work is idle meanwhile) and the sink. */
+type RawRun = { ms: number; mailsPerS: number; count: number; cpu: { blaster: number; sink: number } };
 
 export interface Bench1Result {
   backend: 'redis' | 'postgres';
@@ -233,7 +272,9 @@ export async function bench1(opts: {
     log(
       `  [${opts.backend}] rep ${rep}: digest ${d.mailsPerS.toFixed(0)}/s (${(d.ms / 1000).toFixed(2)} s, mjml ${d.mjmlCalls}), ` +
         `raw NODELAY ${r.mailsPerS.toFixed(0)}/s, nodemailer default ${df ? df.mailsPerS.toFixed(0) : '-'}/s, ` +
-        `Nagle ${p.mailsPerS.toFixed(0)}/s → ratio ${(d.mailsPerS / r.mailsPerS).toFixed(3)}`,
+        `Nagle ${p.mailsPerS.toFixed(0)}/s → ratio ${(d.mailsPerS / r.mailsPerS).toFixed(3)}; ` +
+        `CPU µs/message: worker ${d.cpu.worker?.toFixed(0) ?? '-'}, PostgreSQL ${d.cpu.postgres.toFixed(0)}, sink ${d.cpu.sink.toFixed(0)}; ` +
+        `raw blaster ${r.cpu.blaster.toFixed(0)}, sink ${r.cpu.sink.toFixed(0)}`,
     );
   }
   const calls = digest.map((d) => d.mjmlCalls).filter((c): c is number => c !== null);

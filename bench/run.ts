@@ -414,6 +414,16 @@ async function main(): Promise<void> {
             `| ${i + 1} | ${d.mailsPerS.toFixed(0)} mails/s (${(d.ms / 1000).toFixed(2)} s) | ${r.rawNodelay[i].mailsPerS.toFixed(0)} mails/s (${(r.rawNodelay[i].ms / 1000).toFixed(2)} s) | ${r.rawDefault[i] ? `${r.rawDefault[i].mailsPerS.toFixed(0)} mails/s (${r.rawDefault[i].count} msgs)` : '–'} | ${r.rawNagle[i].mailsPerS.toFixed(0)} mails/s (${r.rawNagle[i].count} msgs) | ${r.ratios[i].toFixed(3)} | ${d.mjmlCalls ?? 'n/a'} |`,
         ),
         `| median | ${r.digestMailsPerS.toFixed(0)} | ${r.rawNodelayMailsPerS.toFixed(0)} | ${r.rawDefault.length ? r.rawDefaultMailsPerS.toFixed(0) : '–'} | ${r.rawNagleMailsPerS.toFixed(0)} | ${r.ratio.toFixed(3)} | |`,
+        '',
+        'Where the CPU went, µs per message (user + system time from /proc; PostgreSQL is every server process; the machine has 2 cores):',
+        '',
+        '| rep | digest: worker | digest: PostgreSQL | digest: sink | digest: total | raw: blaster | raw: sink | raw: total |',
+        '|---:|---:|---:|---:|---:|---:|---:|---:|',
+        ...r.digest.map((d, i) => {
+          const raw = r.rawNodelay[i].cpu;
+          const total = (d.cpu.worker ?? 0) + d.cpu.postgres + d.cpu.sink;
+          return `| ${i + 1} | ${d.cpu.worker?.toFixed(0) ?? '–'} | ${d.cpu.postgres.toFixed(0)} | ${d.cpu.sink.toFixed(0)} | ${total.toFixed(0)} | ${raw.blaster.toFixed(0)} | ${raw.sink.toFixed(0)} | ${(raw.blaster + raw.sink).toFixed(0)} |`;
+        }),
       ],
     );
   }

@@ -1,7 +1,7 @@
 /** Shared plumbing for the benchmarks: databases, audiences, child processes, statistics. */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { createWriteStream, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
@@ -276,4 +276,60 @@ export function appEnv(opts: {
     SMTP_POOL_SIZE: '5',
     ...opts.extra,
   };
+}
+
+// ---------------------------------------------------------------- CPU accounting
+
+/**
+ * CPU time (user + system, ms) of the given processes and of the PostgreSQL server processes
+ * that work for `database` (its backends and autovacuum workers, and the shared WAL writer,
+ * checkpointer and background writer): other databases' load on a shared server is left out.
+ */
+export interface CpuSnapshot {
+  byPid: Map<number, number>;
+  postgres: Map<number, number>;
+}
+
+const TICK_MS = 10; // USER_HZ is 100 on Linux
+
+export function cpuSnapshot(pids: number[], database = ''): CpuSnapshot {
+  const byPid = new Map<number, number>();
+  const postgres = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ms = (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+    if (pids.includes(pid)) byPid.set(pid, ms);
+    if (comm === 'postgres') {
+      let cmd = '';
+      try {
+        cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      } catch {
+        continue;
+      }
+      if ((database && cmd.includes(` ${database} `)) || /walwriter|checkpointer|background writer/.test(cmd))
+        postgres.set(pid, ms);
+    }
+  }
+  return { byPid, postgres };
+}
+
+/** CPU ms one process spent between two snapshots. */
+export function cpuSpent(a: CpuSnapshot, b: CpuSnapshot, pid: number): number {
+  return (b.byPid.get(pid) ?? 0) - (a.byPid.get(pid) ?? 0);
+}
+
+/** CPU ms the PostgreSQL server spent between two snapshots (backends that ended meanwhile are missed). */
+export function postgresSpent(a: CpuSnapshot, b: CpuSnapshot): number {
+  let ms = 0;
+  for (const [pid, t] of b.postgres) ms += t - (a.postgres.get(pid) ?? 0);
+  return ms;
 }
