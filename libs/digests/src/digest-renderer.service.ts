@@ -74,7 +74,7 @@ export function hasOverlongLine(s: string): boolean {
   }
   return false;
 }
-const HTML_7BIT_HEADERS = 'Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n';
+export const HTML_7BIT_HEADERS = 'Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n';
 
 /**
  * HTML as it travels: every non-ASCII character as a numeric character reference (the same
@@ -89,6 +89,11 @@ export function wireHtml(html: string): string {
 export function htmlPart(wire: string): HtmlPart {
   const ascii = NON_ASCII.test(wire) ? wireHtml(wire) : wire;
   return hasOverlongLine(ascii) ? ascii : { raw: HTML_7BIT_HEADERS + ascii };
+}
+
+/** The body of a ready 7bit HTML part (see `htmlPart`), or null when nodemailer must encode it. */
+export function sevenBitBody(part: HtmlPart): string | null {
+  return typeof part === 'string' ? null : part.raw.slice(HTML_7BIT_HEADERS.length);
 }
 
 /**

@@ -5,6 +5,7 @@ import type { Queue } from 'bullmq';
 import * as mimeFuncs from 'nodemailer/lib/mime-funcs/index.js';
 import type { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
+import { LedgerPg } from '../../db/src/ledger-pg.js';
 import { rows } from '../../db/src/sql.js';
 import { headerValue } from '../../mail/src/mail-renderer.service.js';
 import {
@@ -17,8 +18,10 @@ import { SLOT_MS, SendRateLimiter } from '../../mail/src/send-rate-limiter.servi
 import { listUnsubscribeHeaders, SubscriptionMailService } from '../../mail/src/subscription-mail.service.js';
 import { DIGEST_QUEUE, type DigestJob, jobIds } from '../../queue/src/jobs.js';
 import { emailHash, signToken } from '../../subscriptions/src/tokens.js';
-import { DigestRenderer, type IssueTemplates } from './digest-renderer.service.js';
+import { BulkMessageTemplate } from '../../mail/src/bulk-message.js';
+import { DigestRenderer, type IssueTemplates, sevenBitBody } from './digest-renderer.service.js';
 import { type DigestRow, DigestsRepository, type Recipient } from './digests.repository.js';
+import { LedgerWriter, type SentRecord } from './ledger-writer.js';
 
 /** RFC 2919 `List-ID: "phrase" <id>`, quoted or encoded as nodemailer's own `list` option does it. */
 export function listIdValue(name: string, id: string): string {
@@ -30,6 +33,13 @@ export function listIdValue(name: string, id: string): string {
 export type DigestOutcome = 'planned' | 'sent' | 'skipped' | 'cancelled' | 'partial';
 
 const ENQUEUE_CHUNK = 500;
+/**
+ * Sending places per SMTP connection: while one message is on the wire, the others wait on
+ * their claim's round trip or in the pool's queue. Four keep a connection busy through a
+ * ledger round trip of about three message times; each is also one message that an unsubscribe
+ * or a cancel landing at that moment can no longer stop.
+ */
+const PLACES_PER_CONNECTION = 4;
 /** PostgreSQL regex for an SMTP reply with enhanced status 5.7.x ("554 5.7.1", "550-5.7.26"). */
 const POLICY_RE = '\\m5\\d\\d[ -]5\\.7\\.';
 
@@ -43,11 +53,6 @@ class Permits {
     private readonly limiter: SendRateLimiter,
     private remaining: number,
   ) {}
-
-  /** Whether a permit is in hand already (taking one will not wait on the limiter). */
-  ready(): boolean {
-    return this.left > 0 && Date.now() <= this.validUntil;
-  }
 
   take(): Promise<void> {
     const next = this.chain.then(async () => {
@@ -65,7 +70,7 @@ class Permits {
 }
 
 /**
- * Sending places, two per SMTP connection, shared by the lanes of all the worker's batches: a lane
+ * Sending places, `PLACES_PER_CONNECTION` per SMTP connection, shared by the lanes of all the worker's batches: a lane
  * holds one while it takes a send permit, claims and sends, so a permit is used within about one
  * message time instead of waiting deep in nodemailer's pool queue (where late permits would go
  * out together in a burst).
@@ -101,50 +106,8 @@ interface IssueMail {
   from: { name: string; address: string } | string;
   fromAddress: string;
   listId: string;
-}
-
-type Claim = 'claimed' | 'stopped' | 'taken' | 'ineligible';
-type SentRecord = { subscriberId: string; messageId: string };
-
-/**
- * Group commit for the lanes of one batch: claims (and previous sends to record) that arrive while
- * a round trip is under way go together in the next one.
- */
-class ClaimBatcher {
-  private waiting: {
-    subscriberId: string;
-    sent?: SentRecord;
-    resolve: (c: Claim) => void;
-    reject: (e: unknown) => void;
-  }[] = [];
-  private busy = false;
-
-  constructor(private readonly run: (ids: string[], sent: SentRecord[]) => Promise<Map<string, Claim>>) {}
-
-  claim(subscriberId: string, sent?: SentRecord): Promise<Claim> {
-    return new Promise<Claim>((resolve, reject) => {
-      this.waiting.push({ subscriberId, sent, resolve, reject });
-      if (!this.busy) void this.flush();
-    });
-  }
-
-  private async flush(): Promise<void> {
-    this.busy = true;
-    while (this.waiting.length > 0) {
-      const group = this.waiting;
-      this.waiting = [];
-      try {
-        const result = await this.run(
-          group.map((g) => g.subscriberId),
-          group.flatMap((g) => (g.sent ? [g.sent] : [])),
-        );
-        for (const g of group) g.resolve(result.get(g.subscriberId) ?? 'taken');
-      } catch (err) {
-        for (const g of group) g.reject(err);
-      }
-    }
-    this.busy = false;
-  }
+  /** The message's shared MIME parts, for `BulkMessageTemplate.build` per recipient. */
+  template: BulkMessageTemplate;
 }
 
 /** The worker's side of digests: plan (articles, render once, ledger, batches) and send batches exactly once. */
@@ -157,6 +120,10 @@ export class DigestSender implements BeforeApplicationShutdown {
   private readonly batches = new Set<Promise<unknown>>();
   private readonly publicHost: string;
   private readonly connections: Semaphore;
+  /** Messages this worker may have between a claim and SMTP's answer; also the lanes per batch. */
+  private readonly places: number;
+  /** One ledger writer per digest being sent here, shared by its concurrent batches. */
+  private readonly ledgers = new Map<string, { writer: LedgerWriter; users: number }>();
 
   /** SIGTERM: stop claiming, let messages already handed to SMTP finish (within 25 s) before anything closes. */
   async beforeApplicationShutdown(): Promise<void> {
@@ -169,6 +136,7 @@ export class DigestSender implements BeforeApplicationShutdown {
     @InjectDataSource() private readonly ds: DataSource,
     @InjectQueue(DIGEST_QUEUE) private readonly queue: Queue,
     private readonly repo: DigestsRepository,
+    private readonly ledgerPg: LedgerPg,
     private readonly renderer: DigestRenderer,
     private readonly transport: MailTransport,
     private readonly limiter: SendRateLimiter,
@@ -176,8 +144,8 @@ export class DigestSender implements BeforeApplicationShutdown {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
     this.publicHost = new URL(config.publicUrl).hostname;
-    // Two lanes per connection: one sends while the other claims its next message.
-    this.connections = new Semaphore(2 * Math.max(1, config.smtp.maxConnections));
+    this.places = PLACES_PER_CONNECTION * Math.max(1, config.smtp.maxConnections);
+    this.connections = new Semaphore(this.places);
   }
 
   /** A schedule fired: one digest per firing (the job id is the key), planned at once. */
@@ -296,17 +264,27 @@ export class DigestSender implements BeforeApplicationShutdown {
   /** What every message of one digest shares, worked out once per batch rather than per recipient. */
   private issueMail(d: DigestRow, key = `digest:${d.id}`): IssueMail {
     const from = this.fromOf(d);
+    const issue = this.issueOf(d);
+    const fromAddress = typeof from === 'string' ? (/<([^>]+)>/.exec(from)?.[1] ?? from) : from.address;
+    const listId = listIdValue(d.newsletter_name, `${d.newsletter_slug}.${this.publicHost}`);
     return {
       d,
       key,
-      issue: this.issueOf(d),
+      issue,
       from,
-      fromAddress: typeof from === 'string' ? (/<([^>]+)>/.exec(from)?.[1] ?? from) : from.address,
-      listId: listIdValue(d.newsletter_name, `${d.newsletter_slug}.${this.publicHost}`),
+      fromAddress,
+      listId,
+      template: new BulkMessageTemplate({
+        from,
+        fromAddress,
+        subject: issue.subject,
+        headers: { 'List-ID': listId, 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' },
+      }),
     };
   }
 
-  private message(m: IssueMail, r: { email: string; name: string | null }, subscriptionId: string | null) {
+  /** One recipient's links and personalised parts. */
+  private personal(m: IssueMail, r: { email: string; name: string | null }, subscriptionId: string | null) {
     const unsubscribeUrl = subscriptionId
       ? `${this.config.publicUrl}/unsubscribe/${signToken(this.config.appSecret, 'unsubscribe', subscriptionId)}`
       : `${this.config.publicUrl}/subscribe?newsletter=${encodeURIComponent(m.d.newsletter_slug)}`;
@@ -316,6 +294,17 @@ export class DigestSender implements BeforeApplicationShutdown {
       unsubscribeUrl,
       preferencesUrl: unsubscribeUrl,
     });
+    return { unsubscribeUrl, mail };
+  }
+
+  /** The message as nodemailer options (test copies, and recipients the fast form does not fit). */
+  private message(
+    m: IssueMail,
+    r: { email: string; name: string | null },
+    subscriptionId: string | null,
+    personal = this.personal(m, r, subscriptionId),
+  ) {
+    const { unsubscribeUrl, mail } = personal;
     return {
       from: m.from,
       to: { name: headerValue(r.name ?? ''), address: r.email },
@@ -349,6 +338,9 @@ export class DigestSender implements BeforeApplicationShutdown {
     if (this.stopping) throw new Error('worker shutting down: batch left to another worker');
     const d = await this.repo.find(this.ds, digestId);
     if (!d || d.status !== 'sending' || !d.html_template) return d?.status === 'cancelled' ? 'cancelled' : 'skipped';
+    // Sends this worker has not recorded yet (the database was away) are written first: their
+    // rows must not look abandoned to the release below.
+    await this.ledgers.get(digestId)?.writer.drain();
     const released = await this.repo.releaseInFlight(
       this.ds,
       digestId,
@@ -384,7 +376,7 @@ export class DigestSender implements BeforeApplicationShutdown {
 
     const mail = this.issueMail(d);
     const permits = new Permits(this.limiter, queue.length);
-    const claims = new ClaimBatcher((ids, sent) => this.repo.claimMany(this.ds, digestId, ids, sent));
+    const ledger = this.ledgerFor(digestId);
     let stopped = false;
     let transient: unknown = null;
     let broken: unknown = null;
@@ -392,67 +384,75 @@ export class DigestSender implements BeforeApplicationShutdown {
       let i = 0;
       return () => (stopped || broken || this.stopping || i >= queue.length ? undefined : queue[i++]);
     })();
-    // Each lane records a message as sent in the same round trip that claims its next one; before
-    // it waits on the rate limiter, and when it stops, it records it on its own.
+    // A lane holds a sending place from its permit to SMTP's answer, claims its next row right
+    // before sending it, and hands the sent record to the ledger writer, which group-commits it.
     const lane = async () => {
-      let sent: SentRecord | undefined;
-      const record = async () => {
-        const s = sent;
-        sent = undefined;
-        if (s) await this.recordSent(digestId, s.subscriberId, s.messageId);
-      };
-      try {
-        for (let r = next(); r; r = next()) {
-          if (!this.connections.tryAcquire()) {
-            await record();
-            await this.connections.acquire();
+      for (let r = next(); r; r = next()) {
+        await this.connections.acquire();
+        try {
+          await permits.take();
+          const claim = await ledger.writer.claim(r.subscriberId);
+          if (claim === 'stopped') {
+            stopped = true;
+            return;
           }
-          try {
-            if (!permits.ready()) await record();
-            await permits.take();
-            let claim: Claim;
-            try {
-              claim = await claims.claim(r.subscriberId, sent);
-              sent = undefined;
-            } catch (err) {
-              await record();
-              throw err;
-            }
-            if (claim === 'stopped') {
-              stopped = true;
-              return;
-            }
-            // Held by another attempt (a retried or resumed batch): it is that attempt's to send.
-            if (claim === 'taken') continue;
-            if (claim === 'ineligible') {
-              await this.repo.skipMany(this.ds, digestId, [r.subscriberId], 'unsubscribed or no longer mailable');
-              continue;
-            }
-            sent = await this.deliver(mail, r, (err) => {
-              transient ??= err;
-            });
-          } finally {
-            this.connections.release();
+          // Held by another attempt (a retried or resumed batch): it is that attempt's to send.
+          if (claim === 'taken') continue;
+          if (claim === 'ineligible') {
+            await this.repo.skipMany(this.ds, digestId, [r.subscriberId], 'unsubscribed or no longer mailable');
+            continue;
           }
+          const sent = await this.deliver(mail, r, (err) => {
+            transient ??= err;
+          });
+          if (sent) ledger.writer.recordSent(sent);
+        } finally {
+          this.connections.release();
         }
-      } finally {
-        await record();
       }
     };
-    // Every lane is awaited even when one fails (the database went away): no sender is left running unsupervised.
-    await Promise.all(
-      Array.from({ length: 2 * Math.max(1, this.config.smtp.maxConnections) }, () =>
-        lane().catch((err: unknown) => {
-          broken ??= err;
-        }),
-      ),
-    );
+    try {
+      // Every lane is awaited even when one fails (the database went away): no sender is left running unsupervised.
+      await Promise.all(
+        Array.from({ length: this.places }, () =>
+          lane().catch((err: unknown) => {
+            broken ??= err;
+          }),
+        ),
+      );
+      // Messages that went out are recorded before the batch ends, whatever else happened.
+      await ledger.writer.drain();
+    } finally {
+      ledger.release();
+    }
     if (broken) throw broken instanceof Error ? broken : new Error(String(broken));
     if (stopped) return 'cancelled';
     if (this.stopping) throw new Error('worker shutting down: the rest of this batch is left to the next attempt');
     if (await this.repo.completeIfDone(this.ds, digestId)) this.logger.log(`Digest ${digestId} sent`);
     if (transient) throw transient instanceof Error ? transient : new Error(String(transient));
     return 'sent';
+  }
+
+  /** The ledger writer of a digest, shared by the batches of it this worker runs at once. */
+  private ledgerFor(digestId: string): { writer: LedgerWriter; release: () => void } {
+    let entry = this.ledgers.get(digestId);
+    if (!entry) {
+      entry = {
+        writer: new LedgerWriter((ids, sent) => this.repo.claimMany(this.ledgerPg, digestId, ids, sent)),
+        users: 0,
+      };
+      this.ledgers.set(digestId, entry);
+    }
+    entry.users += 1;
+    const e = entry;
+    return {
+      writer: e.writer,
+      release: () => {
+        e.users -= 1;
+        if (e.users === 0 && e.writer.unwritten === 0 && this.ledgers.get(digestId) === e)
+          this.ledgers.delete(digestId);
+      },
+    };
   }
 
   /** Sends one claimed message; returns it when it went out, for the caller to record as sent. */
@@ -464,7 +464,23 @@ export class DigestSender implements BeforeApplicationShutdown {
     const { d } = m;
     let messageId: string;
     try {
-      ({ messageId } = await this.transport.sendBuilt(this.message(m, r, r.subscriptionId)));
+      const personal = this.personal(m, r, r.subscriptionId);
+      const html7bit = sevenBitBody(personal.mail.html);
+      const built =
+        html7bit === null
+          ? null
+          : m.template.build({
+              to: { name: headerValue(r.name ?? ''), address: r.email },
+              headers: {
+                'List-Unsubscribe': listUnsubscribeHeaders(personal.unsubscribeUrl, m.fromAddress)['List-Unsubscribe']
+                  .value,
+              },
+              text: personal.mail.text,
+              html7bit,
+            });
+      ({ messageId } = built
+        ? await this.transport.sendRaw(built)
+        : await this.transport.sendBuilt(this.message(m, r, r.subscriptionId, personal)));
     } catch (err) {
       const detail = (err instanceof Error ? err.message : String(err)).slice(0, 500);
       if (classifySmtpError(err) === 'permanent') {
@@ -479,22 +495,6 @@ export class DigestSender implements BeforeApplicationShutdown {
       return undefined;
     }
     return { subscriberId: r.subscriberId, messageId };
-  }
-
-  /**
-   * The message is out: its ledger row must say so. If the database is away, keep trying for a
-   * while (the row stays claimed meanwhile); only if this process dies first is it sent again.
-   */
-  private async recordSent(digestId: string, subscriberId: string, messageId: string): Promise<void> {
-    for (let attempt = 0; ; attempt += 1) {
-      try {
-        await this.repo.finish(this.ds, digestId, subscriberId, 'sent', messageId, null);
-        return;
-      } catch (err) {
-        if (attempt >= 8) throw err;
-        await new Promise((resolve) => setTimeout(resolve, Math.min(250 * 2 ** attempt, 8000)));
-      }
-    }
   }
 
   /**

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { LedgerPg } from '../../db/src/ledger-pg.js';
 import { MailModule } from '../../mail/src/mail.module.js';
 import { SubscriptionsModule } from '../../subscriptions/src/subscriptions.module.js';
 import { ArticlesService } from './articles.service.js';
@@ -19,7 +20,7 @@ const PROVIDERS = [
   SchedulesService,
 ];
 
-@Module({ imports: [MailModule, SubscriptionsModule], providers: PROVIDERS, exports: PROVIDERS })
+@Module({ imports: [MailModule, SubscriptionsModule], providers: [...PROVIDERS, LedgerPg], exports: PROVIDERS })
 export class DigestsModule {}
 
 /** What the api needs: no sender, no scheduler (the api never sends mail). */

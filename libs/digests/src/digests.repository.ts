@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { DataSource, EntityManager } from 'typeorm';
+import type { LedgerPg } from '../../db/src/ledger-pg.js';
 import { rows } from '../../db/src/sql.js';
 import type { IssueArticle, IssueTemplates } from './digest-renderer.service.js';
 
@@ -219,6 +220,10 @@ export class DigestsRepository {
        ON CONFLICT DO NOTHING`,
       [digestId, newsletterId],
     );
+    // The ledger just grew by a whole audience: fresh statistics, or the send path's statements
+    // (planned once per connection) would treat it as the few rows it was and scan a digest's
+    // every row to find the few they touch.
+    await db.query(`ANALYZE deliveries`);
     const [{ n }] = await rows<{ n: number }>(db, `SELECT count(*)::int AS n FROM deliveries WHERE digest_id = $1`, [
       digestId,
     ]);
@@ -289,18 +294,19 @@ export class DigestsRepository {
   /**
    * Claims deliveries before SMTP, only while the digest is sending and the reader is still
    * subscribed and mailable: an unsubscribe or a cancel lands before the next message.
-   * Several lanes in one round trip (group commit): each lane still claims only its
-   * next message, right before sending it, so the in-flight bound stays one message per lane.
-   * `sent` are the lanes' previous messages, recorded as sent in the same statement.
+   * Several lanes in one round trip (group commit, see `LedgerWriter`): each lane still claims
+   * only its next message, right before sending it, so the in-flight bound stays one message per
+   * lane. `sent` are messages handed to SMTP since the last round trip, recorded in the same statement.
    */
   async claimMany(
-    db: Db,
+    ledger: LedgerPg,
     digestId: string,
     subscriberIds: string[],
     sent: { subscriberId: string; messageId: string }[],
   ): Promise<Map<string, 'claimed' | 'stopped' | 'taken' | 'ineligible'>> {
-    const [r] = await rows<{ claimed: string[] | null; sending: boolean; pending: string[] | null }>(
-      db,
+    // Planned once per connection, committed asynchronously: see LedgerPg.
+    const [r] = await ledger.query<{ claimed: string[] | null; sending: boolean; pending: string[] | null }>(
+      'deliveries-claim-and-record',
       `WITH f AS (
          UPDATE deliveries d SET status = 'sent', message_id = s.mid, detail = NULL, finished_at = now()
          FROM unnest($3::bigint[], $4::text[]) AS s(sid, mid)

@@ -94,6 +94,14 @@ export class MailTransport implements OnApplicationShutdown {
     return { messageId };
   }
 
+  /** A message already built (see `BulkMessageTemplate`): handed to the pool as it is. */
+  async sendRaw(message: { raw: Buffer; messageId: string; envelope: { from: string; to: string[] } }): Promise<{
+    messageId: string;
+  }> {
+    await this.transporter.sendMail({ envelope: message.envelope, raw: message.raw, messageId: message.messageId });
+    return { messageId: message.messageId };
+  }
+
   /** Last: after the queue workers have finished their jobs. */
   onApplicationShutdown(): void {
     this.transporter.close();

@@ -1,0 +1,102 @@
+import MailComposer from 'nodemailer/lib/mail-composer/index.js';
+import { simpleParser } from 'mailparser';
+import { BulkMessageTemplate, type Sender } from './bulk-message.js';
+
+const HTML = '<p>Hi Zo&#235;,</p>\r\n<p>Read <a href="https://example.com/a">more</a></p>\r\n';
+const LIST_ID = '"Spine-health" <spine-health.localhost>';
+const UNSUB = '<http://localhost:3000/unsubscribe/tok.en>, <mailto:news@spine-health.example?subject=unsubscribe>';
+
+async function both(from: Sender, subject: string, to: { name: string; address: string }, text: string) {
+  const template = new BulkMessageTemplate({
+    from,
+    fromAddress: 'news@spine-health.example',
+    subject,
+    headers: { 'List-ID': LIST_ID, 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' },
+  });
+  const built = template.build({ to, headers: { 'List-Unsubscribe': UNSUB }, text, html7bit: HTML });
+  if (!built) throw new Error('expected the fast form');
+  const reference = await new MailComposer({
+    from,
+    to,
+    subject,
+    text,
+    textEncoding: 'base64',
+    html: { raw: `Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n${HTML}` },
+    headers: {
+      'List-ID': { prepared: true, value: LIST_ID },
+      'List-Unsubscribe': { prepared: true, value: UNSUB },
+      'List-Unsubscribe-Post': { prepared: true, value: 'List-Unsubscribe=One-Click' },
+    },
+  })
+    .compile()
+    .build();
+  return { built, fast: await simpleParser(built.raw), slow: await simpleParser(reference) };
+}
+
+describe('bulk message template', () => {
+  it.each([
+    ['a plain name', { name: 'Sam Smith', address: 'sam@example.com' }],
+    ['a name with quotes and a comma', { name: 'O\'Brien, "Sam"', address: 'sam@example.com' }],
+    ['a non-ASCII name', { name: 'Zoë Ünal 山田', address: 'zoe@example.com' }],
+    ['no name', { name: '', address: 'x@example.com' }],
+  ])('reads exactly as the MailComposer message does, for %s', async (_label, to) => {
+    const text = `Hi ${to.name || 'there'},\n\nUnsubscribe: http://localhost:3000/unsubscribe/tok.en\n${'Lorem ipsum — “dolor” · '.repeat(40)}`;
+    const { built, fast, slow } = await both(
+      { name: 'Spine-health', address: 'news@spine-health.example' },
+      'Spine-health: 16 choices — for “lasting” comfort and 5 more',
+      to,
+      text,
+    );
+    for (const key of ['from', 'to', 'subject', 'list-id', 'list-unsubscribe', 'list-unsubscribe-post', 'mime-version'])
+      expect(JSON.stringify(fast.headers.get(key))).toBe(JSON.stringify(slow.headers.get(key)));
+    expect(fast.text).toBe(slow.text);
+    expect(fast.html).toBe(slow.html);
+    expect(fast.messageId).toBe(built.messageId);
+    expect(fast.date?.getTime()).toBeGreaterThan(Date.now() - 5000);
+    expect(built.envelope).toEqual({ from: 'news@spine-health.example', to: [to.address] });
+    const raw = built.raw.toString('latin1');
+    // CRLF only, every line within RFC 5322's 998 characters, and nothing but ASCII on the wire.
+    expect(raw.replace(/\r\n/g, '')).not.toMatch(/[\r\n]/);
+    expect(raw.split('\r\n').every((l) => l.length <= 998)).toBe(true);
+    expect(/^[\x20-\x7e\r\n\t]*$/.test(raw)).toBe(true);
+  });
+
+  it('takes a sender given as a string, and gives each message its own Message-ID', async () => {
+    const { built, fast } = await both(
+      'Spine-health <news@spine-health.example>',
+      'Weekly',
+      { name: 'A', address: 'a@example.com' },
+      'hi',
+    );
+    expect(fast.from?.value[0]).toEqual({ name: 'Spine-health', address: 'news@spine-health.example' });
+    const again = await both(
+      'Spine-health <news@spine-health.example>',
+      'Weekly',
+      { name: 'A', address: 'a@example.com' },
+      'hi',
+    );
+    expect(again.built.messageId).not.toBe(built.messageId);
+    expect(built.messageId).toMatch(/^<[0-9a-f-]{36}@spine-health\.example>$/);
+  });
+
+  it('keeps CR and LF out of headers, and refuses what the fast form cannot carry', () => {
+    const t = new BulkMessageTemplate({
+      from: 'news@spine-health.example',
+      fromAddress: 'news@spine-health.example',
+      subject: 'S',
+      headers: { 'List-ID': 'a\r\nBcc: evil@example.com' },
+    });
+    const ok = t.build({
+      to: { name: 'N\r\nBcc: x@example.com', address: 'n@example.com' },
+      headers: { 'List-Unsubscribe': '<https://x/u>\r\nX-Evil: 1' },
+      text: 't',
+      html7bit: '<p>x</p>',
+    });
+    const head = ok!.raw.toString('latin1').split('\r\n\r\n')[0];
+    expect(head).not.toMatch(/^(Bcc|X-Evil):/im);
+    const part = { to: { name: '', address: 'n@example.com' }, headers: {}, text: 't' };
+    expect(t.build({ ...part, html7bit: '<p>Zoë</p>' })).toBeNull();
+    expect(t.build({ ...part, to: { name: '', address: 'zoë@example.com' }, html7bit: '<p>x</p>' })).toBeNull();
+    expect(t.build({ ...part, to: { name: '', address: 'a@b, c@d' }, html7bit: '<p>x</p>' })).toBeNull();
+  });
+});
