@@ -15,7 +15,10 @@ export interface ConsentContext {
   consentVersion?: string | null;
 }
 
-/** Set-based SQL for the subscription lifecycle; every method runs inside the caller's transaction. */
+/**
+ * Set-based SQL for the subscription lifecycle. Every method runs inside the caller's transaction,
+ * except subscribe(), which is a transaction of its own.
+ */
 @Injectable()
 export class SubscriptionsRepository {
   /**
