@@ -13,7 +13,7 @@ import { TestSmtp } from './support/smtp.js';
 /** Sends slowed by the global rate, so a send can be watched, interrupted and cancelled. */
 describe('controlling a digest while it sends', () => {
   const RATE = 150;
-  /** Messages that can be in flight at once: one per sending place (4 per SMTP connection). */
+  /** Messages that can be claimed and not yet sent at once: 2 places × 2 claims per SMTP connection. */
   const LANES = 4 * 3;
   let db: { url: string; drop: () => Promise<void> };
   let smtp: TestSmtp;
@@ -78,7 +78,7 @@ describe('controlling a digest while it sends', () => {
     const received = new Set(smtp.messages.flatMap((m) => m.envelope.to));
     const leaked = gone.filter((g) => received.has(g.email));
     // Only a message already claimed when the unsubscribe committed can still go: at most one per
-    // sending place (4 per connection × SMTP_POOL_SIZE 3).
+    // claim a place holds (2 places × 2 claims per connection × SMTP_POOL_SIZE 3).
     expect(leaked.length).toBeLessThanOrEqual(LANES);
     expect(d.sent + d.skipped).toBe(400);
     expect(d.skipped).toBeGreaterThanOrEqual(120 - LANES);

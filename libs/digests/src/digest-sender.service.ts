@@ -34,12 +34,14 @@ export type DigestOutcome = 'planned' | 'sent' | 'skipped' | 'cancelled' | 'part
 
 const ENQUEUE_CHUNK = 500;
 /**
- * Sending places per SMTP connection: while one message is on the wire, the others wait on
- * their claim's round trip or in the pool's queue. Four keep a connection busy through a
- * ledger round trip of about three message times; each is also one message that an unsubscribe
- * or a cancel landing at that moment can no longer stop.
+ * Sending places per SMTP connection, and rows a place claims at once. A place claims its next
+ * two messages in one ledger round trip and sends them one after the other; with two places a
+ * connection stays busy through a round trip, and the ledger sees half the round trips per
+ * message. Each claimed row not yet sent is a message that an unsubscribe or a cancel landing at
+ * that moment can no longer stop: at most 2 × 2 per connection.
  */
-const PLACES_PER_CONNECTION = 4;
+const PLACES_PER_CONNECTION = 2;
+const CLAIMS_PER_PLACE = 2;
 /** PostgreSQL regex for an SMTP reply with enhanced status 5.7.x ("554 5.7.1", "550-5.7.26"). */
 const POLICY_RE = '\\m5\\d\\d[ -]5\\.7\\.';
 
@@ -390,22 +392,44 @@ export class DigestSender implements BeforeApplicationShutdown {
       for (let r = next(); r; r = next()) {
         await this.connections.acquire();
         try {
-          await permits.take();
-          const claim = await ledger.writer.claim(r.subscriberId);
-          if (claim === 'stopped') {
-            stopped = true;
-            return;
+          // This message and the lane's next one, claimed in one go (one ledger round trip for two).
+          const group = [r];
+          for (let k = 1; k < CLAIMS_PER_PLACE; k += 1) {
+            const more = next();
+            if (more) group.push(more);
           }
-          // Held by another attempt (a retried or resumed batch): it is that attempt's to send.
-          if (claim === 'taken') continue;
-          if (claim === 'ineligible') {
-            await this.repo.skipMany(this.ds, digestId, [r.subscriberId], 'unsubscribed or no longer mailable');
-            continue;
+          for (let k = 0; k < group.length; k += 1) await permits.take();
+          const claims = await Promise.all(group.map((x) => ledger.writer.claim(x.subscriberId)));
+          for (let k = 0; k < group.length; k += 1) {
+            const claim = claims[k];
+            const x = group[k];
+            if (claim === 'stopped') {
+              stopped = true;
+              // Claimed with it, not sent: back to pending for whoever resumes the digest.
+              await this.unclaim(
+                digestId,
+                group.filter((_, j) => j > k && claims[j] === 'claimed'),
+              );
+              return;
+            }
+            // Held by another attempt (a retried or resumed batch): it is that attempt's to send.
+            if (claim === 'taken') continue;
+            if (claim === 'ineligible') {
+              await this.repo.skipMany(this.ds, digestId, [x.subscriberId], 'unsubscribed or no longer mailable');
+              continue;
+            }
+            if (broken || this.stopping) {
+              await this.unclaim(
+                digestId,
+                group.filter((_, j) => j >= k && claims[j] === 'claimed'),
+              );
+              return;
+            }
+            const sent = await this.deliver(mail, x, (err) => {
+              transient ??= err;
+            });
+            if (sent) ledger.writer.recordSent(sent);
           }
-          const sent = await this.deliver(mail, r, (err) => {
-            transient ??= err;
-          });
-          if (sent) ledger.writer.recordSent(sent);
         } finally {
           this.connections.release();
         }
@@ -431,6 +455,11 @@ export class DigestSender implements BeforeApplicationShutdown {
     if (await this.repo.completeIfDone(this.ds, digestId)) this.logger.log(`Digest ${digestId} sent`);
     if (transient) throw transient instanceof Error ? transient : new Error(String(transient));
     return 'sent';
+  }
+
+  /** Rows claimed but not sent (the batch is stopping): pending again, for the next attempt. */
+  private async unclaim(digestId: string, rows: Recipient[]): Promise<void> {
+    for (const r of rows) await this.repo.finish(this.ds, digestId, r.subscriberId, 'pending', null, null);
   }
 
   /** The ledger writer of a digest, shared by the batches of it this worker runs at once. */
