@@ -56,6 +56,79 @@ interface Compiled {
   text: Handlebars.TemplateDelegate;
   /** The same HTML in its wire form (see `wireHtml`), compiled once per issue. */
   wire: Handlebars.TemplateDelegate;
+  /** The wire form as static byte segments around the personal values, when it can be one. */
+  splice: WireSplice | null;
+}
+
+const PLACEHOLDER = /\{\{(greeting|email|unsubscribeUrl|preferencesUrl)\}\}/g;
+
+/** The wire HTML of one recipient: an issue's static segments and this recipient's escaped values between them. */
+export interface SplicedHtml {
+  /** One more than `values`; the same Buffers for every recipient of the issue. */
+  parts: readonly Buffer[];
+  values: string[];
+}
+
+/** A personal value as it enters the wire HTML: HTML-escaped, non-ASCII as numeric references, CRLF. */
+function wireValue(value: string): string {
+  const escaped = Handlebars.escapeExpression(value);
+  return NON_ASCII.test(escaped) || escaped.includes('\n') ? wireHtml(escaped) : escaped;
+}
+
+/**
+ * The wire HTML split once per issue at its personal placeholders: per recipient only the few
+ * short values are escaped, and the message is assembled from Buffers (no 40 kB string built,
+ * scanned and encoded per recipient). Exactly `htmlPart(wire(vars))`'s 7bit body.
+ */
+export class WireSplice {
+  private constructor(
+    private readonly parts: Buffer[],
+    private readonly names: (keyof PersonalVars)[],
+    /** Lines that carry placeholders: their static length and which placeholders (by index) they hold. */
+    private readonly lines: { fixed: number; slots: number[] }[],
+  ) {}
+
+  /** Null when the template holds anything but the four plain placeholders, or is not 7bit-ready itself. */
+  static of(wire: string): WireSplice | null {
+    if (NON_ASCII.test(wire) || hasOverlongLine(wire.replace(PLACEHOLDER, ''))) return null;
+    const parts: Buffer[] = [];
+    const names: (keyof PersonalVars)[] = [];
+    let last = 0;
+    for (const m of wire.matchAll(PLACEHOLDER)) {
+      parts.push(Buffer.from(wire.slice(last, m.index), 'latin1'));
+      names.push(m[1] as keyof PersonalVars);
+      last = m.index + m[0].length;
+    }
+    parts.push(Buffer.from(wire.slice(last), 'latin1'));
+    if (parts.some((b) => b.includes('{{') || b.includes('}}'))) return null;
+    // The lines the values land on: their length without the values must leave room for them.
+    const lines: { fixed: number; slots: number[] }[] = [];
+    let current: { fixed: number; slots: number[] } = { fixed: 0, slots: [] };
+    parts.forEach((b, i) => {
+      const text = b.toString('latin1');
+      const nl = text.lastIndexOf('\n');
+      if (nl === -1) current.fixed += text.length;
+      else {
+        current.fixed += text.indexOf('\n') - (text.charCodeAt(text.indexOf('\n') - 1) === 13 ? 1 : 0);
+        if (current.slots.length) lines.push(current);
+        current = { fixed: text.length - nl - 1, slots: [] };
+      }
+      if (i < names.length) current.slots.push(i);
+    });
+    if (current.slots.length) lines.push(current);
+    return new WireSplice(parts, names, lines);
+  }
+
+  /** This recipient's values, or null when one would push a line past 998 characters. */
+  render(vars: PersonalVars): SplicedHtml | null {
+    const values = this.names.map((n) => wireValue(vars[n]));
+    for (const line of this.lines) {
+      let length = line.fixed;
+      for (const i of line.slots) length += values[i].length;
+      if (length > 998) return null;
+    }
+    return { parts: this.parts, values };
+  }
 }
 
 /** The HTML part of a message as handed to nodemailer: ready-made 7bit MIME, or text it must encode. */
@@ -74,7 +147,7 @@ export function hasOverlongLine(s: string): boolean {
   }
   return false;
 }
-export const HTML_7BIT_HEADERS = 'Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n';
+const HTML_7BIT_HEADERS = 'Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n';
 
 /**
  * HTML as it travels: every non-ASCII character as a numeric character reference (the same
@@ -89,11 +162,6 @@ export function wireHtml(html: string): string {
 export function htmlPart(wire: string): HtmlPart {
   const ascii = NON_ASCII.test(wire) ? wireHtml(wire) : wire;
   return hasOverlongLine(ascii) ? ascii : { raw: HTML_7BIT_HEADERS + ascii };
-}
-
-/** The body of a ready 7bit HTML part (see `htmlPart`), or null when nodemailer must encode it. */
-export function sevenBitBody(part: HtmlPart): string | null {
-  return typeof part === 'string' ? null : part.raw.slice(HTML_7BIT_HEADERS.length);
 }
 
 /**
@@ -159,6 +227,7 @@ export class DigestRenderer implements OnModuleInit {
         html: Handlebars.compile(issue.html),
         text: Handlebars.compile(issue.text, { noEscape: true }),
         wire: Handlebars.compile(wireHtml(issue.html)),
+        splice: WireSplice.of(wireHtml(issue.html)),
       };
       if (this.cache.size > 50) this.cache.delete(this.cache.keys().next().value as string);
       this.cache.set(key, c);
@@ -170,6 +239,20 @@ export class DigestRenderer implements OnModuleInit {
   personalize(key: string, issue: IssueTemplates, vars: PersonalVars): { subject: string; html: string; text: string } {
     const c = this.compiled(key, issue);
     return { subject: issue.subject, html: c.html(vars), text: c.text(vars) };
+  }
+
+  /**
+   * For bulk sending: the text, and the wire HTML as spliced segments (see `WireSplice`); null
+   * when this issue or recipient does not fit that form (then `personalizeForSending`).
+   */
+  personalizeSpliced(
+    key: string,
+    issue: IssueTemplates,
+    vars: PersonalVars,
+  ): { subject: string; html: SplicedHtml; text: string } | null {
+    const c = this.compiled(key, issue);
+    const html = c.splice?.render(vars);
+    return html ? { subject: issue.subject, html, text: c.text(vars) } : null;
   }
 
   /** As `personalize`, with the HTML as a ready MIME part (7bit wire form) for sending. */

@@ -1,6 +1,7 @@
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import { simpleParser } from 'mailparser';
-import { hasOverlongLine, htmlPart, wireHtml } from './digest-renderer.service.js';
+import Handlebars from 'handlebars';
+import { WireSplice, hasOverlongLine, htmlPart, wireHtml } from './digest-renderer.service.js';
 import { listIdValue } from './digest-sender.service.js';
 
 describe('wire form of the digest HTML', () => {
@@ -66,5 +67,45 @@ describe('List-ID for a prebuilt digest message', () => {
     const parsed = await simpleParser(raw);
     expect(parsed.headers.get('bcc')).toBeUndefined();
     expect(String(raw)).toMatch(/^List-ID: =\?UTF-8\?Q\?[^\r\n]+\?= <z\.example>\r$/m);
+  });
+});
+
+describe('spliced wire HTML (per-recipient values between per-issue byte segments)', () => {
+  const template = wireHtml(
+    '<p>{{greeting}}</p>\n<p>Zoë’s pick · <a href="{{unsubscribeUrl}}">unsubscribe</a> or <a href="{{preferencesUrl}}">preferences</a></p>\n<p>{{email}}</p>\n',
+  );
+  const expected = (vars: Parameters<WireSplice['render']>[0]) => {
+    const part = htmlPart(Handlebars.compile(template)(vars));
+    return typeof part === 'string' ? null : part.raw.split('\r\n\r\n').slice(1).join('\r\n\r\n');
+  };
+  const joined = (s: { parts: readonly Buffer[]; values: string[] }) =>
+    Buffer.concat(
+      s.values.flatMap((v, i) => [s.parts[i], Buffer.from(v, 'latin1')]).concat(s.parts[s.values.length]),
+    ).toString('latin1');
+
+  it.each([
+    ['a plain name', 'Hi Sam,'],
+    ['markup and quotes in a name', 'Hi <b>"Sam" & \'Co\'</b>,'],
+    ['a non-ASCII name', 'Hi Zoë 山田 😀,'],
+  ])('gives the same bytes as the Handlebars wire template, for %s', (_label, greeting) => {
+    const splice = WireSplice.of(template)!;
+    const vars = {
+      greeting,
+      email: 'sam@example.com',
+      unsubscribeUrl: 'https://x.example/u/t?a=1&b=2',
+      preferencesUrl: 'https://x.example/p',
+    };
+    const out = splice.render(vars)!;
+    expect(joined(out)).toBe(expected(vars));
+  });
+
+  it('declines a value that would push its line past 998 characters, and templates with other placeholders', () => {
+    const splice = WireSplice.of(template)!;
+    const long = { greeting: 'x'.repeat(995), email: 'a@b.example', unsubscribeUrl: 'u', preferencesUrl: 'p' };
+    // <p>…</p> with 995 characters inside is 1 002 on its line; 991 makes exactly 998.
+    expect(splice.render(long)).toBeNull();
+    expect(splice.render({ ...long, greeting: 'x'.repeat(991) })).not.toBeNull();
+    expect(WireSplice.of('<p>{{greeting}} {{#if x}}y{{/if}}</p>')).toBeNull();
+    expect(WireSplice.of('<p>Zoë {{greeting}}</p>')).toBeNull();
   });
 });

@@ -19,7 +19,7 @@ import { listUnsubscribeHeaders, SubscriptionMailService } from '../../mail/src/
 import { DIGEST_QUEUE, type DigestJob, jobIds } from '../../queue/src/jobs.js';
 import { emailHash, signToken } from '../../subscriptions/src/tokens.js';
 import { BulkMessageTemplate } from '../../mail/src/bulk-message.js';
-import { DigestRenderer, type IssueTemplates, sevenBitBody } from './digest-renderer.service.js';
+import { DigestRenderer, type IssueTemplates } from './digest-renderer.service.js';
 import { type DigestRow, DigestsRepository, type Recipient } from './digests.repository.js';
 import { LedgerWriter, type SentRecord } from './ledger-writer.js';
 
@@ -285,28 +285,25 @@ export class DigestSender implements BeforeApplicationShutdown {
     };
   }
 
-  /** One recipient's links and personalised parts. */
-  private personal(m: IssueMail, r: { email: string; name: string | null }, subscriptionId: string | null) {
-    const unsubscribeUrl = subscriptionId
+  private unsubscribeUrl(m: IssueMail, subscriptionId: string | null): string {
+    return subscriptionId
       ? `${this.config.publicUrl}/unsubscribe/${signToken(this.config.appSecret, 'unsubscribe', subscriptionId)}`
       : `${this.config.publicUrl}/subscribe?newsletter=${encodeURIComponent(m.d.newsletter_slug)}`;
-    const mail = this.renderer.personalizeForSending(m.key, m.issue, {
+  }
+
+  private vars(r: { email: string; name: string | null }, unsubscribeUrl: string) {
+    return {
       greeting: r.name ? `Hi ${r.name},` : 'Hello,',
       email: r.email,
       unsubscribeUrl,
       preferencesUrl: unsubscribeUrl,
-    });
-    return { unsubscribeUrl, mail };
+    };
   }
 
-  /** The message as nodemailer options (test copies, and recipients the fast form does not fit). */
-  private message(
-    m: IssueMail,
-    r: { email: string; name: string | null },
-    subscriptionId: string | null,
-    personal = this.personal(m, r, subscriptionId),
-  ) {
-    const { unsubscribeUrl, mail } = personal;
+  /** The message as nodemailer options (test copies, and recipients the spliced form does not fit). */
+  private message(m: IssueMail, r: { email: string; name: string | null }, subscriptionId: string | null) {
+    const unsubscribeUrl = this.unsubscribeUrl(m, subscriptionId);
+    const mail = this.renderer.personalizeForSending(m.key, m.issue, this.vars(r, unsubscribeUrl));
     return {
       from: m.from,
       to: { name: headerValue(r.name ?? ''), address: r.email },
@@ -493,23 +490,17 @@ export class DigestSender implements BeforeApplicationShutdown {
     const { d } = m;
     let messageId: string;
     try {
-      const personal = this.personal(m, r, r.subscriptionId);
-      const html7bit = sevenBitBody(personal.mail.html);
-      const built =
-        html7bit === null
-          ? null
-          : m.template.build({
-              to: { name: headerValue(r.name ?? ''), address: r.email },
-              headers: {
-                'List-Unsubscribe': listUnsubscribeHeaders(personal.unsubscribeUrl, m.fromAddress)['List-Unsubscribe']
-                  .value,
-              },
-              text: personal.mail.text,
-              html7bit,
-            });
+      const unsubscribeUrl = this.unsubscribeUrl(m, r.subscriptionId);
+      const vars = this.vars(r, unsubscribeUrl);
+      const spliced = this.renderer.personalizeSpliced(m.key, m.issue, vars);
+      const to = { name: headerValue(r.name ?? ''), address: r.email };
+      const headers = {
+        'List-Unsubscribe': listUnsubscribeHeaders(unsubscribeUrl, m.fromAddress)['List-Unsubscribe'].value,
+      };
+      const built = spliced ? m.template.build({ to, headers, text: spliced.text, html7bit: spliced.html }) : null;
       ({ messageId } = built
         ? await this.transport.sendRaw(built)
-        : await this.transport.sendBuilt(this.message(m, r, r.subscriptionId, personal)));
+        : await this.transport.sendBuilt(this.message(m, r, r.subscriptionId)));
     } catch (err) {
       const detail = (err instanceof Error ? err.message : String(err)).slice(0, 500);
       if (classifySmtpError(err) === 'permanent') {

@@ -99,4 +99,25 @@ describe('bulk message template', () => {
     expect(t.build({ ...part, to: { name: '', address: 'zoë@example.com' }, html7bit: '<p>x</p>' })).toBeNull();
     expect(t.build({ ...part, to: { name: '', address: 'a@b, c@d' }, html7bit: '<p>x</p>' })).toBeNull();
   });
+
+  it('assembles the HTML from shared parts and personal values exactly as from the whole string', async () => {
+    const t = new BulkMessageTemplate({
+      from: 'news@spine-health.example',
+      fromAddress: 'news@spine-health.example',
+      subject: 'S',
+      headers: {},
+    });
+    const base = { to: { name: 'Sam', address: 's@example.com' }, headers: {}, text: 'hello' };
+    const parts = [Buffer.from('<p>'), Buffer.from('</p>\r\n<a href="'), Buffer.from('">x</a>\r\n')];
+    const values = ['Hi Sam &amp; Co,', 'https://x.example/u/t'];
+    const spliced = t.build({ ...base, html7bit: { parts, values } })!;
+    const whole = t.build({
+      ...base,
+      html7bit: '<p>Hi Sam &amp; Co,</p>\r\n<a href="https://x.example/u/t">x</a>\r\n',
+    })!;
+    const body = (b: Buffer) => b.toString('latin1').split('\r\n\r\n').slice(1).join('\r\n\r\n');
+    expect(body(spliced.raw)).toBe(body(whole.raw));
+    expect((await simpleParser(spliced.raw)).html).toBe((await simpleParser(whole.raw)).html);
+    expect(t.build({ ...base, html7bit: { parts, values: ['Zoë', 'u'] } })).toBeNull();
+  });
 });

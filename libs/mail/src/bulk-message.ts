@@ -21,8 +21,12 @@ export interface BulkParts {
   /** Per-message prepared headers (List-Unsubscribe). */
   headers: Record<string, string>;
   text: string;
-  /** The HTML in 7-bit wire form: ASCII only, CRLF line ends, no line over 998 characters. */
-  html7bit: string;
+  /**
+   * The HTML in 7-bit wire form (ASCII only, CRLF line ends, no line over 998 characters): whole,
+   * or as static parts shared by every message (`parts`, one more than `values`) with this
+   * recipient's values between them.
+   */
+  html7bit: string | { parts: readonly Buffer[]; values: string[] };
 }
 
 export interface BuiltMessage {
@@ -57,6 +61,9 @@ export class BulkMessageTemplate {
   private readonly textHead: string;
   private readonly htmlHead: string;
   private readonly end: string;
+  private readonly endBuffer: Buffer;
+  /** Static HTML parts already checked for the boundary (they are the same for a whole issue). */
+  private readonly checkedParts = new WeakSet<readonly Buffer[]>();
   private readonly domain: string;
   private dateSecond = -1;
   private dateHeader = '';
@@ -75,6 +82,7 @@ export class BulkMessageTemplate {
       `--${this.boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n`;
     this.htmlHead = `\r\n--${this.boundary}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n`;
     this.end = `\r\n--${this.boundary}--\r\n`;
+    this.endBuffer = Buffer.from(this.end, 'latin1');
   }
 
   /** `Key: value`, encoded and folded at 76 characters as nodemailer does it. */
@@ -100,15 +108,29 @@ export class BulkMessageTemplate {
   build(p: BulkParts): BuiltMessage | null {
     const { address } = p.to;
     if (NON_ASCII.test(address) || /[\s<>",;]/.test(address)) return null;
-    if (NON_ASCII.test(p.html7bit) || p.html7bit.includes(this.boundary)) return null;
+    const html = p.html7bit;
+    if (typeof html === 'string') {
+      if (NON_ASCII.test(html) || html.includes(this.boundary)) return null;
+    } else {
+      if (!this.checkedParts.has(html.parts)) {
+        if (html.parts.some((b) => b.includes(this.boundary))) return null;
+        this.checkedParts.add(html.parts);
+      }
+      if (html.values.some((v) => NON_ASCII.test(v) || v.includes(this.boundary))) return null;
+    }
     const messageId = `<${randomUUID()}@${this.domain}>`;
     let personal = p.to.name ? this.field('To', { name: p.to.name, address }) : `To: ${address}`;
     personal += `\r\nMessage-ID: ${messageId}\r\n`;
     for (const [k, v] of Object.entries(p.headers)) personal += `${k}: ${v.replace(CRLF, ' ')}\r\n`;
-    const raw = Buffer.from(
-      this.head + personal + this.date() + this.textHead + base64Lines(p.text) + this.htmlHead + p.html7bit + this.end,
-      'latin1',
-    );
+    const head = this.head + personal + this.date() + this.textHead + base64Lines(p.text) + this.htmlHead;
+    let raw: Buffer;
+    if (typeof html === 'string') raw = Buffer.from(head + html + this.end, 'latin1');
+    else {
+      const chunks: Buffer[] = [Buffer.from(head, 'latin1')];
+      html.values.forEach((v, i) => chunks.push(html.parts[i], Buffer.from(v, 'latin1')));
+      chunks.push(html.parts[html.values.length], this.endBuffer);
+      raw = Buffer.concat(chunks);
+    }
     return { raw, messageId, envelope: { from: this.opts.fromAddress, to: [address] } };
   }
 }
