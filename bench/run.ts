@@ -360,6 +360,39 @@ async function main(): Promise<void> {
   }
   await warm?.stop();
 
+  // ------------------------------------------------------------ 2b. memory on the PostgreSQL queue backend
+  // Same two audiences on fresh workers whose queues live in PostgreSQL (no Redis at all), once
+  // the Redis worker is gone (its outbox relay would take the digests). Left out of the
+  // million-recipient run, which would double its length.
+  if (sink && digestApi && want('memory') && !args.quick && args.n <= 100_000) {
+    const pgRuns: MemoryRun[] = [];
+    const redisMem = new RedisMemory(redis);
+    for (const [name, slug, recipients] of [
+      ['worker-pg-small', 'arthritis-health', smallN],
+      ['worker-pg-large', 'spine-health', args.n],
+    ] as const) {
+      log(`2b. memory, PostgreSQL queues: ${recipients} recipients on a fresh worker`);
+      const w = startWorker(name, digestDb, sink, { redis: false, prefix: `${prefixBase}-pgmem` });
+      pgRuns.push(
+        await memoryRun({ dbUrl: digestDb, apiUrl: digestApi.url, sink, worker: w, slug, recipients, redisMem }),
+      );
+      await w.stop();
+    }
+    const [s, l] = pgRuns;
+    triples.push({ name: 'worker_peak_rss_ratio_pg', value: l.workerHwmKb / s.workerHwmKb, target: '<=1.2' });
+    section(
+      `2b. Memory: ${s.recipients} vs ${l.recipients} recipients, each on a fresh worker (PostgreSQL queue backend)`,
+      [
+        '| recipients | worker VmHWM | worker peak RSS by quarter of the run | worker RSS after | live heap after GC | digest time |',
+        '|---:|---:|---:|---:|---:|---:|',
+        ...pgRuns.map(
+          (r) =>
+            `| ${r.recipients} | ${mb(r.workerHwmKb).toFixed(1)} MB | ${r.rssByQuarterKb.map((k) => mb(k).toFixed(0)).join(' / ')} MB | ${mb(r.workerRssAfterKb).toFixed(1)} MB | ${r.liveHeapMb.toFixed(1)} MB | ${(r.ms / 1000).toFixed(2)} s |`,
+        ),
+      ],
+    );
+  }
+
   if (sink && digestApi && want('digest-pg')) {
     if (!raw) {
       notDone.push('digest-pg needs the captured message of the Redis run (run it with digest)');
