@@ -395,7 +395,6 @@ export class DigestSender implements BeforeApplicationShutdown {
             const more = next();
             if (more) group.push(more);
           }
-          for (let k = 0; k < group.length; k += 1) await permits.take();
           const claims = await Promise.all(group.map((x) => ledger.writer.claim(x.subscriberId)));
           for (let k = 0; k < group.length; k += 1) {
             const claim = claims[k];
@@ -422,6 +421,9 @@ export class DigestSender implements BeforeApplicationShutdown {
               );
               return;
             }
+            // The send permit last, right before SMTP: a permit is used within its slot, not after
+            // a ledger round trip or the previous message (which would bunch sends at the edges).
+            await permits.take();
             const sent = await this.deliver(mail, x, (err) => {
               transient ??= err;
             });
