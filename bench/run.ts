@@ -449,7 +449,7 @@ async function main(): Promise<void> {
         ),
         `| median | ${r.digestMailsPerS.toFixed(0)} | ${r.rawNodelayMailsPerS.toFixed(0)} | ${r.rawDefault.length ? r.rawDefaultMailsPerS.toFixed(0) : '–'} | ${r.rawNagleMailsPerS.toFixed(0)} | ${r.ratio.toFixed(3)} | |`,
         '',
-        'Where the CPU went, µs per message (user + system time from /proc; PostgreSQL: the bench database's backends plus the WAL writer, checkpointer and background writer; the machine has 2 cores):',
+        "Where the CPU went, µs per message (user + system time from /proc; PostgreSQL: the bench database's backends plus the WAL writer, checkpointer and background writer; the machine has 2 cores):",
         '',
         '| rep | digest: worker | digest: PostgreSQL | digest: sink | digest: total | raw: blaster | raw: sink | raw: total |',
         '|---:|---:|---:|---:|---:|---:|---:|---:|',
