@@ -383,8 +383,9 @@ export class DigestSender implements BeforeApplicationShutdown {
       let i = 0;
       return () => (stopped || broken || this.stopping || i >= queue.length ? undefined : queue[i++]);
     })();
-    // A lane holds a sending place from its permit to SMTP's answer, claims its next row right
-    // before sending it, and hands the sent record to the ledger writer, which group-commits it.
+    // A lane holds a sending place while it claims its next two rows (one round trip) and sends
+    // them in turn, each right after its send permit; the sent records go to the ledger writer,
+    // which group-commits them with the next claims.
     const lane = async () => {
       for (let r = next(); r; r = next()) {
         await this.connections.acquire();
