@@ -2,6 +2,7 @@ import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import pg from 'pg';
 import type { DataSource } from 'typeorm';
+import { sidePool } from './pg-client.js';
 import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver.js';
 
 /**
@@ -29,8 +30,7 @@ export class LedgerPg implements OnApplicationShutdown {
       const options = [master.options.options, '-c synchronous_commit=off -c plan_cache_mode=force_generic_plan']
         .filter(Boolean)
         .join(' ');
-      this.pool = new pg.Pool({ ...master.options, max: 4, options });
-      this.pool.on('error', (err) => this.logger.warn(`idle ledger connection failed: ${err.message}`));
+      this.pool = sidePool(this.ds, { max: 4, options }, this.logger, 'ledger');
     }
     return this.pool;
   }

@@ -7,6 +7,19 @@ import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver.js';
 /** How long an idle pipelined connection stays open. */
 export const IDLE_TIMEOUT_MS = 5 * 60_000;
 
+/**
+ * A pool of its own beside TypeORM's, configured like it (same server, credentials and size)
+ * with `overrides` on top, for a hot path's prepared statements. Idle connections are kept for
+ * minutes, not pg's 10 s: after a quiet spell, a burst would otherwise wait for new server
+ * processes to start and prepare their statements again.
+ */
+export function sidePool(ds: DataSource, overrides: pg.PoolConfig, logger: Logger, what: string): pg.Pool {
+  const master = (ds.driver as PostgresDriver).master as pg.Pool & { options: pg.PoolConfig };
+  const pool = new pg.Pool({ ...master.options, idleTimeoutMillis: IDLE_TIMEOUT_MS, ...overrides });
+  pool.on('error', (err) => logger.warn(`idle ${what} connection failed: ${err.message}`));
+  return pool;
+}
+
 /** One statement of a pipelined transaction: a named prepared statement (parsed and planned once per connection). */
 export interface PreparedStatement {
   name: string;
@@ -32,11 +45,7 @@ export class PipelinedPg implements OnModuleDestroy {
 
   private getPool(): pg.Pool {
     if (!this.pool) {
-      const master = (this.ds.driver as PostgresDriver).master as pg.Pool & { options: pg.PoolConfig };
-      // Idle connections are kept for minutes, not pg's 10 s: after a quiet spell, a burst would
-      // otherwise wait for new server processes to start and prepare their statements again.
-      this.pool = new pg.Pool({ ...master.options, pipeline: true, idleTimeoutMillis: IDLE_TIMEOUT_MS });
-      this.pool.on('error', (err) => this.logger.warn(`idle pipelined connection failed: ${err.message}`));
+      this.pool = sidePool(this.ds, { pipeline: true }, this.logger, 'pipelined');
     }
     return this.pool;
   }

@@ -223,11 +223,12 @@ export class DigestRenderer implements OnModuleInit {
   private compiled(key: string, issue: IssueTemplates): Compiled {
     let c = this.cache.get(key);
     if (!c) {
+      const wire = wireHtml(issue.html);
       c = {
         html: Handlebars.compile(issue.html),
         text: Handlebars.compile(issue.text, { noEscape: true }),
-        wire: Handlebars.compile(wireHtml(issue.html)),
-        splice: WireSplice.of(wireHtml(issue.html)),
+        wire: Handlebars.compile(wire),
+        splice: WireSplice.of(wire),
       };
       if (this.cache.size > 50) this.cache.delete(this.cache.keys().next().value as string);
       this.cache.set(key, c);
