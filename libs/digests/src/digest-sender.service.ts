@@ -10,6 +10,7 @@ import { rows } from '../../db/src/sql.js';
 import { headerValue } from '../../mail/src/mail-renderer.service.js';
 import {
   MailTransport,
+  type SendGate,
   classifySmtpError,
   isHardBounce,
   isPolicyRejection,
@@ -422,12 +423,18 @@ export class DigestSender implements BeforeApplicationShutdown {
               );
               return;
             }
-            // The send permit last, right before SMTP: a permit is used within its slot, not after
-            // a ledger round trip or the previous message (which would bunch sends at the edges).
-            await permits.take();
-            const sent = await this.deliver(mail, x, (err) => {
-              transient ??= err;
-            });
+            // The send permit last, once the message has a connected SMTP connection and right
+            // before its bytes go out: a permit is used within its slot, not after a ledger round
+            // trip, a connection's opening or a wait in the pool's queue (any of which would bunch
+            // sends, as the first messages after a start did when they waited for their connections).
+            const sent = await this.deliver(
+              mail,
+              x,
+              (err) => {
+                transient ??= err;
+              },
+              () => permits.take(),
+            );
             if (sent) ledger.writer.recordSent(sent);
           }
         } finally {
@@ -489,6 +496,7 @@ export class DigestSender implements BeforeApplicationShutdown {
     m: IssueMail,
     r: Recipient,
     onTransient: (err: unknown) => void,
+    gate: SendGate,
   ): Promise<SentRecord | undefined> {
     const { d } = m;
     let messageId: string;
@@ -502,8 +510,8 @@ export class DigestSender implements BeforeApplicationShutdown {
       };
       const built = spliced ? m.template.build({ to, headers, text: spliced.text, html7bit: spliced.html }) : null;
       ({ messageId } = built
-        ? await this.transport.sendRaw(built)
-        : await this.transport.sendBuilt(this.message(m, r, r.subscriptionId)));
+        ? await this.transport.sendRaw(built, gate)
+        : await this.transport.sendBuilt(this.message(m, r, r.subscriptionId), gate));
     } catch (err) {
       const detail = (err instanceof Error ? err.message : String(err)).slice(0, 500);
       if (classifySmtpError(err) === 'permanent') {

@@ -1,5 +1,6 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { connect } from 'node:net';
+import { Readable } from 'node:stream';
 import nodemailer, { type SendMailOptions, type TransportOptions, type Transporter } from 'nodemailer';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
@@ -11,6 +12,37 @@ interface SmtpError {
   response?: string;
   code?: string;
   message?: string;
+}
+
+/**
+ * Waited on once the message has an SMTP connection of its own (connected, greeted), right
+ * before its bytes are read: a send permit taken here is used within a few round trips, not after
+ * a connection was opened or while the message waited in the pool's queue.
+ */
+export type SendGate = () => Promise<void>;
+
+/**
+ * The message's bytes as a stream that opens the gate on its first read. The pool reads a message
+ * only once a connection has taken it; if the gate fails, the stream fails before a byte is
+ * written, so the server never gets the message's end (nothing is delivered) and the send fails
+ * with the gate's error.
+ */
+export function gated(raw: Buffer, gate?: SendGate): Buffer | Readable {
+  if (!gate) return raw;
+  let opened = false;
+  return new Readable({
+    read() {
+      if (opened) return;
+      opened = true;
+      gate().then(
+        () => {
+          this.push(raw);
+          this.push(null);
+        },
+        (err: unknown) => this.destroy(err instanceof Error ? err : new Error(String(err))),
+      );
+    },
+  });
 }
 
 /** 5xx is permanent, 4xx and connection problems are worth a retry. */
@@ -86,19 +118,26 @@ export class MailTransport implements OnApplicationShutdown {
    * the SMTP socket gets a few large writes instead of one per MIME stream chunk (with TCP_NODELAY
    * each write is a packet). Mailer-level options (`list`) are not applied: pass headers instead.
    */
-  async sendBuilt(message: Omit<SendMailOptions, 'list'>): Promise<{ messageId: string }> {
+  async sendBuilt(message: Omit<SendMailOptions, 'list'>, gate?: SendGate): Promise<{ messageId: string }> {
     const node = new MailComposer(message).compile();
     const raw = await node.build();
     const messageId = node.messageId();
-    await this.transporter.sendMail({ envelope: node.getEnvelope(), raw, messageId });
+    await this.transporter.sendMail({ envelope: node.getEnvelope(), raw: gated(raw, gate), messageId });
     return { messageId };
   }
 
   /** A message already built (see `BulkMessageTemplate`): handed to the pool as it is. */
-  async sendRaw(message: { raw: Buffer; messageId: string; envelope: { from: string; to: string[] } }): Promise<{
+  async sendRaw(
+    message: { raw: Buffer; messageId: string; envelope: { from: string; to: string[] } },
+    gate?: SendGate,
+  ): Promise<{
     messageId: string;
   }> {
-    await this.transporter.sendMail({ envelope: message.envelope, raw: message.raw, messageId: message.messageId });
+    await this.transporter.sendMail({
+      envelope: message.envelope,
+      raw: gated(message.raw, gate),
+      messageId: message.messageId,
+    });
     return { messageId: message.messageId };
   }
 
