@@ -1,4 +1,4 @@
-import { Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
+import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import pg from 'pg';
 import type { DataSource } from 'typeorm';
@@ -37,7 +37,7 @@ export interface PreparedStatement {
  * in JavaScript: pass values between them in SQL.
  */
 @Injectable()
-export class PipelinedPg implements OnModuleDestroy {
+export class PipelinedPg implements OnApplicationShutdown {
   private readonly logger = new Logger(PipelinedPg.name);
   private pool: pg.Pool | null = null;
 
@@ -83,7 +83,11 @@ export class PipelinedPg implements OnModuleDestroy {
     }
   }
 
-  async onModuleDestroy(): Promise<void> {
+  /**
+   * Last of all, after the HTTP server has stopped taking requests: closed earlier (on module
+   * destroy), a sign-up still being served would open a new pool that nothing closes.
+   */
+  async onApplicationShutdown(): Promise<void> {
     const pool = this.pool;
     this.pool = null;
     await pool?.end();
