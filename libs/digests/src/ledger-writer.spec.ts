@@ -47,6 +47,34 @@ describe('ledger writer (group commit of claims and sent records)', () => {
     expect(l.trips.map((t) => t.claims)).toEqual([['1'], ['2'], ['3']]);
   });
 
+  it('a sent record handed in during a round trip waits for the next claim, not a trip of its own', async () => {
+    const l = ledger({ delayMs: 5 });
+    const w = new LedgerWriter(l.write, { maxDelayMs: 200 });
+    const first = w.claim('1');
+    w.recordSent({ subscriberId: '0', messageId: '<m0>' });
+    expect(await first).toBe('claimed');
+    await new Promise((r) => setTimeout(r, 30));
+    // The trip ended 25 ms ago and the record is not due yet: nothing else went out.
+    expect(l.trips).toHaveLength(1);
+    expect(w.unwritten).toBe(1);
+    expect(await w.claim('2')).toBe('claimed');
+    expect(l.trips).toHaveLength(2);
+    expect(l.trips[1]).toEqual({ claims: ['2'], sent: [{ subscriberId: '0', messageId: '<m0>' }] });
+    await new Promise((r) => setImmediate(r)); // the trip's own bookkeeping, after its claims settle
+    expect(w.unwritten).toBe(0);
+  });
+
+  it('a sent record handed in during a round trip is still written by its delay when no claim comes', async () => {
+    const l = ledger({ delayMs: 5 });
+    const w = new LedgerWriter(l.write, { maxDelayMs: 40 });
+    const first = w.claim('1');
+    w.recordSent({ subscriberId: '0', messageId: '<m0>' });
+    await first;
+    await new Promise((r) => setTimeout(r, 150));
+    expect(l.trips.map((t) => t.sent.length)).toEqual([0, 1]);
+    expect(l.state.get('0')).toBe('sent');
+  });
+
   it('writes a sent record on its own after the delay when no claim comes', async () => {
     const l = ledger();
     const w = new LedgerWriter(l.write, { maxDelayMs: 20 });

@@ -18,7 +18,7 @@ export interface LedgerWriterOptions {
   retries: number;
 }
 
-const DEFAULTS: LedgerWriterOptions = { maxDelayMs: 10, maxWaiting: 64, maxTrips: 2, retries: 8 };
+const DEFAULTS: LedgerWriterOptions = { maxDelayMs: 10, maxWaiting: 64, maxTrips: 1, retries: 8 };
 
 interface Waiter {
   id: string;
@@ -30,14 +30,18 @@ interface Waiter {
 interface Queued {
   record: SentRecord;
   seq: number;
+  /** When it was handed in (ms, `performance.now()`): it is written by `maxDelayMs` after. */
+  at: number;
 }
 
 /**
  * Group commit of one digest's delivery ledger for every batch this worker runs of it. Claims go
- * out at once (a sender waits on them); each round trip takes every claim and sent record that
- * is waiting, so one statement and one commit serve many messages. A sent record is written with
- * the next claim, or on its own after `maxDelayMs`: a message handed to SMTP is unrecorded for at
- * most that long plus a round trip, which is what a crash at that moment could send twice.
+ * out at once, or as soon as the round trip under way ends (a sender waits on them); each round
+ * trip takes every claim and sent record that is waiting, so one statement and one commit serve
+ * many messages. A sent record is written with the next claim, or on its own `maxDelayMs` after
+ * it was handed in (not as soon as a round trip ends, which would make a statement per message):
+ * a message handed to SMTP is unrecorded for at most that long plus a round trip, which is what a
+ * crash at that moment could send twice.
  * A row's claim and its sent record are never in the same or concurrent round trips: the record
  * only exists once its claim has come back. While the database is away, unwritten records are
  * retried on their own with backoff (up to 8 s apart) for as long as the process lives.
@@ -71,7 +75,7 @@ export class LedgerWriter {
   /** Records a message handed to SMTP; `drain` makes sure it is written. */
   recordSent(record: SentRecord): void {
     this.seq += 1;
-    this.sent.push({ record, seq: this.seq });
+    this.sent.push({ record, seq: this.seq, at: performance.now() });
     if (this.sent.length >= this.opts.maxWaiting) this.kick(true);
     else this.arm(this.opts.maxDelayMs);
   }
@@ -132,11 +136,17 @@ export class LedgerWriter {
     this.sent = [];
     const trip = this.roundTrip(claims, sent).finally(() => {
       this.trips.delete(trip);
-      // What arrived meanwhile: claims go now; sent records too, or after a backoff while the database fails.
+      // What arrived meanwhile: claims go now; sent records when the oldest is due (a claim may
+      // come to carry them first: a trip per record would cost a statement per message), or after
+      // a backoff while the database fails.
       if (this.claims.length > 0) this.kick();
       else if (this.sent.length > 0) {
-        if (this.failures === 0) this.kick(true);
-        else this.arm(this.backoff());
+        if (this.failures > 0) this.arm(this.backoff());
+        else {
+          const due = this.sent[0].at + this.opts.maxDelayMs - performance.now();
+          if (due <= 0) this.kick(true);
+          else this.arm(due);
+        }
       }
     });
     this.trips.set(trip, { low: sent.length > 0 ? sent[0].seq : Infinity, count: sent.length });
