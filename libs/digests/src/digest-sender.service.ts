@@ -46,24 +46,40 @@ const CLAIMS_PER_PLACE = 2;
 /** PostgreSQL regex for an SMTP reply with enhanced status 5.7.x ("554 5.7.1", "550-5.7.26"). */
 const POLICY_RE = '\\m5\\d\\d[ -]5\\.7\\.';
 
-/** Hands out send permits from the global limiter a few at a time, to parallel senders in turn. */
-class Permits {
+/**
+ * Hands out send permits from the global limiter a few at a time, to parallel senders in turn,
+ * spaced at the global rate's interval (1/R s): the permits of a slot are used across it, not all
+ * at its start, so mail leaves evenly instead of in 50 ms bursts.
+ */
+export class Permits {
   private left = 0;
   /** Permits are for their slot: one not used by the end of the next slot is dropped, not sent late in a burst. */
   private validUntil = 0;
+  /** When the next permit may be used (ms since the epoch). */
+  private nextAt = 0;
+  private readonly intervalMs: number;
   private chain: Promise<void> = Promise.resolve();
   constructor(
     private readonly limiter: SendRateLimiter,
     private remaining: number,
-  ) {}
+  ) {
+    this.intervalMs = 1000 / limiter.ratePerSecond;
+  }
 
   take(): Promise<void> {
     const next = this.chain.then(async () => {
       if (this.left > 0 && Date.now() > this.validUntil) this.left = 0;
       if (this.left === 0) {
         this.left = await this.limiter.acquire(Math.max(1, Math.min(this.remaining, 20)));
-        this.validUntil = Date.now() + 2 * SLOT_MS;
+        const now = Date.now();
+        this.validUntil = now + 2 * SLOT_MS;
+        this.nextAt = now;
+      } else {
+        // Timers are good to a millisecond: at high rates several permits go per wait.
+        const wait = this.nextAt - Date.now();
+        if (wait >= 1) await new Promise((resolve) => setTimeout(resolve, wait));
       }
+      this.nextAt = Math.max(this.nextAt, Date.now()) + this.intervalMs;
       this.left -= 1;
       this.remaining -= 1;
     });

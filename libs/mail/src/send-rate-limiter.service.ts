@@ -30,6 +30,11 @@ export class SendRateLimiter {
     this.rate = config.sendRatePerSecond;
   }
 
+  /** SEND_RATE_PER_SECOND: mails per second for all workers together. */
+  get ratePerSecond(): number {
+    return this.rate;
+  }
+
   /** Waits until up to `want` sends may go out; returns how many were granted (at least 1). */
   async acquire(want: number): Promise<number> {
     for (;;) {
