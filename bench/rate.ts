@@ -9,7 +9,14 @@ export interface RateResult {
   rate: number;
   messages: number;
   windowS: number;
+  /** Over the whole send, (messages - 1) / (last accept - first accept). */
   mean: number;
+  /** The target's figure: accepts in the first `meanWindowS` seconds from the first accept, per second. */
+  meanWindowS: number;
+  windowMean: number;
+  windowMeanRatio: number;
+  /** The busiest `meanWindowS`-second window anywhere in the send, per second. */
+  busiestWindowMean: number;
   maxSliding: number;
   maxAligned: number;
   meanRatio: number;
@@ -30,12 +37,20 @@ export function maxSlidingWindow(times: number[], widthMs: number): number {
   return best;
 }
 
-export function analyse(times: number[], rate: number): RateResult {
+/**
+ * `meanWindowS`: the target's mean is over that many seconds; the send must last longer than that
+ * (more than `meanWindowS` × R messages), or a window holding every message could not show a rate
+ * above R.
+ */
+export function analyse(times: number[], rate: number, meanWindowS: number): RateResult {
   const sorted = [...times].sort((a, b) => a - b);
   const first = sorted[0];
   const last = sorted[sorted.length - 1];
   const windowS = (last - first) / 1000;
   const mean = (sorted.length - 1) / windowS;
+  const inFirstWindow = sorted.filter((t) => t < first + meanWindowS * 1000).length;
+  const windowMean = inFirstWindow / meanWindowS;
+  const busiestWindowMean = maxSlidingWindow(sorted, meanWindowS * 1000) / meanWindowS;
   const maxSliding = maxSlidingWindow(sorted, 1000);
   const perSecond: number[] = [];
   for (const t of sorted) {
@@ -53,6 +68,10 @@ export function analyse(times: number[], rate: number): RateResult {
     messages: sorted.length,
     windowS,
     mean,
+    meanWindowS,
+    windowMean,
+    windowMeanRatio: windowMean / rate,
+    busiestWindowMean,
     maxSliding,
     maxAligned: Math.max(...aligned),
     meanRatio: mean / rate,
@@ -70,6 +89,7 @@ export async function rateDigest(opts: {
   slug: string;
   recipients: number;
   rate: number;
+  meanWindowS: number;
 }): Promise<RateResult> {
   await addArticles(opts.dbUrl, opts.slug, `rate-${Date.now()}`);
   const mark = await sinkCount(opts.sink);
@@ -84,5 +104,5 @@ export async function rateDigest(opts: {
   if (outcome.sent !== opts.recipients) throw new Error(`rate digest ${id}: ${outcome.sent}/${opts.recipients} sent`);
   const times = await sinkTimes(opts.sink, mark);
   if (times.length !== opts.recipients) throw new Error(`rate digest: sink saw ${times.length}/${opts.recipients}`);
-  return analyse(times, opts.rate);
+  return analyse(times, opts.rate, opts.meanWindowS);
 }

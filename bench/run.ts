@@ -243,8 +243,10 @@ async function main(): Promise<void> {
   await redis.connect();
   // The smaller audience of benchmark 2: big enough for the worker to reach its steady state.
   const smallN = args.quick ? 500 : Math.max(1000, Math.round(args.n / 10));
-  // The target is a 60 s mean: the full run sends 60 s worth at the rate (quick: 5 s).
-  const rateRecipients = args.rate * (args.quick ? 5 : 60);
+  // The target is a 60 s mean (quick: 5 s): each digest sends for longer than that (65 s, quick 7 s),
+  // so that its first 60 s could hold more than 60 × R messages if the rate were not kept.
+  const rateWindowS = args.quick ? 5 : 60;
+  const rateRecipients = args.rate * (rateWindowS + (args.quick ? 2 : 5));
   const needDigestDb = want('memory') || want('digest') || want('digest-pg') || want('rate');
   const needApiDb = want('subscribe') || want('import');
 
@@ -484,28 +486,32 @@ async function main(): Promise<void> {
         slug: 'sports-health',
         recipients: rateRecipients,
         rate: args.rate,
+        meanWindowS: rateWindowS,
       });
       phases.push([phase, r]);
       log(
-        `  ${phase}: ${r.messages} mails over ${r.windowS.toFixed(2)} s: mean ${r.mean.toFixed(1)}/s (${r.meanRatio.toFixed(3)} R), ` +
+        `  ${phase}: ${r.messages} mails over ${r.windowS.toFixed(2)} s: first ${rateWindowS} s ${r.windowMean.toFixed(1)}/s (${r.windowMeanRatio.toFixed(3)} R), ` +
+          `busiest ${rateWindowS} s ${r.busiestWindowMean.toFixed(1)}/s, whole send ${r.mean.toFixed(1)}/s (${r.meanRatio.toFixed(3)} R), ` +
           `busiest 1 s window ${r.maxSliding} (${r.maxRatio.toFixed(3)} R), per aligned second ${r.perSecond.join(' ')}; ` +
           `first 2 s per 100 ms: ${r.first2s.join(' ')}`,
       );
     }
     await Promise.all(ws.map((w) => w.stop()));
     const [[, cold], [, warmRun]] = phases;
-    triples.push({ name: 'rate_mean_over_R', value: cold.meanRatio, target: '0.95..1' });
+    triples.push({ name: 'rate_mean_over_R', value: cold.windowMeanRatio, target: '0.95..1' });
     triples.push({ name: 'rate_max_1s_window_over_R', value: cold.maxRatio, target: '<=1.1' });
-    triples.push({ name: 'rate_mean_over_R_warm', value: warmRun.meanRatio, target: '0.95..1' });
+    triples.push({ name: 'rate_mean_over_R_warm', value: warmRun.windowMeanRatio, target: '0.95..1' });
     triples.push({ name: 'rate_max_1s_window_over_R_warm', value: warmRun.maxRatio, target: '<=1.1' });
     section(
       `6. Rate accuracy — SEND_RATE_PER_SECOND=${args.rate}, two workers (Redis), ${rateRecipients} mails per digest`,
       [
-        '| digest | window (first → last accept) | mean | busiest sliding 1 s | busiest aligned second | per aligned second | per 100 ms, first 2 s |',
-        '|---|---:|---:|---:|---:|---|---|',
+        `The target's mean is the first ${rateWindowS} s from the first accept (each digest holds ${rateWindowS + (args.quick ? 2 : 5)} s of mail at the rate, so that window could show more than R). Whole send: (mails − 1) / (last − first accept).`,
+        '',
+        `| digest | window (first → last accept) | first ${rateWindowS} s | busiest ${rateWindowS} s | whole send | busiest sliding 1 s | busiest aligned second | per aligned second | per 100 ms, first 2 s |`,
+        '|---|---:|---:|---:|---:|---:|---:|---|---|',
         ...phases.map(
           ([phase, r]) =>
-            `| ${phase} | ${r.windowS.toFixed(2)} s | ${r.mean.toFixed(1)}/s = ${r.meanRatio.toFixed(3)} R | ${r.maxSliding} = ${r.maxRatio.toFixed(3)} R | ${r.maxAligned} | ${r.perSecond.join(' ')} | ${r.first2s.join(' ')} |`,
+            `| ${phase} | ${r.windowS.toFixed(2)} s | ${r.windowMean.toFixed(1)}/s = ${r.windowMeanRatio.toFixed(3)} R | ${r.busiestWindowMean.toFixed(1)}/s | ${r.mean.toFixed(1)}/s = ${r.meanRatio.toFixed(3)} R | ${r.maxSliding} = ${r.maxRatio.toFixed(3)} R | ${r.maxAligned} | ${r.perSecond.join(' ')} | ${r.first2s.join(' ')} |`,
         ),
       ],
     );
