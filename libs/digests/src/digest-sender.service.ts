@@ -47,9 +47,11 @@ const CLAIMS_PER_PLACE = 2;
 const POLICY_RE = '\\m5\\d\\d[ -]5\\.7\\.';
 
 /**
- * Hands out send permits from the global limiter a few at a time, to parallel senders in turn,
- * spaced at the global rate's interval (1/R s): the permits of a slot are used across it, not all
- * at its start, so mail leaves evenly instead of in 50 ms bursts.
+ * The worker's digest send permits: taken from the global limiter a few at a time and handed to
+ * the senders of all its batches in turn (one queue: with one per batch, a batch could hold
+ * permits that its senders, waiting behind the other batch's for a connection, cannot use before
+ * they expire), spaced at the global rate's interval (1/R s): the permits of a slot are used
+ * across it, not all at its start, so mail leaves evenly instead of in 50 ms bursts.
  */
 export class Permits {
   private left = 0;
@@ -57,13 +59,22 @@ export class Permits {
   private validUntil = 0;
   /** When the next permit may be used (ms since the epoch). */
   private nextAt = 0;
+  /** Sends the batches under way may still ask for: no more than that is taken from the limiter. */
+  private remaining = 0;
   private readonly intervalMs: number;
   private chain: Promise<void> = Promise.resolve();
-  constructor(
-    private readonly limiter: SendRateLimiter,
-    private remaining: number,
-  ) {
+  constructor(private readonly limiter: SendRateLimiter) {
     this.intervalMs = 1000 / limiter.ratePerSecond;
+  }
+
+  /** A batch starts: up to `n` more sends. */
+  expect(n: number): void {
+    this.remaining += n;
+  }
+
+  /** A batch ends with `n` of its expected sends not asked for (skipped, failed, or stopped). */
+  forget(n: number): void {
+    this.remaining = Math.max(0, this.remaining - n);
   }
 
   take(): Promise<void> {
@@ -81,7 +92,7 @@ export class Permits {
       }
       this.nextAt = Math.max(this.nextAt, Date.now()) + this.intervalMs;
       this.left -= 1;
-      this.remaining -= 1;
+      this.remaining = Math.max(0, this.remaining - 1);
     });
     this.chain = next.catch(() => undefined);
     return next;
@@ -141,6 +152,8 @@ export class DigestSender implements BeforeApplicationShutdown {
   private readonly connections: Semaphore;
   /** Messages this worker may have between a claim and SMTP's answer; also the lanes per batch. */
   private readonly places: number;
+  /** Send permits for every batch this worker runs. */
+  private readonly permits: Permits;
   /** One ledger writer per digest being sent here, shared by its concurrent batches. */
   private readonly ledgers = new Map<string, { writer: LedgerWriter; users: number }>();
 
@@ -164,6 +177,7 @@ export class DigestSender implements BeforeApplicationShutdown {
   ) {
     this.publicHost = new URL(config.publicUrl).hostname;
     this.places = PLACES_PER_CONNECTION * Math.max(1, config.smtp.maxConnections);
+    this.permits = new Permits(limiter);
     this.connections = new Semaphore(this.places);
   }
 
@@ -391,7 +405,8 @@ export class DigestSender implements BeforeApplicationShutdown {
     const queue = recipients.filter((_, i) => !suppressed.has(hashes[i].toString('hex')));
 
     const mail = this.issueMail(d);
-    const permits = new Permits(this.limiter, queue.length);
+    const permits = this.permits;
+    let asked = 0;
     const ledger = this.ledgerFor(digestId);
     let stopped = false;
     let transient: unknown = null;
@@ -449,7 +464,10 @@ export class DigestSender implements BeforeApplicationShutdown {
               (err) => {
                 transient ??= err;
               },
-              () => permits.take(),
+              () => {
+                asked += 1;
+                return permits.take();
+              },
             );
             if (sent) ledger.writer.recordSent(sent);
           }
@@ -458,6 +476,7 @@ export class DigestSender implements BeforeApplicationShutdown {
         }
       }
     };
+    permits.expect(queue.length);
     try {
       // Every lane is awaited even when one fails (the database went away): no sender is left running unsupervised.
       await Promise.all(
@@ -470,6 +489,7 @@ export class DigestSender implements BeforeApplicationShutdown {
       // Messages that went out are recorded before the batch ends, whatever else happened.
       await ledger.writer.drain();
     } finally {
+      permits.forget(queue.length - asked);
       ledger.release();
     }
     if (broken) throw broken instanceof Error ? broken : new Error(String(broken));

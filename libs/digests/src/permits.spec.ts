@@ -17,7 +17,8 @@ function limiter(ratePerSecond: number) {
 describe('send permits (digest sender)', () => {
   it('spaces the permits of one grant at the global rate, not all at once', async () => {
     const { grants, limiter: l } = limiter(200); // one every 5 ms
-    const permits = new Permits(l, 10);
+    const permits = new Permits(l);
+    permits.expect(10);
     const times: number[] = [];
     await Promise.all(
       Array.from({ length: 10 }, async () => {
@@ -32,7 +33,8 @@ describe('send permits (digest sender)', () => {
 
   it('does not wait between permits when the rate is far above the sending speed', async () => {
     const { grants, limiter: l } = limiter(100_000);
-    const permits = new Permits(l, 40);
+    const permits = new Permits(l);
+    permits.expect(40);
     let waited = 0;
     const realSetTimeout = global.setTimeout;
     const spy = jest.spyOn(global, 'setTimeout').mockImplementation(((fn: () => void, ms?: number) => {
@@ -46,5 +48,17 @@ describe('send permits (digest sender)', () => {
     }
     expect(grants).toEqual([20, 20]);
     expect(waited).toBe(0);
+  });
+
+  it('asks the limiter for no more than the batches under way still expect', async () => {
+    const { grants, limiter: l } = limiter(100_000);
+    const permits = new Permits(l);
+    permits.expect(30); // a batch of 30 ...
+    permits.expect(5); // ... and one of 5, sharing one queue of permits
+    for (let i = 0; i < 20; i += 1) await permits.take();
+    expect(grants).toEqual([20]);
+    permits.forget(10); // the first batch stops with 10 of its sends never asked for
+    await permits.take();
+    expect(grants).toEqual([20, 5]);
   });
 });
