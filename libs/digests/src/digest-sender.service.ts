@@ -15,7 +15,7 @@ import {
   isHardBounce,
   isPolicyRejection,
 } from '../../mail/src/mail-transport.service.js';
-import { SLOT_MS, SendRateLimiter } from '../../mail/src/send-rate-limiter.service.js';
+import { SLOT_MS, type SendGrant, SendRateLimiter } from '../../mail/src/send-rate-limiter.service.js';
 import { listUnsubscribeHeaders, SubscriptionMailService } from '../../mail/src/subscription-mail.service.js';
 import { DIGEST_QUEUE, type DigestJob, jobIds } from '../../queue/src/jobs.js';
 import { emailHash, signToken } from '../../subscriptions/src/tokens.js';
@@ -50,22 +50,18 @@ const POLICY_RE = '\\m5\\d\\d[ -]5\\.7\\.';
  * The worker's digest send permits: taken from the global limiter a few at a time and handed to
  * the senders of all its batches in turn (one queue: with one per batch, a batch could hold
  * permits that its senders, waiting behind the other batch's for a connection, cannot use before
- * they expire), spaced at the global rate's interval (1/R s): the permits of a slot are used
- * across it, not all at its start, so mail leaves evenly instead of in 50 ms bursts.
+ * they expire). Each permit is a position in its 50 ms slot and is used at that position's time
+ * (see `SendRateLimiter.grant`), so every worker's mail leaves on one even grid at the rate
+ * instead of each slot's share going out at its start.
  */
 export class Permits {
-  private left = 0;
-  /** Permits are for their slot: one not used by the end of the next slot is dropped, not sent late in a burst. */
-  private validUntil = 0;
-  /** When the next permit may be used (ms since the epoch). */
-  private nextAt = 0;
+  private grant: SendGrant | null = null;
+  /** Positions of `grant` used (or dropped). */
+  private used = 0;
   /** Sends the batches under way may still ask for: no more than that is taken from the limiter. */
   private remaining = 0;
-  private readonly intervalMs: number;
   private chain: Promise<void> = Promise.resolve();
-  constructor(private readonly limiter: SendRateLimiter) {
-    this.intervalMs = 1000 / limiter.ratePerSecond;
-  }
+  constructor(private readonly limiter: SendRateLimiter) {}
 
   /** A batch starts: up to `n` more sends. */
   expect(n: number): void {
@@ -79,19 +75,18 @@ export class Permits {
 
   take(): Promise<void> {
     const next = this.chain.then(async () => {
-      if (this.left > 0 && Date.now() > this.validUntil) this.left = 0;
-      if (this.left === 0) {
-        this.left = await this.limiter.acquire(Math.max(1, Math.min(this.remaining, 20)));
-        const now = Date.now();
-        this.validUntil = now + 2 * SLOT_MS;
-        this.nextAt = now;
-      } else {
-        // Timers are good to a millisecond: at high rates several permits go per wait.
-        const wait = this.nextAt - Date.now();
-        if (wait >= 1) await new Promise((resolve) => setTimeout(resolve, wait));
+      // A position more than a slot overdue (the senders were busy) is dropped, not sent late
+      // together with the ones due now.
+      const stale = Date.now() - SLOT_MS;
+      while (this.grant && this.used < this.grant.count && this.grant.dueAt(this.used) < stale) this.used += 1;
+      if (!this.grant || this.used >= this.grant.count) {
+        this.grant = await this.limiter.grant(Math.max(1, Math.min(this.remaining, 20)));
+        this.used = 0;
       }
-      this.nextAt = Math.max(this.nextAt, Date.now()) + this.intervalMs;
-      this.left -= 1;
+      // Timers are good to a millisecond: at high rates several permits go per wait.
+      const wait = this.grant.dueAt(this.used) - Date.now();
+      if (wait >= 1) await new Promise((resolve) => setTimeout(resolve, wait));
+      this.used += 1;
       this.remaining = Math.max(0, this.remaining - 1);
     });
     this.chain = next.catch(() => undefined);

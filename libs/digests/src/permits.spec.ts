@@ -1,38 +1,51 @@
-import type { SendRateLimiter } from '../../mail/src/send-rate-limiter.service.js';
+import { SLOT_MS, SendGrant, type SendRateLimiter, slotCapacity } from '../../mail/src/send-rate-limiter.service.js';
 import { Permits } from './digest-sender.service.js';
 
-/** A limiter that grants whatever is asked at once and counts the grants. */
-function limiter(ratePerSecond: number) {
-  const grants: number[] = [];
+/**
+ * A stand-in for the global limiter that grants what is asked from the positions of the slot
+ * under way still ahead (as the real one does, without the shared count), or from the next
+ * slot's start when `nextSlot` is set; it records what was asked.
+ */
+function limiter(ratePerSecond: number, opts: { nextSlot?: boolean } = {}) {
+  const asked: number[] = [];
   const l = {
     ratePerSecond,
-    acquire: async (want: number) => {
-      grants.push(want);
-      return want;
+    grant: async (want: number) => {
+      asked.push(want);
+      const now = Date.now();
+      const slot = Math.floor(now / SLOT_MS) + (opts.nextSlot ? 1 : 0);
+      const cap = slotCapacity(ratePerSecond, slot);
+      const past = opts.nextSlot ? 0 : Math.floor(((now - slot * SLOT_MS) * cap) / SLOT_MS);
+      return new SendGrant(slot, past, Math.min(want, cap - past), cap);
     },
   };
-  return { grants, limiter: l as unknown as SendRateLimiter };
+  return { asked, limiter: l as unknown as SendRateLimiter };
 }
 
 describe('send permits (digest sender)', () => {
-  it('spaces the permits of one grant at the global rate, not all at once', async () => {
-    const { grants, limiter: l } = limiter(200); // one every 5 ms
+  it('a grant’s positions are due evenly across their slot', () => {
+    const g = new SendGrant(1000, 4, 3, 10);
+    expect([g.dueAt(0), g.dueAt(1), g.dueAt(2)]).toEqual([50_000 + 20, 50_000 + 25, 50_000 + 30]);
+  });
+
+  it('uses each permit at its position’s time: spaced at the rate, not all at once', async () => {
+    const { asked, limiter: l } = limiter(200, { nextSlot: true }); // 9-10 per slot, one every 5-5.6 ms
     const permits = new Permits(l);
-    permits.expect(10);
+    permits.expect(9);
     const times: number[] = [];
     await Promise.all(
-      Array.from({ length: 10 }, async () => {
+      Array.from({ length: 9 }, async () => {
         await permits.take();
-        times.push(performance.now());
+        times.push(Date.now());
       }),
     );
-    expect(grants).toEqual([10]);
+    expect(asked).toEqual([9]);
     for (let i = 1; i < times.length; i += 1) expect(times[i] - times[i - 1]).toBeGreaterThanOrEqual(3);
-    expect(times[9] - times[0]).toBeGreaterThanOrEqual(40);
+    expect(times[8] - times[0]).toBeGreaterThanOrEqual(35);
   });
 
   it('does not wait between permits when the rate is far above the sending speed', async () => {
-    const { grants, limiter: l } = limiter(100_000);
+    const { asked, limiter: l } = limiter(100_000);
     const permits = new Permits(l);
     permits.expect(40);
     let waited = 0;
@@ -46,19 +59,45 @@ describe('send permits (digest sender)', () => {
     } finally {
       spy.mockRestore();
     }
-    expect(grants).toEqual([20, 20]);
+    expect(asked).toEqual([20, 20]);
     expect(waited).toBe(0);
   });
 
   it('asks the limiter for no more than the batches under way still expect', async () => {
-    const { grants, limiter: l } = limiter(100_000);
+    const { asked, limiter: l } = limiter(100_000);
     const permits = new Permits(l);
     permits.expect(30); // a batch of 30 ...
     permits.expect(5); // ... and one of 5, sharing one queue of permits
     for (let i = 0; i < 20; i += 1) await permits.take();
-    expect(grants).toEqual([20]);
+    expect(asked).toEqual([20]);
     permits.forget(10); // the first batch stops with 10 of its sends never asked for
     await permits.take();
-    expect(grants).toEqual([20, 5]);
+    expect(asked).toEqual([20, 5]);
+  });
+
+  it('drops positions more than a slot overdue instead of sending them late in a burst', async () => {
+    const stale = new SendGrant(Math.floor(Date.now() / SLOT_MS) - 10, 0, 5, 10);
+    const fresh: SendGrant[] = [];
+    const l = {
+      ratePerSecond: 200,
+      grant: async (want: number) => {
+        if (fresh.length === 0) {
+          fresh.push(stale);
+          return stale;
+        }
+        const g = new SendGrant(Math.floor(Date.now() / SLOT_MS) + 1, 0, Math.min(want, 10), 10);
+        fresh.push(g);
+        return g;
+      },
+    } as unknown as SendRateLimiter;
+    const permits = new Permits(l);
+    permits.expect(20);
+    // The first take gets the (already stale) grant: it is due long ago, so it goes at once ...
+    await permits.take();
+    // ... but when the sender comes back, the rest of it is stale: a new grant, not 4 at once.
+    const before = Date.now();
+    await permits.take();
+    expect(fresh).toHaveLength(2);
+    expect(Date.now()).toBeGreaterThanOrEqual(Math.floor(before / SLOT_MS) * SLOT_MS + SLOT_MS - 1);
   });
 });
