@@ -7,6 +7,7 @@ import { Digests1764100000000 } from './migrations/1764100000000-digests.js';
 import { DigestResumed1764200000000 } from './migrations/1764200000000-digest-resumed.js';
 import { Staff1764500000000 } from './migrations/1764500000000-staff.js';
 import { SubscriberEmailSearch1764600000000 } from './migrations/1764600000000-subscriber-email-search.js';
+import { SubscribeFunction1764700000000 } from './migrations/1764700000000-subscribe-function.js';
 
 export const MIGRATIONS = [
   Init1764000000000,
@@ -14,6 +15,7 @@ export const MIGRATIONS = [
   DigestResumed1764200000000,
   Staff1764500000000,
   SubscriberEmailSearch1764600000000,
+  SubscribeFunction1764700000000,
 ];
 
 export function dataSourceOptions(url: string): DataSourceOptions {

@@ -8,7 +8,7 @@ import { SuppressionsService } from './suppressions.service.js';
 import { WebhooksService } from './webhooks.service.js';
 import { NewsletterCatalog } from './newsletter-catalog.js';
 import { NewslettersService } from './newsletters.service.js';
-import { PipelinedPg } from '../../db/src/pg-client.js';
+import { PreparedPg } from '../../db/src/pg-client.js';
 import { SubscribersService } from './subscribers.service.js';
 import { SubscriptionsRepository } from './subscriptions.repository.js';
 import { SubscriptionsService } from './subscriptions.service.js';
@@ -19,7 +19,7 @@ const PROVIDERS = [
   ImportExportService,
   NewsletterCatalog,
   NewslettersService,
-  PipelinedPg,
+  PreparedPg,
   SubscriberAdminService,
   SubscriberDirectoryService,
   SuppressionsService,

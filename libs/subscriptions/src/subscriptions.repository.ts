@@ -4,7 +4,7 @@ import type { EntityManager } from 'typeorm';
 import type { ConsentAction, SubscriptionStatus } from '../../db/src/entities/index.js';
 import type { DomainEvent } from '../../queue/src/jobs.js';
 import { emailHash } from './tokens.js';
-import type { PipelinedPg } from '../../db/src/pg-client.js';
+import type { PreparedPg } from '../../db/src/pg-client.js';
 import { rows } from '../../db/src/sql.js';
 
 export interface ConsentContext {
@@ -22,9 +22,9 @@ export interface ConsentContext {
 @Injectable()
 export class SubscriptionsRepository {
   /**
-   * A subscription request in one transaction and one round trip (see PipelinedPg): two prepared
-   * statements between BEGIN and COMMIT, whatever is known about the address, so neither the
-   * answer nor its timing tells.
+   * A subscription request in one statement and one round trip: the `mailroom_subscribe`
+   * function (migration SubscribeFunction) runs these two steps, whatever is known about the
+   * address, so neither the answer nor its timing tells.
    *
    * 1. Creates or refreshes the subscriber, unless the address is suppressed (bounced,
    *    complained, blocked; an erased address's hash does not stop it: a new double opt-in may
@@ -36,7 +36,7 @@ export class SubscriptionsRepository {
    *    to the address in a rolling 24 h, counts one and writes the event that sends it.
    */
   async subscribe(
-    db: PipelinedPg,
+    db: PreparedPg,
     req: {
       email: string;
       name: string | null;
@@ -49,77 +49,29 @@ export class SubscriptionsRepository {
       confirmationsPerDay: number;
     },
   ): Promise<void> {
-    await db.transaction([
-      {
-        name: 'subscribe.upsert',
-        text: `WITH subscriber AS (
-           INSERT INTO subscribers (email, name, timezone)
-           SELECT $1, $2, $3
-           WHERE NOT EXISTS (SELECT 1 FROM suppressions WHERE email_hash = $4 AND reason <> 'erased')
-           ON CONFLICT (email) DO UPDATE SET
-             name = COALESCE(EXCLUDED.name, subscribers.name),
-             timezone = COALESCE(EXCLUDED.timezone, subscribers.timezone),
-             updated_at = now()
-           RETURNING id, status),
-         ok AS (SELECT id FROM subscriber WHERE status = 'ok'),
-         consent AS (
-           INSERT INTO consent_records (subscriber_id, newsletter_id, action, ip, user_agent, source_url, consent_text, consent_version)
-           SELECT ok.id, nid, 'subscribe', $8::inet, $9, $10, $11, $12 FROM ok, unnest($5::int[]) AS nid)
-         INSERT INTO subscriptions (subscriber_id, newsletter_id, status, topics, source)
-         SELECT ok.id, nid, 'pending', $6::text[], $7 FROM ok, unnest($5::int[]) AS nid
-         ON CONFLICT (subscriber_id, newsletter_id) DO UPDATE SET
-           status = CASE WHEN subscriptions.status = 'unsubscribed' THEN 'pending' ELSE subscriptions.status END,
-           unsubscribed_at = CASE WHEN subscriptions.status = 'unsubscribed' THEN NULL ELSE subscriptions.unsubscribed_at END,
-           topics = CASE WHEN cardinality(EXCLUDED.topics) > 0 THEN EXCLUDED.topics ELSE subscriptions.topics END,
-           source = COALESCE(EXCLUDED.source, subscriptions.source)`,
-        values: [
-          req.email,
-          req.name,
-          req.timezone,
-          req.suppressionHash,
-          req.newsletterIds,
-          req.topics,
-          req.source,
-          req.consent.ip,
-          req.consent.userAgent,
-          req.consent.sourceUrl,
-          req.consent.consentText ?? null,
-          req.consent.consentVersion ?? null,
-        ],
-      },
-      {
-        name: 'subscribe.request-confirmation',
-        // The subscriber is looked up first, as a single value: the subscriptions are then read by
-        // (subscriber_id, newsletter_id). Written as a join, the plan PostgreSQL caches for this
-        // prepared statement while the tables are still small can scan every pending subscription
-        // of the newsletter instead, and each request gets slower as the list grows.
-        text: `WITH pending AS (
-           SELECT s.subscriber_id, array_agg(s.newsletter_id ORDER BY s.newsletter_id) AS newsletter_ids
-           FROM subscriptions s
-           WHERE s.subscriber_id = (
-               SELECT id FROM subscribers WHERE email = $1 AND status = 'ok'
-                 AND NOT EXISTS (SELECT 1 FROM suppressions WHERE email_hash = $3 AND reason <> 'erased'))
-             AND s.newsletter_id = ANY($2::int[]) AND s.status = 'pending'
-           GROUP BY s.subscriber_id),
-         allowed AS (
-           INSERT INTO confirmation_requests (subscriber_id)
-           SELECT p.subscriber_id FROM pending p
-           WHERE (SELECT count(*) FROM confirmation_requests c
-                  WHERE c.subscriber_id = p.subscriber_id AND c.created_at > now() - interval '24 hours') < $4
-           RETURNING subscriber_id)
-         INSERT INTO outbox (id, type, payload)
-         SELECT $5, $6, jsonb_build_object('subscriberId', p.subscriber_id::text, 'newsletterIds', p.newsletter_ids)
-         FROM pending p JOIN allowed a USING (subscriber_id)`,
-        values: [
-          req.email,
-          req.newsletterIds,
-          req.suppressionHash,
-          req.confirmationsPerDay,
-          randomUUID(),
-          'subscription.requested' satisfies DomainEvent['type'],
-        ],
-      },
-    ]);
+    // Both steps in one statement (see the SubscribeFunction migration): one round trip, no
+    // BEGIN and COMMIT around them.
+    await db.statement({
+      name: 'subscribe',
+      text: `SELECT mailroom_subscribe($1, $2, $3, $4, $5::int[], $6::text[], $7, $8::inet, $9, $10, $11, $12, $13::int, $14::uuid, $15)`,
+      values: [
+        req.email,
+        req.name,
+        req.timezone,
+        req.suppressionHash,
+        req.newsletterIds,
+        req.topics,
+        req.source,
+        req.consent.ip,
+        req.consent.userAgent,
+        req.consent.sourceUrl,
+        req.consent.consentText ?? null,
+        req.consent.consentVersion ?? null,
+        req.confirmationsPerDay,
+        randomUUID(),
+        'subscription.requested' satisfies DomainEvent['type'],
+      ],
+    });
   }
 
   async recordConsent(

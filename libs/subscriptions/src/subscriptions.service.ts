@@ -2,7 +2,7 @@ import { BadRequestException, Inject, Injectable, NotFoundException } from '@nes
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
-import { PipelinedPg } from '../../db/src/pg-client.js';
+import { PreparedPg } from '../../db/src/pg-client.js';
 import { normalizeEmail } from './email.js';
 import { type CatalogEntry, NewsletterCatalog } from './newsletter-catalog.js';
 import { type ConsentContext, SubscriptionsRepository } from './subscriptions.repository.js';
@@ -44,7 +44,7 @@ export class SubscriptionsService {
     @InjectDataSource() private readonly ds: DataSource,
     private readonly repo: SubscriptionsRepository,
     private readonly catalog: NewsletterCatalog,
-    private readonly pg: PipelinedPg,
+    private readonly pg: PreparedPg,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
