@@ -77,6 +77,8 @@ export interface DigestRun {
   ms: number;
   mailsPerS: number;
   mjmlCalls: number | null;
+  /** From creating the digest to its first message at the sink (plan, render, fan-out, first batch), ms. */
+  firstMs: number;
   /** CPU µs per message, from creating the digest to the last message at the sink. */
   cpu: { worker: number | null; postgres: number; sink: number };
 }
@@ -117,10 +119,12 @@ export async function timedDigest(opts: {
   if (extra !== 0 || count < mark + opts.recipients)
     throw new Error(`digest ${id}: sink got ${extra} message(s) too many`);
   const after = opts.worker ? (await probe(opts.worker)).mjmlCalls : null;
+  const times = await sinkTimes(opts.sink, mark);
   return {
     id,
     recipients: opts.recipients,
     ms,
+    firstMs: Math.min(...times) - t0,
     mailsPerS: opts.recipients / (ms / 1000),
     mjmlCalls: before !== null && after !== null ? after - before : null,
     cpu: {
@@ -294,7 +298,7 @@ export async function bench1(opts: {
     rawNagle.push(p);
     ratios.push(d.mailsPerS / r.mailsPerS);
     log(
-      `  [${opts.backend}] rep ${rep}: digest ${d.mailsPerS.toFixed(0)}/s (${(d.ms / 1000).toFixed(2)} s, mjml ${d.mjmlCalls}), ` +
+      `  [${opts.backend}] rep ${rep}: digest ${d.mailsPerS.toFixed(0)}/s (${(d.ms / 1000).toFixed(2)} s, first message after ${d.firstMs.toFixed(0)} ms, mjml ${d.mjmlCalls}), ` +
         `raw NODELAY ${r.mailsPerS.toFixed(0)}/s (bytes as a Buffer ${rb.mailsPerS.toFixed(0)}/s, as a stream ${rs.mailsPerS.toFixed(0)}/s), nodemailer default ${df ? df.mailsPerS.toFixed(0) : '-'}/s, ` +
         `Nagle ${p.mailsPerS.toFixed(0)}/s → ratio ${(d.mailsPerS / r.mailsPerS).toFixed(3)}; ` +
         `CPU µs/message: worker ${d.cpu.worker?.toFixed(0) ?? '-'}, PostgreSQL ${d.cpu.postgres.toFixed(0)}, sink ${d.cpu.sink.toFixed(0)}; ` +
