@@ -15,6 +15,8 @@ describe('controlling a digest while it sends', () => {
   const RATE = 150;
   /** Messages that can be claimed and not yet sent at once: 2 places × 2 claims per SMTP connection. */
   const LANES = 4 * 3;
+  /** Messages handed to SMTP at once: 2 sending places per connection. */
+  const PLACES = 2 * 3;
   let db: { url: string; drop: () => Promise<void> };
   let smtp: TestSmtp;
   let apps: RunningApps;
@@ -104,6 +106,52 @@ describe('controlling a digest while it sends', () => {
       [created.body.id],
     );
     expect(claimed).toBe(smtp.messages.length - start);
+  });
+
+  it('stops a message claimed ahead when its reader unsubscribes before its turn', async () => {
+    await newArticle('claimed-ahead');
+    await query(db.url, `UPDATE subscriptions SET status = 'active', unsubscribed_at = NULL`);
+    const start = smtp.messages.length;
+    const created = await admin<{ id: string }>(apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', {});
+    const id = created.body.id;
+    await smtp.waitFor((m) => m.length >= start + 30, 30_000);
+    // Readers whose rows are claimed (status 'sending'), most of them not yet handed to SMTP.
+    const gone = await query<{ email: string }>(
+      db.url,
+      `UPDATE subscriptions s SET status = 'unsubscribed', unsubscribed_at = now()
+       FROM subscribers u
+       WHERE u.id = s.subscriber_id AND s.id IN (
+         SELECT subscription_id FROM deliveries WHERE digest_id = $1 AND status = 'sending')
+       RETURNING u.email`,
+      [id],
+    );
+    const atUpdate = smtp.messages.length;
+    // The sender claims rows ahead while it hears revocation notices: more than it has places.
+    expect(gone.length).toBeGreaterThan(PLACES);
+    const d = await waitUntil(
+      () => digest(id),
+      (x) => x.status === 'sent',
+      60_000,
+      'digest sent',
+    );
+    const received = new Set(smtp.messages.slice(start).flatMap((m) => m.envelope.to));
+    const leaked = gone.filter((g) => received.has(g.email));
+    // Rows still 'sending' include messages already accepted whose sent record was not written
+    // yet; of the rest, only those already handed to SMTP when the unsubscribe committed can go:
+    // one per sending place.
+    const after = new Set(smtp.messages.slice(atUpdate).flatMap((m) => m.envelope.to));
+    expect(gone.filter((g) => after.has(g.email)).length).toBeLessThanOrEqual(PLACES);
+    // Claimed and stopped: more than the places could have held (with row-by-row claims, at most
+    // 2 per place are claimed at once, and those are mostly already with SMTP).
+    expect(d.skipped).toBe(gone.length - leaked.length);
+    expect(d.skipped).toBeGreaterThan(PLACES);
+    expect(d.sent + d.skipped).toBe(400);
+    const [{ claimed }] = await query<{ claimed: number }>(
+      db.url,
+      `SELECT count(*)::int AS claimed FROM deliveries WHERE digest_id = $1 AND status = 'sending'`,
+      [id],
+    );
+    expect(claimed).toBe(0);
   });
 
   it('keeps the global rate: no slot over its share, no second of slots over the rate', async () => {

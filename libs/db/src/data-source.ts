@@ -8,6 +8,7 @@ import { DigestResumed1764200000000 } from './migrations/1764200000000-digest-re
 import { Staff1764500000000 } from './migrations/1764500000000-staff.js';
 import { SubscriberEmailSearch1764600000000 } from './migrations/1764600000000-subscriber-email-search.js';
 import { SubscribeFunction1764700000000 } from './migrations/1764700000000-subscribe-function.js';
+import { RevocationNotices1764800000000 } from './migrations/1764800000000-revocation-notices.js';
 
 export const MIGRATIONS = [
   Init1764000000000,
@@ -16,6 +17,7 @@ export const MIGRATIONS = [
   Staff1764500000000,
   SubscriberEmailSearch1764600000000,
   SubscribeFunction1764700000000,
+  RevocationNotices1764800000000,
 ];
 
 export function dataSourceOptions(url: string): DataSourceOptions {

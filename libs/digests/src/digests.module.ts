@@ -7,6 +7,7 @@ import { DigestRenderer } from './digest-renderer.service.js';
 import { DigestSender } from './digest-sender.service.js';
 import { DigestsRepository } from './digests.repository.js';
 import { DigestsService } from './digests.service.js';
+import { Revocations } from './revocations.service.js';
 import { FeedsService } from './feeds.service.js';
 import { SchedulesService } from './schedules.service.js';
 
@@ -20,7 +21,11 @@ const PROVIDERS = [
   SchedulesService,
 ];
 
-@Module({ imports: [MailModule, SubscriptionsModule], providers: [...PROVIDERS, LedgerPg], exports: PROVIDERS })
+@Module({
+  imports: [MailModule, SubscriptionsModule],
+  providers: [...PROVIDERS, LedgerPg, Revocations],
+  exports: PROVIDERS,
+})
 export class DigestsModule {}
 
 /** What the api needs: no sender, no scheduler (the api never sends mail). */

@@ -37,6 +37,25 @@ describe('ledger writer (group commit of claims and sent records)', () => {
     expect(await w.claim('2')).toBe('taken');
   });
 
+  it('claims a group of rows in one round trip, with the sent records waiting for it', async () => {
+    const l = ledger();
+    const w = new LedgerWriter(l.write, { maxDelayMs: 1000, maxTrips: 1 });
+    await w.claimAll(['1', '2']);
+    w.recordSent({ subscriberId: '1', messageId: '<m1>' });
+    w.recordSent({ subscriberId: '2', messageId: '<m2>' });
+    expect(await w.claimAll(['3', '4', '5', '2'])).toEqual(['claimed', 'claimed', 'claimed', 'taken']);
+    expect(l.trips).toEqual([
+      { claims: ['1', '2'], sent: [] },
+      {
+        claims: ['3', '4', '5', '2'],
+        sent: [
+          { subscriberId: '1', messageId: '<m1>' },
+          { subscriberId: '2', messageId: '<m2>' },
+        ],
+      },
+    ]);
+  });
+
   it('with two round trips allowed, a claim does not wait for the one under way', async () => {
     const l = ledger({ delayMs: 30 });
     const w = new LedgerWriter(l.write, { maxDelayMs: 1000, maxTrips: 2 });
