@@ -154,6 +154,40 @@ describe('controlling a digest while it sends', () => {
     expect(claimed).toBe(0);
   });
 
+  it('sends everyone exactly once when its revocation listener is cut mid-send', async () => {
+    await newArticle('listener-cut');
+    await query(db.url, `UPDATE subscriptions SET status = 'active', unsubscribed_at = NULL`);
+    const start = smtp.messages.length;
+    const created = await admin<{ id: string }>(apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', {});
+    const id = created.body.id;
+    await smtp.waitFor((m) => m.length >= start + 40, 30_000);
+    // The worker's listening session: its rows claimed ahead go back and are claimed again.
+    const cut = await query(
+      db.url,
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+       WHERE datname = current_database() AND query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()`,
+    );
+    expect(cut).toHaveLength(1);
+    const d = await waitUntil(
+      () => digest(id),
+      (x) => x.status === 'sent',
+      60_000,
+      'digest sent',
+    );
+    expect(d.sent).toBe(400);
+    const copies = new Map<string, number>();
+    for (const m of smtp.messages.slice(start))
+      for (const to of m.envelope.to) copies.set(to, (copies.get(to) ?? 0) + 1);
+    expect(copies.size).toBe(400);
+    expect([...copies.values()].every((n) => n === 1)).toBe(true);
+    const [{ left }] = await query<{ left: number }>(
+      db.url,
+      `SELECT count(*)::int AS left FROM deliveries WHERE digest_id = $1 AND status <> 'sent'`,
+      [id],
+    );
+    expect(left).toBe(0);
+  });
+
   it('keeps the global rate: no slot over its share, no second of slots over the rate', async () => {
     const slots = await query<{ slot: string; n: number }>(db.url, `SELECT slot::text, n FROM send_rate ORDER BY slot`);
     expect(slots.length).toBeGreaterThan(20);
