@@ -4,7 +4,6 @@ declare module 'async-exit-hook' {
     (hook: (done?: () => void) => void): void;
     /** Removes the hook's own listener for a process event or signal. */
     unhookEvent(event: string): void;
-    hookedEvents(): string[];
   }
   const exitHook: ExitHook;
   export default exitHook;

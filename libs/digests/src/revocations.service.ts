@@ -44,7 +44,7 @@ export class Revocations implements OnApplicationShutdown {
 
   constructor(@InjectDataSource() private readonly ds: DataSource) {}
 
-  /** Listening now: every revocation committed from here on reaches `has`. */
+  /** Listening now: every revocation committed from here on is heard (see `since`). */
   get live(): boolean {
     return this.listening;
   }
@@ -123,8 +123,8 @@ export class Revocations implements OnApplicationShutdown {
     return (this.notices.get(key)?.seq ?? 0) > mark;
   }
 
-  /** A notice (exported for the listener's tests: the payload format is the migration's). */
-  note(key: string): void {
+  /** Records a notice: `n:`, `s:` or `d:` and an id, the migration's payload format. */
+  private note(key: string): void {
     const now = Date.now();
     this.seq += 1;
     this.notices.delete(key); // kept in the order heard, for the pruning below
