@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
 import { TEMPLATES_DIR } from '../../core/src/paths.js';
+import { QpTextSplice, type SplicedText } from '../../mail/src/bulk-message.js';
 import { compileMjml, headerValue } from '../../mail/src/mail-renderer.service.js';
 
 export interface IssueArticle {
@@ -58,6 +59,8 @@ interface Compiled {
   wire: Handlebars.TemplateDelegate;
   /** The wire form as static byte segments around the personal values, when it can be one. */
   splice: WireSplice | null;
+  /** The text as quoted-printable segments around the personal values, when it can be one. */
+  textSplice: TextSplice | null;
 }
 
 const PLACEHOLDER = /\{\{(greeting|email|unsubscribeUrl|preferencesUrl)\}\}/g;
@@ -67,6 +70,20 @@ export interface SplicedHtml {
   /** One more than `values`; the same Buffers for every recipient of the issue. */
   parts: readonly Buffer[];
   values: string[];
+}
+
+/**
+ * Whether the static segments around the placeholders are all Handlebars would output as they
+ * are: no other tag, no escaped placeholder (`\{{`), no triple-stash (`{{{x}}}`) around one.
+ */
+function plainPlaceholders(segments: readonly string[]): boolean {
+  return segments.every(
+    (t, i) =>
+      !t.includes('{{') &&
+      !t.includes('}}') &&
+      !(i < segments.length - 1 && (t.endsWith('\\') || t.endsWith('{'))) &&
+      !(i > 0 && t.startsWith('}')),
+  );
 }
 
 /** A personal value as it enters the wire HTML: HTML-escaped, non-ASCII as numeric references, CRLF. */
@@ -100,7 +117,7 @@ export class WireSplice {
       last = m.index + m[0].length;
     }
     parts.push(Buffer.from(wire.slice(last), 'latin1'));
-    if (parts.some((b) => b.includes('{{') || b.includes('}}'))) return null;
+    if (!plainPlaceholders(parts.map((b) => b.toString('latin1')))) return null;
     // The lines the values land on: their length without the values must leave room for them.
     const lines: { fixed: number; slots: number[] }[] = [];
     let current: { fixed: number; slots: number[] } = { fixed: 0, slots: [] };
@@ -128,6 +145,34 @@ export class WireSplice {
       if (length > 998) return null;
     }
     return { parts: this.parts, values };
+  }
+}
+
+/** The issue's text split once at its personal placeholders, each part quoted-printable-encoded (see `QpTextSplice`). */
+export class TextSplice {
+  private constructor(
+    private readonly names: (keyof PersonalVars)[],
+    private readonly qp: QpTextSplice,
+  ) {}
+
+  /** Null when the template holds anything but the four plain placeholders (then the Handlebars render). */
+  static of(text: string): TextSplice | null {
+    const segments: string[] = [];
+    const names: (keyof PersonalVars)[] = [];
+    let last = 0;
+    for (const m of text.matchAll(PLACEHOLDER)) {
+      segments.push(text.slice(last, m.index));
+      names.push(m[1] as keyof PersonalVars);
+      last = m.index + m[0].length;
+    }
+    segments.push(text.slice(last));
+    if (!plainPlaceholders(segments)) return null;
+    return new TextSplice(names, QpTextSplice.of(segments));
+  }
+
+  /** The text, as Handlebars renders it without escaping (`noEscape`), in quoted-printable parts. */
+  render(vars: PersonalVars): SplicedText {
+    return this.qp.render(this.names.map((n) => vars[n]));
   }
 }
 
@@ -229,6 +274,7 @@ export class DigestRenderer implements OnModuleInit {
         text: Handlebars.compile(issue.text, { noEscape: true }),
         wire: Handlebars.compile(wire),
         splice: WireSplice.of(wire),
+        textSplice: TextSplice.of(issue.text),
       };
       if (this.cache.size > 50) this.cache.delete(this.cache.keys().next().value as string);
       this.cache.set(key, c);
@@ -243,17 +289,19 @@ export class DigestRenderer implements OnModuleInit {
   }
 
   /**
-   * For bulk sending: the text, and the wire HTML as spliced segments (see `WireSplice`); null
-   * when this issue or recipient does not fit that form (then `personalizeForSending`).
+   * For bulk sending: the wire HTML as spliced segments (see `WireSplice`) and the text as
+   * quoted-printable segments (see `TextSplice`; the rendered string when the issue's text does not
+   * split); null when this issue or recipient does not fit that form (then `personalizeForSending`).
    */
   personalizeSpliced(
     key: string,
     issue: IssueTemplates,
     vars: PersonalVars,
-  ): { subject: string; html: SplicedHtml; text: string } | null {
+  ): { subject: string; html: SplicedHtml; text: SplicedText | string } | null {
     const c = this.compiled(key, issue);
     const html = c.splice?.render(vars);
-    return html ? { subject: issue.subject, html, text: c.text(vars) } : null;
+    if (!html) return null;
+    return { subject: issue.subject, html, text: c.textSplice ? c.textSplice.render(vars) : c.text(vars) };
   }
 
   /** As `personalize`, with the HTML as a ready MIME part (7bit wire form) for sending. */

@@ -1,7 +1,7 @@
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import { simpleParser } from 'mailparser';
 import Handlebars from 'handlebars';
-import { WireSplice, hasOverlongLine, htmlPart, wireHtml } from './digest-renderer.service.js';
+import { TextSplice, WireSplice, hasOverlongLine, htmlPart, wireHtml } from './digest-renderer.service.js';
 import { listIdValue } from './digest-sender.service.js';
 
 describe('wire form of the digest HTML', () => {
@@ -107,5 +107,50 @@ describe('spliced wire HTML (per-recipient values between per-issue byte segment
     expect(splice.render({ ...long, greeting: 'x'.repeat(991) })).not.toBeNull();
     expect(WireSplice.of('<p>{{greeting}} {{#if x}}y{{/if}}</p>')).toBeNull();
     expect(WireSplice.of('<p>Zoë {{greeting}}</p>')).toBeNull();
+  });
+});
+
+describe('spliced quoted-printable text (per-recipient values between per-issue encoded segments)', () => {
+  const template =
+    '{{greeting}}\n\nZoë’s pick · “Natural Back Pain Relief” — 16 choices   \n' +
+    `${'A line long enough to need a soft break or two, with = signs and tabs\tin it. '.repeat(3)}\n` +
+    'You are receiving this because you subscribed {{email}} to Spine-health.\n' +
+    'Unsubscribe: {{unsubscribeUrl}}\nPreferences: {{preferencesUrl}}';
+  const joined = (s: { parts: readonly Buffer[]; values: string[] }) =>
+    Buffer.concat(
+      s.values.flatMap((v, i) => [s.parts[i], Buffer.from(v, 'latin1')]).concat(s.parts[s.values.length]),
+    ).toString('latin1');
+  /** Quoted-printable decoded by hand (RFC 2045 6.7): soft breaks vanish, =XX become bytes. */
+  const decode = (qp: string) =>
+    Buffer.from(
+      qp.replace(/=\r\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))),
+      'latin1',
+    ).toString('utf8');
+
+  it.each([
+    ['plain values', 'Hi Sam,', 'https://x.example/unsubscribe/12.0.abcdefghijklmnopqrstuv'],
+    [
+      'a name with spaces at its end and = signs',
+      'Hi Sam = Co   ',
+      'https://x.example/subscribe?newsletter=spine-health',
+    ],
+    ['a non-ASCII name', 'Hi Zoë 山田 😀,', 'https://x.example/u'],
+    ['a value longer than a line', `Hi ${'Bartholomew '.repeat(12)},`, `https://x.example/u/${'t'.repeat(150)}`],
+    ['empty values', '', ''],
+  ])('decodes to the Handlebars text with CRLF line ends, on lines of at most 76, for %s', (_label, greeting, url) => {
+    const splice = TextSplice.of(template)!;
+    const vars = { greeting, email: 'sam@example.com', unsubscribeUrl: url, preferencesUrl: url };
+    const qp = joined(splice.render(vars));
+    expect(decode(qp)).toBe(Handlebars.compile(template, { noEscape: true })(vars).replace(/\r?\n/g, '\r\n'));
+    expect(/^[\x20-\x7e\r\n\t]*$/.test(qp)).toBe(true);
+    expect(qp.split('\r\n').every((l) => l.length <= 76 && !/[ \t]$/.test(l))).toBe(true);
+    expect(qp.replace(/\r\n/g, '')).not.toMatch(/[\r\n]/);
+  });
+
+  it('declines templates with anything but the four plain placeholders', () => {
+    expect(TextSplice.of('Hi {{greeting}} {{#if x}}y{{/if}}')).toBeNull();
+    expect(TextSplice.of('Hi \\{{greeting}}')).toBeNull();
+    expect(TextSplice.of('Hi {{{greeting}}}')).toBeNull();
+    expect(TextSplice.of('No placeholder at all')).not.toBeNull();
   });
 });

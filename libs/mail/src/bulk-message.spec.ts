@@ -1,6 +1,6 @@
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import { simpleParser } from 'mailparser';
-import { BulkMessageTemplate, type Sender } from './bulk-message.js';
+import { BulkMessageTemplate, QpTextSplice, type Sender } from './bulk-message.js';
 
 const HTML = '<p>Hi Zo&#235;,</p>\r\n<p>Read <a href="https://example.com/a">more</a></p>\r\n';
 const LIST_ID = '"Spine-health" <spine-health.localhost>';
@@ -119,5 +119,50 @@ describe('bulk message template', () => {
     expect(body(spliced.raw)).toBe(body(whole.raw));
     expect((await simpleParser(spliced.raw)).html).toBe((await simpleParser(whole.raw)).html);
     expect(t.build({ ...base, html7bit: { parts, values: ['Zoë', 'u'] } })).toBeNull();
+  });
+
+  it('writes the To field as nodemailer does, without its encoder when the name needs none', async () => {
+    for (const to of [
+      { name: 'Sam Smith', address: 'sam@example.com' },
+      { name: 'O\'Brien, "Sam" \\ Co', address: 'sam@example.com' },
+      { name: 'Zoë Ünal', address: 'zoe@example.com' },
+      { name: `Bartholomew ${'Longname '.repeat(8)}`, address: 'bart@example.com' },
+    ]) {
+      const { built } = await both('news@spine-health.example', 'S', to, 'hi');
+      const reference = await new MailComposer({
+        from: 'news@spine-health.example',
+        to,
+        subject: 'S',
+        text: 'hi',
+        textEncoding: 'base64',
+      })
+        .compile()
+        .build();
+      const field = (raw: Buffer) => /^To: .*(?:\r\n[ \t].*)*/m.exec(raw.toString('latin1'))?.[0];
+      expect(field(built.raw)).toBe(field(reference));
+    }
+  });
+
+  it('carries a spliced quoted-printable text that reads as the whole text', async () => {
+    const t = new BulkMessageTemplate({
+      from: 'news@spine-health.example',
+      fromAddress: 'news@spine-health.example',
+      subject: 'S',
+      headers: {},
+    });
+    const segments = ['', `\n\nZoë’s pick — ${'a long line of text '.repeat(6)}\nUnsubscribe: `, '\n'];
+    const values = ['Hi Sam,', `https://x.example/unsubscribe/${'t'.repeat(90)}`];
+    const base = { to: { name: 'Sam', address: 's@example.com' }, headers: {}, html7bit: '<p>x</p>' };
+    const spliced = t.build({ ...base, text: QpTextSplice.of(segments).render(values) })!;
+    const whole = t.build({ ...base, text: `${values[0]}${segments[1]}${values[1]}${segments[2]}` })!;
+    const raw = spliced.raw.toString('latin1');
+    expect(raw).toContain('Content-Transfer-Encoding: quoted-printable');
+    expect(raw.split('\r\n').every((l) => l.length <= 998)).toBe(true);
+    expect(/^[\x20-\x7e\r\n\t]*$/.test(raw)).toBe(true);
+    const [a, b] = [await simpleParser(spliced.raw), await simpleParser(whole.raw)];
+    expect(a.text).toBe(b.text);
+    expect(a.html).toBe(b.html);
+    // A value that would carry the boundary, or is not encoded (non-ASCII), is refused.
+    expect(t.build({ ...base, text: { parts: [Buffer.from('a'), Buffer.from('b')], values: ['Zoë'] } })).toBeNull();
   });
 });

@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import * as mimeFuncs from 'nodemailer/lib/mime-funcs/index.js';
 import MimeNode from 'nodemailer/lib/mime-node/index.js';
+import { encode as qpEncode, wrap as qpWrap } from 'nodemailer/lib/qp/index.js';
 
 /** A sender as nodemailer takes it: `{ name, address }` or an RFC 5322 string such as `Name <a@b>`. */
 export type Sender = { name: string; address: string } | string;
@@ -20,7 +21,8 @@ export interface BulkParts {
   to: { name: string; address: string };
   /** Per-message prepared headers (List-Unsubscribe). */
   headers: Record<string, string>;
-  text: string;
+  /** The plain text: whole (sent base64), or quoted-printable parts around values (see `QpTextSplice`). */
+  text: string | SplicedText;
   /**
    * The HTML in 7-bit wire form (ASCII only, CRLF line ends, no line over 998 characters): whole,
    * or as static parts shared by every message (`parts`, one more than `values`) with this
@@ -47,22 +49,79 @@ function base64Lines(text: string): string {
   return lines.join('\r\n');
 }
 
+/** One recipient's plain text as quoted-printable: an issue's static parts and this recipient's encoded values. */
+export interface SplicedText {
+  /** One more than `values`; the same Buffers for every recipient of the issue. */
+  parts: readonly Buffer[];
+  values: string[];
+}
+
+/** Encoded lines stop at 75 characters, leaving room for the soft break (`=`) that may follow the last one. */
+const QP_LINE = 75;
+/** Printable ASCII but `=`, not ending in a space: quoted-printable as it is. */
+const QP_LITERAL = /^[\x20-\x3c\x3e-\x7e]*[\x21-\x3c\x3e-\x7e]$/;
+
+function qpLines(text: string): string {
+  return qpWrap(qpEncode(Buffer.from(text.replace(/\r?\n/g, '\r\n'), 'utf8')), QP_LINE);
+}
+
+/** A soft line break (`=` CRLF: nothing when decoded) after `encoded`, unless it ends a line already. */
+function softBreak(encoded: string): string {
+  return encoded === '' || encoded.endsWith('\r\n') ? encoded : `${encoded}=\r\n`;
+}
+
 /**
- * A multipart/alternative message (base64 text, 7-bit HTML) assembled per recipient from parts
- * built once: the shared header fields are encoded once by nodemailer's own MIME code, and each
- * message costs only its personal headers, a base64 pass over the text and one buffer copy,
+ * A text/plain body in quoted-printable, encoded once per issue around its personal values. Each
+ * static part and each value is encoded on lines of its own, a soft line break between them, so a
+ * part's encoding does not depend on the values before it: per recipient only the few short values
+ * are encoded (most are ASCII and go as they are), and no text string is built, scanned or encoded.
+ * Decoded, the body is exactly the parts and values joined, with CRLF line ends.
+ */
+export class QpTextSplice {
+  private constructor(private readonly parts: readonly Buffer[]) {}
+
+  /** `segments`: the static text around the values, one more than there are values. */
+  static of(segments: readonly string[]): QpTextSplice {
+    return new QpTextSplice(
+      segments.map((text, i) => {
+        const encoded = qpLines(text);
+        return Buffer.from(i < segments.length - 1 ? softBreak(encoded) : encoded, 'latin1');
+      }),
+    );
+  }
+
+  render(values: readonly string[]): SplicedText {
+    return {
+      parts: this.parts,
+      values: values.map((v) => softBreak(v.length <= QP_LINE && QP_LITERAL.test(v) ? v : qpLines(v))),
+    };
+  }
+}
+
+/** The display name as nodemailer's MimeNode writes it, when that needs no encoded word (else null). */
+function plainDisplayName(name: string): string | null {
+  if (/^[\w ]*$/.test(name)) return name;
+  if (/^[\x20-\x7e]*$/.test(name)) return mimeFuncs.quoteString(name);
+  return null;
+}
+
+/**
+ * A multipart/alternative message (quoted-printable or base64 text, 7-bit HTML) assembled per
+ * recipient from parts built once: the shared header fields are encoded once by nodemailer's own
+ * MIME code, and each message costs only its personal headers, its few personal values and one
+ * write of every piece into the message's buffer (no message-sized string is built on the way),
  * instead of a MailComposer tree with its streams per recipient.
  * The result is handed to the SMTP pool as raw bytes, as `MailTransport.sendBuilt` does.
  */
 export class BulkMessageTemplate {
   private readonly encoder = new MimeNode(false, { textEncoding: 'B' });
   private readonly boundary = `--_mr_${randomBytes(12).toString('hex')}`;
-  private readonly head: string;
-  private readonly textHead: string;
-  private readonly htmlHead: string;
-  private readonly end: string;
-  private readonly endBuffer: Buffer;
-  /** Static HTML parts already checked for the boundary (they are the same for a whole issue). */
+  private readonly head: Buffer;
+  private readonly textHeadBase64: Buffer;
+  private readonly textHeadQp: Buffer;
+  private readonly htmlHead: Buffer;
+  private readonly end: Buffer;
+  /** Static parts already checked for the boundary (they are the same for a whole issue). */
   private readonly checkedParts = new WeakSet<readonly Buffer[]>();
   private readonly domain: string;
   private dateSecond = -1;
@@ -70,24 +129,41 @@ export class BulkMessageTemplate {
 
   constructor(private readonly opts: BulkTemplateOptions) {
     this.domain = opts.fromAddress.slice(opts.fromAddress.lastIndexOf('@') + 1) || 'localhost';
-    this.head =
+    this.head = Buffer.from(
       [
         this.field('From', opts.from),
         this.field('Subject', opts.subject),
         'MIME-Version: 1.0',
         ...Object.entries(opts.headers).map(([k, v]) => `${k}: ${v.replace(CRLF, ' ')}`),
-      ].join('\r\n') + '\r\n';
-    this.textHead =
-      `Content-Type: multipart/alternative;\r\n boundary="${this.boundary}"\r\n\r\n` +
-      `--${this.boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n`;
-    this.htmlHead = `\r\n--${this.boundary}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n`;
-    this.end = `\r\n--${this.boundary}--\r\n`;
-    this.endBuffer = Buffer.from(this.end, 'latin1');
+      ].join('\r\n') + '\r\n',
+      'latin1',
+    );
+    const textHead = (encoding: string) =>
+      Buffer.from(
+        `Content-Type: multipart/alternative;\r\n boundary="${this.boundary}"\r\n\r\n` +
+          `--${this.boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: ${encoding}\r\n\r\n`,
+        'latin1',
+      );
+    this.textHeadBase64 = textHead('base64');
+    this.textHeadQp = textHead('quoted-printable');
+    this.htmlHead = Buffer.from(
+      `\r\n--${this.boundary}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n`,
+      'latin1',
+    );
+    this.end = Buffer.from(`\r\n--${this.boundary}--\r\n`, 'latin1');
   }
 
   /** `Key: value`, encoded and folded at 76 characters as nodemailer does it. */
   private field(key: string, value: Sender | string): string {
     return mimeFuncs.foldLines(`${key}: ${this.encoder.encodeHeaderValue(key, value)}`, 76);
+  }
+
+  /** The To field: written here when the name needs no encoding and the line no folding, else by nodemailer. */
+  private to(name: string, address: string): string {
+    if (!name) return `To: ${address}`;
+    const plain = plainDisplayName(name);
+    const line = plain === null ? '' : `To: ${plain} <${address}>`;
+    return line && line.length <= 76 ? line : this.field('To', { name, address });
   }
 
   private date(): string {
@@ -98,6 +174,15 @@ export class BulkMessageTemplate {
       this.dateHeader = `Date: ${new Date(second * 1000).toUTCString().replace(/GMT/, '+0000')}\r\n`;
     }
     return this.dateHeader;
+  }
+
+  /** Parts and values as they are spliced: static parts checked once per issue, values per recipient. */
+  private fits(spliced: SplicedText): boolean {
+    if (!this.checkedParts.has(spliced.parts)) {
+      if (spliced.parts.some((b) => b.includes(this.boundary))) return false;
+      this.checkedParts.add(spliced.parts);
+    }
+    return !spliced.values.some((v) => NON_ASCII.test(v) || v.includes(this.boundary));
   }
 
   /**
@@ -111,26 +196,34 @@ export class BulkMessageTemplate {
     const html = p.html7bit;
     if (typeof html === 'string') {
       if (NON_ASCII.test(html) || html.includes(this.boundary)) return null;
-    } else {
-      if (!this.checkedParts.has(html.parts)) {
-        if (html.parts.some((b) => b.includes(this.boundary))) return null;
-        this.checkedParts.add(html.parts);
-      }
-      if (html.values.some((v) => NON_ASCII.test(v) || v.includes(this.boundary))) return null;
-    }
+    } else if (!this.fits(html)) return null;
+    const text = p.text;
+    if (typeof text !== 'string' && !this.fits(text)) return null;
     const messageId = `<${randomUUID()}@${this.domain}>`;
-    let personal = p.to.name ? this.field('To', { name: p.to.name, address }) : `To: ${address}`;
-    personal += `\r\nMessage-ID: ${messageId}\r\n`;
+    let personal = `${this.to(p.to.name, address)}\r\nMessage-ID: ${messageId}\r\n`;
     for (const [k, v] of Object.entries(p.headers)) personal += `${k}: ${v.replace(CRLF, ' ')}\r\n`;
-    const head = this.head + personal + this.date() + this.textHead + base64Lines(p.text) + this.htmlHead;
-    let raw: Buffer;
-    if (typeof html === 'string') raw = Buffer.from(head + html + this.end, 'latin1');
+    personal += this.date();
+
+    // Every piece in order: strings are ASCII (written as latin1, one byte a character), Buffers are copied.
+    const pieces: (string | Buffer)[] = [this.head, personal];
+    if (typeof text === 'string') pieces.push(this.textHeadBase64, base64Lines(text));
     else {
-      const chunks: Buffer[] = [Buffer.from(head, 'latin1')];
-      html.values.forEach((v, i) => chunks.push(html.parts[i], Buffer.from(v, 'latin1')));
-      chunks.push(html.parts[html.values.length], this.endBuffer);
-      raw = Buffer.concat(chunks);
+      pieces.push(this.textHeadQp);
+      text.values.forEach((v, i) => pieces.push(text.parts[i], v));
+      pieces.push(text.parts[text.values.length]);
     }
+    pieces.push(this.htmlHead);
+    if (typeof html === 'string') pieces.push(html);
+    else {
+      html.values.forEach((v, i) => pieces.push(html.parts[i], v));
+      pieces.push(html.parts[html.values.length]);
+    }
+    pieces.push(this.end);
+    let length = 0;
+    for (const piece of pieces) length += piece.length;
+    const raw = Buffer.allocUnsafe(length);
+    let at = 0;
+    for (const piece of pieces) at += typeof piece === 'string' ? raw.write(piece, at, 'latin1') : piece.copy(raw, at);
     return { raw, messageId, envelope: { from: this.opts.fromAddress, to: [address] } };
   }
 }
