@@ -188,6 +188,39 @@ describe('controlling a digest while it sends', () => {
     expect(left).toBe(0);
   });
 
+  it('drains its batches oldest first, not all at one pace (the next ones start while the others still send)', async () => {
+    await newArticle('oldest-first');
+    const created = await admin<{ id: string }>(apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', {});
+    const id = created.body.id;
+    await waitUntil(
+      () => digest(id),
+      (d) => d.status === 'sent',
+      60_000,
+      'the digest sent',
+    );
+    // The ledger's rows in subscriber order, 50 to a batch (DIGEST_BATCH_SIZE): when each was sent.
+    const sent = await query<{ batch: number; at: string; status: string }>(
+      db.url,
+      `SELECT ((row_number() OVER (ORDER BY subscriber_id) - 1) / 50)::int AS batch,
+              (extract(epoch FROM finished_at) * 1000)::float8::text AS at, status
+         FROM deliveries WHERE digest_id = $1`,
+      [id],
+    );
+    const times = (b: number) =>
+      sent
+        .filter((r) => r.batch === b && r.status === 'sent')
+        .map((r) => Number(r.at))
+        .sort((x, y) => x - y);
+    const first = times(0);
+    const fourth = times(3);
+    expect(first.length).toBeGreaterThan(40);
+    expect(fourth.length).toBeGreaterThan(40);
+    // Four batches run at once (DIGEST_CONCURRENCY). Shared in turn, they would finish together,
+    // the first one's last message after most of the fourth's; oldest first, it is done before
+    // the fourth has sent half of its messages.
+    expect(first[first.length - 1]).toBeLessThan(fourth[Math.floor(fourth.length / 2)]);
+  });
+
   it('keeps the global rate: no slot over its share, no second of slots over the rate', async () => {
     const slots = await query<{ slot: string; n: number }>(db.url, `SELECT slot::text, n FROM send_rate ORDER BY slot`);
     expect(slots.length).toBeGreaterThan(20);

@@ -106,26 +106,40 @@ export class Permits {
  * holds one while it takes a send permit, claims and sends, so a permit is used within about one
  * message time instead of waiting deep in nodemailer's pool queue (where late permits would go
  * out together in a burst).
+ *
+ * A free place goes to the waiting lane of the batch that started first. Shared in turn instead,
+ * the batches a worker runs at once (`DIGEST_CONCURRENCY`) went at one pace and ran dry together;
+ * the places then stood idle while the next batches started (their ranges read, suppressions
+ * checked, first rows claimed). Oldest first, one batch drains at a time while the others are
+ * ready to fill its places, and a batch starting meanwhile does so behind them.
  */
-class Semaphore {
-  private waiters: (() => void)[] = [];
+export class Places {
+  /** Waiting lanes, oldest batch first (FIFO within a batch). */
+  private waiters: { rank: number; go: () => void }[] = [];
   constructor(private free: number) {}
 
-  tryAcquire(): boolean {
-    if (this.free === 0) return false;
-    this.free -= 1;
-    return true;
-  }
-
-  async acquire(): Promise<void> {
-    if (this.tryAcquire()) return;
-    await new Promise<void>((resolve) => this.waiters.push(resolve));
+  /** A place for a lane of the batch ranked `rank` (lower goes first). */
+  async acquire(rank: number): Promise<void> {
+    if (this.free > 0) {
+      this.free -= 1;
+      return;
+    }
+    await new Promise<void>((go) => {
+      let i = this.waiters.length;
+      while (i > 0 && this.waiters[i - 1].rank > rank) i -= 1;
+      this.waiters.splice(i, 0, { rank, go });
+    });
   }
 
   release(): void {
     const next = this.waiters.shift();
-    if (next) next();
+    if (next) next.go();
     else this.free += 1;
+  }
+
+  /** Lanes waiting for a place. */
+  get waiting(): number {
+    return this.waiters.length;
   }
 }
 
@@ -151,7 +165,9 @@ export class DigestSender implements BeforeApplicationShutdown {
 
   private readonly batches = new Set<Promise<unknown>>();
   private readonly publicHost: string;
-  private readonly connections: Semaphore;
+  private readonly connections: Places;
+  /** Batches started here, in order: a batch's rank for the sending places. */
+  private batchesStarted = 0;
   /** Messages this worker may have between a claim and SMTP's answer; also the lanes per batch. */
   private readonly places: number;
   /** Send permits for every batch this worker runs. */
@@ -181,7 +197,7 @@ export class DigestSender implements BeforeApplicationShutdown {
     this.publicHost = new URL(config.publicUrl).hostname;
     this.places = PLACES_PER_CONNECTION * Math.max(1, config.smtp.maxConnections);
     this.permits = new Permits(limiter);
-    this.connections = new Semaphore(this.places);
+    this.connections = new Places(this.places);
   }
 
   /** A schedule fired: one digest per firing (the job id is the key), planned at once. */
@@ -231,12 +247,21 @@ export class DigestSender implements BeforeApplicationShutdown {
     if (step !== 'continue') return step;
 
     const d = (await this.repo.find(this.ds, digestId))!;
-    if (!d.html_template) {
-      const articles = await this.repo.articles(this.ds, d.id);
-      const issue = await this.renderer.renderIssue(d.newsletter_name, articles, d.send_at);
-      await this.repo.storeTemplates(this.ds, d.id, issue);
-    }
-    const recipients = d.recipients ?? (await this.repo.fanOut(this.ds, d.id, d.newsletter_id));
+    // The render (the worker's CPU) and the fan-out (the database's) do not depend on each other:
+    // both at once. Each is kept when the other fails, and a retried plan redoes only what is missing.
+    const [rendered, fannedOut] = await Promise.allSettled([
+      d.html_template
+        ? Promise.resolve()
+        : (async () => {
+            const articles = await this.repo.articles(this.ds, d.id);
+            const issue = await this.renderer.renderIssue(d.newsletter_name, articles, d.send_at);
+            await this.repo.storeTemplates(this.ds, d.id, issue);
+          })(),
+      d.recipients ?? this.repo.fanOut(this.ds, d.id, d.newsletter_id),
+    ]);
+    if (rendered.status === 'rejected') throw rendered.reason;
+    if (fannedOut.status === 'rejected') throw fannedOut.reason;
+    const recipients = fannedOut.value;
     await this.enqueueBatches(d.id);
     if (await this.repo.completeIfDone(this.ds, d.id)) this.logger.log(`Digest ${d.id} sent (no recipient left)`);
     this.logger.log(`Digest ${d.id} planned for ${recipients} recipients`);
@@ -369,6 +394,7 @@ export class DigestSender implements BeforeApplicationShutdown {
 
   private async runBatch(digestId: string, from: string, to: string): Promise<DigestOutcome> {
     if (this.stopping) throw new Error('worker shutting down: batch left to another worker');
+    const rank = this.batchesStarted++;
     await this.revocations.start();
     const d = await this.repo.find(this.ds, digestId);
     if (!d || d.status !== 'sending' || !d.html_template) return d?.status === 'cancelled' ? 'cancelled' : 'skipped';
@@ -429,7 +455,7 @@ export class DigestSender implements BeforeApplicationShutdown {
     // group-commits them with the next claims.
     const lane = async () => {
       for (let r = next(); r; r = next()) {
-        await this.connections.acquire();
+        await this.connections.acquire(rank);
         try {
           // The epoch whose notices cover this claim, and the last notice before it: every
           // revocation committed after the claim's snapshot is heard after `mark`, before the
