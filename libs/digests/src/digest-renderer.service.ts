@@ -73,17 +73,28 @@ export interface SplicedHtml {
 }
 
 /**
- * Whether the static segments around the placeholders are all Handlebars would output as they
- * are: no other tag, no escaped placeholder (`\{{`), no triple-stash (`{{{x}}}`) around one.
+ * A template split at its personal placeholders: the static segments (one more than the names)
+ * and which value goes between them. Null unless every segment is what Handlebars outputs as it
+ * is: no other tag, no escaped placeholder (`\{{`), no triple-stash (`{{{x}}}`) around one.
  */
-function plainPlaceholders(segments: readonly string[]): boolean {
-  return segments.every(
+function splitAtPlaceholders(template: string): { segments: string[]; names: (keyof PersonalVars)[] } | null {
+  const segments: string[] = [];
+  const names: (keyof PersonalVars)[] = [];
+  let last = 0;
+  for (const m of template.matchAll(PLACEHOLDER)) {
+    segments.push(template.slice(last, m.index));
+    names.push(m[1] as keyof PersonalVars);
+    last = m.index + m[0].length;
+  }
+  segments.push(template.slice(last));
+  const plain = segments.every(
     (t, i) =>
       !t.includes('{{') &&
       !t.includes('}}') &&
-      !(i < segments.length - 1 && (t.endsWith('\\') || t.endsWith('{'))) &&
+      !(i < names.length && (t.endsWith('\\') || t.endsWith('{'))) &&
       !(i > 0 && t.startsWith('}')),
   );
+  return plain ? { segments, names } : null;
 }
 
 /** A personal value as it enters the wire HTML: HTML-escaped, non-ASCII as numeric references, CRLF. */
@@ -108,21 +119,13 @@ export class WireSplice {
   /** Null when the template holds anything but the four plain placeholders, or is not 7bit-ready itself. */
   static of(wire: string): WireSplice | null {
     if (NON_ASCII.test(wire) || hasOverlongLine(wire.replace(PLACEHOLDER, ''))) return null;
-    const parts: Buffer[] = [];
-    const names: (keyof PersonalVars)[] = [];
-    let last = 0;
-    for (const m of wire.matchAll(PLACEHOLDER)) {
-      parts.push(Buffer.from(wire.slice(last, m.index), 'latin1'));
-      names.push(m[1] as keyof PersonalVars);
-      last = m.index + m[0].length;
-    }
-    parts.push(Buffer.from(wire.slice(last), 'latin1'));
-    if (!plainPlaceholders(parts.map((b) => b.toString('latin1')))) return null;
+    const split = splitAtPlaceholders(wire);
+    if (!split) return null;
+    const { segments, names } = split;
     // The lines the values land on: their length without the values must leave room for them.
     const lines: { fixed: number; slots: number[] }[] = [];
     let current: { fixed: number; slots: number[] } = { fixed: 0, slots: [] };
-    parts.forEach((b, i) => {
-      const text = b.toString('latin1');
+    segments.forEach((text, i) => {
       const nl = text.lastIndexOf('\n');
       if (nl === -1) current.fixed += text.length;
       else {
@@ -133,7 +136,11 @@ export class WireSplice {
       if (i < names.length) current.slots.push(i);
     });
     if (current.slots.length) lines.push(current);
-    return new WireSplice(parts, names, lines);
+    return new WireSplice(
+      segments.map((t) => Buffer.from(t, 'latin1')),
+      names,
+      lines,
+    );
   }
 
   /** This recipient's values, or null when one would push a line past 998 characters. */
@@ -157,17 +164,8 @@ export class TextSplice {
 
   /** Null when the template holds anything but the four plain placeholders (then the Handlebars render). */
   static of(text: string): TextSplice | null {
-    const segments: string[] = [];
-    const names: (keyof PersonalVars)[] = [];
-    let last = 0;
-    for (const m of text.matchAll(PLACEHOLDER)) {
-      segments.push(text.slice(last, m.index));
-      names.push(m[1] as keyof PersonalVars);
-      last = m.index + m[0].length;
-    }
-    segments.push(text.slice(last));
-    if (!plainPlaceholders(segments)) return null;
-    return new TextSplice(names, QpTextSplice.of(segments));
+    const split = splitAtPlaceholders(text);
+    return split && new TextSplice(split.names, QpTextSplice.of(split.segments));
   }
 
   /** The text, as Handlebars renders it without escaping (`noEscape`), in quoted-printable parts. */
