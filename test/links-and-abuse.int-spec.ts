@@ -104,6 +104,87 @@ describe('links, tokens and abuse', () => {
     expect(consent).toBe(12);
   });
 
+  it('sign-ups that arrive together share one statement, and each lands whole', async () => {
+    const emails = Array.from({ length: 40 }, (_, i) => `together-${i}@example.com`);
+    const codes = await Promise.all(
+      emails.map(async (email, i) => {
+        const body =
+          i % 2 === 0
+            ? { email, name: `Zoë ${i}`, timezone: 'America/Chicago', topics: ['Neck Pain'] }
+            : { email, newsletters: ['spine-health', 'sports-health'] };
+        return (await subscribe(body)).status;
+      }),
+    );
+    expect(codes).toEqual(Array(40).fill(202));
+    const stored = await query<{
+      email: string;
+      name: string | null;
+      timezone: string | null;
+      subs: number;
+      consent: number;
+      events: number;
+      topics: string[] | null;
+    }>(
+      db.url,
+      `SELECT s.email, s.name, s.timezone,
+              (SELECT count(*)::int FROM subscriptions WHERE subscriber_id = s.id AND status = 'pending') AS subs,
+              (SELECT count(*)::int FROM consent_records WHERE subscriber_id = s.id AND action = 'subscribe') AS consent,
+              (SELECT count(*)::int FROM outbox WHERE payload->>'subscriberId' = s.id::text) AS events,
+              (SELECT topics FROM subscriptions WHERE subscriber_id = s.id ORDER BY newsletter_id LIMIT 1) AS topics
+       FROM subscribers s WHERE s.email LIKE 'together-%' ORDER BY s.email`,
+    );
+    expect(stored).toHaveLength(40);
+    for (const row of stored) {
+      const i = Number(/together-(\d+)@/.exec(row.email)![1]);
+      if (i % 2 === 0) {
+        expect(row).toMatchObject({ name: `Zoë ${i}`, timezone: 'America/Chicago', subs: 1, consent: 1, events: 1 });
+        expect(row.topics).toEqual(['Neck Pain']);
+      } else {
+        expect(row).toMatchObject({ name: null, timezone: null, subs: 2, consent: 2, events: 1 });
+      }
+    }
+    // Rows written by one transaction share its id (xmin): several sign-ups went in one statement.
+    const [{ groups }] = await query<{ groups: number }>(
+      db.url,
+      `SELECT count(DISTINCT xmin::text)::int AS groups FROM subscribers WHERE email LIKE 'together-%'`,
+    );
+    expect(groups).toBeLessThan(40);
+  });
+
+  it('a sign-up that fails in a shared statement fails alone; the others land as if alone', async () => {
+    const { SignupWriter } = await import('../libs/subscriptions/src/signup-writer.js');
+    const { emailHash } = await import('../libs/subscriptions/src/tokens.js');
+    const writer = apps.api.get(SignupWriter);
+    const [{ id }] = await query<{ id: number }>(db.url, `SELECT id FROM newsletters WHERE slug = 'spine-health'`);
+    const request = (email: string, newsletterIds: number[]) => ({
+      email,
+      name: null,
+      timezone: null,
+      suppressionHash: emailHash(apps.config.appSecret, email),
+      newsletterIds,
+      topics: [],
+      source: null,
+      consent: { ip: '127.0.0.1', userAgent: 'test', sourceUrl: null, consentText: 'test', consentVersion: 'test' },
+      confirmationsPerDay: 3,
+    });
+    // Written in one turn of the event loop: one group, whose statement fails on the unknown newsletter.
+    const outcomes = await Promise.allSettled([
+      writer.write(request('group-a@example.com', [id])),
+      writer.write(request('group-bad@example.com', [2_000_000_000])),
+      writer.write(request('group-b@example.com', [id])),
+    ]);
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    const rows = await query<{ email: string; events: number }>(
+      db.url,
+      `SELECT s.email, (SELECT count(*)::int FROM outbox WHERE payload->>'subscriberId' = s.id::text) AS events
+       FROM subscribers s WHERE s.email LIKE 'group-%' ORDER BY s.email`,
+    );
+    expect(rows).toEqual([
+      { email: 'group-a@example.com', events: 1 },
+      { email: 'group-b@example.com', events: 1 },
+    ]);
+  });
+
   it('the honeypot gets the same 202 and stores and sends nothing', async () => {
     const res = await subscribe({ email: 'bot@example.com', website: 'http://spam.example' });
     expect(res.status).toBe(202);

@@ -9,6 +9,7 @@ import { WebhooksService } from './webhooks.service.js';
 import { NewsletterCatalog } from './newsletter-catalog.js';
 import { NewslettersService } from './newsletters.service.js';
 import { PreparedPg } from '../../db/src/pg-client.js';
+import { SignupWriter } from './signup-writer.js';
 import { SubscribersService } from './subscribers.service.js';
 import { SubscriptionsRepository } from './subscriptions.repository.js';
 import { SubscriptionsService } from './subscriptions.service.js';
@@ -22,6 +23,7 @@ const PROVIDERS = [
   PreparedPg,
   SubscriberAdminService,
   SubscriberDirectoryService,
+  SignupWriter,
   SuppressionsService,
   WebhooksService,
   SubscribersService,

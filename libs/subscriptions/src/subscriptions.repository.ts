@@ -7,6 +7,21 @@ import { emailHash } from './tokens.js';
 import type { PreparedPg } from '../../db/src/pg-client.js';
 import { rows } from '../../db/src/sql.js';
 
+/** One sign-up as `mailroom_subscribe` takes it. */
+export interface SignupRequest {
+  email: string;
+  name: string | null;
+  timezone: string | null;
+  suppressionHash: Buffer;
+  newsletterIds: number[];
+  topics: string[];
+  source: string | null;
+  consent: ConsentContext;
+  confirmationsPerDay: number;
+}
+
+const SUBSCRIPTION_REQUESTED = 'subscription.requested' satisfies DomainEvent['type'];
+
 export interface ConsentContext {
   ip: string | null;
   userAgent: string | null;
@@ -35,20 +50,7 @@ export class SubscriptionsRepository {
    *    if any of these subscriptions is pending and fewer than `perDay` confirmation mails went
    *    to the address in a rolling 24 h, counts one and writes the event that sends it.
    */
-  async subscribe(
-    db: PreparedPg,
-    req: {
-      email: string;
-      name: string | null;
-      timezone: string | null;
-      suppressionHash: Buffer;
-      newsletterIds: number[];
-      topics: string[];
-      source: string | null;
-      consent: ConsentContext;
-      confirmationsPerDay: number;
-    },
-  ): Promise<void> {
+  async subscribe(db: PreparedPg, req: SignupRequest): Promise<void> {
     // Both steps in one statement (see the SubscribeFunction migration): one round trip, no
     // BEGIN and COMMIT around them.
     await db.statement({
@@ -69,7 +71,46 @@ export class SubscriptionsRepository {
         req.consent.consentVersion ?? null,
         req.confirmationsPerDay,
         randomUUID(),
-        'subscription.requested' satisfies DomainEvent['type'],
+        SUBSCRIPTION_REQUESTED,
+      ],
+    });
+  }
+
+  /**
+   * Several sign-ups in one statement, one transaction: `mailroom_subscribe` for each, in the
+   * order of their addresses. Every group takes the subscribers' row locks in that one order, so
+   * two groups under way at once wait for each other but never deadlock. All or nothing: when it
+   * fails, none of them was written.
+   */
+  async subscribeMany(db: PreparedPg, reqs: SignupRequest[]): Promise<void> {
+    const sorted = [...reqs].sort((a, b) => (a.email < b.email ? -1 : a.email > b.email ? 1 : 0));
+    await db.statement({
+      name: 'subscribe-many',
+      text: `SELECT mailroom_subscribe(x.email, x.name, x.timezone, x.hash, x.newsletter_ids, x.topics, x.source,
+               x.ip, x.user_agent, x.source_url, x.consent_text, x.consent_version, x.per_day, x.event_id, $2)
+             FROM jsonb_to_recordset($1::jsonb) AS x(email text, name text, timezone text, hash bytea,
+               newsletter_ids int[], topics text[], source text, ip inet, user_agent text, source_url text,
+               consent_text text, consent_version text, per_day int, event_id uuid)`,
+      values: [
+        JSON.stringify(
+          sorted.map((r) => ({
+            email: r.email,
+            name: r.name,
+            timezone: r.timezone,
+            hash: `\\x${r.suppressionHash.toString('hex')}`,
+            newsletter_ids: r.newsletterIds,
+            topics: r.topics,
+            source: r.source,
+            ip: r.consent.ip,
+            user_agent: r.consent.userAgent,
+            source_url: r.consent.sourceUrl,
+            consent_text: r.consent.consentText ?? null,
+            consent_version: r.consent.consentVersion ?? null,
+            per_day: r.confirmationsPerDay,
+            event_id: randomUUID(),
+          })),
+        ),
+        SUBSCRIPTION_REQUESTED,
       ],
     });
   }

@@ -2,9 +2,9 @@ import { BadRequestException, Inject, Injectable, NotFoundException } from '@nes
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
-import { PreparedPg } from '../../db/src/pg-client.js';
 import { normalizeEmail } from './email.js';
 import { type CatalogEntry, NewsletterCatalog } from './newsletter-catalog.js';
+import { SignupWriter } from './signup-writer.js';
 import { type ConsentContext, SubscriptionsRepository } from './subscriptions.repository.js';
 import { emailHash, hashToken, signToken, verifyToken } from './tokens.js';
 
@@ -44,7 +44,7 @@ export class SubscriptionsService {
     @InjectDataSource() private readonly ds: DataSource,
     private readonly repo: SubscriptionsRepository,
     private readonly catalog: NewsletterCatalog,
-    private readonly pg: PreparedPg,
+    private readonly signups: SignupWriter,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -78,8 +78,9 @@ export class SubscriptionsService {
     const email = check.email;
     // Bounced, complained or blocked addresses get the same answer and nothing else. An erased
     // address may start a new double opt-in: its hash is lifted only when that is confirmed.
-    // The hottest write path: one transaction, one round trip to PostgreSQL.
-    await this.repo.subscribe(this.pg, {
+    // The hottest write path: one statement and one round trip, shared with the sign-ups that
+    // arrive at the same time (SignupWriter); the answer waits for the commit.
+    await this.signups.write({
       email,
       name: input.name?.trim() || null,
       timezone: input.timezone ?? null,
