@@ -584,6 +584,7 @@ async function main(): Promise<void> {
         '',
         `- at a fixed ${r.fixedRate} req/s: app p50 ${r.appAtRate.p50} ms, p99 ${r.appAtRate.p99} ms (${r.appAtRate.reqPerS.toFixed(0)} req/s served); bare p50 ${r.rawAtRate.p50} ms, p99 ${r.rawAtRate.p99} ms`,
         `- stored afterwards: ${r.stored.subscribers} subscribers, ${r.stored.outbox} outbox rows (no worker runs on this database: no mail is sent)`,
+        `- the app's sign-ups per statement (concurrent sign-ups share one, see SignupWriter): ${(r.stored.appRows / Math.max(1, r.stored.appStatements)).toFixed(2)} (${r.stored.appRows} sign-ups in ${r.stored.appStatements} transactions, counted by xmin)`,
       ]);
     }
     if (want('import')) {

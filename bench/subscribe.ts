@@ -65,7 +65,7 @@ export interface Bench4Result {
   appAtRate: Load;
   rawAtRate: Load;
   connections: number;
-  stored: { subscribers: number; outbox: number };
+  stored: { subscribers: number; outbox: number; appRows: number; appStatements: number };
 }
 
 export async function bench4(opts: {
@@ -111,9 +111,15 @@ export async function bench4(opts: {
     `  at ${opts.fixedRate} req/s: app p50 ${appAtRate.p50} ms p99 ${appAtRate.p99} ms (${appAtRate.reqPerS.toFixed(0)} req/s); ` +
       `raw p50 ${rawAtRate.p50} ms p99 ${rawAtRate.p99} ms`,
   );
-  const [stored] = await query<{ subscribers: number; outbox: number }>(
+  // Rows one transaction wrote share its xmin: the app's sign-ups per statement (SignupWriter).
+  const [stored] = await query<{ subscribers: number; outbox: number; appRows: number; appStatements: number }>(
     opts.dbUrl,
-    `SELECT (SELECT count(*)::int FROM subscribers) AS subscribers, (SELECT count(*)::int FROM outbox) AS outbox`,
+    `SELECT (SELECT count(*)::int FROM subscribers) AS subscribers, (SELECT count(*)::int FROM outbox) AS outbox,
+            (SELECT count(*)::int FROM subscribers WHERE email LIKE '%-app-%') AS "appRows",
+            (SELECT count(DISTINCT xmin::text)::int FROM subscribers WHERE email LIKE '%-app-%') AS "appStatements"`,
+  );
+  log(
+    `  the app's sign-ups per statement: ${(stored.appRows / Math.max(1, stored.appStatements)).toFixed(2)} (${stored.appRows} in ${stored.appStatements})`,
   );
   return {
     app,
