@@ -2,17 +2,16 @@ import { GroupWriter } from './group-writer.js';
 
 /** A write target that records every statement and lets the test finish each one. */
 class Target {
-  readonly statements: { kind: 'many' | 'one'; items: number[]; done: () => void; fail: (e: Error) => void }[] = [];
+  readonly statements: { kind: 'many' | 'one'; items: number[]; done: () => void }[] = [];
   /** Items the statements fail for (a "many" fails when it holds one, as a transaction would). */
   readonly bad = new Set<number>();
   autoFinish = false;
 
   private statement(kind: 'many' | 'one', items: number[]): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const fail = (e: Error) => reject(e);
       const done = () =>
-        items.some((i) => this.bad.has(i)) ? fail(new Error(`bad item in ${items.join(',')}`)) : resolve();
-      this.statements.push({ kind, items, done, fail });
+        items.some((i) => this.bad.has(i)) ? reject(new Error(`bad item in ${items.join(',')}`)) : resolve();
+      this.statements.push({ kind, items, done });
       if (this.autoFinish) setImmediate(done);
     });
   }

@@ -19,8 +19,8 @@ export class SignupWriter {
 
   constructor(repo: SubscriptionsRepository, pg: PreparedPg) {
     this.writer = new GroupWriter<SignupRequest>(
-      (reqs) => repo.subscribeMany(pg, reqs),
-      (req) => repo.subscribe(pg, req),
+      (reqs) => repo.subscribe(pg, reqs),
+      (req) => repo.subscribe(pg, [req]),
       { maxTrips: SIGNUP_TRIPS, maxGroup: SIGNUP_GROUP },
     );
   }

@@ -32,14 +32,14 @@ export interface ConsentContext {
 
 /**
  * Set-based SQL for the subscription lifecycle. Every method runs inside the caller's transaction,
- * except subscribe(), which is a transaction of its own.
+ * except subscribe(), a transaction of its own.
  */
 @Injectable()
 export class SubscriptionsRepository {
   /**
-   * A subscription request in one statement and one round trip: the `mailroom_subscribe`
-   * function (migration SubscribeFunction) runs these two steps, whatever is known about the
-   * address, so neither the answer nor its timing tells.
+   * Subscription requests, one or several, in one statement and one round trip: the
+   * `mailroom_subscribe` function (migration SubscribeFunction) runs these two steps for each,
+   * whatever is known about the address, so neither the answer nor its timing tells.
    *
    * 1. Creates or refreshes the subscriber, unless the address is suppressed (bounced,
    *    complained, blocked; an erased address's hash does not stop it: a new double opt-in may
@@ -49,43 +49,15 @@ export class SubscriptionsRepository {
    * 2. With that lock held and a fresh snapshot (so it counts what those requests committed):
    *    if any of these subscriptions is pending and fewer than `perDay` confirmation mails went
    *    to the address in a rolling 24 h, counts one and writes the event that sends it.
+   *
+   * Several requests run in the order of their addresses, in one transaction: every group takes
+   * the subscribers' row locks in that one order, so two groups under way at once wait for each
+   * other but never deadlock. All or nothing: when it fails, none of them was written.
    */
-  async subscribe(db: PreparedPg, req: SignupRequest): Promise<void> {
-    // Both steps in one statement (see the SubscribeFunction migration): one round trip, no
-    // BEGIN and COMMIT around them.
-    await db.statement({
-      name: 'subscribe',
-      text: `SELECT mailroom_subscribe($1, $2, $3, $4, $5::int[], $6::text[], $7, $8::inet, $9, $10, $11, $12, $13::int, $14::uuid, $15)`,
-      values: [
-        req.email,
-        req.name,
-        req.timezone,
-        req.suppressionHash,
-        req.newsletterIds,
-        req.topics,
-        req.source,
-        req.consent.ip,
-        req.consent.userAgent,
-        req.consent.sourceUrl,
-        req.consent.consentText ?? null,
-        req.consent.consentVersion ?? null,
-        req.confirmationsPerDay,
-        randomUUID(),
-        SUBSCRIPTION_REQUESTED,
-      ],
-    });
-  }
-
-  /**
-   * Several sign-ups in one statement, one transaction: `mailroom_subscribe` for each, in the
-   * order of their addresses. Every group takes the subscribers' row locks in that one order, so
-   * two groups under way at once wait for each other but never deadlock. All or nothing: when it
-   * fails, none of them was written.
-   */
-  async subscribeMany(db: PreparedPg, reqs: SignupRequest[]): Promise<void> {
+  async subscribe(db: PreparedPg, reqs: SignupRequest[]): Promise<void> {
     const sorted = [...reqs].sort((a, b) => (a.email < b.email ? -1 : a.email > b.email ? 1 : 0));
     await db.statement({
-      name: 'subscribe-many',
+      name: 'subscribe',
       text: `SELECT mailroom_subscribe(x.email, x.name, x.timezone, x.hash, x.newsletter_ids, x.topics, x.source,
                x.ip, x.user_agent, x.source_url, x.consent_text, x.consent_version, x.per_day, x.event_id, $2)
              FROM jsonb_to_recordset($1::jsonb) AS x(email text, name text, timezone text, hash bytea,
