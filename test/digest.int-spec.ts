@@ -263,4 +263,71 @@ describe.each<Backend>(['postgres', 'redis'])('weekly digest on the %s queue bac
         .status,
     ).toBe(400);
   });
+
+  it('a plan stopped after its first ledger page writes the rest when retried, and every reader gets one copy', async () => {
+    const art = await admin(apps.baseUrl, 'POST', '/v1/articles', {
+      url: `https://www.spine-health.example/news/${backend}-paged`,
+      title: 'Sacroiliac Joint Dysfunction: Exercises That Help',
+      summary: 'Stretches and strengthening for the SI joint.',
+      publishedAt: new Date().toISOString(),
+      newsletters: ['spine-health'],
+    });
+    expect(art.status).toBe(201);
+    // What a plan leaves when it dies after its transaction and the ledger's first page (the
+    // batch size is 100 here, four batch jobs at once: 400 rows), before anything was queued.
+    const [{ id }] = await query<{ id: string }>(
+      db.url,
+      `INSERT INTO digests (newsletter_id, status, trigger, send_at, started_at)
+       SELECT id, 'sending', 'manual', now(), now() FROM newsletters WHERE slug = 'spine-health' RETURNING id`,
+    );
+    await query(
+      db.url,
+      `INSERT INTO digest_articles (digest_id, article_id, position) SELECT $1, id, 0 FROM articles WHERE url = $2`,
+      [id, `https://www.spine-health.example/news/${backend}-paged`],
+    );
+    await query(
+      db.url,
+      `INSERT INTO deliveries (digest_id, subscriber_id, subscription_id)
+       SELECT $1, s.subscriber_id, s.id FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id
+       JOIN newsletters n ON n.id = s.newsletter_id
+       WHERE n.slug = 'spine-health' AND s.status = 'active' AND u.status = 'ok'
+       ORDER BY s.subscriber_id LIMIT 400`,
+      [id],
+    );
+    const audience = await query<{ email: string }>(
+      db.url,
+      `SELECT u.email FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id
+       JOIN newsletters n ON n.id = s.newsletter_id
+       WHERE n.slug = 'spine-health' AND s.status = 'active' AND u.status = 'ok'`,
+    );
+    expect(audience.length).toBeGreaterThan(1000);
+    const before = smtp.messages.length;
+
+    expect(await apps.worker!.get(DigestSender).plan(id)).toBe('planned');
+    const d = await finished(id);
+    expect(d.status).toBe('sent');
+    expect(d.recipients).toBe(audience.length);
+    const mailable = audience.filter((a) => active.includes(a.email));
+    expect(d.sent).toBe(mailable.length);
+    expect(d.sent + d.skipped).toBe(audience.length);
+    const [{ rows: ledgerRows, subscribers }] = await query<{ rows: number; subscribers: number }>(
+      db.url,
+      `SELECT count(*)::int AS rows, count(DISTINCT subscriber_id)::int AS subscribers FROM deliveries WHERE digest_id = $1`,
+      [id],
+    );
+    expect({ ledgerRows, subscribers }).toEqual({ ledgerRows: audience.length, subscribers: audience.length });
+    await waitUntil(
+      async () => smtp.messages.length,
+      (n) => n >= before + mailable.length,
+      30_000,
+      'paged digest mails',
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    const mine = smtp.messages.slice(before);
+    expect(mine.length).toBe(mailable.length);
+    const byRecipient = new Map<string, number>();
+    for (const m of mine) for (const t of m.envelope.to) byRecipient.set(t, (byRecipient.get(t) ?? 0) + 1);
+    for (const a of mailable) expect(byRecipient.get(a.email)).toBe(1);
+    expect(mine[0].parsed.subject).toBe('Spine-health: Sacroiliac Joint Dysfunction: Exercises That Help');
+  });
 });

@@ -211,38 +211,70 @@ export class DigestsRepository {
     ]);
   }
 
-  /** The delivery ledger: one row per confirmed, unsuppressed subscriber at planning time. */
-  async fanOut(db: Db, digestId: string, newsletterId: number): Promise<number> {
-    await db.query(
-      `INSERT INTO deliveries (digest_id, subscriber_id, subscription_id)
-       SELECT $1, s.subscriber_id, s.id FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id
-       WHERE s.newsletter_id = $2 AND s.status = 'active' AND u.status = 'ok'
-       ON CONFLICT DO NOTHING`,
-      [digestId, newsletterId],
+  /**
+   * The delivery ledger, one page at a time: the next `size` confirmed, mailable subscribers after
+   * `afterSubscriberId` (subscriber id order) get their row. Returns how many the page held and
+   * its last subscriber id (null once there are none left). Rows already there (a retried plan)
+   * stay as they are.
+   */
+  async fanOutPage(
+    db: Db,
+    digestId: string,
+    newsletterId: number,
+    afterSubscriberId: string,
+    size: number,
+  ): Promise<{ n: number; last: string | null }> {
+    const [r] = await rows<{ n: number; last: string | null }>(
+      db,
+      `WITH page AS MATERIALIZED (
+         SELECT s.subscriber_id, s.id FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id
+         WHERE s.newsletter_id = $2 AND s.status = 'active' AND u.status = 'ok' AND s.subscriber_id > $3
+         ORDER BY s.subscriber_id LIMIT $4),
+       added AS (
+         INSERT INTO deliveries (digest_id, subscriber_id, subscription_id)
+         SELECT $1, subscriber_id, id FROM page ON CONFLICT DO NOTHING)
+       SELECT count(*)::int AS n, max(subscriber_id)::text AS last FROM page`,
+      [digestId, newsletterId, afterSubscriberId, size],
     );
-    // The ledger just grew by a whole audience: fresh statistics, or the send path's statements
-    // (planned once per connection) would treat it as the few rows it was and scan a digest's
-    // every row to find the few they touch.
+    return r;
+  }
+
+  /**
+   * Fresh statistics for the ledger, which just grew by (part of) an audience: without them the
+   * send path's statements (planned once per connection) would treat the digest as the few rows
+   * it had and scan all of its rows to find the few they touch. The plans made after it stay good
+   * while the ledger grows: the planner scales the row count to the table's current size.
+   */
+  async analyzeLedger(db: Db): Promise<void> {
     await db.query(`ANALYZE deliveries`);
-    const [{ n }] = await rows<{ n: number }>(db, `SELECT count(*)::int AS n FROM deliveries WHERE digest_id = $1`, [
-      digestId,
-    ]);
-    await db.query(`UPDATE digests SET recipients = $2 WHERE id = $1`, [digestId, n]);
+  }
+
+  /** The fan-out is complete: the digest's recipient count is set (and with it, the digest can end). */
+  async setRecipients(db: Db, digestId: string): Promise<number> {
+    const [{ n }] = await rows<{ n: number }>(
+      db,
+      `UPDATE digests SET recipients = (SELECT count(*)::int FROM deliveries WHERE digest_id = $1)
+       WHERE id = $1 RETURNING recipients AS n`,
+      [digestId],
+    );
     return n;
   }
 
-  /** Next keyset page of recipients: just its first and last subscriber id. */
+  /** Next keyset page of recipients (up to `upTo`, when given): just its first and last subscriber id. */
   async nextRange(
     db: Db,
     digestId: string,
     afterSubscriberId: string,
     size: number,
+    upTo: string | null = null,
   ): Promise<{ from: string; to: string } | null> {
     const [r] = await rows<{ from: string | null; to: string | null }>(
       db,
       `SELECT min(subscriber_id)::text AS "from", max(subscriber_id)::text AS "to" FROM (
-         SELECT subscriber_id FROM deliveries WHERE digest_id = $1 AND subscriber_id > $2 ORDER BY subscriber_id LIMIT $3) page`,
-      [digestId, afterSubscriberId, size],
+         SELECT subscriber_id FROM deliveries
+         WHERE digest_id = $1 AND subscriber_id > $2 AND ($4::bigint IS NULL OR subscriber_id <= $4)
+         ORDER BY subscriber_id LIMIT $3) page`,
+      [digestId, afterSubscriberId, size, upTo],
     );
     return r.from && r.to ? { from: r.from, to: r.to } : null;
   }

@@ -55,6 +55,11 @@ export const MAX_COMPOSED = 50;
 const PROGRESS_WINDOW_SECONDS = 5;
 
 /** The marketer's side of digests: create, watch, preview, test, cancel, and the weekly schedule. */
+/** While the fan-out is still writing the ledger, the recipients so far are its rows. */
+function ledgerRows(counts: Record<string, number>): number {
+  return Object.values(counts).reduce((a, b) => a + b, 0);
+}
+
 @Injectable()
 export class DigestsService {
   constructor(
@@ -191,7 +196,7 @@ export class DigestsService {
   async progress(id: string): Promise<DigestProgress> {
     const d = await this.found(id);
     const p = await this.repo.progress(this.ds, d.id, PROGRESS_WINDOW_SECONDS);
-    const recipients = d.recipients ?? 0;
+    const recipients = d.recipients ?? ledgerRows(await this.repo.counts(this.ds, d.id));
     const done = p.sent + p.failed + p.skipped;
     const remaining = d.status === 'sending' || d.status === 'scheduled' ? Math.max(0, recipients - done) : 0;
     let rate = 0;
@@ -241,7 +246,7 @@ export class DigestsService {
       sendAt: d.send_at,
       subject: d.subject,
       reason: d.reason,
-      recipients: d.recipients ?? 0,
+      recipients: d.recipients ?? ledgerRows(counts),
       sent: counts.sent ?? 0,
       failed: counts.failed ?? 0,
       skipped: counts.skipped ?? 0,
