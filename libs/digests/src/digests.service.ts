@@ -54,12 +54,12 @@ export interface DigestProgress {
 export const MAX_COMPOSED = 50;
 const PROGRESS_WINDOW_SECONDS = 5;
 
-/** The marketer's side of digests: create, watch, preview, test, cancel, and the weekly schedule. */
 /** While the fan-out is still writing the ledger, the recipients so far are its rows. */
 function ledgerRows(counts: Record<string, number>): number {
   return Object.values(counts).reduce((a, b) => a + b, 0);
 }
 
+/** The marketer's side of digests: create, watch, preview, test, cancel, and the weekly schedule. */
 @Injectable()
 export class DigestsService {
   constructor(
