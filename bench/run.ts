@@ -455,14 +455,17 @@ async function main(): Promise<void> {
         ),
         `| median | ${r.digestMailsPerS.toFixed(0)} | ${r.rawNodelayMailsPerS.toFixed(0)} | | ${r.rawDefault.length ? r.rawDefaultMailsPerS.toFixed(0) : '–'} | ${r.rawNagleMailsPerS.toFixed(0)} | ${r.ratio.toFixed(3)} | |`,
         '',
+        `Before the reps, a warm-up digest of the same size (not counted; the worker's compiler is still at work in it): ${r.warmUp.mailsPerS.toFixed(0)} mails/s, worker ${r.warmUp.cpu.worker?.toFixed(0) ?? '–'} µs of CPU per message.`,
+        '',
         "Where the CPU went, µs per message (user + system time from /proc; PostgreSQL: the bench database's backends plus the WAL writer, checkpointer and background writer; the machine has 2 cores):",
         '',
-        '| rep | digest: worker | digest: PostgreSQL | digest: sink | digest: total | raw: blaster | raw: sink | raw: total |',
-        '|---:|---:|---:|---:|---:|---:|---:|---:|',
+        '| rep | digest: worker | digest: PostgreSQL | digest: sink | digest: total | raw: blaster | raw: sink | raw: total | main thread busy: worker / blaster |',
+        '|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
         ...r.digest.map((d, i) => {
           const raw = r.rawNodelay[i].cpu;
           const total = (d.cpu.worker ?? 0) + d.cpu.postgres + d.cpu.sink;
-          return `| ${i + 1} | ${d.cpu.worker?.toFixed(0) ?? '–'} | ${d.cpu.postgres.toFixed(0)} | ${d.cpu.sink.toFixed(0)} | ${total.toFixed(0)} | ${raw.blaster.toFixed(0)} | ${raw.sink.toFixed(0)} | ${(raw.blaster + raw.sink).toFixed(0)} |`;
+          const busy = d.workerBusy === null ? '–' : `${(d.workerBusy * 100).toFixed(0)} %`;
+          return `| ${i + 1} | ${d.cpu.worker?.toFixed(0) ?? '–'} | ${d.cpu.postgres.toFixed(0)} | ${d.cpu.sink.toFixed(0)} | ${total.toFixed(0)} | ${raw.blaster.toFixed(0)} | ${raw.sink.toFixed(0)} | ${(raw.blaster + raw.sink).toFixed(0)} | ${busy} / ${(r.rawNodelay[i].busy * 100).toFixed(0)} % |`;
         }),
       ],
     );

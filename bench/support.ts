@@ -233,6 +233,15 @@ export interface Probe {
   rssKb: number;
   hwmKb: number;
   heapUsed: number;
+  /** The main thread's time so far, busy and idle (ms, `performance.eventLoopUtilization()`). */
+  elu: { active: number; idle: number };
+}
+
+/** Share of the time between two event-loop readings the main thread was busy. */
+export function busyShare(a: { active: number; idle: number }, b: { active: number; idle: number }): number {
+  const active = b.active - a.active;
+  const idle = b.idle - a.idle;
+  return active + idle > 0 ? active / (active + idle) : 0;
 }
 
 /** Asks a probed child for its figures; with `gc`, after a full garbage collection (live heap). */

@@ -1,10 +1,11 @@
 /**
  * Preloaded into a benchmark's worker or api child (`node --import ./dist/bench/worker-probe.js
  * dist/apps/worker/src/main.js`). It imports the very module instance the app uses (same file
- * URL), so it can answer the parent over IPC with MailRenderer.mjmlCalls and the process's memory
- * figures. It changes nothing in the app.
+ * URL), so it can answer the parent over IPC with MailRenderer.mjmlCalls, the process's memory
+ * figures and how busy its main thread has been. It changes nothing in the app.
  */
 import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { MailRenderer } from '../libs/mail/src/mail-renderer.service.js';
 
 function statusKb(field: string): number {
@@ -24,6 +25,7 @@ if (process.send) {
       rssKb: statusKb('VmRSS'),
       hwmKb: statusKb('VmHWM'),
       heapUsed: process.memoryUsage().heapUsed,
+      elu: (({ active, idle }) => ({ active, idle }))(performance.eventLoopUtilization()),
     });
   });
   // The IPC channel must not keep a stopped app alive.

@@ -19,7 +19,7 @@ import { SLOT_MS, type SendGrant, SendRateLimiter } from '../../mail/src/send-ra
 import { listUnsubscribeHeaders, SubscriptionMailService } from '../../mail/src/subscription-mail.service.js';
 import { DIGEST_QUEUE, type DigestJob, jobIds } from '../../queue/src/jobs.js';
 import { emailHash, signToken } from '../../subscriptions/src/tokens.js';
-import { BulkMessageTemplate } from '../../mail/src/bulk-message.js';
+import { BulkMessageTemplate, MessageBuffer } from '../../mail/src/bulk-message.js';
 import { DigestRenderer, type IssueTemplates } from './digest-renderer.service.js';
 import { type DigestRow, DigestsRepository, type Recipient } from './digests.repository.js';
 import { LedgerWriter, type SentRecord } from './ledger-writer.js';
@@ -35,6 +35,8 @@ export function listIdValue(name: string, id: string): string {
 export type DigestOutcome = 'planned' | 'sent' | 'skipped' | 'cancelled' | 'partial';
 
 const ENQUEUE_CHUNK = 500;
+/** Send positions a worker takes from the global limiter at once (one statement per this many messages). */
+const GRANT_SIZE = 20;
 /** After the first, the fan-out writes the ledger this many batches' worth of rows a statement. */
 const FAN_OUT_PAGE_BATCHES = 20;
 /**
@@ -65,12 +67,25 @@ const POLICY_RE = '\\m5\\d\\d[ -]5\\.7\\.';
  */
 export class Permits {
   private grant: SendGrant | null = null;
+  /** The grant after `grant`, asked for once half of it was used. */
+  private ahead: Promise<SendGrant> | null = null;
   /** Positions of `grant` used (or dropped). */
   private used = 0;
   /** Sends the batches under way may still ask for: no more than that is taken from the limiter. */
   private remaining = 0;
   private chain: Promise<void> = Promise.resolve();
   constructor(private readonly limiter: SendRateLimiter) {}
+
+  /** Skips the grant's positions more than a slot overdue. */
+  private dropStale(): void {
+    const stale = Date.now() - SLOT_MS;
+    while (this.grant && this.used < this.grant.count && this.grant.dueAt(this.used) < stale) this.used += 1;
+  }
+
+  /** The current grant while it has positions left. */
+  private current(): SendGrant | null {
+    return this.grant && this.used < this.grant.count ? this.grant : null;
+  }
 
   /** A batch starts: up to `n` more sends. */
   expect(n: number): void {
@@ -86,14 +101,36 @@ export class Permits {
     const next = this.chain.then(async () => {
       // A position more than a slot overdue (the senders were busy) is dropped, not sent late
       // together with the ones due now.
-      const stale = Date.now() - SLOT_MS;
-      while (this.grant && this.used < this.grant.count && this.grant.dueAt(this.used) < stale) this.used += 1;
-      if (!this.grant || this.used >= this.grant.count) {
-        this.grant = await this.limiter.grant(Math.max(1, Math.min(this.remaining, 20)));
-        this.used = 0;
+      this.dropStale();
+      let grant = this.current();
+      if (!grant) {
+        // The grant asked for ahead, unless it went stale too (the senders were away meanwhile).
+        const ahead = this.ahead;
+        this.ahead = null;
+        if (ahead) {
+          this.grant = await ahead;
+          this.used = 0;
+          this.dropStale();
+          grant = this.current();
+        }
+        if (!grant) {
+          grant = await this.limiter.grant(Math.max(1, Math.min(this.remaining, GRANT_SIZE)));
+          this.grant = grant;
+          this.used = 0;
+        }
+      }
+      // Once half of a grant is used, the next one is asked for (when more sends are expected than
+      // it has left): the limiter's round trip then runs while the rest of this one is sent, instead
+      // of holding every waiting sender when it runs out.
+      const left = grant.count - this.used;
+      if (!this.ahead && this.used * 2 >= grant.count && this.remaining > left) {
+        const ahead = this.limiter.grant(Math.min(this.remaining - left, GRANT_SIZE));
+        // A failed request is seen by the take that waits on it; none need be seen before.
+        ahead.catch(() => undefined);
+        this.ahead = ahead;
       }
       // Timers are good to a millisecond: at high rates several permits go per wait.
-      const wait = this.grant.dueAt(this.used) - Date.now();
+      const wait = grant.dueAt(this.used) - Date.now();
       if (wait >= 1) await new Promise((resolve) => setTimeout(resolve, wait));
       this.used += 1;
       this.remaining = Math.max(0, this.remaining - 1);
@@ -174,6 +211,8 @@ export class DigestSender implements BeforeApplicationShutdown {
   private readonly places: number;
   /** Send permits for every batch this worker runs. */
   private readonly permits: Permits;
+  /** Message buffers of lanes that ended, for the next lanes (see `MessageBuffer`). */
+  private readonly spareBuffers: MessageBuffer[] = [];
   /** One ledger writer per digest being sent here, shared by its concurrent batches. */
   private readonly ledgers = new Map<string, { writer: LedgerWriter; users: number }>();
 
@@ -499,6 +538,14 @@ export class DigestSender implements BeforeApplicationShutdown {
     // in turn, each right after its send permit; the sent records go to the ledger writer, which
     // group-commits them with the next claims.
     const lane = async () => {
+      const buffer = this.spareBuffers.pop() ?? new MessageBuffer();
+      try {
+        await laneSends(buffer);
+      } finally {
+        if (this.spareBuffers.length < this.places) this.spareBuffers.push(buffer);
+      }
+    };
+    const laneSends = async (buffer: MessageBuffer) => {
       for (let r = next(); r; r = next()) {
         await this.connections.acquire(rank);
         try {
@@ -567,6 +614,7 @@ export class DigestSender implements BeforeApplicationShutdown {
             const sent = await this.deliver(
               mail,
               x,
+              buffer,
               (err) => {
                 transient ??= err;
               },
@@ -637,6 +685,7 @@ export class DigestSender implements BeforeApplicationShutdown {
   private async deliver(
     m: IssueMail,
     r: Recipient,
+    buffer: MessageBuffer,
     onTransient: (err: unknown) => void,
     gate: SendGate,
   ): Promise<SentRecord | undefined> {
@@ -650,11 +699,14 @@ export class DigestSender implements BeforeApplicationShutdown {
       const headers = {
         'List-Unsubscribe': listUnsubscribeHeaders(unsubscribeUrl, m.fromAddress)['List-Unsubscribe'].value,
       };
-      const built = spliced ? m.template.build({ to, headers, text: spliced.text, html7bit: spliced.html }) : null;
+      const built = spliced
+        ? m.template.build({ to, headers, text: spliced.text, html7bit: spliced.html }, buffer)
+        : null;
       ({ messageId } = built
         ? await this.transport.sendRaw(built, gate)
         : await this.transport.sendBuilt(this.message(m, r, r.subscriptionId), gate));
     } catch (err) {
+      buffer.drop();
       const detail = (err instanceof Error ? err.message : String(err)).slice(0, 500);
       if (classifySmtpError(err) === 'permanent') {
         await this.repo.finish(this.ds, d.id, r.subscriberId, 'failed', null, detail);

@@ -87,10 +87,76 @@ describe('send permits (digest sender)', () => {
     permits.expect(30); // a batch of 30 ...
     permits.expect(5); // ... and one of 5, sharing one queue of permits
     for (let i = 0; i < 20; i += 1) await permits.take();
-    expect(asked).toEqual([20]);
+    // The second grant was asked for halfway through the first: for the 15 sends expected beyond it.
+    expect(asked).toEqual([20, 15]);
     permits.forget(10); // the first batch stops with 10 of its sends never asked for
+    for (let i = 0; i < 5; i += 1) await permits.take();
+    expect(asked).toEqual([20, 15]);
+    permits.expect(30); // a new batch: the rest of the second grant first, then what is still expected
+    for (let i = 0; i < 10; i += 1) await permits.take();
+    expect(asked).toEqual([20, 15, 20]);
+  });
+
+  it('asks for the next grant halfway through the current one, so no sender waits on the limiter', async () => {
+    const asked: number[] = [];
+    const answers: ((g: SendGrant) => void)[] = [];
+    const l = {
+      ratePerSecond: 100_000,
+      grant: (want: number) =>
+        new Promise<SendGrant>((resolve) => {
+          asked.push(want);
+          answers.push(resolve);
+        }),
+    } as unknown as SendRateLimiter;
+    const dueNow = (count: number) => ({ count, dueAt: () => Date.now() }) as unknown as SendGrant;
+    const permits = new Permits(l);
+    permits.expect(40);
+    const first = permits.take();
+    await new Promise((r) => setImmediate(r));
+    answers[0](dueNow(20));
+    await first;
+    for (let i = 1; i < 10; i += 1) await permits.take();
+    expect(asked).toEqual([20]);
+    await permits.take(); // the 11th: half of the first grant is used
+    expect(asked).toEqual([20, 20]);
+    // The rest of the first grant goes while the second is still on its way.
+    for (let i = 11; i < 20; i += 1) await permits.take();
+    let taken = false;
+    const next = permits.take().then(() => (taken = true));
+    await new Promise((r) => setImmediate(r));
+    expect(taken).toBe(false); // the 21st waits for the second grant, and only for it
+    answers[1](dueNow(20));
+    await next;
+    expect(asked).toEqual([20, 20]);
+  });
+
+  it('drops a grant asked for ahead that went stale while the senders were away', async () => {
+    const slotNow = () => Math.floor(Date.now() / SLOT_MS);
+    const grants: SendGrant[] = [];
+    const l = {
+      ratePerSecond: 100_000,
+      grant: async (want: number) => {
+        // The first grant is due now; the one asked for ahead is long overdue by the time it is
+        // used; the next one starts with the next slot.
+        const g =
+          grants.length === 0
+            ? new SendGrant(slotNow(), 0, want, want)
+            : grants.length === 1
+              ? new SendGrant(slotNow() - 10, 0, want, want)
+              : new SendGrant(slotNow() + 1, 0, want, want);
+        grants.push(g);
+        return g;
+      },
+    } as unknown as SendRateLimiter;
+    const permits = new Permits(l);
+    permits.expect(40);
+    for (let i = 0; i < 20; i += 1) await permits.take();
+    expect(grants).toHaveLength(2); // the second asked for halfway through the first
+    const before = Date.now();
     await permits.take();
-    expect(asked).toEqual([20, 5]);
+    // Its positions were all stale: a fresh grant, waited for, not 20 sends at once.
+    expect(grants).toHaveLength(3);
+    expect(Date.now()).toBeGreaterThanOrEqual(Math.floor(before / SLOT_MS) * SLOT_MS + SLOT_MS - 1);
   });
 
   it('drops positions more than a slot overdue instead of sending them late in a burst', async () => {

@@ -1,6 +1,6 @@
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import { simpleParser } from 'mailparser';
-import { BulkMessageTemplate, QpTextSplice, type Sender } from './bulk-message.js';
+import { BulkMessageTemplate, MessageBuffer, QpTextSplice, type Sender } from './bulk-message.js';
 
 const HTML = '<p>Hi Zo&#235;,</p>\r\n<p>Read <a href="https://example.com/a">more</a></p>\r\n';
 const LIST_ID = '"Spine-health" <spine-health.localhost>';
@@ -34,6 +34,40 @@ async function both(from: Sender, subject: string, to: { name: string; address: 
 }
 
 describe('bulk message template', () => {
+  it('writes one sender’s messages into its buffer, the same bytes as new ones, and a new buffer after a drop', async () => {
+    const template = new BulkMessageTemplate({
+      from: { name: 'Spine-health', address: 'news@spine-health.example' },
+      fromAddress: 'news@spine-health.example',
+      subject: 'Spine-health weekly',
+      headers: { 'List-ID': LIST_ID },
+    });
+    const parts = (name: string) => ({
+      to: { name, address: 'sam@example.com' },
+      headers: { 'List-Unsubscribe': UNSUB },
+      text: `Hi ${name},\n\nA week of articles.`,
+      html7bit: HTML,
+    });
+    const buffer = new MessageBuffer();
+    const first = template.build(parts('Sam'), buffer)!;
+    const firstBytes = Buffer.from(first.raw);
+    const second = template.build(parts('Samantha Smith-Jones'), buffer)!;
+    // The same memory, rewritten: the second message is whole and the first one's bytes are gone.
+    expect(second.raw.buffer).toBe(first.raw.buffer);
+    const alone = template.build(parts('Samantha Smith-Jones'))!;
+    const strip = (b: Buffer) =>
+      b
+        .toString('latin1')
+        .replace(/^Message-ID: .*$/m, '')
+        .replace(/^Date: .*$/m, '');
+    expect(strip(second.raw)).toBe(strip(alone.raw));
+    expect((await simpleParser(second.raw)).text).toBe('Hi Samantha Smith-Jones,\n\nA week of articles.');
+    expect(strip(firstBytes)).toContain('To: Sam <sam@example.com>');
+    buffer.drop();
+    const third = template.build(parts('Sam'), buffer)!;
+    expect(third.raw.buffer).not.toBe(first.raw.buffer);
+    expect(strip(third.raw)).toBe(strip(firstBytes));
+  });
+
   it.each([
     ['a plain name', { name: 'Sam Smith', address: 'sam@example.com' }],
     ['a name with quotes and a comma', { name: 'O\'Brien, "Sam"', address: 'sam@example.com' }],
