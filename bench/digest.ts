@@ -9,7 +9,6 @@ import { Redis } from 'ioredis';
 import nodemailer, { type TransportOptions, type Transporter } from 'nodemailer';
 import {
   ADMIN_KEY,
-  busyShare,
   type Child,
   addArticles,
   cpuSnapshot,
@@ -139,7 +138,7 @@ export async function timedDigest(opts: {
       postgres: (postgresSpent(cpu0, cpu1) * 1000) / opts.recipients,
       sink: (cpuSpent(cpu0, cpu1, pids[0]) * 1000) / opts.recipients,
     },
-    workerBusy: start && end ? busyShare(start.elu, end.elu) : null,
+    workerBusy: start && end ? performance.eventLoopUtilization(end.elu, start.elu).utilization : null,
   };
 }
 
@@ -222,7 +221,7 @@ export async function rawBlast(opts: {
     const { at } = await reached;
     const ms = at - t0;
     const self = process.cpuUsage(self0);
-    const busy = busyShare(elu0, performance.eventLoopUtilization());
+    const busy = performance.eventLoopUtilization(elu0).utilization;
     const cpu1 = cpuSnapshot([sinkPid]);
     return {
       ms,
@@ -292,11 +291,6 @@ export async function bench1(opts: {
   const timeoutMs = Math.max(120_000, opts.n * 20);
   const blast = (mode: SocketMode, count: number, rawForm: 'buffer' | 'stream' = 'buffer') =>
     rawBlast({ sink: opts.sink, raw: opts.raw, count, connections: opts.connections, mode, timeoutMs, rawForm });
-  // The blaster runs in this process: warm its JIT once. The worker has sent a digest before this
-  // (the memory run's, or a small one); one more of the full size first, because its compiler is
-  // still at work in the digest after that one: traced with --trace-opt at 10 000 recipients, the
-  // worker compiled 414 functions (1.95 s) in its first digest, 166 (0.68 s) in the second, 41
-  // (0.19 s) in the third and 24 (0.07 s) in the fourth. Its figures are logged, not counted.
   const digestRun = () =>
     timedDigest({
       dbUrl: opts.dbUrl,
@@ -307,6 +301,11 @@ export async function bench1(opts: {
       worker: opts.worker,
       timeoutMs,
     });
+  // The blaster runs in this process: warm its JIT once. The worker has sent a digest before this
+  // (the memory run's, or a small one); one more of the full size first, because its compiler is
+  // still at work in the digest after that one: traced with --trace-opt at 10 000 recipients, the
+  // worker compiled 414 functions (1.95 s) in its first digest, 166 (0.68 s) in the second, 41
+  // (0.19 s) in the third and 24 (0.07 s) in the fourth. Its figures are logged, not counted.
   await blast('nodelay', Math.min(opts.n, 500));
   await blast('nodelay', Math.min(opts.n, 500), 'stream');
   const warmUp = await digestRun();

@@ -3,7 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { type EventLoopUtilization, performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { migrate } from '../libs/db/src/data-source.js';
 import { ROOT_DIR } from '../libs/core/src/paths.js';
@@ -233,15 +233,8 @@ export interface Probe {
   rssKb: number;
   hwmKb: number;
   heapUsed: number;
-  /** The main thread's time so far, busy and idle (ms, `performance.eventLoopUtilization()`). */
-  elu: { active: number; idle: number };
-}
-
-/** Share of the time between two event-loop readings the main thread was busy. */
-export function busyShare(a: { active: number; idle: number }, b: { active: number; idle: number }): number {
-  const active = b.active - a.active;
-  const idle = b.idle - a.idle;
-  return active + idle > 0 ? active / (active + idle) : 0;
+  /** The main thread's time so far, busy and idle (`performance.eventLoopUtilization()`). */
+  elu: EventLoopUtilization;
 }
 
 /** Asks a probed child for its figures; with `gc`, after a full garbage collection (live heap). */

@@ -25,7 +25,7 @@ if (process.send) {
       rssKb: statusKb('VmRSS'),
       hwmKb: statusKb('VmHWM'),
       heapUsed: process.memoryUsage().heapUsed,
-      elu: (({ active, idle }) => ({ active, idle }))(performance.eventLoopUtilization()),
+      elu: performance.eventLoopUtilization(),
     });
   });
   // The IPC channel must not keep a stopped app alive.
