@@ -28,4 +28,5 @@ export default {
   transformIgnorePatterns: [],
   testTimeout: 60_000,
   globalSetup: '<rootDir>/test/global-setup.cjs',
+  setupFiles: ['<rootDir>/test/support/smtp-thread-setup.ts'],
 };

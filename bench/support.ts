@@ -276,6 +276,8 @@ export function appEnv(opts: {
     OUTBOX_POLL_MS: '50',
     SEND_RATE_PER_SECOND: '100000',
     SMTP_POOL_SIZE: '5',
+    // `SMTP_THREADS=0 npm run bench` compares the worker sending from its main thread.
+    ...(process.env.SMTP_THREADS ? { SMTP_THREADS: process.env.SMTP_THREADS } : {}),
     ...opts.extra,
   };
 }

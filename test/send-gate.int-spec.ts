@@ -7,9 +7,10 @@ import { MailTransport } from '../libs/mail/src/mail-transport.service.js';
 /**
  * The send gate (where the digest sender takes its send permit) opens once the message has a
  * connected, greeted SMTP connection, not while the connection is still being opened: against a
- * real SMTP server whose greeting is slow.
+ * real SMTP server whose greeting is slow. The same from the main thread and from sending threads
+ * (`SMTP_THREADS`), where the thread asks the main thread to open the gate.
  */
-describe('send gate', () => {
+describe.each(['0', '2'])('send gate (SMTP_THREADS=%s)', (threads) => {
   const GREETING_DELAY_MS = 300;
   let server: SMTPServer;
   let port = 0;
@@ -46,12 +47,13 @@ describe('send gate', () => {
       DATABASE_URL: 'postgres://127.0.0.1/unused',
       SMTP_URL: `smtp://127.0.0.1:${port}`,
       APP_SECRET: 'x'.repeat(32),
+      SMTP_THREADS: threads,
     });
     transport = new MailTransport(config);
   });
 
   afterAll(async () => {
-    transport.onApplicationShutdown();
+    await transport.onApplicationShutdown();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 

@@ -45,6 +45,7 @@ describe('loadConfig', () => {
       expect(config.mailFrom).toBeUndefined();
       expect(config.adminApiKey).toBeUndefined();
       expect(config.metrics.token).toBeUndefined();
+      expect(config.smtp).toMatchObject({ maxConnections: 5, threads: 2 });
     });
 
     it('passes the database and SMTP URLs through', () => {
@@ -104,6 +105,8 @@ describe('loadConfig', () => {
       MAIL_FROM: 'Mailroom <news@example.com>',
       DATABASE_URL: 'postgresql://db/mailroom',
       SMTP_URL: 'smtps://user:pw@smtp.example.com:465',
+      SMTP_POOL_SIZE: '8',
+      SMTP_THREADS: '0',
     });
     expect(config).toMatchObject({
       env: 'production',
@@ -117,7 +120,7 @@ describe('loadConfig', () => {
       publicUrl: 'https://news.example.com',
       mailFrom: 'Mailroom <news@example.com>',
       db: { url: 'postgresql://db/mailroom' },
-      smtp: { url: 'smtps://user:pw@smtp.example.com:465' },
+      smtp: { url: 'smtps://user:pw@smtp.example.com:465', maxConnections: 8, threads: 0 },
     });
   });
 
@@ -146,6 +149,8 @@ describe('loadConfig', () => {
       ['PORT', { PORT: '-1' }],
       ['PORT', { PORT: '80.5' }],
       ['SEND_RATE_PER_SECOND', { SEND_RATE_PER_SECOND: '0' }],
+      ['SMTP_THREADS', { SMTP_THREADS: '-1' }],
+      ['SMTP_THREADS', { SMTP_THREADS: 'two' }],
       ['TRUST_PROXY', { TRUST_PROXY: 'maybe' }],
       ['TRUST_PROXY', { TRUST_PROXY: 'yes' }],
       ['LOG_LEVEL', { LOG_LEVEL: 'loud' }],

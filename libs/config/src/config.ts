@@ -5,7 +5,13 @@ export interface AppConfig {
   env: 'development' | 'production' | 'test';
   db: { url: string };
   queue: { backend: 'redis' | 'postgres'; redisUrl?: string; prefix: string; attempts: number; backoffMs: number };
-  smtp: { url: string; pool: boolean; maxConnections: number };
+  smtp: {
+    url: string;
+    pool: boolean;
+    maxConnections: number;
+    /** Threads that send bulk mail (digests), the connections shared out between them; 0: the main thread. */
+    threads: number;
+  };
   publicUrl: string;
   port: number;
   mailFrom?: string;
@@ -213,7 +219,12 @@ export function loadConfig(env: Env = process.env): AppConfig {
       attempts: int(env, 'JOB_ATTEMPTS', 8, 1, 100),
       backoffMs: int(env, 'JOB_BACKOFF_MS', 5000, 1, 3_600_000),
     },
-    smtp: { url: smtpUrl, pool: true, maxConnections: int(env, 'SMTP_POOL_SIZE', 5, 1, 100) },
+    smtp: {
+      url: smtpUrl,
+      pool: true,
+      maxConnections: int(env, 'SMTP_POOL_SIZE', 5, 1, 100),
+      threads: int(env, 'SMTP_THREADS', 2, 0, 16),
+    },
     publicUrl: publicUrl.replace(/\/+$/, ''),
     port: int(env, 'PORT', 3000, 0, 65535),
     mailFrom,

@@ -112,8 +112,9 @@ export class MessageBuffer {
   /** `length` bytes to write the next message into. */
   take(length: number): Buffer {
     // Room to spare (in 16 kB steps): a longer name or address does not mean a new buffer.
+    // Shared memory: a sending thread (see `SmtpThreads`) reads the message where it was written.
     if (!this.buf || this.buf.length < length)
-      this.buf = Buffer.allocUnsafeSlow((Math.ceil(length / 16384) + 1) * 16384);
+      this.buf = Buffer.from(new SharedArrayBuffer((Math.ceil(length / 16384) + 1) * 16384));
     return this.buf.subarray(0, length);
   }
 

@@ -4,6 +4,8 @@ import { Readable } from 'node:stream';
 import nodemailer, { type SendMailOptions, type TransportOptions, type Transporter } from 'nodemailer';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
+import type { ThreadInit } from './smtp-thread-protocol.js';
+import { SmtpThreads } from './smtp-threads.js';
 
 export type SmtpFailure = 'permanent' | 'transient';
 
@@ -69,14 +71,19 @@ export function isPolicyRejection(err: unknown): boolean {
 @Injectable()
 export class MailTransport implements OnApplicationShutdown {
   private readonly transporter: Transporter;
+  /** Bulk mail's sending threads (`SMTP_THREADS`), started with the first bulk message. */
+  private threads: SmtpThreads | null = null;
+  private readonly threadCount: number;
+  private readonly threadOptions: ThreadInit['options'];
 
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
     const url = new URL(config.smtp.url);
     const secure = url.protocol === 'smtps:';
     const host = url.hostname;
     const port = url.port ? Number(url.port) : secure ? 465 : 587;
-    this.transporter = nodemailer.createTransport({
-      pool: config.smtp.pool,
+    this.threadCount = config.smtp.threads;
+    this.threadOptions = {
+      pool: true,
       maxConnections: config.smtp.maxConnections,
       maxMessages: 1000,
       host,
@@ -85,6 +92,13 @@ export class MailTransport implements OnApplicationShutdown {
       auth: url.username
         ? { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) }
         : undefined,
+      connectionTimeout: 15_000,
+      greetingTimeout: 15_000,
+      socketTimeout: 60_000,
+    };
+    this.transporter = nodemailer.createTransport({
+      ...this.threadOptions,
+      pool: config.smtp.pool,
       // Nagle + delayed ACK stalls each message ~40 ms on a pooled connection: hand nodemailer
       // sockets with TCP_NODELAY (plain SMTP; STARTTLS upgrades keep the option).
       getSocket: secure
@@ -102,10 +116,14 @@ export class MailTransport implements OnApplicationShutdown {
               cb(null, { connection: socket });
             });
           },
-      connectionTimeout: 15_000,
-      greetingTimeout: 15_000,
-      socketTimeout: 60_000,
     } as TransportOptions);
+  }
+
+  /** The sending threads, when bulk mail goes out from threads (`SMTP_THREADS` > 0). */
+  private bulkThreads(): SmtpThreads | null {
+    if (this.threadCount === 0) return null;
+    this.threads ??= new SmtpThreads(this.threadOptions, this.threadCount);
+    return this.threads;
   }
 
   async send(message: SendMailOptions): Promise<{ messageId: string }> {
@@ -122,7 +140,13 @@ export class MailTransport implements OnApplicationShutdown {
     const node = new MailComposer(message).compile();
     const raw = await node.build();
     const messageId = node.messageId();
-    await this.transporter.sendMail({ envelope: node.getEnvelope(), raw: gated(raw, gate), messageId });
+    const envelope = node.getEnvelope();
+    const threads = this.bulkThreads();
+    if (threads && envelope.from) {
+      await threads.send(raw, { from: envelope.from, to: envelope.to }, messageId, gate);
+      return { messageId };
+    }
+    await this.transporter.sendMail({ envelope, raw: gated(raw, gate), messageId });
     return { messageId };
   }
 
@@ -133,6 +157,11 @@ export class MailTransport implements OnApplicationShutdown {
   ): Promise<{
     messageId: string;
   }> {
+    const threads = this.bulkThreads();
+    if (threads) {
+      await threads.send(message.raw, message.envelope, message.messageId, gate);
+      return { messageId: message.messageId };
+    }
     await this.transporter.sendMail({
       envelope: message.envelope,
       raw: gated(message.raw, gate),
@@ -142,7 +171,8 @@ export class MailTransport implements OnApplicationShutdown {
   }
 
   /** Last: after the queue workers have finished their jobs. */
-  onApplicationShutdown(): void {
+  async onApplicationShutdown(): Promise<void> {
     this.transporter.close();
+    await this.threads?.close();
   }
 }

@@ -1,0 +1,45 @@
+/** Messages between the main thread and its SMTP sending threads (see `SmtpThreads`). */
+
+/** The thread's nodemailer pool, as plain data (the thread adds its own TCP_NODELAY `getSocket`). */
+export interface ThreadInit {
+  options: {
+    pool: true;
+    maxConnections: number;
+    maxMessages: number;
+    host: string;
+    port: number;
+    secure: boolean;
+    auth?: { user: string; pass: string };
+    connectionTimeout: number;
+    greetingTimeout: number;
+    socketTimeout: number;
+  };
+}
+
+export type ToThread =
+  | {
+      t: 'send';
+      id: number;
+      /** The message's bytes: shared memory (a sender's `MessageBuffer`) or a copy handed over. */
+      bytes: SharedArrayBuffer | ArrayBuffer;
+      offset: number;
+      length: number;
+      envelope: { from: string; to: string[] };
+      messageId: string;
+      /** The bytes wait for an `open` (the send permit) once a connection has taken the message. */
+      gated: boolean;
+    }
+  | { t: 'open'; id: number }
+  | { t: 'shut'; id: number; message: string }
+  | { t: 'close' };
+
+/** An SMTP error's fields that `classifySmtpError` and the bounce checks read. */
+export interface ThreadError {
+  message: string;
+  code?: string;
+  responseCode?: number;
+  response?: string;
+}
+
+export type ToMain =
+  { t: 'gate'; id: number } | { t: 'sent'; id: number } | { t: 'failed'; id: number; error: ThreadError };
