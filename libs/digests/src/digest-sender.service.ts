@@ -36,7 +36,7 @@ export type DigestOutcome = 'planned' | 'sent' | 'skipped' | 'cancelled' | 'part
 
 const ENQUEUE_CHUNK = 500;
 /** Send positions a worker takes from the global limiter at once (one statement per this many messages). */
-const GRANT_SIZE = 20;
+export const GRANT_SIZE = 64;
 /** After the first, the fan-out writes the ledger this many batches' worth of rows a statement. */
 const FAN_OUT_PAGE_BATCHES = 20;
 /**
@@ -45,7 +45,7 @@ const FAN_OUT_PAGE_BATCHES = 20;
  * connection stays busy through a round trip.
  * - While the worker hears revocation notices (see `Revocations`), a place claims
  *   `CLAIMS_AHEAD` rows: an unsubscribe or a cancel that commits after the claim still stops the
- *   claimed messages not yet handed to SMTP, and the ledger sees one round trip per eight
+ *   claimed messages not yet handed to SMTP, and the ledger sees one round trip per sixteen
  *   messages instead of one per two.
  * - Without them (the listening connection is down), `CLAIMS_PER_PLACE`: each claimed row not yet
  *   sent is a message that an unsubscribe landing at that moment can no longer stop, at most
@@ -53,7 +53,7 @@ const FAN_OUT_PAGE_BATCHES = 20;
  */
 const PLACES_PER_CONNECTION = 2;
 const CLAIMS_PER_PLACE = 2;
-const CLAIMS_AHEAD = 8;
+const CLAIMS_AHEAD = 16;
 /** PostgreSQL regex for an SMTP reply with enhanced status 5.7.x ("554 5.7.1", "550-5.7.26"). */
 const POLICY_RE = '\\m5\\d\\d[ -]5\\.7\\.';
 

@@ -1,5 +1,5 @@
 import { SLOT_MS, SendGrant, type SendRateLimiter, slotCapacity } from '../../mail/src/send-rate-limiter.service.js';
-import { Permits } from './digest-sender.service.js';
+import { GRANT_SIZE as G, Permits } from './digest-sender.service.js';
 
 /**
  * A stand-in for the global limiter that grants what is asked from the positions of the slot
@@ -65,7 +65,7 @@ describe('send permits (digest sender)', () => {
   it('does not wait between permits when the rate is far above the sending speed', async () => {
     const { asked, limiter: l } = dueNowLimiter();
     const permits = new Permits(l);
-    permits.expect(40);
+    permits.expect(2 * G);
     let waited = 0;
     const realSetTimeout = global.setTimeout;
     const spy = jest.spyOn(global, 'setTimeout').mockImplementation(((fn: () => void, ms?: number) => {
@@ -73,28 +73,29 @@ describe('send permits (digest sender)', () => {
       return realSetTimeout(fn, ms);
     }) as typeof setTimeout);
     try {
-      for (let i = 0; i < 40; i += 1) await permits.take();
+      for (let i = 0; i < 2 * G; i += 1) await permits.take();
     } finally {
       spy.mockRestore();
     }
-    expect(asked).toEqual([20, 20]);
+    expect(asked).toEqual([G, G]);
     expect(waited).toBe(0);
   });
 
   it('asks the limiter for no more than the batches under way still expect', async () => {
     const { asked, limiter: l } = dueNowLimiter();
     const permits = new Permits(l);
-    permits.expect(30); // a batch of 30 ...
+    permits.expect(G + 10); // a batch of G + 10 ...
     permits.expect(5); // ... and one of 5, sharing one queue of permits
-    for (let i = 0; i < 20; i += 1) await permits.take();
+    for (let i = 0; i < G; i += 1) await permits.take();
     // The second grant was asked for halfway through the first: for the 15 sends expected beyond it.
-    expect(asked).toEqual([20, 15]);
+    expect(asked).toEqual([G, 15]);
     permits.forget(10); // the first batch stops with 10 of its sends never asked for
     for (let i = 0; i < 5; i += 1) await permits.take();
-    expect(asked).toEqual([20, 15]);
+    expect(asked).toEqual([G, 15]);
     permits.expect(30); // a new batch: the rest of the second grant first, then what is still expected
     for (let i = 0; i < 10; i += 1) await permits.take();
-    expect(asked).toEqual([20, 15, 20]);
+    // Asked at the second grant's 9th take: 27 still expected, 7 of them left in it.
+    expect(asked).toEqual([G, 15, 20]);
   });
 
   it('asks for the next grant halfway through the current one, so no sender waits on the limiter', async () => {
@@ -110,24 +111,24 @@ describe('send permits (digest sender)', () => {
     } as unknown as SendRateLimiter;
     const dueNow = (count: number) => ({ count, dueAt: () => Date.now() }) as unknown as SendGrant;
     const permits = new Permits(l);
-    permits.expect(40);
+    permits.expect(2 * G);
     const first = permits.take();
     await new Promise((r) => setImmediate(r));
-    answers[0](dueNow(20));
+    answers[0](dueNow(G));
     await first;
-    for (let i = 1; i < 10; i += 1) await permits.take();
-    expect(asked).toEqual([20]);
-    await permits.take(); // the 11th: half of the first grant is used
-    expect(asked).toEqual([20, 20]);
+    for (let i = 1; i < G / 2; i += 1) await permits.take();
+    expect(asked).toEqual([G]);
+    await permits.take(); // half of the first grant is used
+    expect(asked).toEqual([G, G]);
     // The rest of the first grant goes while the second is still on its way.
-    for (let i = 11; i < 20; i += 1) await permits.take();
+    for (let i = G / 2 + 1; i < G; i += 1) await permits.take();
     let taken = false;
     const next = permits.take().then(() => (taken = true));
     await new Promise((r) => setImmediate(r));
-    expect(taken).toBe(false); // the 21st waits for the second grant, and only for it
-    answers[1](dueNow(20));
+    expect(taken).toBe(false); // the next waits for the second grant, and only for it
+    answers[1](dueNow(G));
     await next;
-    expect(asked).toEqual([20, 20]);
+    expect(asked).toEqual([G, G]);
   });
 
   it('drops a grant asked for ahead that went stale while the senders were away', async () => {
@@ -149,12 +150,12 @@ describe('send permits (digest sender)', () => {
       },
     } as unknown as SendRateLimiter;
     const permits = new Permits(l);
-    permits.expect(40);
-    for (let i = 0; i < 20; i += 1) await permits.take();
+    permits.expect(2 * G);
+    for (let i = 0; i < G; i += 1) await permits.take();
     expect(grants).toHaveLength(2); // the second asked for halfway through the first
     const before = Date.now();
     await permits.take();
-    // Its positions were all stale: a fresh grant, waited for, not 20 sends at once.
+    // Its positions were all stale: a fresh grant, waited for, not G sends at once.
     expect(grants).toHaveLength(3);
     expect(Date.now()).toBeGreaterThanOrEqual(Math.floor(before / SLOT_MS) * SLOT_MS + SLOT_MS - 1);
   });
