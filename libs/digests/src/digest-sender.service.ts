@@ -35,7 +35,10 @@ export function listIdValue(name: string, id: string): string {
 export type DigestOutcome = 'planned' | 'sent' | 'skipped' | 'cancelled' | 'partial';
 
 const ENQUEUE_CHUNK = 500;
-/** Send positions a worker takes from the global limiter at once (one statement per this many messages). */
+/**
+ * Send positions a worker asks the global limiter for at once (one statement per this many
+ * messages); a grant holds no more than what is left of its 50 ms slot, so at low rates it is smaller.
+ */
 export const GRANT_SIZE = 64;
 /** After the first, the fan-out writes the ledger this many batches' worth of rows a statement. */
 const FAN_OUT_PAGE_BATCHES = 20;
