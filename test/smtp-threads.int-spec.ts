@@ -1,5 +1,7 @@
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
+import type { AddressInfo } from 'node:net';
 import type { Worker } from 'node:worker_threads';
+import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { MessageBuffer } from '../libs/mail/src/bulk-message.js';
 import { classifySmtpError, isHardBounce } from '../libs/mail/src/mail-transport.service.js';
 import type { ThreadInit } from '../libs/mail/src/smtp-thread-protocol.js';
@@ -11,12 +13,12 @@ describe('SMTP sending threads', () => {
   let smtp: TestSmtp;
   const open: SmtpThreads[] = [];
 
-  const options = (maxConnections: number): ThreadInit['options'] => ({
+  const options = (maxConnections: number, port = smtp.port): ThreadInit['options'] => ({
     pool: true,
     maxConnections,
     maxMessages: 1000,
     host: '127.0.0.1',
-    port: smtp.port,
+    port,
     secure: false,
     connectionTimeout: 15_000,
     greetingTimeout: 15_000,
@@ -56,12 +58,12 @@ describe('SMTP sending threads', () => {
         const raw = b.take(m.raw.length);
         m.raw.copy(raw);
         expect(raw.buffer).toBeInstanceOf(SharedArrayBuffer);
-        await t.send(raw, m.envelope, m.messageId);
+        await t.send(raw, m.envelope);
         return m;
       }),
     );
     const copied = await message('copied@example.com');
-    await t.send(copied.raw, copied.envelope, copied.messageId);
+    await t.send(copied.raw, copied.envelope);
     for (const m of [...sent, copied]) {
       const [got] = smtp.to(m.envelope.to[0]);
       expect(got.raw).toBe(m.raw.toString('utf8'));
@@ -75,7 +77,7 @@ describe('SMTP sending threads', () => {
     try {
       const m = await message('gone@example.com');
       const err = await threads(1)
-        .send(m.raw, m.envelope, m.messageId)
+        .send(m.raw, m.envelope)
         .then(
           () => null,
           (e: unknown) => e,
@@ -95,7 +97,7 @@ describe('SMTP sending threads', () => {
     const gateAsked = new Promise<void>((resolve) => (asked = resolve));
     const m = await message('lost@example.com');
     // Held at its gate, the message is out in the thread when the thread goes.
-    const sending = t.send(m.raw, m.envelope, m.messageId, () => {
+    const sending = t.send(m.raw, m.envelope, () => {
       asked();
       return new Promise(() => undefined);
     });
@@ -110,7 +112,7 @@ describe('SMTP sending threads', () => {
     expect(String(err)).toMatch(/SMTP thread stopped while sending/);
     expect(classifySmtpError(err)).toBe('transient');
     const after = await message('after-restart@example.com');
-    await t.send(after.raw, after.envelope, after.messageId);
+    await t.send(after.raw, after.envelope);
     expect(smtp.to('after-restart@example.com')).toHaveLength(1);
     expect(smtp.to('lost@example.com')).toHaveLength(0);
   });
@@ -118,8 +120,127 @@ describe('SMTP sending threads', () => {
   it('closes: the threads exit, and a later send fails with a clear message', async () => {
     const t = new SmtpThreads(options(2), 2);
     const m = await message('before-close@example.com');
-    await t.send(m.raw, m.envelope, m.messageId);
+    await t.send(m.raw, m.envelope);
     await t.close();
-    await expect(t.send(m.raw, m.envelope, m.messageId)).rejects.toThrow(/SMTP threads are closed/);
+    await expect(t.send(m.raw, m.envelope)).rejects.toThrow(/SMTP threads are closed/);
+  });
+
+  /**
+   * A server of its own for one test: which session (connection) carried each accepted message.
+   * Its test closes the threads first (QUIT), or the server's close waits for their connections.
+   */
+  const sessionServer = async (extra: Partial<SMTPServerOptions> = {}) => {
+    const accepted: { to: string; session: string }[] = [];
+    const server = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ['STARTTLS'],
+      disableReverseLookup: true,
+      logger: false,
+      onData: (stream, session, cb) => {
+        stream.resume();
+        stream.on('end', () => {
+          accepted.push({ to: session.envelope.rcptTo.map((r) => r.address).join(','), session: session.id });
+          cb();
+        });
+      },
+      ...extra,
+    });
+    server.on('error', () => undefined);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.server.address() as AddressInfo).port;
+    const stop = () => new Promise<void>((resolve) => server.close(() => resolve()));
+    return { accepted, port, stop, sessions: () => new Set(accepted.map((a) => a.session)).size };
+  };
+
+  it('keeps a connection for up to maxMessages messages, then opens a new one', async () => {
+    const server = await sessionServer();
+    const t = new SmtpThreads({ ...options(1, server.port), maxMessages: 2 }, 1);
+    try {
+      for (let i = 0; i < 5; i += 1) {
+        const m = await message(`reuse${i}@example.com`);
+        await t.send(m.raw, m.envelope);
+      }
+      expect(server.accepted.map((a) => a.to)).toEqual([0, 1, 2, 3, 4].map((i) => `reuse${i}@example.com`));
+      expect(server.sessions()).toBe(3);
+    } finally {
+      await t.close();
+      await server.stop();
+    }
+  });
+
+  it('replaces a connection the server closed while it was idle, and the next message goes out', async () => {
+    // The server hangs up on a client idle for 300 ms (421, as a real server does after its timeout).
+    const server = await sessionServer({ socketTimeout: 300 });
+    const t = new SmtpThreads(options(1, server.port), 1);
+    try {
+      const first = await message('before-idle@example.com');
+      await t.send(first.raw, first.envelope);
+      await new Promise((r) => setTimeout(r, 800));
+      const second = await message('after-idle@example.com');
+      await t.send(second.raw, second.envelope);
+      expect(server.accepted.map((a) => a.to)).toEqual(['before-idle@example.com', 'after-idle@example.com']);
+      expect(server.sessions()).toBe(2);
+    } finally {
+      await t.close();
+      await server.stop();
+    }
+  });
+
+  it('keeps the connection after a refused recipient: the next message goes out on it', async () => {
+    const server = await sessionServer({
+      onRcptTo: (address, _session, cb) =>
+        address.address === 'refused@example.com'
+          ? cb(Object.assign(new Error('5.1.1 No such user'), { responseCode: 550 }))
+          : cb(),
+    });
+    const t = new SmtpThreads(options(1, server.port), 1);
+    try {
+      const ok1 = await message('ok1@example.com');
+      await t.send(ok1.raw, ok1.envelope);
+      const refused = await message('refused@example.com');
+      await expect(t.send(refused.raw, refused.envelope)).rejects.toMatchObject({ responseCode: 550 });
+      const ok2 = await message('ok2@example.com');
+      await t.send(ok2.raw, ok2.envelope);
+      expect(server.accepted.map((a) => a.to)).toEqual(['ok1@example.com', 'ok2@example.com']);
+      expect(server.sessions()).toBe(1);
+    } finally {
+      await t.close();
+      await server.stop();
+    }
+  });
+
+  it('logs in where the server asks for credentials', async () => {
+    const server = await sessionServer({
+      authOptional: false,
+      authMethods: ['PLAIN', 'LOGIN'],
+      onAuth: (auth, _session, cb) =>
+        auth.username === 'mailroom' && auth.password === 's3cret'
+          ? cb(null, { user: auth.username })
+          : cb(new Error('Invalid username or password')),
+    });
+    const t = new SmtpThreads({ ...options(1, server.port), auth: { user: 'mailroom', pass: 's3cret' } }, 1);
+    try {
+      const m = await message('authed@example.com');
+      await t.send(m.raw, m.envelope);
+      expect(server.accepted.map((a) => a.to)).toEqual(['authed@example.com']);
+    } finally {
+      await t.close();
+      await server.stop();
+    }
+  });
+
+  it('fails messages with a transient error when the server cannot be reached', async () => {
+    const server = await sessionServer();
+    const port = server.port;
+    await server.stop();
+    const t = new SmtpThreads(options(2, port), 1);
+    const m = await message('unreachable@example.com');
+    const err = await t.send(m.raw, m.envelope).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(Error);
+    expect(classifySmtpError(err)).toBe('transient');
+    await t.close();
   });
 });

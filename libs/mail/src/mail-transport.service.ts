@@ -143,7 +143,7 @@ export class MailTransport implements OnApplicationShutdown {
     const envelope = node.getEnvelope();
     const threads = this.bulkThreads();
     if (threads && envelope.from) {
-      await threads.send(raw, { from: envelope.from, to: envelope.to }, messageId, gate);
+      await threads.send(raw, { from: envelope.from, to: envelope.to }, gate);
       return { messageId };
     }
     await this.transporter.sendMail({ envelope, raw: gated(raw, gate), messageId });
@@ -159,7 +159,7 @@ export class MailTransport implements OnApplicationShutdown {
   }> {
     const threads = this.bulkThreads();
     if (threads) {
-      await threads.send(message.raw, message.envelope, message.messageId, gate);
+      await threads.send(message.raw, message.envelope, gate);
       return { messageId: message.messageId };
     }
     await this.transporter.sendMail({

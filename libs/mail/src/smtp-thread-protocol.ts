@@ -1,6 +1,6 @@
 /** Messages between the main thread and its SMTP sending threads (see `SmtpThreads`). */
 
-/** The thread's nodemailer pool, as plain data (the thread adds its own TCP_NODELAY `getSocket`). */
+/** The thread's SMTP connections, as plain data (the thread opens its own TCP_NODELAY sockets). */
 export interface ThreadInit {
   options: {
     pool: true;
@@ -25,8 +25,7 @@ export type ToThread =
       offset: number;
       length: number;
       envelope: { from: string; to: string[] };
-      messageId: string;
-      /** The bytes wait for an `open` (the send permit) once a connection has taken the message. */
+      /** The message waits for an `open` (the send permit) once a connection has taken it. */
       gated: boolean;
     }
   | { t: 'open'; id: number }

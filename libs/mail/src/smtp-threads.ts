@@ -43,9 +43,9 @@ interface Slot {
 }
 
 /**
- * Bulk mail sent from worker threads, each with a nodemailer pool of its own (the connections
- * shared out between them). One thread's SMTP work (nodemailer's streams, dot-stuffing, the
- * socket writes) costs about as much CPU per message as everything else a digest does per
+ * Bulk mail sent from worker threads, each with SMTP connections of its own (nodemailer's
+ * `SMTPConnection`; `SMTP_POOL_SIZE` shared out between them). One thread's SMTP work
+ * (dot-stuffing, the socket writes, the replies) costs about as much CPU per message as everything else a digest does per
  * message: on the main thread the two queue behind each other, and a worker sends no faster than
  * one core allows. The main thread still builds every message (into a sender's shared buffer,
  * which the thread reads in place) and takes its send permit when a thread's connection is ready
@@ -141,12 +141,7 @@ export class SmtpThreads {
    * `MessageBuffer`'s) are read there in place and must stay as they are until then; others are
    * copied.
    */
-  send(
-    raw: Buffer,
-    envelope: { from: string; to: string[] },
-    messageId: string,
-    gate?: () => Promise<void>,
-  ): Promise<void> {
+  send(raw: Buffer, envelope: { from: string; to: string[] }, gate?: () => Promise<void>): Promise<void> {
     if (this.closing) return Promise.reject(new Error('SMTP threads are closed'));
     const slot = this.pick();
     const id = this.nextId++;
@@ -162,7 +157,6 @@ export class SmtpThreads {
           offset: raw.byteOffset,
           length: raw.length,
           envelope,
-          messageId,
           gated: !!gate,
         };
         slot.worker.postMessage(msg);
@@ -176,7 +170,6 @@ export class SmtpThreads {
           offset: 0,
           length: raw.length,
           envelope,
-          messageId,
           gated: !!gate,
         };
         slot.worker.postMessage(msg, [copy]);
