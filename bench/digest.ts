@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { Redis } from 'ioredis';
 import nodemailer, { type TransportOptions, type Transporter } from 'nodemailer';
+import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
 import {
   ADMIN_KEY,
   type Child,
@@ -238,6 +239,84 @@ export async function rawBlast(opts: {
   }
 }
 
+/**
+ * For information, beside the target's pool: the same bytes over nodemailer's `SMTPConnection`
+ * itself (what the worker's sending threads use), one message after another on each of
+ * `connections` TCP_NODELAY connections, without the pool's per-message mail object, MIME node
+ * and line-ending stream.
+ */
+export async function connectionBlast(opts: {
+  sink: Sink;
+  raw: Buffer;
+  count: number;
+  connections: number;
+  timeoutMs: number;
+}): Promise<RawRun> {
+  const open = async (): Promise<SMTPConnection> => {
+    const socket = await new Promise<Socket>((resolve, reject) => {
+      const s = connect(opts.sink.port, '127.0.0.1');
+      s.setNoDelay(true);
+      s.once('error', reject);
+      s.once('connect', () => resolve(s));
+    });
+    const c = new SMTPConnection({ host: '127.0.0.1', port: opts.sink.port, connection: socket, logger: false });
+    await new Promise<void>((resolve, reject) => {
+      c.once('error', reject);
+      c.connect((err) => (err ? reject(err) : resolve()));
+    });
+    return c;
+  };
+  const mark = await sinkCount(opts.sink);
+  const reached = sinkReached(opts.sink, mark + opts.count, opts.timeoutMs);
+  const sinkPid = opts.sink.child.proc.pid ?? 0;
+  const cpu0 = cpuSnapshot([sinkPid]);
+  const self0 = process.cpuUsage();
+  const elu0 = performance.eventLoopUtilization();
+  const t0 = now();
+  let next = 0;
+  const lane = async () => {
+    let c: SMTPConnection | null = null;
+    let sent = 0;
+    try {
+      for (let i = next++; i < opts.count; i = next++) {
+        // As the pool: a new connection after 1000 messages.
+        if (!c || sent >= 1000) {
+          c?.quit();
+          c = await open();
+          sent = 0;
+        }
+        const conn = c;
+        await new Promise<void>((resolve, reject) =>
+          conn.send(
+            { from: 'newsletter@spine-health.example', to: [`raw${i}@example.com`], size: opts.raw.length },
+            opts.raw,
+            (err) => (err ? reject(err) : resolve()),
+          ),
+        );
+        sent += 1;
+      }
+    } finally {
+      c?.quit();
+    }
+  };
+  await Promise.all(Array.from({ length: opts.connections }, lane));
+  const { at } = await reached;
+  const ms = at - t0;
+  const self = process.cpuUsage(self0);
+  const busy = performance.eventLoopUtilization(elu0).utilization;
+  const cpu1 = cpuSnapshot([sinkPid]);
+  return {
+    ms,
+    mailsPerS: opts.count / (ms / 1000),
+    count: opts.count,
+    busy,
+    cpu: {
+      blaster: (self.user + self.system) / opts.count,
+      sink: (cpuSpent(cpu0, cpu1, sinkPid) * 1000) / opts.count,
+    },
+  };
+}
+
 /** `cpu`: µs per message of the blaster (this process: the bench's other work is idle meanwhile) and the sink. */
 type RawRun = {
   ms: number;
@@ -256,6 +335,8 @@ export interface Bench1Result {
   rawNodelay: RawRun[];
   rawDefault: RawRun[];
   rawNagle: RawRun[];
+  /** Per rep, the same bytes over `SMTPConnection`s without the pool (information, not the target). */
+  rawConnections: RawRun[];
   /** Per rep, the NODELAY blast with the bytes handed as a Buffer and as a stream (the faster is `rawNodelay`). */
   rawForms: { buffer: number; stream: number }[];
   ratios: number[];
@@ -264,6 +345,9 @@ export interface Bench1Result {
   rawNodelayMailsPerS: number;
   rawDefaultMailsPerS: number;
   rawNagleMailsPerS: number;
+  rawConnectionsMailsPerS: number;
+  /** Digest vs `rawConnections`, median of the reps (information). */
+  ratioConnections: number;
   mjmlCallsPerDigest: number | null;
   messageBytes: number;
 }
@@ -286,11 +370,13 @@ export async function bench1(opts: {
   const rawNodelay: RawRun[] = [];
   const rawDefault: RawRun[] = [];
   const rawNagle: RawRun[] = [];
+  const rawConnections: RawRun[] = [];
   const rawForms: { buffer: number; stream: number }[] = [];
   const ratios: number[] = [];
   const timeoutMs = Math.max(120_000, opts.n * 20);
   const blast = (mode: SocketMode, count: number, rawForm: 'buffer' | 'stream' = 'buffer') =>
     rawBlast({ sink: opts.sink, raw: opts.raw, count, connections: opts.connections, mode, timeoutMs, rawForm });
+  const conn = { sink: opts.sink, raw: opts.raw, connections: opts.connections, timeoutMs };
   const digestRun = () =>
     timedDigest({
       dbUrl: opts.dbUrl,
@@ -308,6 +394,7 @@ export async function bench1(opts: {
   // (0.19 s) in the third and 24 (0.07 s) in the fourth. Its figures are logged, not counted.
   await blast('nodelay', Math.min(opts.n, 500));
   await blast('nodelay', Math.min(opts.n, 500), 'stream');
+  await connectionBlast({ ...conn, count: Math.min(opts.n, 500) });
   const warmUp = await digestRun();
   log(
     `  [${opts.backend}] warm-up digest (not counted): ${warmUp.mailsPerS.toFixed(0)}/s, first message after ${warmUp.firstMs.toFixed(0)} ms; ` +
@@ -326,14 +413,16 @@ export async function bench1(opts: {
     if (df) rawDefault.push(df);
     const p = await blast('nagle', opts.nagleCount);
     rawNagle.push(p);
+    const rc = await connectionBlast({ ...conn, count: opts.n });
+    rawConnections.push(rc);
     ratios.push(d.mailsPerS / r.mailsPerS);
     log(
       `  [${opts.backend}] rep ${rep}: digest ${d.mailsPerS.toFixed(0)}/s (${(d.ms / 1000).toFixed(2)} s, first message after ${d.firstMs.toFixed(0)} ms, mjml ${d.mjmlCalls}), ` +
         `raw NODELAY ${r.mailsPerS.toFixed(0)}/s (bytes as a Buffer ${rb.mailsPerS.toFixed(0)}/s, as a stream ${rs.mailsPerS.toFixed(0)}/s), nodemailer default ${df ? df.mailsPerS.toFixed(0) : '-'}/s, ` +
-        `Nagle ${p.mailsPerS.toFixed(0)}/s → ratio ${(d.mailsPerS / r.mailsPerS).toFixed(3)}; ` +
+        `Nagle ${p.mailsPerS.toFixed(0)}/s, SMTPConnection ${rc.mailsPerS.toFixed(0)}/s → ratio ${(d.mailsPerS / r.mailsPerS).toFixed(3)}; ` +
         `CPU µs/message: worker ${d.cpu.worker?.toFixed(0) ?? '-'}, PostgreSQL ${d.cpu.postgres.toFixed(0)}, sink ${d.cpu.sink.toFixed(0)}; ` +
         `main thread busy: worker ${d.workerBusy === null ? '-' : `${(d.workerBusy * 100).toFixed(0)} %`}, blaster ${(r.busy * 100).toFixed(0)} %; ` +
-        `raw blaster ${r.cpu.blaster.toFixed(0)}, sink ${r.cpu.sink.toFixed(0)}`,
+        `raw blaster ${r.cpu.blaster.toFixed(0)}, sink ${r.cpu.sink.toFixed(0)}; SMTPConnection blaster ${rc.cpu.blaster.toFixed(0)}`,
     );
   }
   const calls = digest.map((d) => d.mjmlCalls).filter((c): c is number => c !== null);
@@ -344,6 +433,7 @@ export async function bench1(opts: {
     rawNodelay,
     rawDefault,
     rawNagle,
+    rawConnections,
     rawForms,
     ratios,
     ratio: median(ratios),
@@ -351,6 +441,8 @@ export async function bench1(opts: {
     rawNodelayMailsPerS: median(rawNodelay.map((r) => r.mailsPerS)),
     rawDefaultMailsPerS: median(rawDefault.map((r) => r.mailsPerS)),
     rawNagleMailsPerS: median(rawNagle.map((r) => r.mailsPerS)),
+    rawConnectionsMailsPerS: median(rawConnections.map((r) => r.mailsPerS)),
+    ratioConnections: median(digest.map((d, i) => d.mailsPerS / rawConnections[i].mailsPerS)),
     mjmlCallsPerDigest: calls.length ? Math.max(...calls) : null,
     messageBytes: opts.raw.length,
   };
