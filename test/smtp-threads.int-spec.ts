@@ -130,7 +130,7 @@ describe('SMTP sending threads', () => {
    * Its test closes the threads first (QUIT), or the server's close waits for their connections.
    */
   const sessionServer = async (extra: Partial<SMTPServerOptions> = {}) => {
-    const accepted: { to: string; session: string }[] = [];
+    const accepted: { to: string; session: string; at: number }[] = [];
     const server = new SMTPServer({
       authOptional: true,
       disabledCommands: ['STARTTLS'],
@@ -139,7 +139,11 @@ describe('SMTP sending threads', () => {
       onData: (stream, session, cb) => {
         stream.resume();
         stream.on('end', () => {
-          accepted.push({ to: session.envelope.rcptTo.map((r) => r.address).join(','), session: session.id });
+          accepted.push({
+            to: session.envelope.rcptTo.map((r) => r.address).join(','),
+            session: session.id,
+            at: Date.now(),
+          });
           cb();
         });
       },
@@ -203,6 +207,55 @@ describe('SMTP sending threads', () => {
       await t.send(ok2.raw, ok2.envelope);
       expect(server.accepted.map((a) => a.to)).toEqual(['ok1@example.com', 'ok2@example.com']);
       expect(server.sessions()).toBe(1);
+    } finally {
+      await t.close();
+      await server.stop();
+    }
+  });
+
+  it('a permit reserved ahead: the thread holds the message until it is due, and does not ask the gate', async () => {
+    const server = await sessionServer();
+    const t = new SmtpThreads(options(1, server.port), 1);
+    try {
+      const m = await message('ahead@example.com');
+      let gateAsked = 0;
+      let due = 0;
+      await t.send(
+        m.raw,
+        m.envelope,
+        async () => {
+          gateAsked += 1;
+        },
+        async () => (due = Date.now() + 300),
+      );
+      expect(gateAsked).toBe(0);
+      expect(server.accepted.map((a) => a.to)).toEqual(['ahead@example.com']);
+      expect(server.accepted[0].at).toBeGreaterThanOrEqual(due - 1);
+    } finally {
+      await t.close();
+      await server.stop();
+    }
+  });
+
+  it('a permit reserved ahead that is past its time when the connection is ready: the thread asks the gate', async () => {
+    // The greeting waits 200 ms: the permit, good for 50 ms after its time, has gone stale by then.
+    const server = await sessionServer({ onConnect: (_session, cb) => void setTimeout(() => cb(), 200) });
+    const t = new SmtpThreads(options(1, server.port), 1);
+    try {
+      const m = await message('stale@example.com');
+      let gateAt = 0;
+      const reservedAt = Date.now();
+      await t.send(
+        m.raw,
+        m.envelope,
+        async () => {
+          gateAt = Date.now();
+        },
+        async () => Date.now(),
+      );
+      expect(gateAt - reservedAt).toBeGreaterThanOrEqual(195);
+      expect(server.accepted.map((a) => a.to)).toEqual(['stale@example.com']);
+      expect(server.accepted[0].at).toBeGreaterThanOrEqual(gateAt);
     } finally {
       await t.close();
       await server.stop();

@@ -10,6 +10,7 @@ import { rows } from '../../db/src/sql.js';
 import { headerValue } from '../../mail/src/mail-renderer.service.js';
 import {
   MailTransport,
+  type PermitAhead,
   type SendGate,
   classifySmtpError,
   isHardBounce,
@@ -100,7 +101,19 @@ export class Permits {
     this.remaining = Math.max(0, this.remaining - n);
   }
 
-  take(): Promise<void> {
+  /** Waits until the next send position is due (see `reserve`): the message goes out now. */
+  async take(): Promise<void> {
+    const wait = (await this.reserve()) - Date.now();
+    // Timers are good to a millisecond: at high rates several permits go per wait.
+    if (wait >= 1) await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+
+  /**
+   * The next send position, without waiting for it: when it is due (ms since the epoch). Its
+   * message goes out at that time, or up to a slot after it (as `take` would have dropped it as
+   * stale after that); a message that cannot go by then takes a new one.
+   */
+  reserve(): Promise<number> {
     const next = this.chain.then(async () => {
       // A position more than a slot overdue (the senders were busy) is dropped, not sent late
       // together with the ones due now.
@@ -132,13 +145,15 @@ export class Permits {
         ahead.catch(() => undefined);
         this.ahead = ahead;
       }
-      // Timers are good to a millisecond: at high rates several permits go per wait.
-      const wait = grant.dueAt(this.used) - Date.now();
-      if (wait >= 1) await new Promise((resolve) => setTimeout(resolve, wait));
+      const due = grant.dueAt(this.used);
       this.used += 1;
       this.remaining = Math.max(0, this.remaining - 1);
+      return due;
     });
-    this.chain = next.catch(() => undefined);
+    this.chain = next.then(
+      () => undefined,
+      () => undefined,
+    );
     return next;
   }
 }
@@ -614,6 +629,13 @@ export class DigestSender implements BeforeApplicationShutdown {
             // before its bytes go out: a permit is used within its slot, not after a ledger round
             // trip, a connection's opening or a wait in the pool's queue (any of which would bunch
             // sends, as the first messages after a start did when they waited for their connections).
+            // A sending thread gets the permit with the message (`reserve`) and uses it once its
+            // connection is ready, if that is still within a slot of its time; else it asks (`take`).
+            let counted = false;
+            const count = () => {
+              if (!counted) asked += 1;
+              counted = true;
+            };
             const sent = await this.deliver(
               mail,
               x,
@@ -621,9 +643,15 @@ export class DigestSender implements BeforeApplicationShutdown {
               (err) => {
                 transient ??= err;
               },
-              () => {
-                asked += 1;
-                return permits.take();
+              {
+                take: () => {
+                  count();
+                  return permits.take();
+                },
+                reserve: () => {
+                  count();
+                  return permits.reserve();
+                },
               },
             );
             if (sent) ledger.writer.recordSent(sent);
@@ -690,7 +718,7 @@ export class DigestSender implements BeforeApplicationShutdown {
     r: Recipient,
     buffer: MessageBuffer,
     onTransient: (err: unknown) => void,
-    gate: SendGate,
+    permit: { take: SendGate; reserve: PermitAhead },
   ): Promise<SentRecord | undefined> {
     const { d } = m;
     let messageId: string;
@@ -706,8 +734,8 @@ export class DigestSender implements BeforeApplicationShutdown {
         ? m.template.build({ to, headers, text: spliced.text, html7bit: spliced.html }, buffer)
         : null;
       ({ messageId } = built
-        ? await this.transport.sendRaw(built, gate)
-        : await this.transport.sendBuilt(this.message(m, r, r.subscriptionId), gate));
+        ? await this.transport.sendRaw(built, permit.take, permit.reserve)
+        : await this.transport.sendBuilt(this.message(m, r, r.subscriptionId), permit.take, permit.reserve));
     } catch (err) {
       buffer.drop();
       const detail = (err instanceof Error ? err.message : String(err)).slice(0, 500);

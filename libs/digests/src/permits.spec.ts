@@ -62,6 +62,25 @@ describe('send permits (digest sender)', () => {
     expect(grants[0].dueAt(8) - grants[0].dueAt(0)).toBeGreaterThanOrEqual(40);
   });
 
+  it('reserves positions ahead without waiting for them: their due times, in order, at the rate', async () => {
+    const { asked, grants, limiter: l } = limiter(200, { nextSlot: true }); // positions in the next slot, 5-5.6 ms apart
+    const permits = new Permits(l);
+    permits.expect(9);
+    const started = Date.now();
+    const due: number[] = [];
+    for (let i = 0; i < 9; i += 1) due.push(await permits.reserve());
+    expect(asked).toEqual([9]);
+    expect(due).toEqual(Array.from({ length: 9 }, (_, i) => grants[0].dueAt(i)));
+    // All nine came back before the first was due: nothing waited for its time.
+    expect(Date.now()).toBeLessThan(due[0]);
+    expect(due[0]).toBeGreaterThan(started);
+    // A take, by contrast, waits for its position's time (a new grant's first: this stand-in shares no count).
+    permits.expect(1);
+    await permits.take();
+    expect(asked).toEqual([9, 1]);
+    expect(Date.now()).toBeGreaterThanOrEqual(Math.floor(grants[1].dueAt(0)) - 1);
+  });
+
   it('does not wait between permits when the rate is far above the sending speed', async () => {
     const { asked, limiter: l } = dueNowLimiter();
     const permits = new Permits(l);

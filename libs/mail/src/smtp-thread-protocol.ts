@@ -2,6 +2,8 @@
 
 /** The thread's SMTP connections, as plain data (the thread opens its own TCP_NODELAY sockets). */
 export interface ThreadInit {
+  /** A permit reserved ahead (`due`) is used up to this long after its time (`SLOT_MS`), else the thread asks the gate. */
+  aheadGraceMs: number;
   options: {
     pool: true;
     maxConnections: number;
@@ -27,6 +29,8 @@ export type ToThread =
       envelope: { from: string; to: string[] };
       /** The message waits for an `open` (the send permit) once a connection has taken it. */
       gated: boolean;
+      /** A send permit reserved ahead: when it is due (ms since the epoch); see `PermitAhead`. */
+      due?: number;
     }
   | { t: 'open'; id: number }
   | { t: 'shut'; id: number; message: string }

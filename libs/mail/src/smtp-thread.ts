@@ -13,6 +13,10 @@
  * for up to `maxMessages` messages; a connection the server closed while idle is dropped; after a
  * refused envelope or message (not a 421) the connection is reset and kept; a message whose
  * connection was already gone when it was handed over goes out on another.
+ *
+ * A gated message (a digest's) goes out once its connection is ready, at its send permit's time:
+ * the permit reserved ahead that came with it while that is at most `aheadGraceMs` past, else a
+ * new one from the main thread's gate.
  */
 import { connect, type Socket } from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -33,6 +37,8 @@ interface Job {
   raw: Buffer;
   envelope: { from: string; to: string[]; size: number };
   gated: boolean;
+  /** A permit reserved ahead: when it is due (see `PermitAhead`). */
+  due: number | undefined;
   /** Handed over again once already: a connection found gone before a byte was sent. */
   again: boolean;
 }
@@ -215,6 +221,13 @@ function send(conn: Conn, job: Job): void {
     drop(conn);
   };
   if (!job.gated) return go();
+  if (job.due !== undefined && Date.now() - job.due <= init.aheadGraceMs) {
+    // The permit came with the message and is still good: at its time, or now if that has passed.
+    const wait = job.due - Date.now();
+    if (wait >= 1) setTimeout(go, wait);
+    else go();
+    return;
+  }
   gate(job.id).then(go, (err: Error) => {
     conn.busy = false;
     fail(job.id, err);
@@ -234,6 +247,7 @@ port.on('message', (m: ToThread) => {
         raw: Buffer.from(m.bytes, m.offset, m.length),
         envelope: { from: m.envelope.from, to: m.envelope.to, size: m.length },
         gated: m.gated,
+        due: m.due,
         again: false,
       });
       pump();

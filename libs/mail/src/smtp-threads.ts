@@ -2,6 +2,7 @@ import { types } from 'node:util';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { ROOT_DIR } from '../../core/src/paths.js';
+import { SLOT_MS } from './send-rate-limiter.service.js';
 import type { ThreadError, ThreadInit, ToMain, ToThread } from './smtp-thread-protocol.js';
 
 /** How a sending thread starts: the build's JavaScript (the test setup points it at the TypeScript source). */
@@ -61,7 +62,7 @@ export class SmtpThreads {
     const n = Math.max(1, Math.min(count, options.maxConnections));
     for (let i = 0; i < n; i += 1) {
       const connections = Math.floor(options.maxConnections / n) + (i < options.maxConnections % n ? 1 : 0);
-      const init: ThreadInit = { options: { ...options, maxConnections: connections } };
+      const init: ThreadInit = { aheadGraceMs: SLOT_MS, options: { ...options, maxConnections: connections } };
       const worker = this.start(init);
       const slot: Slot = { worker, exited: Promise.resolve(), connections, inFlight: 0, init };
       this.watch(slot);
@@ -139,10 +140,18 @@ export class SmtpThreads {
   /**
    * Sends `raw` from a thread; resolves once the server accepted it. Bytes in shared memory (a
    * `MessageBuffer`'s) are read there in place and must stay as they are until then; others are
-   * copied.
+   * copied. With `ahead` (and a gate), the permit is reserved before the message goes to the
+   * thread, which uses it when it is due and asks the gate only when it could not in time.
    */
-  send(raw: Buffer, envelope: { from: string; to: string[] }, gate?: () => Promise<void>): Promise<void> {
-    if (this.closing) return Promise.reject(new Error('SMTP threads are closed'));
+  async send(
+    raw: Buffer,
+    envelope: { from: string; to: string[] },
+    gate?: () => Promise<void>,
+    ahead?: () => Promise<number>,
+  ): Promise<void> {
+    if (this.closing) throw new Error('SMTP threads are closed');
+    const due = gate && ahead ? await ahead() : undefined;
+    if (this.closing) throw new Error('SMTP threads are closed');
     const slot = this.pick();
     const id = this.nextId++;
     return new Promise<void>((resolve, reject) => {
@@ -158,6 +167,7 @@ export class SmtpThreads {
           length: raw.length,
           envelope,
           gated: !!gate,
+          due,
         };
         slot.worker.postMessage(msg);
       } else {
@@ -171,6 +181,7 @@ export class SmtpThreads {
           length: raw.length,
           envelope,
           gated: !!gate,
+          due,
         };
         slot.worker.postMessage(msg, [copy]);
       }
