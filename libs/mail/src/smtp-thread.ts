@@ -8,11 +8,13 @@
  * pooled transporter: per message, that pool also builds a mail object and a MIME node (random
  * boundary, message id) and streams the bytes through a pipeline of its own (a PassThrough, a
  * last-newline check, abort signals) in 16 kB chunks; on 40 kB messages that is about two fifths
- * of its CPU time. The dot-stuffing stream, the one per-byte pass, runs either way. What the thread keeps of the pool's
- * behaviour: connections opened on demand up to its share of `SMTP_POOL_SIZE`, each reused
- * for up to `maxMessages` messages; a connection the server closed while idle is dropped; after a
- * refused envelope or message (not a 421) the connection is reset and kept; a message whose
- * connection was already gone when it was handed over goes out on another.
+ * of its CPU time. The dot-stuffing stream, the one per-byte pass, runs either way.
+ *
+ * What the thread keeps of the pool's behaviour: connections opened on demand up to its share of
+ * `SMTP_POOL_SIZE`, each reused for up to `maxMessages` messages; a connection the server closed
+ * while idle is dropped; after a refused envelope or message (not a 421) the connection is reset
+ * and kept; a message whose connection was already gone when it was handed over goes out on
+ * another.
  *
  * A gated message (a digest's) goes out once its connection is ready, at its send permit's time:
  * the permit reserved ahead that came with it while that is at most `aheadGraceMs` past, else a
