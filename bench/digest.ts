@@ -202,41 +202,54 @@ export async function rawBlast(opts: {
     ...(opts.mode !== 'default' ? { getSocket: socketFactory(opts.sink.port, opts.mode) } : {}),
   } as TransportOptions);
   try {
-    const mark = await sinkCount(opts.sink);
-    const reached = sinkReached(opts.sink, mark + opts.count, opts.timeoutMs);
-    const sinkPid = opts.sink.child.proc.pid ?? 0;
-    const cpu0 = cpuSnapshot([sinkPid]);
-    const self0 = process.cpuUsage();
-    const elu0 = performance.eventLoopUtilization();
-    const t0 = now();
-    let next = 0;
-    const lane = async () => {
-      for (let i = next++; i < opts.count; i = next++) {
-        await transport.sendMail({
-          envelope: { from: 'newsletter@spine-health.example', to: [`raw${i}@example.com`] },
-          raw: opts.rawForm === 'stream' ? oneShot(opts.raw) : opts.raw,
-        });
-      }
-    };
-    await Promise.all(Array.from({ length: opts.connections * 2 }, lane));
-    const { at } = await reached;
-    const ms = at - t0;
-    const self = process.cpuUsage(self0);
-    const busy = performance.eventLoopUtilization(elu0).utilization;
-    const cpu1 = cpuSnapshot([sinkPid]);
-    return {
-      ms,
-      mailsPerS: opts.count / (ms / 1000),
-      count: opts.count,
-      busy,
-      cpu: {
-        blaster: (self.user + self.system) / opts.count,
-        sink: (cpuSpent(cpu0, cpu1, sinkPid) * 1000) / opts.count,
-      },
-    };
+    return await measuredBlast(opts, async () => {
+      let next = 0;
+      const lane = async () => {
+        for (let i = next++; i < opts.count; i = next++) {
+          await transport.sendMail({
+            envelope: { from: 'newsletter@spine-health.example', to: [`raw${i}@example.com`] },
+            raw: opts.rawForm === 'stream' ? oneShot(opts.raw) : opts.raw,
+          });
+        }
+      };
+      await Promise.all(Array.from({ length: opts.connections * 2 }, lane));
+    });
   } finally {
     transport.close();
   }
+}
+
+/**
+ * Runs `send` (which hands `count` messages to SMTP) and measures it against the sink: the time
+ * from the start to the sink's last accept, and the CPU of this process and of the sink.
+ */
+async function measuredBlast(
+  opts: { sink: Sink; count: number; timeoutMs: number },
+  send: () => Promise<void>,
+): Promise<RawRun> {
+  const mark = await sinkCount(opts.sink);
+  const reached = sinkReached(opts.sink, mark + opts.count, opts.timeoutMs);
+  const sinkPid = opts.sink.child.proc.pid ?? 0;
+  const cpu0 = cpuSnapshot([sinkPid]);
+  const self0 = process.cpuUsage();
+  const elu0 = performance.eventLoopUtilization();
+  const t0 = now();
+  await send();
+  const { at } = await reached;
+  const ms = at - t0;
+  const self = process.cpuUsage(self0);
+  const busy = performance.eventLoopUtilization(elu0).utilization;
+  const cpu1 = cpuSnapshot([sinkPid]);
+  return {
+    ms,
+    mailsPerS: opts.count / (ms / 1000),
+    count: opts.count,
+    busy,
+    cpu: {
+      blaster: (self.user + self.system) / opts.count,
+      sink: (cpuSpent(cpu0, cpu1, sinkPid) * 1000) / opts.count,
+    },
+  };
 }
 
 /**
@@ -266,13 +279,6 @@ export async function connectionBlast(opts: {
     });
     return c;
   };
-  const mark = await sinkCount(opts.sink);
-  const reached = sinkReached(opts.sink, mark + opts.count, opts.timeoutMs);
-  const sinkPid = opts.sink.child.proc.pid ?? 0;
-  const cpu0 = cpuSnapshot([sinkPid]);
-  const self0 = process.cpuUsage();
-  const elu0 = performance.eventLoopUtilization();
-  const t0 = now();
   let next = 0;
   const lane = async () => {
     let c: SMTPConnection | null = null;
@@ -299,22 +305,9 @@ export async function connectionBlast(opts: {
       c?.quit();
     }
   };
-  await Promise.all(Array.from({ length: opts.connections }, lane));
-  const { at } = await reached;
-  const ms = at - t0;
-  const self = process.cpuUsage(self0);
-  const busy = performance.eventLoopUtilization(elu0).utilization;
-  const cpu1 = cpuSnapshot([sinkPid]);
-  return {
-    ms,
-    mailsPerS: opts.count / (ms / 1000),
-    count: opts.count,
-    busy,
-    cpu: {
-      blaster: (self.user + self.system) / opts.count,
-      sink: (cpuSpent(cpu0, cpu1, sinkPid) * 1000) / opts.count,
-    },
-  };
+  return measuredBlast(opts, async () => {
+    await Promise.all(Array.from({ length: opts.connections }, lane));
+  });
 }
 
 /** `cpu`: µs per message of the blaster (this process: the bench's other work is idle meanwhile) and the sink. */
