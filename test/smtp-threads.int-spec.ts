@@ -127,7 +127,7 @@ describe('SMTP sending threads', () => {
 
   /**
    * A server of its own for one test: which session (connection) carried each accepted message.
-   * Its test closes the threads first (QUIT), or the server's close waits for their connections.
+   * The threads are closed first (QUIT, see `withThreads`), or the server's close waits for their connections.
    */
   const sessionServer = async (extra: Partial<SMTPServerOptions> = {}) => {
     const accepted: { to: string; session: string; at: number }[] = [];
@@ -156,27 +156,36 @@ describe('SMTP sending threads', () => {
     return { accepted, port, stop, sessions: () => new Set(accepted.map((a) => a.session)).size };
   };
 
-  it('keeps a connection for up to maxMessages messages, then opens a new one', async () => {
-    const server = await sessionServer();
-    const t = new SmtpThreads({ ...options(1, server.port), maxMessages: 2 }, 1);
+  /** One thread with one connection (and `threadOptions`) against a `sessionServer(serverOptions)`; both closed after `body`. */
+  const withThreads = async (
+    serverOptions: Partial<SMTPServerOptions>,
+    threadOptions: Partial<ThreadInit['options']>,
+    body: (t: SmtpThreads, server: Awaited<ReturnType<typeof sessionServer>>) => Promise<void>,
+  ) => {
+    const server = await sessionServer(serverOptions);
+    const t = new SmtpThreads({ ...options(1, server.port), ...threadOptions }, 1);
     try {
+      await body(t, server);
+    } finally {
+      await t.close();
+      await server.stop();
+    }
+  };
+
+  it('keeps a connection for up to maxMessages messages, then opens a new one', async () => {
+    await withThreads({}, { maxMessages: 2 }, async (t, server) => {
       for (let i = 0; i < 5; i += 1) {
         const m = await message(`reuse${i}@example.com`);
         await t.send(m.raw, m.envelope);
       }
       expect(server.accepted.map((a) => a.to)).toEqual([0, 1, 2, 3, 4].map((i) => `reuse${i}@example.com`));
       expect(server.sessions()).toBe(3);
-    } finally {
-      await t.close();
-      await server.stop();
-    }
+    });
   });
 
   it('replaces a connection the server closed while it was idle, and the next message goes out', async () => {
     // The server hangs up on a client idle for 300 ms (421, as a real server does after its timeout).
-    const server = await sessionServer({ socketTimeout: 300 });
-    const t = new SmtpThreads(options(1, server.port), 1);
-    try {
+    await withThreads({ socketTimeout: 300 }, {}, async (t, server) => {
       const first = await message('before-idle@example.com');
       await t.send(first.raw, first.envelope);
       await new Promise((r) => setTimeout(r, 800));
@@ -184,39 +193,33 @@ describe('SMTP sending threads', () => {
       await t.send(second.raw, second.envelope);
       expect(server.accepted.map((a) => a.to)).toEqual(['before-idle@example.com', 'after-idle@example.com']);
       expect(server.sessions()).toBe(2);
-    } finally {
-      await t.close();
-      await server.stop();
-    }
+    });
   });
 
   it('keeps the connection after a refused recipient: the next message goes out on it', async () => {
-    const server = await sessionServer({
-      onRcptTo: (address, _session, cb) =>
-        address.address === 'refused@example.com'
-          ? cb(Object.assign(new Error('5.1.1 No such user'), { responseCode: 550 }))
-          : cb(),
-    });
-    const t = new SmtpThreads(options(1, server.port), 1);
-    try {
-      const ok1 = await message('ok1@example.com');
-      await t.send(ok1.raw, ok1.envelope);
-      const refused = await message('refused@example.com');
-      await expect(t.send(refused.raw, refused.envelope)).rejects.toMatchObject({ responseCode: 550 });
-      const ok2 = await message('ok2@example.com');
-      await t.send(ok2.raw, ok2.envelope);
-      expect(server.accepted.map((a) => a.to)).toEqual(['ok1@example.com', 'ok2@example.com']);
-      expect(server.sessions()).toBe(1);
-    } finally {
-      await t.close();
-      await server.stop();
-    }
+    await withThreads(
+      {
+        onRcptTo: (address, _session, cb) =>
+          address.address === 'refused@example.com'
+            ? cb(Object.assign(new Error('5.1.1 No such user'), { responseCode: 550 }))
+            : cb(),
+      },
+      {},
+      async (t, server) => {
+        const ok1 = await message('ok1@example.com');
+        await t.send(ok1.raw, ok1.envelope);
+        const refused = await message('refused@example.com');
+        await expect(t.send(refused.raw, refused.envelope)).rejects.toMatchObject({ responseCode: 550 });
+        const ok2 = await message('ok2@example.com');
+        await t.send(ok2.raw, ok2.envelope);
+        expect(server.accepted.map((a) => a.to)).toEqual(['ok1@example.com', 'ok2@example.com']);
+        expect(server.sessions()).toBe(1);
+      },
+    );
   });
 
   it('a permit reserved ahead: the thread holds the message until it is due, and does not ask the gate', async () => {
-    const server = await sessionServer();
-    const t = new SmtpThreads(options(1, server.port), 1);
-    try {
+    await withThreads({}, {}, async (t, server) => {
       const m = await message('ahead@example.com');
       let gateAsked = 0;
       let due = 0;
@@ -231,17 +234,12 @@ describe('SMTP sending threads', () => {
       expect(gateAsked).toBe(0);
       expect(server.accepted.map((a) => a.to)).toEqual(['ahead@example.com']);
       expect(server.accepted[0].at).toBeGreaterThanOrEqual(due - 1);
-    } finally {
-      await t.close();
-      await server.stop();
-    }
+    });
   });
 
   it('a permit reserved ahead that is past its time when the connection is ready: the thread asks the gate', async () => {
     // The greeting waits 200 ms: the permit, good for 50 ms after its time, has gone stale by then.
-    const server = await sessionServer({ onConnect: (_session, cb) => void setTimeout(() => cb(), 200) });
-    const t = new SmtpThreads(options(1, server.port), 1);
-    try {
+    await withThreads({ onConnect: (_session, cb) => void setTimeout(() => cb(), 200) }, {}, async (t, server) => {
       const m = await message('stale@example.com');
       let gateAt = 0;
       const reservedAt = Date.now();
@@ -256,30 +254,26 @@ describe('SMTP sending threads', () => {
       expect(gateAt - reservedAt).toBeGreaterThanOrEqual(195);
       expect(server.accepted.map((a) => a.to)).toEqual(['stale@example.com']);
       expect(server.accepted[0].at).toBeGreaterThanOrEqual(gateAt);
-    } finally {
-      await t.close();
-      await server.stop();
-    }
+    });
   });
 
   it('logs in where the server asks for credentials', async () => {
-    const server = await sessionServer({
-      authOptional: false,
-      authMethods: ['PLAIN', 'LOGIN'],
-      onAuth: (auth, _session, cb) =>
-        auth.username === 'mailroom' && auth.password === 's3cret'
-          ? cb(null, { user: auth.username })
-          : cb(new Error('Invalid username or password')),
-    });
-    const t = new SmtpThreads({ ...options(1, server.port), auth: { user: 'mailroom', pass: 's3cret' } }, 1);
-    try {
-      const m = await message('authed@example.com');
-      await t.send(m.raw, m.envelope);
-      expect(server.accepted.map((a) => a.to)).toEqual(['authed@example.com']);
-    } finally {
-      await t.close();
-      await server.stop();
-    }
+    await withThreads(
+      {
+        authOptional: false,
+        authMethods: ['PLAIN', 'LOGIN'],
+        onAuth: (auth, _session, cb) =>
+          auth.username === 'mailroom' && auth.password === 's3cret'
+            ? cb(null, { user: auth.username })
+            : cb(new Error('Invalid username or password')),
+      },
+      { auth: { user: 'mailroom', pass: 's3cret' } },
+      async (t, server) => {
+        const m = await message('authed@example.com');
+        await t.send(m.raw, m.envelope);
+        expect(server.accepted.map((a) => a.to)).toEqual(['authed@example.com']);
+      },
+    );
   });
 
   it('fails messages with a transient error when the server cannot be reached', async () => {
