@@ -17,9 +17,10 @@ interface SmtpError {
 }
 
 /**
- * Waited on once the message has an SMTP connection of its own (connected, greeted), right
- * before its bytes are read: a send permit taken here is used within a few round trips, not after
- * a connection was opened or while the message waited in the pool's queue.
+ * Waited on once the message has an SMTP connection of its own (connected, greeted): right
+ * before its bytes are read (nodemailer's pool) or before its envelope (a sending thread). A send
+ * permit taken here is used within a few round trips, not after a connection was opened or while
+ * the message waited in the pool's queue.
  */
 export type SendGate = () => Promise<void>;
 
