@@ -370,7 +370,7 @@ describe('per-IP rate limit on public POSTs', () => {
     await db?.drop();
   });
 
-  it('answers 429 past the limit, per client IP from X-Forwarded-For only when TRUST_PROXY=true', async () => {
+  it('answers 429 past the limit, per client IP from X-Forwarded-For only when TRUST_PROXY is set', async () => {
     const env = { PUBLIC_POSTS_PER_IP_PER_MINUTE: '5', TRUST_PROXY: 'true' };
     const apps = await startApps(testConfig({ dbUrl: db.url, smtpUrl: smtp.url, backend: 'postgres', env }), {
       worker: false,
@@ -396,6 +396,34 @@ describe('per-IP rate limit on public POSTs', () => {
       await apps.close();
     }
   });
+
+  it.each([['1'], ['true'], ['127.0.0.1'], ['127.0.0.0/8,10.0.0.0/8']])(
+    'TRUST_PROXY=%s takes the first untrusted address from the right: a forged left-most entry changes nothing',
+    async (trust) => {
+      const env = { PUBLIC_POSTS_PER_IP_PER_MINUTE: '5', TRUST_PROXY: trust };
+      const apps = await startApps(testConfig({ dbUrl: db.url, smtpUrl: smtp.url, backend: 'postgres', env }), {
+        worker: false,
+      });
+      try {
+        await query(db.url, `DELETE FROM consent_records`);
+        const codes: number[] = [];
+        // A client rotates the left-most entry; the proxy appends the address it saw.
+        for (let i = 0; i < 7; i += 1) {
+          const res = await postJson(
+            `${apps.baseUrl}/v1/subscriptions`,
+            { email: `spoof${trust.length}-${i}@example.com` },
+            { 'x-forwarded-for': `6.6.6.${i}, 203.0.113.77` },
+          );
+          codes.push(res.status);
+        }
+        expect(codes).toEqual([202, 202, 202, 202, 202, 429, 429]);
+        const ips = await query<{ ip: string }>(db.url, `SELECT DISTINCT host(ip) AS ip FROM consent_records`);
+        expect(ips).toEqual([{ ip: '203.0.113.77' }]);
+      } finally {
+        await apps.close();
+      }
+    },
+  );
 
   it('ignores X-Forwarded-For when TRUST_PROXY is off', async () => {
     const env = { PUBLIC_POSTS_PER_IP_PER_MINUTE: '3' };

@@ -1,5 +1,6 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { RouteOptions } from 'fastify';
 import { randomBytes } from 'node:crypto';
 import { createApi } from '../../apps/api/src/bootstrap.js';
 import { createWorker } from '../../apps/worker/src/bootstrap.js';
@@ -44,8 +45,13 @@ export interface RunningApps {
 }
 
 /** Boots the api (listening on a free port) and, unless told not to, the worker, both in-process. */
-export async function startApps(config: AppConfig, opts: { worker?: boolean } = {}): Promise<RunningApps> {
+export async function startApps(
+  config: AppConfig,
+  opts: { worker?: boolean; onRoute?: (route: RouteOptions) => void } = {},
+): Promise<RunningApps> {
   const api = await createApi(config);
+  // Routes are added when the app initialises (in listen): a hook added now sees every one.
+  if (opts.onRoute) api.getHttpAdapter().getInstance().addHook('onRoute', opts.onRoute);
   await api.listen(0, '127.0.0.1');
   const addr = api.getHttpServer().address();
   const port = typeof addr === 'object' && addr ? addr.port : 0;

@@ -7,13 +7,23 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
 import type { AppConfig } from '../../../libs/config/src/config.js';
 import { ApiModule } from './api.module.js';
+import { registerCsvParser } from './common/body-types.js';
+import { PlainInputPipe } from './common/plain-input.js';
 import { mountQueueBoard } from './console/queue-board.js';
 
 export const BODY_LIMIT = 100 * 1024;
 
+/**
+ * TRUST_PROXY for Fastify: its client IP is then the first untrusted address from the right of
+ * X-Forwarded-For. A hop count trusts that many hops next to the socket (Fastify's own rule for a number).
+ */
+function trustedProxies(trust: AppConfig['trustProxy']): false | string[] | ((addr: string, hop: number) => boolean) {
+  return typeof trust === 'number' ? (_addr, hop) => hop < trust : trust;
+}
+
 /** Builds the HTTP app (not yet listening): public pages and endpoints, admin API, docs, health. */
 export async function createApi(config: AppConfig): Promise<NestFastifyApplication> {
-  const adapter = new FastifyAdapter({ bodyLimit: BODY_LIMIT, trustProxy: config.trustProxy });
+  const adapter = new FastifyAdapter({ bodyLimit: BODY_LIMIT, trustProxy: trustedProxies(config.trustProxy) });
   const app = await NestFactory.create<NestFastifyApplication>(ApiModule.forRoot(config), adapter, {
     bufferLogs: true,
   });
@@ -25,15 +35,9 @@ export async function createApi(config: AppConfig): Promise<NestFastifyApplicati
     attachFieldsToBody: 'keyValues',
     limits: { fileSize: 0, files: 0, fields: 100, fieldSize: BODY_LIMIT },
   });
-  // CSV imports are streamed straight to the importer: no size limit, never buffered whole.
-  app
-    .getHttpAdapter()
-    .getInstance()
-    .addContentTypeParser(
-      ['text/csv', 'application/csv'],
-      (_req: unknown, payload: unknown, done: (err: Error | null, body?: unknown) => void) => done(null, payload),
-    );
+  registerCsvParser(app.getHttpAdapter().getInstance());
   app.useGlobalPipes(
+    new PlainInputPipe(),
     new ValidationPipe({
       transform: true,
       whitelist: true,

@@ -115,7 +115,7 @@ describe('loadConfig', () => {
       metrics: { token: 'm'.repeat(32) },
       port: 8080,
       sendRatePerSecond: 200,
-      trustProxy: true,
+      trustProxy: 1,
       logLevel: 'warn',
       publicUrl: 'https://news.example.com',
       mailFrom: 'Mailroom <news@example.com>',
@@ -124,13 +124,25 @@ describe('loadConfig', () => {
     });
   });
 
-  it.each<[string, boolean]>([
-    ['true', true],
-    ['1', true],
+  it.each<[string, false | number | string[]]>([
+    ['true', 1],
+    ['1', 1],
+    ['2', 2],
     ['false', false],
     ['0', false],
-  ])('TRUST_PROXY=%s → %s', (raw, expected) => {
-    expect(load({ TRUST_PROXY: raw }).trustProxy).toBe(expected);
+    ['10.0.0.0/8, 192.168.1.5', ['10.0.0.0/8', '192.168.1.5']],
+    ['::1,fd00::/8', ['::1', 'fd00::/8']],
+  ])('TRUST_PROXY=%s → %j (a hop count or the proxies, never every hop)', (raw, expected) => {
+    expect(load({ TRUST_PROXY: raw }).trustProxy).toEqual(expected);
+  });
+
+  it('feeds stay off private addresses and odd ports unless configured', () => {
+    expect(load({}).feeds).toMatchObject({ allowPrivate: false, allowedPorts: [80, 443] });
+    expect(load({ FEED_ALLOW_PRIVATE: 'true', FEED_ALLOWED_PORTS: '80,443,8080' }).feeds).toMatchObject({
+      allowPrivate: true,
+      allowedPorts: [80, 443, 8080],
+    });
+    expect(load({ FEED_ALLOWED_PORTS: '*' }).feeds.allowedPorts).toBe('any');
   });
 
   it.each<[string, string]>([
@@ -153,6 +165,10 @@ describe('loadConfig', () => {
       ['SMTP_THREADS', { SMTP_THREADS: 'two' }],
       ['TRUST_PROXY', { TRUST_PROXY: 'maybe' }],
       ['TRUST_PROXY', { TRUST_PROXY: 'yes' }],
+      ['TRUST_PROXY', { TRUST_PROXY: '10.0.0.0/33' }],
+      ['TRUST_PROXY', { TRUST_PROXY: 'proxy.internal' }],
+      ['FEED_ALLOWED_PORTS', { FEED_ALLOWED_PORTS: '80,http' }],
+      ['FEED_ALLOWED_PORTS', { FEED_ALLOWED_PORTS: '0' }],
       ['LOG_LEVEL', { LOG_LEVEL: 'loud' }],
       ['DATABASE_URL', { DATABASE_URL: 'mysql://x' }],
       ['DATABASE_URL', { DATABASE_URL: 'not a url' }],

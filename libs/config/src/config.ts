@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 
 /** Typed, validated configuration. Parsed once at start; a bad variable stops the process. */
 export interface AppConfig {
@@ -21,7 +22,11 @@ export interface AppConfig {
   metrics: { token?: string };
   postalAddress: string;
   sendRatePerSecond: number;
-  trustProxy: boolean;
+  /**
+   * The proxies in front of the api: false (none: the socket address is the client), a hop count,
+   * or the proxies' addresses/CIDRs. Handed to Fastify's trustProxy.
+   */
+  trustProxy: false | number | string[];
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   abuse: {
     /** Confirmation mails per address in any rolling 24 h. */
@@ -43,7 +48,16 @@ export interface AppConfig {
     /** After this many 5.7.x (policy) rejections the digest stops and says why. */
     policyFailureLimit: number;
   };
-  feeds: { pollMinutes: number; timeoutMs: number };
+  feeds: {
+    pollMinutes: number;
+    timeoutMs: number;
+    /** FEED_ALLOW_PRIVATE: feeds (and outgoing webhooks) may reach loopback, private and link-local addresses. */
+    allowPrivate: boolean;
+    /** Ports a feed URL may name (FEED_ALLOWED_PORTS); 80 and 443 unless configured; 'any' for `*`. */
+    allowedPorts: number[] | 'any';
+    /** Most entries read from one poll of one feed (FEED_MAX_ITEMS). */
+    maxItems: number;
+  };
   /** The staff console under /admin. */
   console: {
     /** The session cookie carries Secure: true exactly when PUBLIC_URL is https. */
@@ -117,6 +131,54 @@ function bool(env: Env, name: string, def: boolean): boolean {
   if (raw === 'true' || raw === '1') return true;
   if (raw === 'false' || raw === '0') return false;
   throw new ConfigError(name, `must be true or false, got "${raw}"`);
+}
+
+/**
+ * TRUST_PROXY: a hop count (`1`, `2`…) or the proxies' addresses/CIDRs (`10.0.0.0/8,192.168.1.5`).
+ * `true` once meant "trust every hop", which let any client choose its IP: it now means one hop.
+ */
+function trustProxy(env: Env): false | number | string[] {
+  const raw = str(env, 'TRUST_PROXY');
+  if (raw === undefined || raw === 'false' || raw === '0') return false;
+  if (raw === 'true') return 1;
+  if (/^\d+$/.test(raw)) {
+    const n = Number(raw);
+    if (n > 20) throw new ConfigError('TRUST_PROXY', `must be a hop count from 0 to 20, got ${n}`);
+    return n;
+  }
+  const items = raw
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0);
+  for (const item of items) {
+    const [addr, bits, extra] = item.split('/');
+    const family = isIP(addr ?? '');
+    const maxBits = family === 6 ? 128 : 32;
+    if (
+      family === 0 ||
+      extra !== undefined ||
+      (bits !== undefined && (!/^\d+$/.test(bits) || Number(bits) > maxBits))
+    ) {
+      throw new ConfigError(
+        'TRUST_PROXY',
+        `must be a hop count or a list of proxy addresses/CIDRs (e.g. 10.0.0.0/8,192.168.1.5), got "${item}"`,
+      );
+    }
+  }
+  return items;
+}
+
+function ports(env: Env, name: string, def: number[]): number[] | 'any' {
+  const raw = str(env, name);
+  if (raw === undefined) return def;
+  if (raw === '*') return 'any';
+  const items = raw.split(',').map((x) => x.trim());
+  for (const item of items) {
+    if (!/^\d+$/.test(item) || Number(item) < 1 || Number(item) > 65535) {
+      throw new ConfigError(name, `must be a comma-separated list of ports (1-65535), got "${item}"`);
+    }
+  }
+  return items.map(Number);
 }
 
 function url(env: Env, name: string, protocols: string[]): string | undefined {
@@ -233,7 +295,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     metrics: { token: metricsToken },
     postalAddress: headerSafe(env, 'POSTAL_ADDRESS') ?? DEFAULT_POSTAL_ADDRESS,
     sendRatePerSecond: int(env, 'SEND_RATE_PER_SECOND', 50, 1, 100_000),
-    trustProxy: bool(env, 'TRUST_PROXY', false),
+    trustProxy: trustProxy(env),
     logLevel: logLevel as AppConfig['logLevel'],
     abuse: {
       confirmationsPerDay: int(env, 'CONFIRMATIONS_PER_ADDRESS_PER_DAY', 3, 1, 100),
@@ -276,6 +338,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
     feeds: {
       pollMinutes: int(env, 'FEED_POLL_MINUTES', 15, 1, 24 * 60),
       timeoutMs: int(env, 'FEED_TIMEOUT_MS', 10_000, 100, 120_000),
+      allowPrivate: bool(env, 'FEED_ALLOW_PRIVATE', false),
+      allowedPorts: ports(env, 'FEED_ALLOWED_PORTS', [80, 443]),
+      maxItems: int(env, 'FEED_MAX_ITEMS', 500, 1, 100_000),
     },
   };
 }

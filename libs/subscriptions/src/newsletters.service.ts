@@ -1,7 +1,7 @@
 import { BadRequestException, ConflictException, Injectable, NotFoundException } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { CronExpressionParser } from 'cron-parser';
-import type { DataSource, EntityManager } from 'typeorm';
+import { type DataSource, type EntityManager, QueryFailedError } from 'typeorm';
 import { Guide, Newsletter } from '../../db/src/entities/index.js';
 import { NewsletterCatalog } from './newsletter-catalog.js';
 import { SubscriptionsRepository } from './subscriptions.repository.js';
@@ -115,7 +115,7 @@ export class NewslettersService {
   }
 
   async create(input: NewsletterInput & { slug: string; name: string }): Promise<NewsletterView> {
-    const view = await this.ds.transaction(async (em) => {
+    const view = await this.writeOnce(`Newsletter "${input.slug}" already exists`, async (em) => {
       const repo = em.getRepository(Newsletter);
       if (await repo.findOne({ where: { slug: input.slug } })) {
         throw new ConflictException(`Newsletter "${input.slug}" already exists`);
@@ -132,18 +132,35 @@ export class NewslettersService {
   }
 
   async update(slug: string, input: NewsletterInput): Promise<NewsletterView> {
-    const view = await this.ds.transaction(async (em) => {
-      const repo = em.getRepository(Newsletter);
-      const n = await repo.findOne({ where: { slug }, lock: { mode: 'pessimistic_write' } });
-      if (!n) throw new NotFoundException(`Newsletter "${slug}" does not exist`);
-      if (input.slug !== undefined && input.slug !== slug) throw new BadRequestException(['slug cannot be changed']);
-      await this.apply(em, n, input);
-      const saved = await repo.save(n);
-      if (input.schedule)
-        await this.events.addEvent(em, { type: 'schedule.changed', payload: { newsletterId: saved.id } });
-      return this.view(em, saved);
-    });
+    const view = await this.writeOnce(
+      `Newsletter "${slug}" was changed by another request at the same time: try again`,
+      async (em) => {
+        const repo = em.getRepository(Newsletter);
+        const n = await repo.findOne({ where: { slug }, lock: { mode: 'pessimistic_write' } });
+        if (!n) throw new NotFoundException(`Newsletter "${slug}" does not exist`);
+        if (input.slug !== undefined && input.slug !== slug) throw new BadRequestException(['slug cannot be changed']);
+        await this.apply(em, n, input);
+        const saved = await repo.save(n);
+        if (input.schedule)
+          await this.events.addEvent(em, { type: 'schedule.changed', payload: { newsletterId: saved.id } });
+        return this.view(em, saved);
+      },
+    );
     this.catalog.forget(); // the subscribe path sees the change at once
     return view;
+  }
+
+  /**
+   * One transaction; a unique index that a concurrent request filled first (the same slug, or a
+   * second default) is a 409, not a 500.
+   */
+  private async writeOnce<T>(conflict: string, work: (em: EntityManager) => Promise<T>): Promise<T> {
+    try {
+      return await this.ds.transaction(work);
+    } catch (err) {
+      if (err instanceof QueryFailedError && (err.driverError as { code?: string }).code === '23505')
+        throw new ConflictException(conflict);
+      throw err;
+    }
   }
 }

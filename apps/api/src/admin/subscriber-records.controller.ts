@@ -2,7 +2,8 @@ import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Req, Res, 
 import { ApiBearerAuth, ApiConsumes, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
-import { BadRequestException } from '@nestjs/common';
+import { UnsupportedMediaTypeException } from '@nestjs/common';
+import { AcceptsCsv } from '../common/body-types.js';
 import { ImportExportService, type ImportReport } from '../../../../libs/subscriptions/src/import-export.service.js';
 import { SubscriberAdminService } from '../../../../libs/subscriptions/src/subscriber-admin.service.js';
 import { SubscribersService } from '../../../../libs/subscriptions/src/subscribers.service.js';
@@ -45,9 +46,10 @@ export class SubscriberRecordsController {
   @Post('newsletters/:slug/subscribers/import')
   @HttpCode(200)
   @ApiConsumes('text/csv')
+  @AcceptsCsv()
   async import(@Param('slug') slug: string, @Req() req: FastifyRequest): Promise<ImportReport> {
     if (!(req.body instanceof Readable))
-      throw new BadRequestException(['send the CSV as the request body with Content-Type: text/csv']);
+      throw new UnsupportedMediaTypeException(['send the CSV as the request body with Content-Type: text/csv']);
     return this.bulk.import(slug, req.body);
   }
 

@@ -1,4 +1,5 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Logger } from '@nestjs/common';
+import { ThrottlerException } from '@nestjs/throttler';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { PagesService } from '../pages/pages.service.js';
 import { wantsHtml } from './request-context.js';
@@ -57,7 +58,8 @@ export class AllExceptionsFilter implements ExceptionFilter {
       }
       message =
         typeof body === 'string' ? body : ((body as { message?: string | string[] }).message ?? exception.message);
-      if (status === 429) message = 'Too many requests: please wait a minute and try again';
+      // The public throttler's own words name no wait; other 429s say theirs.
+      if (exception instanceof ThrottlerException) message = 'Too many requests: please wait a minute and try again';
       // Body-parser failures that the adapter already turned into HTTP errors: say it plainly.
       if (status === 413) message = frameworkMessage({ code: 'FST_ERR_CTP_BODY_TOO_LARGE' }, 413);
       if (status === 400 && typeof message === 'string' && /JSON/.test(message))

@@ -24,6 +24,8 @@ import {
   SubscriberDirectoryService,
   type SubscriberDetail,
 } from '../../../../libs/subscriptions/src/subscriber-directory.service.js';
+import { AcceptsCsv } from '../common/body-types.js';
+import { notPlainData } from '../common/plain-input.js';
 import { wantsJson } from '../common/request-context.js';
 import { ConsoleExceptionFilter } from './console-exception.filter.js';
 import { field } from './console-http.js';
@@ -149,13 +151,19 @@ export class ConsoleSubscribersController {
    * gets the report as JSON; without script the form posts pasted CSV text (`csv` field).
    */
   @Post('import')
+  @AcceptsCsv()
   async import(
     @Query('newsletter') queryNewsletter: unknown,
-    @Body() body: unknown,
     @Req() req: FastifyRequest,
     @Res() reply: FastifyReply,
   ): Promise<void> {
+    // A streamed CSV body is read from the request: the input pipe passes plain data only.
+    const body: unknown = req.body;
     const streamed = body instanceof Readable;
+    if (!streamed) {
+      const why = notPlainData(body, 'body');
+      if (why) throw new BadRequestException(why);
+    }
     const slug = str(queryNewsletter) || (streamed ? '' : field(body, 'newsletter'));
     const known = (await this.newsletters.list()).find((n) => n.slug === slug);
     const json = wantsJson(req);
