@@ -25,7 +25,15 @@ describe('admin API, hosted signup page and operations routes', () => {
     smtp = await new TestSmtp().start();
     await addAudience(db.url, { prefix: 'list', count: 5, newsletter: 'spine-health' });
     await addAudience(db.url, { prefix: 'wait', count: 2, newsletter: 'sports-health', subscription: 'pending' });
-    apps = await startApps(testConfig({ dbUrl: db.url, smtpUrl: smtp.url, backend: 'postgres' }), { worker: false });
+    apps = await startApps(
+      testConfig({
+        dbUrl: db.url,
+        smtpUrl: smtp.url,
+        backend: 'postgres',
+        env: { FEED_ALLOW_PRIVATE: 'true', FEED_ALLOWED_PORTS: '*' },
+      }),
+      { worker: false },
+    );
   });
 
   afterAll(async () => {

@@ -63,7 +63,12 @@ describe('console: newsletters, articles and digests', () => {
     await addAudience(db.url, { prefix: 'reader', count: RECIPIENTS, newsletter: 'spine-health' });
     smtp = await new TestSmtp().start();
     apps = await startApps(
-      testConfig({ dbUrl: db.url, smtpUrl: smtp.url, backend: 'redis', env: { SEND_RATE_PER_SECOND: '20' } }),
+      testConfig({
+        dbUrl: db.url,
+        smtpUrl: smtp.url,
+        backend: 'redis',
+        env: { SEND_RATE_PER_SECOND: '20', FEED_ALLOW_PRIVATE: 'true', FEED_ALLOWED_PORTS: '*' },
+      }),
     );
     const created = await apps.api.get(StaffUsersService).create({ ...MARKETER, role: 'marketer' });
     expect(created.ok).toBe(true);

@@ -4,17 +4,24 @@ import Parser from 'rss-parser';
 import type { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
 import { ArticlesService } from './articles.service.js';
+import { SafeFetchError, safeFetch } from './safe-fetch.js';
 
 const MAX_FEED_BYTES = 5 * 1024 * 1024;
 
 export interface FeedResult {
   status: 'ok' | 'not-modified';
+  /** Entries in the feed. */
   items: number;
   created: number;
   updated: number;
+  /** Entries past config.feeds.maxItems (the feed's last ones, usually the oldest): not read this poll nor later. */
+  skipped: number;
 }
 
 export class FeedError extends Error {}
+
+/** A failure whose message is ours and safe to store and show (never a raw parser, socket or body text). */
+class PollProblem extends Error {}
 
 type Item = {
   link?: string;
@@ -104,12 +111,19 @@ export class FeedsService {
     }[] = await this.ds.query(`SELECT slug, feed_url, feed_etag, feed_last_modified FROM newsletters WHERE id = $1`, [
       newsletterId,
     ]);
-    if (!n?.feed_url) return { status: 'not-modified', items: 0, created: 0, updated: 0 };
+    if (!n?.feed_url) return { status: 'not-modified', items: 0, created: 0, updated: 0, skipped: 0 };
     try {
       const result = await this.fetchAndStore(n.slug, n.feed_url, n.feed_etag, n.feed_last_modified, newsletterId);
+      if (result.skipped > 0) {
+        this.logger.warn(
+          `Feed of ${n.slug}: read the first ${this.config.feeds.maxItems} of ${result.items} entries, skipped ${result.skipped}`,
+        );
+      }
       return result;
     } catch (err) {
-      const message = (err instanceof Error ? err.message : String(err)).slice(0, 500);
+      const known = err instanceof SafeFetchError || err instanceof PollProblem;
+      if (!known) this.logger.error(`Feed of ${n.slug} failed unexpectedly`, err instanceof Error ? err.stack : err);
+      const message = (known ? err.message : 'the feed could not be polled (internal error)').slice(0, 500);
       await this.ds.query(`UPDATE newsletters SET feed_polled_at = now(), feed_error = $2 WHERE id = $1`, [
         newsletterId,
         message,
@@ -132,33 +146,36 @@ export class FeedsService {
     };
     if (etag) headers['if-none-match'] = etag;
     if (lastModified) headers['if-modified-since'] = lastModified;
-    const res = await fetch(url, {
+    const { feeds } = this.config;
+    const res = await safeFetch(url, {
       headers,
-      redirect: 'follow',
-      signal: AbortSignal.timeout(this.config.feeds.timeoutMs),
+      timeoutMs: feeds.timeoutMs,
+      maxBytes: MAX_FEED_BYTES,
+      maxBytesLabel: '5 MB',
+      allowPrivate: feeds.allowPrivate,
+      allowedPorts: feeds.allowedPorts,
     });
     if (res.status === 304) {
       await this.ds.query(`UPDATE newsletters SET feed_polled_at = now(), feed_error = NULL WHERE id = $1`, [
         newsletterId,
       ]);
-      return { status: 'not-modified', items: 0, created: 0, updated: 0 };
+      return { status: 'not-modified', items: 0, created: 0, updated: 0, skipped: 0 };
     }
-    if (!res.ok) throw new Error(`HTTP ${res.status} from the feed`);
-    const declared = Number(res.headers.get('content-length') ?? 0);
-    if (declared > MAX_FEED_BYTES) throw new Error('feed is larger than 5 MB');
-    const body = await res.text();
-    if (body.length > MAX_FEED_BYTES) throw new Error('feed is larger than 5 MB');
+    if (res.status < 200 || res.status > 299) throw new PollProblem(`HTTP ${res.status} from the feed`);
+    const body = new TextDecoder().decode(res.body);
     let feed: Awaited<ReturnType<Parser<Record<string, unknown>, Item>['parseString']>>;
     try {
       feed = await this.parser.parseString(body);
     } catch (err) {
-      throw new Error(
-        `not a valid RSS or Atom feed (${err instanceof Error ? err.message.split('\n')[0] : String(err)})`,
-      );
+      // The parser's first line names the syntax problem (e.g. "Unclosed root tag"), not the content.
+      const why = (err instanceof Error ? err.message : String(err)).split('\n')[0].slice(0, 120);
+      throw new PollProblem(`not a valid RSS or Atom feed (${why})`);
     }
+    const all = feed.items ?? [];
+    const items = all.slice(0, feeds.maxItems);
     let created = 0;
     let updated = 0;
-    for (const item of feed.items ?? []) {
+    for (const item of items) {
       const link = httpUrl(item.link) ?? httpUrl(item.guid);
       const title = clip(item.title, 300);
       if (!link || !title) continue;
@@ -187,8 +204,8 @@ export class FeedsService {
     }
     await this.ds.query(
       `UPDATE newsletters SET feed_polled_at = now(), feed_error = NULL, feed_etag = $2, feed_last_modified = $3 WHERE id = $1`,
-      [newsletterId, res.headers.get('etag'), res.headers.get('last-modified')],
+      [newsletterId, res.headers.etag ?? null, res.headers['last-modified'] ?? null],
     );
-    return { status: 'ok', items: (feed.items ?? []).length, created, updated };
+    return { status: 'ok', items: all.length, created, updated, skipped: all.length - items.length };
   }
 }
