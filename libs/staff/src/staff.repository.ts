@@ -23,9 +23,15 @@ export interface StaffSessionRow {
   expiresAt: Date;
 }
 
+/**
+ * Failed admin API keys are counted in the sign-in failures table, per client IP, under this
+ * subject. Sign-in subjects are always lower case, so none can be it; the sign-in limits skip it.
+ */
+export const API_KEY_FAILURE_SUBJECT = 'API-KEY';
+
 const USER_COLUMNS = `id, email, role, created_at AS "createdAt", password_changed_at AS "passwordChangedAt"`;
 
-/** SQL for staff accounts, their sessions and failed sign-ins. */
+/** SQL for staff accounts, their sessions, failed sign-ins and failed admin API keys. */
 @Injectable()
 export class StaffRepository {
   constructor(@InjectDataSource() private readonly ds: DataSource) {}
@@ -160,10 +166,10 @@ export class StaffRepository {
     const [row] = await rows<{ email: number; ip: number }>(
       this.ds,
       `SELECT count(*) FILTER (WHERE email = $1)::int AS email,
-              count(*) FILTER (WHERE ip = $2::inet)::int AS ip
+              count(*) FILTER (WHERE ip = $2::inet AND email <> $4)::int AS ip
          FROM staff_login_failures
         WHERE (email = $1 OR ip = $2::inet) AND created_at > now() - make_interval(mins => $3)`,
-      [email, ip, windowMinutes],
+      [email, ip, windowMinutes, API_KEY_FAILURE_SUBJECT],
     );
     return { email: row.email, ip: row.ip };
   }
@@ -174,24 +180,60 @@ export class StaffRepository {
     windowMinutes: number,
     limit: number,
   ): Promise<number> {
-    const byEmail = 'email' in key;
+    if ('email' in key) return this.secondsUntilUnder('email = $3', [key.email], windowMinutes, limit);
+    const filter = 'ip = $3::inet AND email <> $4';
+    return this.secondsUntilUnder(filter, [key.ip, API_KEY_FAILURE_SUBJECT], windowMinutes, limit);
+  }
+
+  /** Seconds until this client IP has fewer than `limit` failed API keys within the window. */
+  async apiKeyRetryAfterSeconds(ip: string, windowMinutes: number, limit: number): Promise<number> {
+    const filter = 'ip = $3::inet AND email = $4';
+    return this.secondsUntilUnder(filter, [ip, API_KEY_FAILURE_SUBJECT], windowMinutes, limit);
+  }
+
+  /** Seconds until the oldest failure that keeps the count at `limit` leaves the window; `filter` uses $3, $4. */
+  private async secondsUntilUnder(
+    filter: string,
+    values: unknown[],
+    windowMinutes: number,
+    limit: number,
+  ): Promise<number> {
     const [row] = await rows<{ s: number | null }>(
       this.ds,
-      `SELECT ceil(extract(epoch FROM (created_at + make_interval(mins => $2) - now())))::int AS s
+      `SELECT ceil(extract(epoch FROM (created_at + make_interval(mins => $1) - now())))::int AS s
          FROM staff_login_failures
-        WHERE ${byEmail ? 'email = $1' : 'ip = $1::inet'} AND created_at > now() - make_interval(mins => $2)
-        ORDER BY created_at DESC OFFSET ($3::int - 1) LIMIT 1`,
-      [byEmail ? key.email : key.ip, windowMinutes, limit],
+        WHERE ${filter} AND created_at > now() - make_interval(mins => $1)
+        ORDER BY created_at DESC OFFSET ($2::int - 1) LIMIT 1`,
+      [windowMinutes, limit, ...values],
     );
     return Math.max(1, row?.s ?? windowMinutes * 60);
   }
 
+  /** Records a failed admin API key from this IP; the IP's count within the window, this one included. */
+  async recordApiKeyFailure(ip: string, windowMinutes: number): Promise<number> {
+    const [row] = await rows<{ n: number }>(
+      this.ds,
+      `WITH added AS (INSERT INTO staff_login_failures (email, ip) VALUES ($1, $2::inet) RETURNING id)
+       SELECT (count(*) + 1)::int AS n FROM staff_login_failures
+        WHERE ip = $2::inet AND email = $1 AND created_at > now() - make_interval(mins => $3)`,
+      [API_KEY_FAILURE_SUBJECT, ip, windowMinutes],
+    );
+    await this.deleteOldFailures(windowMinutes, true);
+    return row.n;
+  }
+
   async insertFailure(email: string, ip: string | null, windowMinutes: number): Promise<void> {
     await this.ds.query(`INSERT INTO staff_login_failures (email, ip) VALUES ($1, $2)`, [email, ip]);
-    // Keep the table to the window: old rows are never read again.
+    await this.deleteOldFailures(windowMinutes, false);
+  }
+
+  /** Keeps the table to the window: old rows are never read again. Each kind by its own window. */
+  private async deleteOldFailures(windowMinutes: number, apiKeys: boolean): Promise<void> {
     await this.ds.query(
-      `DELETE FROM staff_login_failures WHERE created_at < now() - make_interval(mins => $1) - interval '1 hour'`,
-      [windowMinutes],
+      `DELETE FROM staff_login_failures
+        WHERE created_at < now() - make_interval(mins => $1) - interval '1 hour'
+          AND (email = $2) = $3`,
+      [windowMinutes, API_KEY_FAILURE_SUBJECT, apiKeys],
     );
   }
 

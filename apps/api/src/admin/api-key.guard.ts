@@ -1,19 +1,89 @@
-import { type CanActivate, type ExecutionContext, Injectable, UnauthorizedException } from '@nestjs/common';
-import type { FastifyRequest } from 'fastify';
+import {
+  type CanActivate,
+  type ExecutionContext,
+  HttpException,
+  HttpStatus,
+  Injectable,
+  Logger,
+  UnauthorizedException,
+} from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { StaffRepository } from '../../../../libs/staff/src/staff.repository.js';
 import { ApiKeysService } from '../../../../libs/subscriptions/src/api-keys.service.js';
 
-/** Admin routes: `Authorization: Bearer <API key>`; keys are stored hashed. */
+/** Wrong API keys allowed per client IP within the window; the next one gets 429 until it slides. */
+export const API_KEY_FAILURES_PER_IP = 20;
+export const API_KEY_FAILURE_WINDOW_MINUTES = 15;
+
+/** A 429 that says how long to wait. */
+export class ApiKeyThrottled extends HttpException {
+  constructor(readonly retryAfterSeconds: number) {
+    const minutes = Math.max(1, Math.ceil(retryAfterSeconds / 60));
+    super(
+      `Too many failed API key attempts: wait ${minutes} minute${minutes === 1 ? '' : 's'} and try again`,
+      HttpStatus.TOO_MANY_REQUESTS,
+    );
+  }
+}
+
+/**
+ * Admin routes: `Authorization: Bearer <API key>`; keys are stored hashed.
+ *
+ * Wrong keys are counted per client IP in the sign-in failures table (shared by every api
+ * process); past the limit that IP gets 429. A right key costs nothing extra: the count is read
+ * only after a failure. Once a process has seen an IP over the limit it refuses that IP without
+ * checking keys until the window frees a slot, so guessing stops there; another process refuses
+ * its next wrong key.
+ */
 @Injectable()
 export class ApiKeyGuard implements CanActivate {
-  constructor(private readonly keys: ApiKeysService) {}
+  private readonly logger = new Logger('ApiKeys');
+  /** Client IP → when its block ends (ms): this process's memory of the shared count. */
+  private readonly blocked = new Map<string, number>();
+
+  constructor(
+    private readonly keys: ApiKeysService,
+    private readonly failures: StaffRepository,
+  ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const req = context.switchToHttp().getRequest<FastifyRequest>();
+    const reply = context.switchToHttp().getResponse<FastifyReply>();
+    const ip = req.ip;
+    const until = this.blocked.get(ip);
+    if (until !== undefined) {
+      if (until > Date.now()) this.refuse(reply, Math.ceil((until - Date.now()) / 1000));
+      this.blocked.delete(ip);
+    }
     const header = req.headers.authorization ?? '';
     const m = /^Bearer\s+(\S{1,200})$/i.exec(header);
-    if (!m || !(await this.keys.verify(m[1]))) {
-      throw new UnauthorizedException('A valid API key is required: send Authorization: Bearer <key>');
-    }
-    return true;
+    if (m && (await this.keys.verify(m[1]))) return true;
+    // Only a key that was tried counts: a request without one cannot guess anything.
+    if (m) await this.countFailure(ip, reply);
+    throw new UnauthorizedException('A valid API key is required: send Authorization: Bearer <key>');
+  }
+
+  private async countFailure(ip: string, reply: FastifyReply): Promise<void> {
+    const n = await this.failures.recordApiKeyFailure(ip, API_KEY_FAILURE_WINDOW_MINUTES);
+    if (n <= API_KEY_FAILURES_PER_IP) return;
+    const wait = await this.failures.apiKeyRetryAfterSeconds(
+      ip,
+      API_KEY_FAILURE_WINDOW_MINUTES,
+      API_KEY_FAILURES_PER_IP,
+    );
+    if (this.blocked.size >= 10_000) this.forgetEnded();
+    this.blocked.set(ip, Date.now() + wait * 1000);
+    this.logger.warn(`Admin API refused for ${wait} s: ${n} failed API keys from ${ip}`);
+    this.refuse(reply, wait);
+  }
+
+  private refuse(reply: FastifyReply, seconds: number): never {
+    reply.header('retry-after', String(seconds));
+    throw new ApiKeyThrottled(seconds);
+  }
+
+  private forgetEnded(): void {
+    const now = Date.now();
+    for (const [ip, until] of this.blocked) if (until <= now) this.blocked.delete(ip);
   }
 }

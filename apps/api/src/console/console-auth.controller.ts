@@ -1,16 +1,20 @@
 import { Body, Controller, Get, Inject, Post, Query, Req, Res, UseFilters, UseGuards } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { randomBytes } from 'node:crypto';
 import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/config.js';
 import { StaffAuthService } from '../../../../libs/staff/src/staff-auth.service.js';
-import { constantTimeEqual, StaffSessionsService } from '../../../../libs/staff/src/staff-sessions.service.js';
+import { StaffSessionsService } from '../../../../libs/staff/src/staff-sessions.service.js';
 import { ConsoleExceptionFilter } from './console-exception.filter.js';
 import {
   field,
   LOGIN_CSRF_COOKIE,
+  LOGIN_NONCE_RE,
   loginCsrfCookieOptions,
+  loginCsrfToken,
+  loginCsrfValid,
+  newLoginCsrfNonce,
   requestContext,
+  requestSite,
   safeNext,
   SESSION_COOKIE,
   sessionCookieOptions,
@@ -25,8 +29,6 @@ const NOTICES: Record<string, string> = {
   'signed-out': 'You have signed out.',
   expired: 'Your session has ended. Please sign in again.',
 };
-
-const LOGIN_TOKEN_RE = /^[A-Za-z0-9_-]{43}$/;
 
 /** Sign-in and sign-out for the staff console. */
 @ApiExcludeController()
@@ -61,8 +63,10 @@ export class ConsoleAuthController {
   async login(@Body() body: unknown, @Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const next = safeNext(field(body, 'next'));
     const email = field(body, 'email').slice(0, 254);
-    const expected = req.cookies[LOGIN_CSRF_COOKIE];
-    if (!expected || !constantTimeEqual(expected, field(body, '_csrf'))) {
+    // The token must be this server's HMAC of the cookie's nonce, and a browser must say the form
+    // came from this origin: a sibling subdomain can set cookies, but not forge Origin.
+    const fromHere = requestSite(req, this.config) !== 'other';
+    if (!fromHere || !loginCsrfValid(this.config.appSecret, req.cookies[LOGIN_CSRF_COOKIE], field(body, '_csrf'))) {
       await this.sendLogin(req, reply, 403, {
         next,
         email,
@@ -102,7 +106,7 @@ export class ConsoleAuthController {
     await reply.redirect('/admin/login?notice=signed-out', 303);
   }
 
-  /** The sign-in page, with a fresh (or the current) double-submit CSRF token. */
+  /** The sign-in page: a fresh (or the current) nonce in the cookie, its HMAC in the form. */
   private async sendLogin(
     req: FastifyRequest,
     reply: FastifyReply,
@@ -110,8 +114,9 @@ export class ConsoleAuthController {
     vars: { next: string; email?: string; error?: string; notice?: string; limited?: boolean },
   ): Promise<void> {
     const current = req.cookies[LOGIN_CSRF_COOKIE];
-    const token = current && LOGIN_TOKEN_RE.test(current) ? current : randomBytes(32).toString('base64url');
-    reply.setCookie(LOGIN_CSRF_COOKIE, token, loginCsrfCookieOptions(this.config));
+    const nonce = current && LOGIN_NONCE_RE.test(current) ? current : newLoginCsrfNonce();
+    reply.setCookie(LOGIN_CSRF_COOKIE, nonce, loginCsrfCookieOptions(this.config));
+    const token = loginCsrfToken(this.config.appSecret, nonce);
     await reply
       .status(status)
       .type('text/html; charset=utf-8')

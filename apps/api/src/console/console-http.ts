@@ -1,8 +1,9 @@
 import { HttpException, HttpStatus } from '@nestjs/common';
 import type { CookieSerializeOptions } from '@fastify/cookie';
 import type { FastifyRequest } from 'fastify';
+import { createHmac, randomBytes } from 'node:crypto';
 import type { AppConfig } from '../../../../libs/config/src/config.js';
-import type { StaffPrincipal } from '../../../../libs/staff/src/staff-sessions.service.js';
+import { constantTimeEqual, type StaffPrincipal } from '../../../../libs/staff/src/staff-sessions.service.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -30,18 +31,74 @@ export function sessionCookieOptions(config: AppConfig): CookieSerializeOptions 
   };
 }
 
+/** The sign-in CSRF cookie holds a random nonce; the form carries its HMAC (see loginCsrfToken). */
+export const LOGIN_NONCE_RE = /^[A-Za-z0-9_-]{43}$/;
+
+export function newLoginCsrfNonce(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+/**
+ * The sign-in form's token for a cookie nonce: an HMAC under APP_SECRET, so a cookie/field pair
+ * made up elsewhere (a cookie set from a sibling subdomain) does not pass.
+ */
+export function loginCsrfToken(appSecret: string, nonce: string): string {
+  return createHmac('sha256', appSecret).update(`mailroom console sign-in csrf\0${nonce}`).digest('base64url');
+}
+
+export function loginCsrfValid(appSecret: string, nonce: string | undefined, token: string): boolean {
+  if (!nonce || !LOGIN_NONCE_RE.test(nonce) || !token) return false;
+  return constantTimeEqual(loginCsrfToken(appSecret, nonce), token);
+}
+
+/**
+ * Where a browser request comes from: Sec-Fetch-Site when the browser sends it, else Origin
+ * (this request's host or PUBLIC_URL's origin). `unknown` when neither is there (not a browser).
+ * A sibling subdomain is `same-site` to the browser, hence `other` here.
+ */
+export function requestSite(req: FastifyRequest, config: AppConfig): 'same-origin' | 'other' | 'unknown' {
+  const site = req.headers['sec-fetch-site'];
+  if (site === 'same-origin') return 'same-origin';
+  if (typeof site === 'string' && site !== 'none') return 'other';
+  const origin = req.headers.origin;
+  if (typeof origin !== 'string') return 'unknown';
+  try {
+    const o = new URL(origin);
+    return o.host === req.headers.host || o.origin === new URL(config.publicUrl).origin ? 'same-origin' : 'other';
+  } catch {
+    return 'other';
+  }
+}
+
 export function loginCsrfCookieOptions(config: AppConfig): CookieSerializeOptions {
   return { path: '/admin/login', httpOnly: true, sameSite: 'strict', secure: config.console.secureCookie };
 }
 
-/** Only a path inside the console may follow sign-in: never another origin, never a scheme. */
+/** A base that no `next` can name: anything resolving to another origin is refused. */
+const NEXT_BASE = 'http://next.invalid';
+
+/**
+ * Only a path inside the console may follow sign-in: never another origin, never a scheme. The
+ * value is resolved as a browser would (dot segments, `%2e%2e`) before its prefix is checked, and
+ * the resolved form is what is returned. Anything a parser might read differently (`//`, `\`,
+ * control characters, encoded slashes) is refused outright.
+ */
 export function safeNext(next: unknown): string {
   if (typeof next !== 'string' || next.length > 1000) return CONSOLE_HOME;
-  if (!/^\/admin(?:[/?#]|$)/.test(next)) return CONSOLE_HOME;
+  if (!next.startsWith('/') || next.startsWith('//')) return CONSOLE_HOME;
   // eslint-disable-next-line no-control-regex -- control characters are exactly what must not pass
-  if (/[\\\u0000-\u001f\u007f]/.test(next) || next.startsWith('/admin/login') || next.startsWith('/admin/logout'))
+  if (/[\\\u0000-\u001f\u007f]/.test(next) || /%(?:2f|5c)/i.test(next)) return CONSOLE_HOME;
+  let url: URL;
+  try {
+    url = new URL(next, NEXT_BASE);
+  } catch {
     return CONSOLE_HOME;
-  return next;
+  }
+  if (url.origin !== NEXT_BASE) return CONSOLE_HOME;
+  const path = url.pathname;
+  if (!/^\/admin(?:\/|$)/.test(path) || path.includes('//')) return CONSOLE_HOME;
+  if (/^\/admin\/log(?:in|out)(?:\/|$)/.test(path)) return CONSOLE_HOME;
+  return `${path}${url.search}${url.hash}`;
 }
 
 export function loginUrl(next?: string): string {

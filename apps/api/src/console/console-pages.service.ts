@@ -1,10 +1,12 @@
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import Handlebars from 'handlebars';
+import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/config.js';
 import { TEMPLATES_DIR } from '../../../../libs/core/src/paths.js';
 import type { StaffPrincipal } from '../../../../libs/staff/src/staff-sessions.service.js';
+import { consoleCsp } from './console-security.js';
 
 /** The console's sections, in menu order. `adminOnly` ones are hidden from marketers. */
 export const CONSOLE_SECTIONS = [
@@ -29,12 +31,29 @@ export interface ConsoleView {
   section?: ConsoleSection;
 }
 
+/**
+ * The CSP hash sources of a template's inline scripts. They must be static text (no `{{`) so that
+ * what is served is exactly what was hashed; a script with a `src` would need its own CSP source.
+ */
+export function inlineScriptHashes(file: string, source: string): string[] {
+  const hashes: string[] = [];
+  for (const m of source.matchAll(/<script\b([^>]*)>([\s\S]*?)<\/script>/gi)) {
+    const [, attrs, body] = m;
+    if (/\bsrc\s*=/i.test(attrs) || body.includes('{{')) {
+      throw new Error(`${file}: console scripts must be inline and static (the CSP allows them by hash)`);
+    }
+    hashes.push(`sha256-${createHash('sha256').update(body, 'utf8').digest('base64')}`);
+  }
+  return hashes;
+}
+
 /** Console pages: Handlebars (escaped) in templates/admin, inside the console layout, compiled once. */
 @Injectable()
 export class ConsolePagesService implements OnModuleInit {
   private readonly hbs = Handlebars.create();
   private layout!: Handlebars.TemplateDelegate;
   private readonly pages = new Map<string, Handlebars.TemplateDelegate>();
+  private csp = consoleCsp([]);
 
   constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
     this.hbs.registerHelper('eq', (a: unknown, b: unknown) => a === b);
@@ -48,9 +67,11 @@ export class ConsolePagesService implements OnModuleInit {
 
   async onModuleInit(): Promise<void> {
     const dir = join(TEMPLATES_DIR, 'admin');
+    const hashes = new Set<string>();
     for (const file of await readdir(dir)) {
       if (!file.endsWith('.hbs')) continue;
       const source = await readFile(join(dir, file), 'utf8');
+      for (const h of inlineScriptHashes(file, source)) hashes.add(h);
       if (file.startsWith('_')) {
         this.hbs.registerPartial(file.slice(1, -4), source);
         continue;
@@ -59,6 +80,12 @@ export class ConsolePagesService implements OnModuleInit {
       if (file === 'layout.hbs') this.layout = tpl;
       else this.pages.set(file.slice(0, -4), tpl);
     }
+    this.csp = consoleCsp([...hashes].sort());
+  }
+
+  /** The Content-Security-Policy of every console page: its scripts allowed by hash. */
+  get contentSecurityPolicy(): string {
+    return this.csp;
   }
 
   render(page: string, view: ConsoleView, vars: Record<string, unknown> = {}): string {

@@ -9,25 +9,13 @@ import type { AppConfig } from '../../../../libs/config/src/config.js';
 import { QUEUES } from '../../../../libs/queue/src/jobs.js';
 import { StaffSessionsService } from '../../../../libs/staff/src/staff-sessions.service.js';
 import { wantsJson } from '../common/request-context.js';
-import { loginUrl, SESSION_COOKIE } from './console-http.js';
+import { loginUrl, requestSite, SESSION_COOKIE } from './console-http.js';
+import { ConsolePagesService } from './console-pages.service.js';
+import { addConsoleSecurityHeaders } from './console-security.js';
 
 export const QUEUE_BOARD_PATH = '/admin/queues';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
-
-/** A state-changing board request must come from a page of this site (its Origin), not a form elsewhere. */
-function sameOrigin(req: FastifyRequest, config: AppConfig): boolean {
-  const origin = req.headers.origin;
-  const site = req.headers['sec-fetch-site'];
-  if (site === 'same-origin') return true;
-  if (typeof origin !== 'string') return false;
-  try {
-    const o = new URL(origin);
-    return o.host === req.headers.host || o.origin === new URL(config.publicUrl).origin;
-  } catch {
-    return false;
-  }
-}
 
 function deny(req: FastifyRequest, reply: FastifyReply, status: 401 | 403, message: string): FastifyReply {
   return reply
@@ -37,12 +25,21 @@ function deny(req: FastifyRequest, reply: FastifyReply, status: 401 | 403, messa
 }
 
 /**
- * bull-board at /admin/queues, behind the console sign-in: no session → the sign-in page (or 401
- * for the board's own API calls); marketers may look, only admins may retry, clean or remove jobs.
+ * The console's own Fastify pieces (bootstrap calls this once): the security headers of every
+ * /admin response, the `/admin/` redirect, and bull-board at /admin/queues.
+ *
+ * The board sits behind the console sign-in: no session → the sign-in page (or 401 for the
+ * board's own API calls); marketers may look, only admins may retry, clean or remove jobs.
  * Shows the mail and digest queues, on Redis and on BullMQ's PostgreSQL backend alike.
  */
 export async function mountQueueBoard(app: NestFastifyApplication, config: AppConfig): Promise<void> {
   const sessions = app.get(StaffSessionsService);
+  const pages = app.get(ConsolePagesService);
+  // First: the board's scope below must inherit the hook.
+  addConsoleSecurityHeaders(app.getHttpAdapter().getInstance(), {
+    pagesCsp: () => pages.contentSecurityPolicy,
+    boardPath: QUEUE_BOARD_PATH,
+  });
   const board = new BoardAdapter();
   board.setBasePath(QUEUE_BOARD_PATH);
   createBullBoard({
@@ -72,7 +69,7 @@ export async function mountQueueBoard(app: NestFastifyApplication, config: AppCo
       req.staff = staff;
       if (!SAFE_METHODS.has(req.method)) {
         if (staff.role !== 'admin') return deny(req, reply, 403, 'Only admins may change jobs and queues');
-        if (!sameOrigin(req, config)) return deny(req, reply, 403, 'Cross-site requests are refused');
+        if (requestSite(req, config) !== 'same-origin') return deny(req, reply, 403, 'Cross-site requests are refused');
       }
       return undefined;
     });
