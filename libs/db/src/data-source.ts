@@ -9,6 +9,7 @@ import { Staff1764500000000 } from './migrations/1764500000000-staff.js';
 import { SubscriberEmailSearch1764600000000 } from './migrations/1764600000000-subscriber-email-search.js';
 import { SubscribeFunction1764700000000 } from './migrations/1764700000000-subscribe-function.js';
 import { RevocationNotices1764800000000 } from './migrations/1764800000000-revocation-notices.js';
+import { SubscribeRehearsal1764900000000 } from './migrations/1764900000000-subscribe-rehearsal.js';
 
 export const MIGRATIONS = [
   Init1764000000000,
@@ -18,6 +19,7 @@ export const MIGRATIONS = [
   SubscriberEmailSearch1764600000000,
   SubscribeFunction1764700000000,
   RevocationNotices1764800000000,
+  SubscribeRehearsal1764900000000,
 ];
 
 export function dataSourceOptions(url: string): DataSourceOptions {

@@ -50,6 +50,10 @@ export class SubscriptionsRepository {
    *    if any of these subscriptions is pending and fewer than `perDay` confirmation mails went
    *    to the address in a rolling 24 h, counts one and writes the event that sends it.
    *
+   * An address that must get nothing (suppressed, or its subscriber not in good standing) runs
+   * the same two steps as if it were new or in good standing, in a subtransaction rolled back at
+   * once (migration SubscribeRehearsal): the same statements, writes and commit flush, nothing kept.
+   *
    * Several requests run in the order of their addresses, in one transaction: every group takes
    * the subscribers' row locks in that one order, so two groups under way at once wait for each
    * other but never deadlock. All or nothing: when it fails, none of them was written.

@@ -76,8 +76,9 @@ export class SubscriptionsService {
     const answer = { newsletters: newsletters.map((n) => n.name) };
     if (input.website) return answer; // honeypot: same answer, nothing stored, nothing sent
     const email = check.email;
-    // Bounced, complained or blocked addresses get the same answer and nothing else. An erased
-    // address may start a new double opt-in: its hash is lifted only when that is confirmed.
+    // Bounced, complained or blocked addresses get the same answer in the same time (the database
+    // does the same work and undoes it) and nothing else. An erased address may start a new
+    // double opt-in: its hash is lifted only when that is confirmed.
     // The hottest write path: one statement and one round trip, shared with the sign-ups that
     // arrive at the same time (SignupWriter); the answer waits for the commit.
     await this.signups.write({
