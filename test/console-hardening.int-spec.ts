@@ -310,5 +310,16 @@ describe('console hardening: security headers, sign-in CSRF, next, API key throt
       // One count per IP across the admin API: the articles route refuses it too.
       expect((await fetch(v1('/newsletters'), bearer('wrong-21', ip))).status).toBe(429);
     });
+
+    it('guards GET /metrics the same way: wrong tokens and keys count, the shared limit applies', async () => {
+      const ip = '203.0.113.40';
+      const metrics = (key: string) => fetch(`${apps.baseUrl}/metrics`, bearer(key, ip));
+      expect((await metrics(ADMIN_KEY)).status).toBe(200);
+      for (let i = 0; i < 20; i += 1) expect((await metrics(`wrong-${i}`)).status).toBe(401);
+      const limited = await metrics('wrong-20');
+      expect(limited.status).toBe(429);
+      expect(((await limited.json()) as { message: string }).message).toMatch(/^Too many failed API key attempts/);
+      expect((await fetch(v1('/newsletters'), bearer(ADMIN_KEY, ip))).status).toBe(429);
+    });
   });
 });

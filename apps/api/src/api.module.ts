@@ -24,7 +24,7 @@ import { HealthController } from './health/health.controller.js';
 import { PagesService } from './pages/pages.service.js';
 import { SubscriptionsController } from './subscriptions/subscriptions.controller.js';
 import { UnsubscribeController } from './unsubscribe/unsubscribe.controller.js';
-import { ApiKeyGuard } from './admin/api-key.guard.js';
+import { AdminAuthModule } from './admin/admin-auth.module.js';
 import { ConsoleModule } from './console/console.module.js';
 import { ConsoleContentModule } from './console/console-content.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
@@ -50,6 +50,7 @@ export class ApiModule {
         }),
         ConsoleModule,
         ConsoleContentModule,
+        AdminAuthModule,
         MetricsModule,
       ],
       controllers: [
@@ -66,7 +67,7 @@ export class ApiModule {
         SuppressionsController,
         WebhooksController,
       ],
-      providers: [PagesService, ApiKeyGuard, { provide: APP_FILTER, useClass: AllExceptionsFilter }],
+      providers: [PagesService, { provide: APP_FILTER, useClass: AllExceptionsFilter }],
     };
   }
 }

@@ -27,7 +27,8 @@ export class ApiKeyThrottled extends HttpException {
 }
 
 /**
- * Admin routes: `Authorization: Bearer <API key>`; keys are stored hashed.
+ * Checks a bearer API key (stored hashed), throttling wrong ones. Used by the admin routes' guard
+ * and by /metrics, which also takes admin keys.
  *
  * Wrong keys are counted per client IP in the sign-in failures table (shared by every api
  * process); past the limit that IP gets 429. A right key costs nothing extra: the count is read
@@ -36,7 +37,7 @@ export class ApiKeyThrottled extends HttpException {
  * its next wrong key.
  */
 @Injectable()
-export class ApiKeyGuard implements CanActivate {
+export class ApiKeyAuth {
   private readonly logger = new Logger('ApiKeys');
   /** Client IP → when its block ends (ms): this process's memory of the shared count. */
   private readonly blocked = new Map<string, number>();
@@ -46,21 +47,22 @@ export class ApiKeyGuard implements CanActivate {
     private readonly failures: StaffRepository,
   ) {}
 
-  async canActivate(context: ExecutionContext): Promise<boolean> {
-    const req = context.switchToHttp().getRequest<FastifyRequest>();
-    const reply = context.switchToHttp().getResponse<FastifyReply>();
+  /**
+   * True for a right admin key; false when there is none or it is wrong (counted). Throws 429 for an
+   * IP over the limit. `alsoAccept` lets a caller take another secret first (the metrics token).
+   */
+  async check(req: FastifyRequest, reply: FastifyReply, alsoAccept?: (bearer: string) => boolean): Promise<boolean> {
     const ip = req.ip;
     const until = this.blocked.get(ip);
     if (until !== undefined) {
       if (until > Date.now()) this.refuse(reply, Math.ceil((until - Date.now()) / 1000));
       this.blocked.delete(ip);
     }
-    const header = req.headers.authorization ?? '';
-    const m = /^Bearer\s+(\S{1,200})$/i.exec(header);
-    if (m && (await this.keys.verify(m[1]))) return true;
-    // Only a key that was tried counts: a request without one cannot guess anything.
-    if (m) await this.countFailure(ip, reply);
-    throw new UnauthorizedException('A valid API key is required: send Authorization: Bearer <key>');
+    const m = /^Bearer\s+(\S{1,200})$/i.exec(req.headers.authorization ?? '');
+    if (!m) return false; // without a key nothing was guessed: not counted
+    if (alsoAccept?.(m[1]) || (await this.keys.verify(m[1]))) return true;
+    await this.countFailure(ip, reply);
+    return false;
   }
 
   private async countFailure(ip: string, reply: FastifyReply): Promise<void> {
@@ -85,5 +87,17 @@ export class ApiKeyGuard implements CanActivate {
   private forgetEnded(): void {
     const now = Date.now();
     for (const [ip, until] of this.blocked) if (until <= now) this.blocked.delete(ip);
+  }
+}
+
+/** Admin routes: `Authorization: Bearer <API key>`. */
+@Injectable()
+export class ApiKeyGuard implements CanActivate {
+  constructor(private readonly auth: ApiKeyAuth) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const http = context.switchToHttp();
+    if (await this.auth.check(http.getRequest<FastifyRequest>(), http.getResponse<FastifyReply>())) return true;
+    throw new UnauthorizedException('A valid API key is required: send Authorization: Bearer <key>');
   }
 }

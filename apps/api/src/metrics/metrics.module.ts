@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { SubscriptionsModule } from '../../../../libs/subscriptions/src/subscriptions.module.js';
+import { AdminAuthModule } from '../admin/admin-auth.module.js';
 import { MetricsController } from './metrics.controller.js';
 import { MetricsGuard } from './metrics.guard.js';
 import { MetricsRepository } from './metrics.repository.js';
@@ -7,7 +8,7 @@ import { MetricsService } from './metrics.service.js';
 
 /** GET /metrics for Prometheus. Needs the global config, database and queue modules. */
 @Module({
-  imports: [SubscriptionsModule],
+  imports: [SubscriptionsModule, AdminAuthModule],
   controllers: [MetricsController],
   providers: [MetricsGuard, MetricsRepository, MetricsService],
 })
