@@ -42,6 +42,7 @@ export async function bench3(opts: { reps: number; recipients: number }): Promis
     SMTP_URL: 'smtp://127.0.0.1:25',
     APP_SECRET,
     PUBLIC_URL: 'http://mailroom.bench',
+    PUBLIC_URL_ALLOW_HTTP: 'true', // a bench rig: no https here
   });
   const renderer = new DigestRenderer(config);
   await renderer.onModuleInit();

@@ -272,6 +272,7 @@ export function appEnv(opts: {
     APP_SECRET,
     ADMIN_API_KEY: ADMIN_KEY,
     PUBLIC_URL: 'http://mailroom.bench',
+    PUBLIC_URL_ALLOW_HTTP: 'true', // a bench rig: no https here
     LOG_LEVEL: 'warn',
     OUTBOX_POLL_MS: '50',
     SEND_RATE_PER_SECOND: '100000',

@@ -24,13 +24,16 @@ Needs DATABASE_URL (npm run dev prints the embedded one); import and export also
 async function users(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (!isUserCommand(command)) return 64;
-  const config = loadConfig({
-    NODE_ENV: 'production',
-    SMTP_URL: 'smtp://127.0.0.1:1025', // the CLI sends no mail
-    ...process.env,
-    APP_SECRET: process.env.APP_SECRET ?? randomBytes(32).toString('hex'),
-    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
-  });
+  const config = loadConfig(
+    {
+      NODE_ENV: 'production',
+      SMTP_URL: 'smtp://127.0.0.1:1025', // the CLI sends no mail
+      ...process.env,
+      APP_SECRET: process.env.APP_SECRET ?? randomBytes(32).toString('hex'),
+      LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    },
+    { linksUnused: true },
+  );
   @Module({ imports: [ConfigModule.forRoot(config), DbModule, StaffModule] })
   class CliUsersModule {}
   const app = await NestFactory.createApplicationContext(CliUsersModule, { logger: ['error', 'warn'] });
@@ -59,13 +62,16 @@ async function main(argv: string[]): Promise<number> {
   if (!appSecret && existsSync(devSecrets))
     appSecret = (JSON.parse(readFileSync(devSecrets, 'utf8')) as { appSecret: string }).appSecret;
   if (!appSecret) throw new ConfigError('APP_SECRET', 'is required: use the same value as the api and worker');
-  const config = loadConfig({
-    NODE_ENV: 'production',
-    SMTP_URL: 'smtp://127.0.0.1:1025', // the CLI sends no mail
-    ...process.env,
-    APP_SECRET: appSecret,
-    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
-  });
+  const config = loadConfig(
+    {
+      NODE_ENV: 'production',
+      SMTP_URL: 'smtp://127.0.0.1:1025', // the CLI sends no mail
+      ...process.env,
+      APP_SECRET: appSecret,
+      LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    },
+    { linksUnused: true },
+  );
   @Module({ imports: [ConfigModule.forRoot(config), DbModule, SubscriptionsModule] })
   class CliModule {}
   const app = await NestFactory.createApplicationContext(CliModule, { logger: ['error', 'warn'] });

@@ -199,16 +199,52 @@ describe('loadConfig', () => {
   it('defaults to production, where APP_SECRET is required', () => {
     const err = configError({ DATABASE_URL: MINIMAL.DATABASE_URL, SMTP_URL: MINIMAL.SMTP_URL });
     expect(err.message).toContain('APP_SECRET');
-    expect(loadConfig({ DATABASE_URL: MINIMAL.DATABASE_URL, SMTP_URL: MINIMAL.SMTP_URL, APP_SECRET: SECRET }).env).toBe(
-      'production',
-    );
+    const env = { DATABASE_URL: MINIMAL.DATABASE_URL, SMTP_URL: MINIMAL.SMTP_URL, APP_SECRET: SECRET };
+    expect(loadConfig({ ...env, PUBLIC_URL: 'https://news.example.com' }).env).toBe('production');
+  });
+
+  describe('PUBLIC_URL in production: https on a real host name', () => {
+    const prod = { ...MINIMAL, NODE_ENV: 'production', APP_SECRET: SECRET };
+    it.each([
+      [undefined, /PUBLIC_URL is required in production/],
+      ['http://news.example.com', /PUBLIC_URL must be https in production/],
+      ['http://127.0.0.1:3301', /PUBLIC_URL must be https in production/],
+      ['https://127.0.0.1', /PUBLIC_URL must name a real host in production, got "127.0.0.1"/],
+      ['https://[::1]:8443', /PUBLIC_URL must name a real host/],
+      ['https://localhost:3000', /PUBLIC_URL must name a real host/],
+      ['https://mailroom', /PUBLIC_URL must name a real host/],
+    ])('%s is refused', (value, message) => {
+      const err = configError({ ...prod, PUBLIC_URL: value });
+      expect(err.variable).toBe('PUBLIC_URL');
+      expect(err.message).toMatch(message);
+      if (value) expect(err.message).toContain('PUBLIC_URL_ALLOW_HTTP');
+    });
+    it('https on a host name starts; PUBLIC_URL_ALLOW_HTTP=true lets a test rig use http', () => {
+      expect(loadConfig({ ...prod, PUBLIC_URL: 'https://news.example.com/' }).publicUrl).toBe(
+        'https://news.example.com',
+      );
+      const rig = loadConfig({ ...prod, PUBLIC_URL: 'http://127.0.0.1:3301', PUBLIC_URL_ALLOW_HTTP: 'true' });
+      expect(rig.publicUrl).toBe('http://127.0.0.1:3301');
+      expect(configError({ ...prod, PUBLIC_URL_ALLOW_HTTP: 'maybe' }).variable).toBe('PUBLIC_URL_ALLOW_HTTP');
+    });
+    it('the CLI, which makes no links, needs none', () => {
+      expect(loadConfig(prod, { linksUnused: true }).env).toBe('production');
+    });
+    it('PRIVACY_URL must be an http(s) URL', () => {
+      expect(load({ PRIVACY_URL: 'https://www.example.com/privacy' }).privacyUrl).toBe(
+        'https://www.example.com/privacy',
+      );
+      expect(configError({ ...MINIMAL, PRIVACY_URL: 'javascript:alert(1)' }).variable).toBe('PRIVACY_URL');
+    });
   });
 
   it('production without APP_SECRET throws naming APP_SECRET', () => {
     const err = configError({ ...MINIMAL, NODE_ENV: 'production' });
     expect(err.variable).toBe('APP_SECRET');
     expect(err.message).toContain('APP_SECRET');
-    expect(() => load({ NODE_ENV: 'production', APP_SECRET: SECRET })).not.toThrow();
+    expect(() =>
+      load({ NODE_ENV: 'production', APP_SECRET: SECRET, PUBLIC_URL: 'https://news.example.com' }),
+    ).not.toThrow();
   });
 
   it('missing DATABASE_URL throws naming DATABASE_URL', () => {

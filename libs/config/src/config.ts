@@ -14,6 +14,8 @@ export interface AppConfig {
     threads: number;
   };
   publicUrl: string;
+  /** PRIVACY_URL: the publisher's privacy policy, linked by every signup form, reader page and mail footer. */
+  privacyUrl?: string;
   port: number;
   mailFrom?: string;
   appSecret: string;
@@ -181,6 +183,17 @@ function ports(env: Env, name: string, def: number[]): number[] | 'any' {
   return items.map(Number);
 }
 
+/** Why a production PUBLIC_URL will not do: not https, or not on a host name (an IP literal, localhost). */
+function publicUrlProblem(raw: string): string | null {
+  const u = new URL(raw);
+  if (u.protocol !== 'https:') return `must be https in production, got ${u.protocol}//`;
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  if (isIP(host) !== 0 || host === 'localhost' || host.endsWith('.localhost') || !host.includes('.')) {
+    return `must name a real host in production, got "${u.hostname}"`;
+  }
+  return null;
+}
+
 function url(env: Env, name: string, protocols: string[]): string | undefined {
   const raw = str(env, name);
   if (raw === undefined) return undefined;
@@ -231,7 +244,7 @@ export const DEFAULT_POSTAL_ADDRESS = 'Veritas Health LLC, 580 N Bank Ln, Lake F
  * Builds the configuration from environment variables.
  * `NODE_ENV` decides what may default: outside development and test, secrets must be given.
  */
-export function loadConfig(env: Env = process.env): AppConfig {
+export function loadConfig(env: Env = process.env, opts: { linksUnused?: boolean } = {}): AppConfig {
   // Production unless told otherwise: `npm run dev` and the tests say so themselves.
   const nodeEnv = str(env, 'NODE_ENV') ?? 'production';
   if (!['development', 'production', 'test'].includes(nodeEnv)) {
@@ -246,13 +259,24 @@ export function loadConfig(env: Env = process.env): AppConfig {
   const smtpUrl = url(env, 'SMTP_URL', ['smtp:', 'smtps:']);
   if (!smtpUrl) throw new ConfigError('SMTP_URL', 'is required (npm run dev starts a local mail catcher for you)');
 
-  const publicUrl = url(env, 'PUBLIC_URL', ['http:', 'https:']) ?? 'http://localhost:3000';
+  const publicUrl = url(env, 'PUBLIC_URL', ['http:', 'https:']) ?? (prod ? undefined : 'http://localhost:3000');
+  const base = (publicUrl ?? 'http://localhost:3000').replace(/\/+$/, '');
+  const privacyUrl = url(env, 'PRIVACY_URL', ['http:', 'https:']);
   let appSecret = str(env, 'APP_SECRET');
   if (!appSecret) {
     if (prod) throw new ConfigError('APP_SECRET', 'is required outside development (at least 32 characters)');
     appSecret = randomBytes(32).toString('hex');
   }
   if (appSecret.length < 32) throw new ConfigError('APP_SECRET', 'must be at least 32 characters');
+  // Every link in every mail starts here: in production it must be https on a real host name
+  // (RFC 8058 one-click wants https; List-Id is built from the host). The CLI makes no links.
+  if (prod && !opts.linksUnused && !bool(env, 'PUBLIC_URL_ALLOW_HTTP', false)) {
+    if (!publicUrl) throw new ConfigError('PUBLIC_URL', 'is required in production: the https address of the api');
+    const problem = publicUrlProblem(publicUrl);
+    if (problem) {
+      throw new ConfigError('PUBLIC_URL', `${problem} (PUBLIC_URL_ALLOW_HTTP=true allows it on a test rig)`);
+    }
+  }
   const adminApiKey = str(env, 'ADMIN_API_KEY');
   if (adminApiKey !== undefined && adminApiKey.length < 24) {
     throw new ConfigError('ADMIN_API_KEY', 'must be at least 24 characters');
@@ -287,7 +311,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxConnections: int(env, 'SMTP_POOL_SIZE', 5, 1, 100),
       threads: int(env, 'SMTP_THREADS', 2, 0, 16),
     },
-    publicUrl: publicUrl.replace(/\/+$/, ''),
+    publicUrl: base,
+    privacyUrl,
     port: int(env, 'PORT', 3000, 0, 65535),
     mailFrom,
     appSecret,
@@ -328,7 +353,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       sesTopicArns: list(env, 'SES_SNS_TOPIC_ARNS'),
     },
     console: {
-      secureCookie: publicUrl.startsWith('https:'),
+      secureCookie: base.startsWith('https:'),
       sessionIdleMinutes: int(env, 'CONSOLE_SESSION_IDLE_MINUTES', 12 * 60, 1, 30 * 24 * 60),
       sessionMaxMinutes: int(env, 'CONSOLE_SESSION_MAX_MINUTES', 7 * 24 * 60, 1, 90 * 24 * 60),
       loginFailuresPerEmail: int(env, 'CONSOLE_LOGIN_FAILURES_PER_EMAIL', 5, 1, 1000),
