@@ -136,6 +136,9 @@ describe('admin API, hosted signup page and operations routes', () => {
 
   it('serves OpenAPI docs and health', async () => {
     expect((await fetch(`${apps.baseUrl}/docs`)).status).toBe(200);
+    // The description is Markdown: a bare <API key> was read as a tag and the page showed "Bearer .".
+    const spec = (await (await fetch(`${apps.baseUrl}/docs-json`)).json()) as { info: { description: string } };
+    expect(spec.info.description).toContain('`Authorization: Bearer <API key>`');
     const health = await fetch(`${apps.baseUrl}/health`);
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({

@@ -48,8 +48,9 @@ export async function createApi(config: AppConfig): Promise<NestFastifyApplicati
   );
   const doc = new DocumentBuilder()
     .setTitle('Mailroom')
+    // Markdown: in a code span the docs page shows `<API key>` instead of reading it as a tag.
     .setDescription(
-      'Double opt-in subscriptions, lead magnets and weekly digests. Admin routes need Authorization: Bearer <API key>.',
+      'Double opt-in subscriptions, lead magnets and weekly digests. Admin routes need the header `Authorization: Bearer <API key>`.',
     )
     .setVersion('0.1.0')
     .addBearerAuth()
