@@ -32,6 +32,15 @@ function decode(s: string): string {
     .replace(/&quot;/g, '"');
 }
 
+/** The fields a form (by id) would post: its inputs' names and values, in order (hidden inputs only). */
+function hiddenFields(html: string, formId: string): [string, string][] {
+  const form = new RegExp(`<form[^>]*id="${formId}"[\\s\\S]*?</form>`).exec(html)?.[0] ?? '';
+  return [...form.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((m) => [
+    decode(m[1]),
+    decode(m[2]),
+  ]);
+}
+
 /** The ids the compose page offers, in its order. */
 function offered(page: Page): string[] {
   return [...page.text.matchAll(/name="offered" value="(\d+)"/g)].map((m) => m[1]);
@@ -197,7 +206,9 @@ describe('console: newsletters, articles and digests', () => {
       expect(shown.text).toContain('Sends <strong>every Tuesday at 09:00, America/Chicago</strong>');
       const times = [...shown.text.matchAll(/<li><time datetime="([^"]+)">([^<]+)<\/time><\/li>/g)];
       expect(times.map((t) => t[1])).toEqual(nextRuns('0 9 * * 2', 'America/Chicago', 3));
-      for (const t of times) expect(decode(t[2])).toMatch(/^Tuesday, .* 09:00 C[SD]T$/);
+      // In the schedule's zone, named (as every digest time in the console).
+      for (const t of times) expect(decode(t[2])).toMatch(/^\d{4}-\d{2}-\d{2} 09:00 America\/Chicago$/);
+      for (const t of times) expect(new Date(t[1]).getUTCDay()).toBe(2);
       // The control shows the schedule it wrote.
       expect(shown.text).toContain('<option value="2" selected>Tuesday</option>');
       expect(shown.text).toContain('id="schedule-time" name="time" value="09:00"');
@@ -408,7 +419,23 @@ describe('console: newsletters, articles and digests', () => {
       expect([...at].sort((a, b) => a - b)).toEqual(at);
       for (const id of dropped) expect(frame.text).not.toContain(`>${titleOf(id)}<`);
 
-      const sent = await post('send');
+      // "Send now…" creates nothing: it asks first, naming the issue, the readers and the newsletter.
+      const digestsBefore = (await query(db.url, `SELECT 1 FROM digests`)).length;
+      const ask = await post('send');
+      expect(ask.status).toBe(200);
+      const [{ name }] = await query<{ name: string }>(
+        db.url,
+        `SELECT name FROM newsletters WHERE slug = 'spine-health'`,
+      );
+      expect(ask.text).toContain(`Send this digest (3 articles) to ${RECIPIENTS} readers of ${name} now?`);
+      expect(ask.text).toContain(`id="confirm-send">Send to ${RECIPIENTS} readers now</button>`);
+      expect((await query(db.url, `SELECT 1 FROM digests`)).length).toBe(digestsBefore);
+      // Its button posts the same choice and order back.
+      const confirmBody = new URLSearchParams(hiddenFields(ask.text, 'send-confirm-form'));
+      confirmBody.append('action', 'send-confirmed');
+      const sent = await m.request('POST', '/admin/digests', confirmBody.toString(), {
+        'content-type': 'application/x-www-form-urlencoded',
+      });
       expect(sent.status).toBe(303);
       expect(sent.location).toMatch(/^\/admin\/digests\/\d+\?notice=sending$/);
       sentId = /\/admin\/digests\/(\d+)/.exec(sent.location!)![1];
@@ -474,9 +501,14 @@ describe('console: newsletters, articles and digests', () => {
 
     it('schedules a composed digest, sends a test copy over SMTP, then cancels it after a confirmation', async () => {
       await article('four', 'Console four', 0);
+      const [four] = await query<{ id: string }>(
+        db.url,
+        `SELECT id::text FROM articles WHERE url = 'https://www.spine-health.example/console/four'`,
+      );
       const page = await m.get('/admin/digests/new?newsletter=spine-health');
+      // Newest first; articles the editor left out of the last digest are offered again (not yet carried).
       const ids = offered(page);
-      expect(ids).toHaveLength(1);
+      expect(ids[0]).toBe(four.id);
       const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
       const past = await m.request(
         'POST',
@@ -565,7 +597,13 @@ describe('console: newsletters, articles and digests', () => {
       });
       const id = /\/admin\/digests\/(\d+)/.exec(res.location ?? '')![1];
       const shown = await m.get(`/admin/digests/${id}`);
-      expect(shown.text).toContain('id="send-now">Send now</button>');
+      // "Send now…" opens a confirmation page with the count; only its button sends.
+      expect(shown.text).toContain(`href="/admin/digests/${id}/send" id="send-now">Send now…</a>`);
+      const ask = await m.get(`/admin/digests/${id}/send`);
+      expect(ask.status).toBe(200);
+      expect(ask.text).toMatch(new RegExp(`Send digest #${id} to ${RECIPIENTS} readers of Spine-health[^<]* now\\?`));
+      expect(ask.text).toContain(`<form method="post" action="/admin/digests/${id}/send" id="send-confirm-form">`);
+      expect((await progress(id)).status).toBe('scheduled');
       const now = await m.post(`/admin/digests/${id}/send`, { _csrf: csrf });
       expect([now.status, now.location]).toEqual([303, `/admin/digests/${id}?notice=send-now`]);
       const done = await waitUntil(
@@ -605,6 +643,87 @@ describe('console: newsletters, articles and digests', () => {
       const empty = await admin(apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', { articles: [] });
       expect(empty.status).toBe(400);
       await admin(apps.baseUrl, 'POST', `/v1/digests/${created.body.id}/cancel`);
+    });
+  });
+
+  describe('a safety net for sending', () => {
+    it('the compose page pre-selects no "Now" and leads with scheduling; "Send now…" comes second', async () => {
+      await article('safety', 'Console safety', 0);
+      const page = await m.get('/admin/digests/new?newsletter=spine-health');
+      expect(page.status).toBe(200);
+      expect(page.text).toMatch(/<input type="radio" name="when" value="now" id="when-now">/);
+      expect(page.text).not.toMatch(/id="when-now" checked/);
+      expect(page.text.indexOf('id="schedule-digest"')).toBeLessThan(page.text.indexOf('id="send-digest-now"'));
+      expect(page.text).toContain('id="send-digest-now">Send now…</button>');
+    });
+
+    it('a digest that reaches 0 recipients is skipped with the reason, never "sent" or "100 %"', async () => {
+      // Arthritis-health has no subscriber in this database.
+      await admin(apps.baseUrl, 'POST', '/v1/articles', {
+        url: 'https://www.arthritis-health.example/console/nobody',
+        title: 'Nobody reads this',
+        publishedAt: new Date().toISOString(),
+        newsletters: ['arthritis-health'],
+      });
+      const ask = await m.get('/admin/digests/new?newsletter=arthritis-health');
+      const ids = offered(ask);
+      const body = new URLSearchParams({ _csrf: csrf, newsletter: 'arthritis-health', action: 'send' });
+      for (const id of ids) {
+        body.append('offered', id);
+        body.append('article', id);
+      }
+      const confirm = await m.request('POST', '/admin/digests', body.toString(), {
+        'content-type': 'application/x-www-form-urlencoded',
+      });
+      expect(confirm.status).toBe(200);
+      expect(confirm.text).toContain('to 0 readers of Arthritis-health now?');
+      expect(confirm.text).toContain('recorded as <strong>skipped</strong>: no active subscribers');
+
+      const created = await admin<{ id: string }>(apps.baseUrl, 'POST', '/v1/newsletters/arthritis-health/digests', {});
+      expect(created.status).toBe(201);
+      const id = created.body.id;
+      const done = await waitUntil(
+        () => admin<{ status: string; recipients: number }>(apps.baseUrl, 'GET', `/v1/digests/${id}`),
+        (r) => r.body.status !== 'scheduled' && r.body.status !== 'sending',
+        30_000,
+        'digest finished',
+      );
+      expect(done.body).toMatchObject({ status: 'skipped', recipients: 0 });
+      const [row] = await query<{ status: string; reason: string }>(
+        db.url,
+        `SELECT status, reason FROM digests WHERE id = $1`,
+        [id],
+      );
+      expect(row).toEqual({ status: 'skipped', reason: 'no active subscribers' });
+      const shown = await m.get(`/admin/digests/${id}`);
+      expect(shown.text).toContain('data-status="skipped"');
+      expect(shown.text).toContain('id="digest-reason">no active subscribers</p>');
+      expect(shown.text).toContain(
+        'id="progress-text" aria-live="polite" style="margin:8px 0 0">No recipients: nobody was sent this digest</p>',
+      );
+      expect(shown.text).not.toContain('100 %');
+    });
+
+    it("shows digest times in the newsletter's schedule zone, with the zone named", async () => {
+      await admin(apps.baseUrl, 'PUT', '/v1/newsletters/sports-health/schedule', {
+        cron: '0 9 1 1 *',
+        timezone: 'Asia/Tokyo',
+      });
+      // 2031-03-04 00:30 UTC is 09:30 in Tokyo.
+      const created = await admin<{ id: string }>(apps.baseUrl, 'POST', '/v1/newsletters/sports-health/digests', {
+        sendAt: '2031-03-04T00:30:00Z',
+      });
+      expect(created.status).toBe(201);
+      const shown = await m.get(`/admin/digests/${created.body.id}`);
+      expect(shown.text).toContain('id="digest-send-at">2031-03-04 09:30 Asia/Tokyo</time>');
+      const list = await m.get('/admin/digests?newsletter=sports-health');
+      expect(list.text).toContain('<time datetime="2031-03-04T00:30:00.000Z">2031-03-04 09:30 Asia/Tokyo</time>');
+      const settings = await m.get('/admin/newsletters/sports-health');
+      expect(settings.text).toMatch(
+        /<ol id="next-sends">\s*<li><time datetime="[^"]+">\d{4}-01-01 09:00 Asia\/Tokyo<\/time>/,
+      );
+      await admin(apps.baseUrl, 'POST', `/v1/digests/${created.body.id}/cancel`);
+      await admin(apps.baseUrl, 'DELETE', '/v1/newsletters/sports-health/schedule');
     });
   });
 });

@@ -10,6 +10,7 @@ import { SubscriberEmailSearch1764600000000 } from './migrations/1764600000000-s
 import { SubscribeFunction1764700000000 } from './migrations/1764700000000-subscribe-function.js';
 import { RevocationNotices1764800000000 } from './migrations/1764800000000-revocation-notices.js';
 import { SubscribeRehearsal1764900000000 } from './migrations/1764900000000-subscribe-rehearsal.js';
+import { NewsletterLookback1765000000000 } from './migrations/1765000000000-newsletter-lookback.js';
 
 export const MIGRATIONS = [
   Init1764000000000,
@@ -20,6 +21,7 @@ export const MIGRATIONS = [
   SubscribeFunction1764700000000,
   RevocationNotices1764800000000,
   SubscribeRehearsal1764900000000,
+  NewsletterLookback1765000000000,
 ];
 
 export function dataSourceOptions(url: string): DataSourceOptions {

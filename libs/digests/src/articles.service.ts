@@ -9,6 +9,8 @@ export interface ArticleInput {
   imageUrl?: string | null;
   topics?: string[];
   publishedAt: string | Date;
+  /** An existing article keeps its publication time (a feed entry without a date, polled again). */
+  keepPublishedAt?: boolean;
   newsletters?: string[];
 }
 
@@ -76,7 +78,8 @@ export class ArticlesService {
         `INSERT INTO articles (url, title, summary, image_url, topics, published_at, source)
          VALUES ($1, $2, $3, $4, $5::text[], $6, $7)
          ON CONFLICT (url) DO UPDATE SET title = EXCLUDED.title, summary = EXCLUDED.summary, image_url = EXCLUDED.image_url,
-           topics = EXCLUDED.topics, published_at = EXCLUDED.published_at, updated_at = now()
+           topics = EXCLUDED.topics, updated_at = now(),
+           published_at = CASE WHEN $8 THEN articles.published_at ELSE EXCLUDED.published_at END
          RETURNING id, (xmax = 0) AS created`,
         [
           input.url,
@@ -86,6 +89,7 @@ export class ArticlesService {
           input.topics ?? [],
           new Date(input.publishedAt),
           source,
+          input.keepPublishedAt === true,
         ],
       );
       if (ids === undefined && row.created) {

@@ -78,8 +78,12 @@ export class DigestsRepository {
   }
 
   /**
-   * The articles the next digest of a newsletter would carry: published since the last sent
-   * digest, never carried by an earlier digest of this newsletter, newest first.
+   * The articles the next digest of a newsletter would carry: every article of the newsletter not
+   * yet carried by one of its digests and published within its `lookback_days` (an article that
+   * arrives after the digest it was "published" before still goes out; a feed's year of old items
+   * does not), newest first, at most `max`. A digest has carried its articles once it is sending
+   * or sent, or when a cancelled or failed one mailed anybody; one skipped, cancelled or failed
+   * before any mail left has not. Future-dated articles wait for their time.
    */
   async candidateArticles(
     db: Db,
@@ -92,10 +96,12 @@ export class DigestsRepository {
       `SELECT a.id, a.url, a.title, a.summary, a.image_url AS "imageUrl", a.topics
        FROM articles a JOIN article_newsletters an ON an.article_id = a.id AND an.newsletter_id = $1
        WHERE a.published_at <= now()
-         AND a.published_at > COALESCE((SELECT max(started_at) FROM digests WHERE newsletter_id = $1 AND status = 'sent'), '-infinity')
+         AND a.published_at > now() - make_interval(days => (SELECT lookback_days FROM newsletters WHERE id = $1))
          AND NOT EXISTS (SELECT 1 FROM digest_articles da JOIN digests d ON d.id = da.digest_id
-                         WHERE da.article_id = a.id AND d.newsletter_id = $1 AND d.status IN ('sending','sent')
-                           AND d.id <> COALESCE($3::bigint, 0))
+                         WHERE da.article_id = a.id AND d.newsletter_id = $1 AND d.id <> COALESCE($3::bigint, 0)
+                           AND (d.status IN ('sending','sent')
+                                OR (d.status IN ('cancelled','failed')
+                                    AND EXISTS (SELECT 1 FROM deliveries x WHERE x.digest_id = d.id AND x.status = 'sent'))))
        ORDER BY a.published_at DESC, a.id DESC LIMIT $2`,
       [newsletterId, max, excludeDigestId ?? null],
     );

@@ -1,12 +1,17 @@
 import { Inject, Injectable, Logger, NotFoundException } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import Parser from 'rss-parser';
-import type { DataSource } from 'typeorm';
+import { type DataSource, QueryFailedError } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
 import { ArticlesService } from './articles.service.js';
+import { decodeFeed } from './feed-charset.js';
+import { FeedSyntaxError, readFeed } from './feed-reader.js';
 import { SafeFetchError, safeFetch } from './safe-fetch.js';
 
 const MAX_FEED_BYTES = 5 * 1024 * 1024;
+/** Longest article URL kept (as the API's limit). */
+const MAX_URL_LENGTH = 2048;
+/** Per poll, at most this many skipped entries are logged one by one. */
+const LOGGED_PROBLEMS = 10;
 
 export interface FeedResult {
   status: 'ok' | 'not-modified';
@@ -16,6 +21,8 @@ export interface FeedResult {
   updated: number;
   /** Entries past config.feeds.maxItems (the feed's last ones, usually the oldest): not read this poll nor later. */
   skipped: number;
+  /** Entries read but not stored: no link or title, an unreadable or implausible date (each logged). */
+  invalid: number;
 }
 
 export class FeedError extends Error {}
@@ -23,43 +30,19 @@ export class FeedError extends Error {}
 /** A failure whose message is ours and safe to store and show (never a raw parser, socket or body text). */
 class PollProblem extends Error {}
 
-type Item = {
-  link?: string;
-  guid?: string;
-  title?: string;
-  contentSnippet?: string;
-  summary?: string;
-  content?: string;
-  isoDate?: string;
-  pubDate?: string;
-  categories?: (string | { _: string })[];
-  enclosure?: { url?: string; type?: string };
-  'media:content'?: { $?: { url?: string } };
-};
-
-function httpUrl(v: string | undefined): string | null {
-  if (!v) return null;
-  try {
-    const u = new URL(v.trim());
-    return u.protocol === 'http:' || u.protocol === 'https:' ? u.toString() : null;
-  } catch {
-    return null;
-  }
-}
-
-function clip(v: string | undefined, max: number): string | null {
+function clip(v: string | null, max: number): string | null {
   const t = (v ?? '').replace(/\s+/g, ' ').trim();
   if (!t) return null;
   return t.length > max ? `${t.slice(0, max - 1)}…` : t;
 }
 
-/** RSS 2.0 and Atom feeds: conditional GET (ETag / Last-Modified), items upserted as articles by link. */
+/**
+ * RSS and Atom feeds: conditional GET (ETag / Last-Modified), entries upserted as articles by link,
+ * each on its own (see feed-reader.ts): one bad entry is counted as `invalid`, logged and skipped.
+ */
 @Injectable()
 export class FeedsService {
   private readonly logger = new Logger(FeedsService.name);
-  private readonly parser = new Parser<Record<string, unknown>, Item>({
-    customFields: { item: ['media:content', 'summary'] },
-  });
 
   constructor(
     @InjectDataSource() private readonly ds: DataSource,
@@ -111,9 +94,11 @@ export class FeedsService {
     }[] = await this.ds.query(`SELECT slug, feed_url, feed_etag, feed_last_modified FROM newsletters WHERE id = $1`, [
       newsletterId,
     ]);
-    if (!n?.feed_url) return { status: 'not-modified', items: 0, created: 0, updated: 0, skipped: 0 };
+    if (!n?.feed_url) return { status: 'not-modified', items: 0, created: 0, updated: 0, skipped: 0, invalid: 0 };
     try {
       const result = await this.fetchAndStore(n.slug, n.feed_url, n.feed_etag, n.feed_last_modified, newsletterId);
+      if (result.invalid > 0)
+        this.logger.warn(`Feed of ${n.slug}: ${result.invalid} of ${result.items} entries could not be stored`);
       if (result.skipped > 0) {
         this.logger.warn(
           `Feed of ${n.slug}: read the first ${this.config.feeds.maxItems} of ${result.items} entries, skipped ${result.skipped}`,
@@ -124,10 +109,11 @@ export class FeedsService {
       const known = err instanceof SafeFetchError || err instanceof PollProblem;
       if (!known) this.logger.error(`Feed of ${n.slug} failed unexpectedly`, err instanceof Error ? err.stack : err);
       const message = (known ? err.message : 'the feed could not be polled (internal error)').slice(0, 500);
-      await this.ds.query(`UPDATE newsletters SET feed_polled_at = now(), feed_error = $2 WHERE id = $1`, [
-        newsletterId,
-        message,
-      ]);
+      // Only while the URL is the one polled: a URL changed meanwhile starts with a clean slate.
+      await this.ds.query(
+        `UPDATE newsletters SET feed_polled_at = now(), feed_error = $2 WHERE id = $1 AND feed_url = $3`,
+        [newsletterId, message, n.feed_url],
+      );
       this.logger.warn(`Feed of ${n.slug} failed: ${message}`);
       throw new FeedError(`Feed of ${n.slug} failed: ${message}`);
     }
@@ -156,56 +142,76 @@ export class FeedsService {
       allowedPorts: feeds.allowedPorts,
     });
     if (res.status === 304) {
-      await this.ds.query(`UPDATE newsletters SET feed_polled_at = now(), feed_error = NULL WHERE id = $1`, [
-        newsletterId,
-      ]);
-      return { status: 'not-modified', items: 0, created: 0, updated: 0, skipped: 0 };
+      await this.ds.query(
+        `UPDATE newsletters SET feed_polled_at = now(), feed_error = NULL WHERE id = $1 AND feed_url = $2`,
+        [newsletterId, url],
+      );
+      return { status: 'not-modified', items: 0, created: 0, updated: 0, skipped: 0, invalid: 0 };
     }
     if (res.status < 200 || res.status > 299) throw new PollProblem(`HTTP ${res.status} from the feed`);
-    const body = new TextDecoder().decode(res.body);
-    let feed: Awaited<ReturnType<Parser<Record<string, unknown>, Item>['parseString']>>;
+    // BOM, then the HTTP charset, then the XML declaration (feed-charset.ts).
+    const { text } = decodeFeed(res.body, res.headers['content-type']);
+    const now = new Date();
+    let all: ReturnType<typeof readFeed>;
     try {
-      feed = await this.parser.parseString(body);
+      // Relative links resolve against xml:base, else the URL the feed was finally read from.
+      all = readFeed(text, res.url, now);
     } catch (err) {
-      // The parser's first line names the syntax problem (e.g. "Unclosed root tag"), not the content.
-      const why = (err instanceof Error ? err.message : String(err)).split('\n')[0].slice(0, 120);
-      throw new PollProblem(`not a valid RSS or Atom feed (${why})`);
+      if (!(err instanceof FeedSyntaxError)) throw err;
+      throw new PollProblem(`not a valid RSS or Atom feed (${err.message})`);
     }
-    const all = feed.items ?? [];
     const items = all.slice(0, feeds.maxItems);
     let created = 0;
     let updated = 0;
-    for (const item of items) {
-      const link = httpUrl(item.link) ?? httpUrl(item.guid);
-      const title = clip(item.title, 300);
-      if (!link || !title) continue;
-      const date = new Date(item.isoDate ?? item.pubDate ?? Date.now());
-      const image =
-        httpUrl(item.enclosure?.type?.startsWith('image/') ? item.enclosure.url : undefined) ??
-        httpUrl(item['media:content']?.$?.url);
-      const topics = (item.categories ?? [])
-        .map((c) => (typeof c === 'string' ? c : c?._))
-        .filter((c): c is string => typeof c === 'string' && c.length > 0 && c.length <= 50)
-        .slice(0, 20);
-      const r = await this.articles.upsert(
-        {
-          url: link,
-          title,
-          summary: clip(item.contentSnippet ?? (typeof item.summary === 'string' ? item.summary : undefined), 1000),
-          imageUrl: image,
-          topics,
-          publishedAt: Number.isNaN(date.getTime()) ? new Date() : date,
-          newsletters: [slug],
-        },
-        'feed',
-      );
-      if (r.created) created += 1;
-      else updated += 1;
+    let invalid = 0;
+    const problem = (i: number, why: string) => {
+      invalid += 1;
+      if (invalid <= LOGGED_PROBLEMS) this.logger.warn(`Feed of ${slug}: entry ${i + 1} skipped: ${why}`);
+    };
+    for (const [i, outcome] of items.entries()) {
+      if (!outcome.ok) {
+        problem(i, outcome.problem);
+        continue;
+      }
+      const e = outcome.entry;
+      const title = clip(e.title, 300);
+      if (!e.url || e.url.length > MAX_URL_LENGTH) {
+        problem(i, e.url ? 'link longer than 2048 characters' : 'no http(s) link');
+        continue;
+      }
+      if (!title) {
+        problem(i, 'no title');
+        continue;
+      }
+      try {
+        const r = await this.articles.upsert(
+          {
+            url: e.url,
+            title,
+            summary: clip(e.summary, 1000),
+            imageUrl: e.imageUrl && e.imageUrl.length <= MAX_URL_LENGTH ? e.imageUrl : null,
+            topics: e.topics,
+            // An undated entry: the poll time when first seen, kept on later polls.
+            publishedAt: e.publishedAt ?? now,
+            keepPublishedAt: e.publishedAt === null,
+            newsletters: [slug],
+          },
+          'feed',
+        );
+        if (r.created) created += 1;
+        else updated += 1;
+      } catch (err) {
+        // A value the database refuses (SQLSTATE class 22, e.g. a NUL byte) loses that entry only.
+        const code = err instanceof QueryFailedError ? (err.driverError as { code?: string }).code : undefined;
+        if (!code?.startsWith('22')) throw err;
+        problem(i, `refused by the database (${code})`);
+      }
     }
     await this.ds.query(
-      `UPDATE newsletters SET feed_polled_at = now(), feed_error = NULL, feed_etag = $2, feed_last_modified = $3 WHERE id = $1`,
-      [newsletterId, res.headers.etag ?? null, res.headers['last-modified'] ?? null],
+      `UPDATE newsletters SET feed_polled_at = now(), feed_error = NULL, feed_etag = $2, feed_last_modified = $3
+       WHERE id = $1 AND feed_url = $4`,
+      [newsletterId, res.headers.etag ?? null, res.headers['last-modified'] ?? null, url],
     );
-    return { status: 'ok', items: all.length, created, updated, skipped: all.length - items.length };
+    return { status: 'ok', items: all.length, created, updated, skipped: all.length - items.length, invalid };
   }
 }

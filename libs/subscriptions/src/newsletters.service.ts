@@ -15,6 +15,8 @@ export interface NewsletterInput {
   fromEmail?: string | null;
   guide?: string | null;
   feedUrl?: string | null;
+  /** 1–365 (validated by the DTO); default 7. */
+  lookbackDays?: number;
   isDefault?: boolean;
   schedule?: { cron: string; timezone: string };
 }
@@ -27,6 +29,7 @@ export interface NewsletterView {
   fromEmail: string | null;
   guide: string | null;
   feedUrl: string | null;
+  lookbackDays: number;
   isDefault: boolean;
   schedule: { cron: string; timezone: string } | null;
   createdAt: Date;
@@ -65,6 +68,7 @@ export class NewslettersService {
       fromEmail: n.fromEmail,
       guide: guide?.slug ?? null,
       feedUrl: n.feedUrl,
+      lookbackDays: n.lookbackDays,
       isDefault: n.isDefault,
       schedule: n.scheduleCron && n.scheduleTimezone ? { cron: n.scheduleCron, timezone: n.scheduleTimezone } : null,
       createdAt: n.createdAt,
@@ -94,7 +98,18 @@ export class NewslettersService {
     if (input.description !== undefined) n.description = input.description;
     if (input.fromName !== undefined) n.fromName = input.fromName;
     if (input.fromEmail !== undefined) n.fromEmail = input.fromEmail;
-    if (input.feedUrl !== undefined) n.feedUrl = input.feedUrl;
+    if (input.feedUrl !== undefined && input.feedUrl !== n.feedUrl) {
+      // Another feed: the old one's validators would get a 304 from it and its error is not its own.
+      n.feedUrl = input.feedUrl;
+      n.feedEtag = null;
+      n.feedLastModified = null;
+      n.feedError = null;
+    }
+    if (input.lookbackDays !== undefined) {
+      if (!Number.isInteger(input.lookbackDays) || input.lookbackDays < 1 || input.lookbackDays > 365)
+        throw new BadRequestException(['lookbackDays must be between 1 and 365']);
+      n.lookbackDays = input.lookbackDays;
+    }
     if (input.guide === null) n.guideId = null;
     else if (input.guide !== undefined) {
       const g = await em.getRepository(Guide).findOne({ where: { slug: input.guide } });

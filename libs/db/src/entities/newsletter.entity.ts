@@ -10,6 +10,12 @@ export class Newsletter {
   @Column({ type: 'text', name: 'from_email', nullable: true }) fromEmail: string | null;
   @Column({ type: 'int', name: 'guide_id', nullable: true }) guideId: number | null;
   @Column({ type: 'text', name: 'feed_url', nullable: true }) feedUrl: string | null;
+  /** Conditional-GET validators and the last error of the feed at feedUrl (cleared when it changes). */
+  @Column({ type: 'text', name: 'feed_etag', nullable: true }) feedEtag: string | null;
+  @Column({ type: 'text', name: 'feed_last_modified', nullable: true }) feedLastModified: string | null;
+  @Column({ type: 'text', name: 'feed_error', nullable: true }) feedError: string | null;
+  /** How old an article not yet carried may be and still go into the next digest (1–365). */
+  @Column({ type: 'int', name: 'lookback_days', default: 7 }) lookbackDays: number;
   @Column({ type: 'boolean', name: 'is_default', default: false }) isDefault: boolean;
   @Column({ type: 'text', name: 'schedule_cron', nullable: true }) scheduleCron: string | null;
   @Column({ type: 'text', name: 'schedule_timezone', nullable: true }) scheduleTimezone: string | null;

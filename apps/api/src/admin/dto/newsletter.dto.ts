@@ -3,12 +3,15 @@ import { Type } from 'class-transformer';
 import {
   IsBoolean,
   IsEmail,
+  IsInt,
   IsOptional,
   IsString,
   IsTimeZone,
   IsUrl,
   Matches,
+  Max,
   MaxLength,
+  Min,
   MinLength,
   ValidateNested,
 } from 'class-validator';
@@ -72,6 +75,19 @@ export class CreateNewsletterDto {
   )
   @MaxLength(2048, { message: 'feedUrl must be at most 2048 characters' })
   feedUrl?: string;
+
+  @ApiPropertyOptional({
+    example: 7,
+    default: 7,
+    minimum: 1,
+    maximum: 365,
+    description: 'how old (in days) an article not yet carried may be and still go into the next digest',
+  })
+  @IsOptional()
+  @IsInt({ message: 'lookbackDays must be a whole number of days' })
+  @Min(1, { message: 'lookbackDays must be between 1 and 365' })
+  @Max(365, { message: 'lookbackDays must be between 1 and 365' })
+  lookbackDays?: number;
 
   @ApiPropertyOptional({ description: 'the default newsletter for subscriptions that name none' })
   @IsOptional()
