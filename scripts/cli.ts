@@ -2,13 +2,15 @@ import 'reflect-metadata';
 import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ROOT_DIR } from '../libs/core/src/paths.js';
 import { ConfigError, loadConfig } from '../libs/config/src/config.js';
 import { ConfigModule } from '../libs/core/src/config.module.js';
 import { DbModule } from '../libs/db/src/db.module.js';
-import { ImportExportService } from '../libs/subscriptions/src/import-export.service.js';
+import { CsvFileError } from '../libs/subscriptions/src/csv-reader.js';
+import { ImportExportService, type ImportReport } from '../libs/subscriptions/src/import-export.service.js';
 import { SubscriptionsModule } from '../libs/subscriptions/src/subscriptions.module.js';
 import { StaffModule } from '../libs/staff/src/staff.module.js';
 import { StaffUsersService } from '../libs/staff/src/staff-users.service.js';
@@ -79,7 +81,18 @@ async function main(argv: string[]): Promise<number> {
     const bulk = app.get(ImportExportService);
     if (command === 'import') {
       const started = Date.now();
-      const report = await bulk.import(slug, createReadStream(file));
+      // Opened first, so that a missing file is a one-line error rather than an unhandled stream error.
+      const input = createReadStream(file);
+      await once(input, 'ready');
+      let report: ImportReport;
+      try {
+        report = await bulk.import(slug, input);
+      } catch (err) {
+        // A file that cannot be parsed: one line naming the file and the line, EX_DATAERR; nothing was written.
+        if (!(err instanceof CsvFileError)) throw err;
+        console.error(`mailroom cli: ${file}: ${err.message}`);
+        return 65;
+      }
       const seconds = (Date.now() - started) / 1000;
       console.log(JSON.stringify({ ...report, seconds }, null, 2));
     } else {

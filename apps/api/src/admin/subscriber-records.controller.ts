@@ -42,7 +42,10 @@ export class SubscriberRecordsController {
     await this.admin.erase(email);
   }
 
-  /** text/csv with header email,name,topics,timezone,consented_at,source; streamed. */
+  /**
+   * text/csv with header email,name,topics,timezone,consented_at,source; streamed, all or nothing.
+   * A file that cannot be parsed is a 400 (CsvFileError) naming the line; the service drains the body.
+   */
   @Post('newsletters/:slug/subscribers/import')
   @HttpCode(200)
   @ApiConsumes('text/csv')
