@@ -112,7 +112,11 @@ describe.each<Backend>(['postgres', 'redis'])('weekly digest on the %s queue bac
     const sample = smtp.to(active[0])[0];
     const head = headerBlock(sample.raw);
     expect(head).toMatch(/^List-ID: "Spine-health" <spine-health\.mailroom\.test>$/m);
-    expect(head).toMatch(/^List-Unsubscribe: <http:\/\/mailroom\.test\/unsubscribe\/[^>]+>, <mailto:[^>]+>$/m);
+    // The one-click URL alone: nothing reads a mailto: mailbox, so none is offered.
+    expect(head).toMatch(/^List-Unsubscribe: <http:\/\/mailroom\.test\/unsubscribe\/[^>,\s]+>$/m);
+    expect(head).not.toMatch(/mailto:/i);
+    // No PRIVACY_URL here: no privacy link.
+    expect(sample.parsed.html).not.toContain('Privacy policy');
     expect(head).toMatch(/^List-Unsubscribe-Post: List-Unsubscribe=One-Click$/m);
     expect(sample.parsed.subject).toBe('Spine-health: All About Upper Back Pain and 5 more');
     expect(sample.parsed.html).toContain('Hi Reader 1,');
@@ -239,6 +243,16 @@ describe.each<Backend>(['postgres', 'redis'])('weekly digest on the %s queue bac
     expect(smtp.to('marketer@example.com')[0].parsed.subject).toBe(
       '[Test] Spine-health: Treating Intercostal Muscle Strain',
     );
+    // A test copy says so and carries no unsubscribe that pretends to work (no subscription stands behind it).
+    const copy = smtp.to('marketer@example.com')[0];
+    expect(headerBlock(copy.raw)).not.toMatch(/^List-Unsubscribe/im);
+    expect(String(copy.parsed.html)).not.toMatch(/\/unsubscribe\/|\/subscribe\?|Manage your preferences/);
+    expect(String(copy.parsed.html)).toContain('<strong>TEST COPY</strong>');
+    expect(copy.parsed.text?.trimStart()).toMatch(/^TEST COPY · This is a test copy of this digest\./);
+    expect(copy.parsed.text).toMatch(
+      /This is a test copy sent to marketer@example\.com by [^;]+; readers get their\s+own/,
+    );
+    expect(copy.parsed.text).not.toContain('You are receiving this because you subscribed');
     expect((await admin(apps.baseUrl, 'POST', `/v1/digests/${created.body.id}/test`, { to: 'nope' })).status).toBe(400);
     // Cancel the scheduled one: it never sends.
     const cancelled = await admin<{ status: string }>(apps.baseUrl, 'POST', `/v1/digests/${created.body.id}/cancel`);

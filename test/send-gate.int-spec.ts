@@ -44,6 +44,7 @@ describe.each(['0', '2'])('send gate (SMTP_THREADS=%s)', (threads) => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     port = (server.server.address() as AddressInfo).port;
     const config = loadConfig({
+      NODE_ENV: 'test',
       DATABASE_URL: 'postgres://127.0.0.1/unused',
       SMTP_URL: `smtp://127.0.0.1:${port}`,
       APP_SECRET: 'x'.repeat(32),

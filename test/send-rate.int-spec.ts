@@ -24,6 +24,7 @@ describe('send rate limiter (positions in slots)', () => {
     ds = new DataSource(dataSourceOptions(db.url));
     await ds.initialize();
     const config = loadConfig({
+      NODE_ENV: 'test',
       DATABASE_URL: db.url,
       SMTP_URL: 'smtp://127.0.0.1:2525',
       APP_SECRET: 'x'.repeat(32),

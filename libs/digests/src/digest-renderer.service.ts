@@ -5,7 +5,13 @@ import { join } from 'node:path';
 import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
 import { TEMPLATES_DIR } from '../../core/src/paths.js';
 import { QpTextSplice, type SplicedText } from '../../mail/src/bulk-message.js';
-import { compileMjml, headerValue } from '../../mail/src/mail-renderer.service.js';
+import {
+  compileMjml,
+  headerValue,
+  htmlToText,
+  mailSource,
+  preheaderText,
+} from '../../mail/src/mail-renderer.service.js';
 
 export interface IssueArticle {
   url: string;
@@ -207,6 +213,37 @@ export function htmlPart(wire: string): HtmlPart {
   return hasOverlongLine(ascii) ? ascii : { raw: HTML_7BIT_HEADERS + ascii };
 }
 
+/** The footer's reader block (why you get this, unsubscribe, preferences): see templates/mail/layout.mjml. */
+const READER_BLOCK = /<div class="mr-reader">[\s\S]*?<\/div>/;
+/** The hidden preheader, first in the body: a test copy's banner goes right after it. */
+const PREHEADER = /<div class="mr-preheader"[^>]*>[\s\S]*?<\/div>/;
+
+/** Whether `html` is an issue `testCopyOf` can turn into a test copy (issues rendered before it was written are not). */
+export function hasTestCopySlots(html: string): boolean {
+  return READER_BLOCK.test(html) && PREHEADER.test(html);
+}
+
+/**
+ * A test copy of an issue, made from the issue's own HTML (what readers get): `[Test] ` before the
+ * subject, a banner at the top, and instead of the reader's footer (why you get this, unsubscribe)
+ * a line saying whose test copy it is: no subscription stands behind it, so no link may pretend to
+ * unsubscribe. `{{email}}` stays a placeholder (escaped per recipient); `requestedBy` is escaped here.
+ */
+export function testCopyOf(issue: IssueTemplates, requestedBy: string): IssueTemplates {
+  if (!hasTestCopySlots(issue.html)) throw new Error('This issue was rendered without the test-copy slots');
+  const by = inert(Handlebars.escapeExpression(requestedBy));
+  const banner =
+    '<div class="mr-test-banner" style="margin:0 auto;max-width:600px;padding:12px 16px;background-color:#fff4ce;' +
+    "border:2px dashed #8a6d00;color:#1b2733;font-family:-apple-system, BlinkMacSystemFont, 'Segoe UI', Helvetica, Arial, sans-serif;" +
+    'font-size:15px;line-height:1.5;text-align:center;"><p style="margin:0;"><strong>TEST COPY</strong> · ' +
+    'This is a test copy of this digest. Readers get it with their own greeting and unsubscribe link.</p></div>';
+  const footer =
+    `<div class="mr-reader"><p style="margin: 0 0 10px;">This is a test copy sent to {{email}} by ${by}; ` +
+    'readers get their own unsubscribe link here.</p></div>';
+  const html = issue.html.replace(PREHEADER, (pre) => `${pre}\n${banner}`).replace(READER_BLOCK, () => footer);
+  return { subject: headerValue(`[Test] ${issue.subject}`), html, text: htmlToText(html) };
+}
+
 /**
  * Renders a digest in two passes: once per issue (articles, MJML → HTML, text part: the only
  * mjml2html call), then per recipient only an escaped Handlebars substitution of the personal parts.
@@ -219,9 +256,8 @@ export class DigestRenderer implements OnModuleInit {
   constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {}
 
   async onModuleInit(): Promise<void> {
-    const layout = await readFile(join(TEMPLATES_DIR, 'mail', 'layout.mjml'), 'utf8');
     const body = await readFile(join(TEMPLATES_DIR, 'mail', 'digest.mjml'), 'utf8');
-    this.issueTemplate = Handlebars.compile(layout.replace('<!-- @body -->', body));
+    this.issueTemplate = Handlebars.compile(await mailSource(body));
   }
 
   subjectFor(newsletterName: string, articles: IssueArticle[]): string {
@@ -234,12 +270,7 @@ export class DigestRenderer implements OnModuleInit {
     const mjml = this.issueTemplate({
       ...PERSONAL,
       subject: inert(subject),
-      preview: inert(
-        articles
-          .map((a) => a.title)
-          .join(' · ')
-          .slice(0, 140),
-      ),
+      preview: inert(preheaderText(articles.map((a) => a.title).join(' · '))),
       newsletterName: inert(newsletterName),
       tagline: 'Your weekly guide to a healthier back and joints',
       issueLabel: issueDate.toLocaleDateString('en-US', {
@@ -258,6 +289,7 @@ export class DigestRenderer implements OnModuleInit {
       })),
       footerReason: `You are receiving this because you subscribed {{email}} to ${inert(newsletterName)}.`,
       postalAddress: inert(this.config.postalAddress),
+      privacyUrl: this.config.privacyUrl ? inert(this.config.privacyUrl) : null,
     });
     const { html, text } = await compileMjml(mjml);
     return { subject, html, text };

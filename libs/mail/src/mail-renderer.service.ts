@@ -32,11 +32,42 @@ const TEXT_OPTIONS = {
     { selector: 'h1', options: { uppercase: false } },
     { selector: 'h2', options: { uppercase: false } },
     { selector: 'img', format: 'skip' },
-    // MJML's hidden preview text belongs to the inbox list, not the body.
+    // The hidden preheader belongs to the inbox list, not the body.
     { selector: 'div[style*="display:none"]', format: 'skip' },
     { selector: 'a', options: { hideLinkHrefIfSameAsText: true } },
   ],
 };
+
+/** The plain-text part of a mail's HTML (placeholders left as they are). */
+export function htmlToText(html: string): string {
+  return convert(html, TEXT_OPTIONS);
+}
+
+/** Longest preheader shown: inbox lists show ~90-140 characters, so more is never read. */
+export const PREHEADER_MAX = 150;
+
+/**
+ * Invisible filler after the preheader, so the inbox preview does not go on into the body text:
+ * combining grapheme joiner, zero-width non-joiner and no-break space, on short lines (the wire
+ * HTML keeps every line under 998 characters).
+ */
+export const PREHEADER_PAD = Array.from({ length: 6 }, () => '&#847;&zwnj;&nbsp;'.repeat(15)).join('\n');
+
+/** The preheader text: whitespace collapsed, cut at a word boundary to at most `max` characters. */
+export function preheaderText(value: string, max = PREHEADER_MAX): string {
+  const text = value.replace(/\s+/g, ' ').trim();
+  if (text.length <= max) return text;
+  const head = text.slice(0, max - 1);
+  const space = head.lastIndexOf(' ');
+  const cut = space > max / 2 ? head.slice(0, space) : head;
+  return `${cut.replace(/[\s,;:·–—-]+$/u, '')}…`;
+}
+
+/** layout.mjml with `body` in it and the preheader filler in place: the MJML source of one mail kind. */
+export async function mailSource(body: string): Promise<string> {
+  const layout = await readFile(join(TEMPLATES_DIR, 'mail', 'layout.mjml'), 'utf8');
+  return layout.replace('<!-- @preheader-pad -->', PREHEADER_PAD).replace('<!-- @body -->', body);
+}
 
 /**
  * Compiles a template once: MJML → HTML with Handlebars placeholders left in, then the plain-text
@@ -44,11 +75,13 @@ const TEXT_OPTIONS = {
  */
 export async function compileMjml(mjmlSource: string): Promise<{ html: string; text: string }> {
   MailRenderer.mjmlCalls += 1;
-  const out = await mjml2html(mjmlSource, { validationLevel: 'strict', keepComments: false });
+  // fonts: {} — MJML would otherwise add a <link> and an @import of Google Fonts for any web font
+  // the stack names: every open would tell Google a reader's IP. Mail loads nothing from third parties.
+  const out = await mjml2html(mjmlSource, { validationLevel: 'strict', keepComments: false, fonts: {} });
   if (out.errors && out.errors.length > 0) {
     throw new Error(`MJML errors: ${out.errors.map((e) => e.formattedMessage).join('; ')}`);
   }
-  return { html: out.html, text: convert(out.html, TEXT_OPTIONS) };
+  return { html: out.html, text: htmlToText(out.html) };
 }
 
 /** Strips anything that could split a header. */
@@ -63,10 +96,9 @@ export class MailRenderer implements OnModuleInit {
   private readonly compiled = new Map<MailKind, CompiledMail>();
 
   async onModuleInit(): Promise<void> {
-    const layout = await readFile(join(TEMPLATES_DIR, 'mail', 'layout.mjml'), 'utf8');
     for (const kind of Object.keys(SUBJECTS) as MailKind[]) {
       const body = await readFile(join(TEMPLATES_DIR, 'mail', `${kind}.mjml`), 'utf8');
-      const { html, text } = await compileMjml(layout.replace('<!-- @body -->', body));
+      const { html, text } = await compileMjml(await mailSource(body));
       this.compiled.set(kind, {
         subject: Handlebars.compile(SUBJECTS[kind], { noEscape: true, strict: false }),
         html: Handlebars.compile(html),
@@ -80,7 +112,8 @@ export class MailRenderer implements OnModuleInit {
     const t = this.compiled.get(kind);
     if (!t) throw new Error(`Mail template "${kind}" is not compiled`);
     const subject = headerValue(t.subject(vars));
-    const all = { ...vars, subject };
+    const preview = typeof vars.preview === 'string' ? preheaderText(vars.preview) : '';
+    const all = { ...vars, subject, preview };
     return { subject, html: t.html(all), text: t.text(all) };
   }
 }

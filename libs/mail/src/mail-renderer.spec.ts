@@ -1,7 +1,15 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { TEMPLATES_DIR } from '../../core/src/paths.js';
-import { MailRenderer, headerValue, type MailKind, type RenderedMail } from './mail-renderer.service.js';
+import {
+  MailRenderer,
+  PREHEADER_PAD,
+  headerValue,
+  preheaderText,
+  type MailKind,
+  type RenderedMail,
+} from './mail-renderer.service.js';
+import { listUnsubscribeHeaders } from './subscription-mail.service.js';
 import { classifySmtpError, isHardBounce } from './mail-transport.service.js';
 
 const POSTAL = '1 Example Street, Springfield, IL 62701, USA';
@@ -121,6 +129,27 @@ describe('MailRenderer', () => {
       expect(mail.html).toContain(PREVIEW);
       expect(mail.text).not.toContain(PREVIEW);
     });
+
+    it('writes its own preheader: hidden without a colour or size trick, padded, first in the body', () => {
+      const pre = /<div class="mr-preheader" style="([^"]*)">([^<]*)<\/div>/.exec(mail.html);
+      expect(pre?.[1]).toBe('display:none;max-height:0;max-width:0;overflow:hidden;mso-hide:all;');
+      expect(pre?.[2].startsWith(`${PREVIEW}${PREHEADER_PAD}`)).toBe(true);
+      for (const hidden of mail.html.match(/<[^>]+display:\s*none[^>]*>/g) ?? [])
+        expect(hidden).not.toMatch(/color|opacity|font-size/);
+      const body = mail.html.slice(mail.html.indexOf('<body'), mail.html.indexOf('<div class="mr-preheader"'));
+      expect(body.replace(/<[^>]*>/g, '').trim()).toBe('');
+    });
+
+    it('loads nothing from third parties (no web fonts, no stylesheet link, no @import)', () => {
+      expect(mail.html).not.toMatch(/fonts\.googleapis|@import|<link\b|Roboto/);
+    });
+
+    it('links the privacy policy only when PRIVACY_URL is set, escaped', () => {
+      expect(mail.html).not.toContain('Privacy policy');
+      const withPolicy = renderer.render(kind, { ...vars(), privacyUrl: 'https://p.example/privacy?a=1&b="2"' });
+      expect(withPolicy.html).toContain('<a href="https://p.example/privacy?a&#x3D;1&amp;b&#x3D;&quot;2&quot;"');
+      expect(withPolicy.text).toContain('Privacy policy [https://p.example/privacy?a=1&b="2"]');
+    });
   });
 
   describe('confirmation', () => {
@@ -176,7 +205,7 @@ describe('MailRenderer', () => {
       expect(mail.html).toContain(`href="${UNSUB_URL}"`);
       expect(mail.html).toContain('Unsubscribe');
       expect(mail.text).toContain(GUIDE_URL);
-      expect(mail.text).toContain(`Unsubscribe [${UNSUB_URL}]`);
+      expect(mail.text).toContain(`Unsubscribe [${UNSUB_URL}?action=unsubscribe]`);
       expect(mail.text).toContain('30 days');
     });
   });
@@ -241,6 +270,40 @@ describe('MailRenderer', () => {
     it('replaces header-splitting runs with one space and trims', () => {
       expect(renderer.render('guide', guideVars({ guideTitle: 'A\r\n\r\nB' })).subject).toBe('Your free guide: A B');
       expect(renderer.render('guide', guideVars({ guideTitle: 'A\r\n' })).subject).toBe('Your free guide: A');
+    });
+  });
+});
+
+describe('preheaderText', () => {
+  it('keeps a short preheader as it is, whitespace collapsed', () => {
+    expect(preheaderText('  Confirm your\n address. ')).toBe('Confirm your address.');
+  });
+
+  it('cuts a long one at a word boundary, within 150 characters', () => {
+    const titles =
+      'All About Upper Back Pain · 7 Possible Causes of Pain Under Your Shoulder Blade · 5 Exercises for Upper and Middle Back Pain · Upper Back Pain';
+    const cut = preheaderText(`${titles} from Intercostal Muscle Strain`);
+    expect(cut.length).toBeLessThanOrEqual(150);
+    expect(cut).toBe(`${titles} from…`);
+    expect(cut.endsWith('…')).toBe(true);
+    expect(`${titles} from Intercostal Muscle Strain`.startsWith(cut.slice(0, -1))).toBe(true);
+    expect(`${titles} from Intercostal Muscle Strain`[cut.length - 1]).toBe(' ');
+  });
+
+  it('cuts one long word where it must', () => {
+    expect(preheaderText('x'.repeat(400))).toBe(`${'x'.repeat(149)}…`);
+  });
+
+  it('pads on lines a wire HTML can carry', () => {
+    for (const line of PREHEADER_PAD.split('\n')) expect(line.length).toBeLessThan(400);
+  });
+});
+
+describe('listUnsubscribeHeaders', () => {
+  it('offers the one-click https URL alone (no mailto nobody reads), with List-Unsubscribe-Post', () => {
+    expect(listUnsubscribeHeaders('https://n.example/unsubscribe/1.0.abc')).toEqual({
+      'List-Unsubscribe': { prepared: true, value: '<https://n.example/unsubscribe/1.0.abc>' },
+      'List-Unsubscribe-Post': { prepared: true, value: 'List-Unsubscribe=One-Click' },
     });
   });
 });

@@ -12,16 +12,17 @@ import { rows } from '../../db/src/sql.js';
 export type JobOutcome = 'sent' | 'skipped';
 
 /**
- * RFC 2369 + RFC 8058: one List-Unsubscribe header with the one-click URL and a mailto, and
- * List-Unsubscribe-Post. Prepared as-is (both parts are URL-safe and checked for CR/LF).
+ * RFC 2369 + RFC 8058: the one-click https URL alone. No mailto: nothing reads that mailbox and it
+ * carries no token, so a client that used it would unsubscribe nobody. The URL is checked for CR/LF.
  */
-export function listUnsubscribeHeaders(
-  url: string,
-  mailbox: string,
-): Record<string, { prepared: true; value: string }> {
-  const value = headerValue(`<${url}>, <mailto:${mailbox}?subject=unsubscribe>`);
+export function listUnsubscribeValue(url: string): string {
+  return headerValue(`<${url}>`);
+}
+
+/** List-Unsubscribe and List-Unsubscribe-Post, prepared as they are (the URL is URL-safe). */
+export function listUnsubscribeHeaders(url: string): Record<string, { prepared: true; value: string }> {
   return {
-    'List-Unsubscribe': { prepared: true, value },
+    'List-Unsubscribe': { prepared: true, value: listUnsubscribeValue(url) },
     'List-Unsubscribe-Post': { prepared: true, value: 'List-Unsubscribe=One-Click' },
   };
 }
@@ -51,13 +52,6 @@ export class SubscriptionMailService {
     if (n.from_email) return { name: headerValue(n.from_name ?? n.name), address: n.from_email };
     if (this.config.mailFrom) return this.config.mailFrom;
     return { name: headerValue(n.name), address: `newsletter@${new URL(this.config.publicUrl).hostname}` };
-  }
-
-  private fromAddress(n: NewsletterRow): string {
-    const f = this.from(n);
-    if (typeof f !== 'string') return f.address;
-    const m = /<([^>]+)>/.exec(f);
-    return m ? m[1] : f;
   }
 
   private async loadNewsletters(ids: number[]): Promise<NewsletterRow[]> {
@@ -159,6 +153,7 @@ export class SubscriptionMailService {
         pending[0].source ? ` at ${pending[0].source}` : ''
       }.`,
       postalAddress: this.config.postalAddress,
+      privacyUrl: this.config.privacyUrl ?? null,
     });
     await this.limiter.acquire(1);
     try {
@@ -215,6 +210,7 @@ export class SubscriptionMailService {
       preferencesUrl: unsubscribeUrl,
       footerReason: `You are receiving this because you subscribed ${subscriber.email} to ${newsletter.name} and confirmed it.`,
       postalAddress: this.config.postalAddress,
+      privacyUrl: this.config.privacyUrl ?? null,
     });
     await this.limiter.acquire(1);
     try {
@@ -230,7 +226,7 @@ export class SubscriptionMailService {
             comment: headerValue(newsletter.name),
           },
         },
-        headers: listUnsubscribeHeaders(unsubscribeUrl, this.fromAddress(newsletter)),
+        headers: listUnsubscribeHeaders(unsubscribeUrl),
       });
       await this.log(subscriber.id, newsletter.id, 'guide', 'sent', messageId, null);
       return 'sent';
