@@ -1,10 +1,11 @@
 # syntax=docker/dockerfile:1
 #
-# Mailroom: one image for the api, the worker and the one-shot migrate/seed job.
+# Mailroom: one image for the api, the worker, the one-shot migrate job and the CLI.
 #   api (default):  node dist/apps/api/src/main.js
 #   worker:         node dist/apps/worker/src/main.js
 #   migrations:     node dist/scripts/migrate.js
-#   sample data:    node dist/scripts/seed.js
+#   CLI:            node dist/scripts/cli.js user:create --email … --role admin   (no rebuild)
+#   sample data:    node dist/scripts/seed.js   (demo newsletters: only when you want them)
 #
 # The app finds its root (templates/ and package.json) by walking up from the entry script,
 # so dist/, templates/, content/ and package.json all sit side by side in /app.
@@ -25,7 +26,8 @@ RUN npm run build \
  && test -f dist/apps/api/src/main.js \
  && test -f dist/apps/worker/src/main.js \
  && test -f dist/scripts/migrate.js \
- && test -f dist/scripts/seed.js
+ && test -f dist/scripts/seed.js \
+ && test -f dist/scripts/cli.js
 
 # ---- runtime: production dependencies only, non-root -------------------------------------
 FROM ${NODE_IMAGE} AS runtime

