@@ -96,6 +96,7 @@ const BODIES: Record<string, { body: Record<string, unknown>; form?: boolean }> 
   },
   'DELETE /v1/subscribers/:email': { body: {} },
   'DELETE /v1/suppressions/:email': { body: {} },
+  'POST /v1/suppressions': { body: { email: 'blocked@example.com', reason: 'asked by phone' } },
   'POST /v1/webhooks/generic': { body: { email: 'bounced@example.com', type: 'hard' } },
   'POST /v1/webhooks/mailgun': {
     body: {

@@ -136,8 +136,14 @@ describeInBrowser('marketer in Chromium: schedule, compose, preview, test, send,
     await snap(`/admin/digests/new?newsletter=spine-health`, 'marketer-03-compose');
     await snap(`/admin/digests/${id}`, 'marketer-04-digest-scheduled');
 
-    // Send it now and watch the progress bar reach 100 %.
+    // "Send now…" asks first, with the count of readers; then watch the progress bar reach 100 %.
     await page.locator('#send-now').click();
+    await page.waitForURL(/\/admin\/digests\/\d+\/send$/);
+    await expect(page.locator('#send-question').innerText()).resolves.toBe(
+      `Send digest #${id} to ${RECIPIENTS} readers of Spine-health now?`,
+    );
+    await screenshot(page, 'marketer-05a-send-confirm');
+    await page.locator('#confirm-send').click();
     await page.waitForURL(/notice=send-now$/);
     await page.waitForSelector('#digest-progress[data-percent="100"]', { timeout: 50_000 });
     await page.waitForSelector('#digest-status[data-status="sent"]', { timeout: 10_000 });

@@ -106,10 +106,14 @@ describeInBrowser('reader journey in Chromium: signup page → mail → confirm 
       page.waitForResponse((r) => r.url() === `${PUBLIC}/v1/subscriptions`),
       page.getByRole('button', { name: 'Subscribe' }).click(),
     ]);
-    expect(answer.status()).toBe(202);
+    // Post/redirect/get: the form's answer is a 303 to the "check your inbox" page (a reload posts nothing).
+    expect(answer.status()).toBe(303);
+    await page.waitForURL(`${PUBLIC}/subscribe/check-inbox?newsletter=spine-health&newsletter=arthritis-health`);
     await page.waitForLoadState();
 
     // 2. Check your inbox: two newsletters, so the publisher's name heads the page.
+    expect(await brandAndHeading(page)).toEqual({ brand: 'Veritas Health', h1: 'Check your inbox' });
+    await page.reload();
     expect(await brandAndHeading(page)).toEqual({ brand: 'Veritas Health', h1: 'Check your inbox' });
     await expectAccessibleAndResponsive(page);
     await screenshot(page, '03-check-inbox');
@@ -175,7 +179,12 @@ describeInBrowser('reader journey in Chromium: signup page → mail → confirm 
     const guideMail = smtp.to(email).find((m) => /guide/i.test(m.parsed.subject ?? ''))!;
     expect(linkFrom(guideMail.parsed.text ?? '', `${PUBLIC}/guides/natural-back-pain-relief/`)).toBeTruthy();
     expect(headerBlock(guideMail.raw)).toMatch(/^List-Unsubscribe-Post: List-Unsubscribe=One-Click$/m);
-    const preferencesLink = linkFrom(guideMail.parsed.text ?? '', `${PUBLIC}/unsubscribe/`);
+    // The footer's "Manage your preferences" link (its "Unsubscribe" link opens the same page at the unsubscribe form).
+    const guideText = guideMail.parsed.text ?? '';
+    const preferencesLink = linkFrom(
+      guideText.slice(guideText.indexOf('Manage your preferences')),
+      `${PUBLIC}/unsubscribe/`,
+    );
 
     // 5. The preference centre: newsletters, topics; saving topics keeps the subscription.
     await page.goto(preferencesLink);
@@ -186,18 +195,21 @@ describeInBrowser('reader journey in Chromium: signup page → mail → confirm 
     expect(await page.getByLabel('Neck Pain').isChecked()).toBe(true);
     await expectAccessibleAndResponsive(page);
     await screenshot(page, '06-preferences');
-    await page.getByLabel('Stay subscribed and only update my topics below').check();
+    // Nothing destructive is pre-selected: topics and unsubscribing are separate forms and buttons.
+    expect(await page.locator('input[type=radio]').count()).toBe(0);
     await page.getByLabel('Sciatica').check();
-    await page.getByRole('button', { name: 'Save my choice' }).click();
+    await page.getByRole('button', { name: 'Save topics' }).click();
     await page.waitForLoadState();
     expect(await brandAndHeading(page)).toEqual({ brand: 'Spine-health', h1: 'Preferences saved' });
     await screenshot(page, '07-preferences-saved');
+    expect(
+      (await query<{ status: string }>(db.url, `SELECT DISTINCT status FROM subscriptions`)).map((r) => r.status),
+    ).toEqual(['active']);
 
     // …then unsubscribe from all.
     await page.goto(preferencesLink);
     expect(await page.getByLabel('Sciatica').isChecked()).toBe(true);
-    await page.getByLabel(/Unsubscribe from all newsletters/).check();
-    await page.getByRole('button', { name: 'Save my choice' }).click();
+    await page.getByRole('button', { name: 'Unsubscribe from all newsletters' }).click();
     await page.waitForLoadState();
     expect(await brandAndHeading(page)).toEqual({ brand: 'Veritas Health', h1: 'You have been unsubscribed' });
     await expect(page.locator('.lead').innerText()).resolves.toContain(

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 
@@ -69,4 +69,37 @@ export async function unlabelledControls(page: Page): Promise<string[]> {
     .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby')
       && !(el.tagName === 'BUTTON' && el.textContent.trim()))
     .map((el) => el.outerHTML.slice(0, 120))`);
+}
+
+/** A serious or critical axe-core finding, short enough to read in a test failure. */
+export interface AxeFinding {
+  id: string;
+  impact: string;
+  help: string;
+  targets: string[];
+}
+
+let axeSource: string | undefined;
+
+/**
+ * Runs axe-core (WCAG 2.x A/AA and best practices) on the page and returns its serious and
+ * critical violations. axe is evaluated in the page rather than added as a <script>: the console's
+ * CSP allows only its own scripts by hash (a context with bypassCSP: true runs it either way).
+ */
+export async function axeSeriousFindings(page: Page): Promise<AxeFinding[]> {
+  axeSource ??= readFileSync(join(process.cwd(), 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
+  const loaded = await page.evaluate<boolean>('typeof window.axe === "object"');
+  if (!loaded) await page.evaluate(axeSource);
+  return page.evaluate<AxeFinding[]>(`window.axe
+    .run(document, { resultTypes: ['violations'] })
+    .then((r) => r.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => ({ id: v.id, impact: v.impact, help: v.help, targets: v.nodes.slice(0, 5).map((n) => String(n.target)) })))`);
+}
+
+/** The elements that stick out past the right edge at the current width (to explain an overflow). */
+export async function overflowingElements(page: Page): Promise<string[]> {
+  return page.evaluate<string[]>(
+    `[...document.querySelectorAll('body *')].filter((el) => el.getBoundingClientRect().right > document.documentElement.clientWidth + 1).slice(0, 8).map((el) => el.tagName + '.' + el.className + '#' + el.id + ' ' + Math.round(el.getBoundingClientRect().right))`,
+  );
 }

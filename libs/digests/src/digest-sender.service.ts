@@ -17,11 +17,15 @@ import {
   isPolicyRejection,
 } from '../../mail/src/mail-transport.service.js';
 import { SLOT_MS, type SendGrant, SendRateLimiter } from '../../mail/src/send-rate-limiter.service.js';
-import { listUnsubscribeHeaders, SubscriptionMailService } from '../../mail/src/subscription-mail.service.js';
+import {
+  listUnsubscribeHeaders,
+  listUnsubscribeValue,
+  SubscriptionMailService,
+} from '../../mail/src/subscription-mail.service.js';
 import { DIGEST_QUEUE, type DigestJob, jobIds } from '../../queue/src/jobs.js';
 import { emailHash, signToken } from '../../subscriptions/src/tokens.js';
 import { BulkMessageTemplate, MessageBuffer } from '../../mail/src/bulk-message.js';
-import { DigestRenderer, type IssueTemplates } from './digest-renderer.service.js';
+import { DigestRenderer, type IssueTemplates, hasTestCopySlots, testCopyOf } from './digest-renderer.service.js';
 import { type DigestRow, DigestsRepository, type Recipient } from './digests.repository.js';
 import { LedgerWriter, type SentRecord } from './ledger-writer.js';
 import { Revocations } from './revocations.service.js';
@@ -319,9 +323,25 @@ export class DigestSender implements BeforeApplicationShutdown {
       await this.enqueueBatches(d.id);
       recipients = d.recipients;
     } else recipients = await this.fanOut(d, render);
+    // Nobody to send to is not a send: recorded as skipped with the reason, never as "sent".
+    if (recipients === 0 && (await this.skipEmpty(d.id))) {
+      this.logger.log(`Digest ${d.id} skipped: no active subscribers`);
+      return 'skipped';
+    }
     if (await this.repo.completeIfDone(this.ds, d.id)) this.logger.log(`Digest ${d.id} sent (no recipient left)`);
     this.logger.log(`Digest ${d.id} planned for ${recipients} recipients`);
     return 'planned';
+  }
+
+  /** A digest that reached 0 recipients: `skipped`, reason "no active subscribers" (false if it is no longer sending). */
+  private async skipEmpty(digestId: string): Promise<boolean> {
+    const r = await rows(
+      this.ds,
+      `UPDATE digests SET status = 'skipped', finished_at = now(), reason = 'no active subscribers'
+        WHERE id = $1 AND status = 'sending' AND recipients = 0 RETURNING 1`,
+      [digestId],
+    );
+    return r.length > 0;
   }
 
   /**
@@ -475,7 +495,7 @@ export class DigestSender implements BeforeApplicationShutdown {
       textEncoding: 'base64' as const,
       headers: {
         'List-ID': { prepared: true, value: m.listId },
-        ...listUnsubscribeHeaders(unsubscribeUrl, m.fromAddress),
+        ...listUnsubscribeHeaders(unsubscribeUrl),
       },
     };
   }
@@ -728,7 +748,7 @@ export class DigestSender implements BeforeApplicationShutdown {
       const spliced = this.renderer.personalizeSpliced(m.key, m.issue, vars);
       const to = { name: headerValue(r.name ?? ''), address: r.email };
       const headers = {
-        'List-Unsubscribe': listUnsubscribeHeaders(unsubscribeUrl, m.fromAddress)['List-Unsubscribe'].value,
+        'List-Unsubscribe': listUnsubscribeValue(unsubscribeUrl),
       };
       const built = spliced
         ? m.template.build({ to, headers, text: spliced.text, html7bit: spliced.html }, buffer)
@@ -776,25 +796,41 @@ export class DigestSender implements BeforeApplicationShutdown {
     if (stopped.length) this.logger.error(`Digest ${digestId} paused after ${n} policy rejections (5.7.x)`);
   }
 
-  /** One test copy to any address; no delivery row, logged as a digest test. */
-  async sendTest(digestId: string, to: string): Promise<'sent' | 'skipped'> {
+  /** One test copy to any address; no delivery row, logged as a digest test. `requestedBy` names the sender in its footer. */
+  async sendTest(
+    digestId: string,
+    to: string,
+    requestedBy = 'a Mailroom user (console or admin API)',
+  ): Promise<'sent' | 'skipped'> {
     const d = await this.repo.find(this.ds, digestId);
     if (!d) return 'skipped';
+    // The issue as readers get it; rendered anew when not planned yet, or stored before test copies had their slots.
     let issue = d.html_template ? this.issueOf(d) : null;
-    if (!issue) {
+    if (!issue || !hasTestCopySlots(issue.html)) {
       const articles = await this.repo.issueArticles(this.ds, d, this.config.digest.maxArticles);
       if (articles.length === 0) return 'skipped';
       issue = await this.renderer.renderIssue(d.newsletter_name, articles, d.send_at);
     }
-    const msg = this.message(
-      this.issueMail(
-        { ...d, subject: issue.subject, html_template: issue.html, text_template: issue.text },
-        `test:${d.id}:${Date.now()}`,
-      ),
-      { email: to, name: null },
-      null,
-    );
-    const { messageId } = await this.transport.sendBuilt({ ...msg, subject: headerValue(`[Test] ${msg.subject}`) });
+    // A test copy says so, and carries no unsubscribe (header or link): no subscription stands behind it.
+    const copy = testCopyOf(issue, requestedBy);
+    const key = `test:${d.id}:${Date.now()}`;
+    const mail = this.renderer.personalizeForSending(key, copy, {
+      greeting: 'Hello,',
+      email: to,
+      unsubscribeUrl: '',
+      preferencesUrl: '',
+    });
+    const { messageId } = await this.transport.sendBuilt({
+      from: this.fromOf(d),
+      to: { name: '', address: to },
+      subject: mail.subject,
+      html: mail.html,
+      text: mail.text,
+      textEncoding: 'base64',
+      headers: {
+        'List-ID': { prepared: true, value: listIdValue(d.newsletter_name, `${d.newsletter_slug}.${this.publicHost}`) },
+      },
+    });
     await this.ds.query(
       `INSERT INTO mail_log (subscriber_id, newsletter_id, kind, message_id, status, detail) VALUES (NULL, $1, 'digest-test', $2, 'sent', $3)`,
       [d.newsletter_id, messageId, `test copy of digest ${d.id}`],

@@ -242,7 +242,8 @@ export class SubscriptionsService {
       newsletters: rows.map((r) => ({ slug: r.slug, name: r.name, checked: r === chosen })),
       brand: chosen?.name,
       description: chosen?.description ?? null,
-      guideTitle: chosen?.guide_title ?? rows.find((r) => r.guide_title)?.guide_title ?? null,
+      // Only the chosen newsletter's own guide: offering another's would promise what it never sends.
+      guideTitle: chosen?.guide_title ?? null,
       source: safeSource,
     };
   }

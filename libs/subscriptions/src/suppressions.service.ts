@@ -56,6 +56,44 @@ export class SuppressionsService {
   }
 
   /**
+   * Adds an address to the suppression list by hand (console, admin API), with the staff's reason.
+   * Like a hard bounce, it ends the address's mail at once: the subscriber is marked `suppressed`,
+   * which every send checks. Idempotent: an address already suppressed keeps its first reason
+   * (an erased one's hash takes this reason). `created` says whether it was new.
+   */
+  async suppress(
+    rawEmail: string,
+    reason: string | null,
+    by: string,
+  ): Promise<{ email: string; reason: SuppressionReason; created: boolean }> {
+    const check = normalizeEmail(rawEmail);
+    if (!check.ok) throw new BadRequestException([`email: ${check.reason}`]);
+    const detail =
+      (reason ?? '')
+        .replace(/[\r\n]+/g, ' ')
+        .trim()
+        .slice(0, 500) || null;
+    const result = await this.ds.transaction(async (em) => {
+      const r = await rows<{ reason: SuppressionReason; created: boolean }>(
+        em,
+        `INSERT INTO suppressions (email_hash, reason, detail) VALUES ($1, 'manual', $2)
+         ON CONFLICT (email_hash) DO UPDATE SET
+           reason = CASE WHEN suppressions.reason = 'erased' THEN EXCLUDED.reason ELSE suppressions.reason END,
+           detail = CASE WHEN suppressions.reason = 'erased' THEN EXCLUDED.detail ELSE suppressions.detail END
+         RETURNING reason, (xmax = 0) AS created`,
+        [this.hash(check.email), detail],
+      );
+      await em.query(
+        `UPDATE subscribers SET status = 'suppressed', updated_at = now() WHERE email = $1 AND status = 'ok'`,
+        [check.email],
+      );
+      return { email: check.email, reason: r[0].reason, created: r[0].created };
+    });
+    this.logger.log(`Address suppressed by ${by}: reason ${result.reason}${result.created ? '' : ' (already listed)'}`);
+    return result;
+  }
+
+  /**
    * One page of the suppression list, newest first (keyset on id). The address is shown when a
    * subscriber row still holds it (bounced/complained/suppressed subscribers); an erased address
    * or one that never subscribed is known only by its hash.

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { DigestsAdminModule } from '../../../../libs/digests/src/digests.module.js';
+import { AudienceCountRepository } from '../../../../libs/subscriptions/src/audience-count.repository.js';
 import { SubscriptionsModule } from '../../../../libs/subscriptions/src/subscriptions.module.js';
 import { ConsoleArticlesController } from './console-articles.controller.js';
 import { ConsoleDigestsController } from './console-digests.controller.js';
@@ -15,6 +16,6 @@ import { StaffGuard } from './staff.guard.js';
 @Module({
   imports: [ConsoleModule, SubscriptionsModule, DigestsAdminModule],
   controllers: [ConsoleNewslettersController, ConsoleArticlesController, ConsoleDigestsController],
-  providers: [StaffGuard],
+  providers: [StaffGuard, AudienceCountRepository],
 })
 export class ConsoleContentModule {}

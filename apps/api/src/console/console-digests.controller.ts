@@ -21,6 +21,7 @@ import {
   timeZones,
   zonedLocalToUtc,
 } from '../../../../libs/digests/src/weekly-schedule.js';
+import { AudienceCountRepository } from '../../../../libs/subscriptions/src/audience-count.repository.js';
 import { NewslettersService, type NewsletterView } from '../../../../libs/subscriptions/src/newsletters.service.js';
 import { ConsoleExceptionFilter } from './console-exception.filter.js';
 import { badRequestMessage, fields, type FormErrors, notice, queryString, sendPage, staffOf } from './console-forms.js';
@@ -67,7 +68,8 @@ interface ComposeItem extends IssueArticle {
 }
 
 interface ComposeValues {
-  when: 'now' | 'later';
+  /** Nothing until the marketer picks: sending now is never the default. */
+  when: 'now' | 'later' | '';
   sendAt: string;
   timezone: string;
 }
@@ -85,7 +87,13 @@ export class ConsoleDigestsController {
     private readonly digests: DigestsService,
     private readonly newsletters: NewslettersService,
     private readonly pages: ConsolePagesService,
+    private readonly audience: AudienceCountRepository,
   ) {}
+
+  /** Each newsletter's schedule zone (console times of its digests are shown in it), by slug. */
+  private async zones(): Promise<Map<string, string>> {
+    return new Map((await this.newsletters.list()).map((n) => [n.slug, n.schedule?.timezone ?? 'UTC']));
+  }
 
   @Get()
   async list(
@@ -103,7 +111,7 @@ export class ConsoleDigestsController {
         'digests',
         { title: 'Digests', staff: staffOf(req), section: 'digests' },
         {
-          digests,
+          digests: digests.map((d) => ({ ...d, zone: all.find((n) => n.slug === d.newsletter)?.schedule?.timezone })),
           newsletters: all.map((n) => ({ slug: n.slug, name: n.name, selected: n.slug === slug })),
           filtered: slug !== undefined,
         },
@@ -128,15 +136,16 @@ export class ConsoleDigestsController {
     const timezone = n.schedule?.timezone ?? 'UTC';
     const inAnHour = new Date(Math.ceil((Date.now() + 3_600_000) / 3_600_000) * 3_600_000);
     await this.composePage(req, reply, 200, n, items, {
-      when: 'now',
+      when: '',
       sendAt: localInputValue(inAnHour, timezone),
       timezone,
     });
   }
 
   /**
-   * The compose form: `action` is `preview` (show the chosen articles in this order), `send`
-   * (now) or `schedule` (at sendAt, a wall-clock time in `timezone`).
+   * The compose form: `action` is `preview` (show the chosen articles in this order), `send` (the
+   * confirmation page: "Send … to N readers … now?"), `send-confirmed` (its button: sends now) or
+   * `schedule` (at sendAt, a wall-clock time in `timezone`).
    */
   @Post()
   async create(@Body() body: unknown, @Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
@@ -153,7 +162,12 @@ export class ConsoleDigestsController {
     const chosen = order.filter((id) => checked.has(id));
     const action = field(body, 'action');
     const values: ComposeValues = {
-      when: action === 'schedule' || field(body, 'when') === 'later' ? 'later' : 'now',
+      when:
+        action === 'schedule' || field(body, 'when') === 'later'
+          ? 'later'
+          : action === 'send' || field(body, 'when') === 'now'
+            ? 'now'
+            : '',
       sendAt: field(body, 'sendAt'),
       timezone: field(body, 'timezone') || 'UTC',
     };
@@ -170,10 +184,29 @@ export class ConsoleDigestsController {
         else sendAt = at.toISOString();
       }
     }
-    if ((action === 'send' || action === 'schedule') && Object.keys(errors).length === 0) {
+    if (action === 'send' && Object.keys(errors).length === 0) {
+      // Nothing is sent from the compose form itself: first the count, then a deliberate click.
+      const articles = await this.digests.articlesByIds(order);
+      await this.confirmSendPage(req, reply, n.name, n.slug, {
+        issue: `this digest (${chosen.length} ${chosen.length === 1 ? 'article' : 'articles'})`,
+        action: '/admin/digests',
+        back: null,
+        hidden: [
+          { name: 'newsletter', value: n.slug },
+          ...articles.flatMap((a, i) => [
+            { name: 'offered', value: a.id },
+            { name: `position-${a.id}`, value: String(i + 1) },
+            ...(checked.has(a.id) ? [{ name: 'article', value: a.id }] : []),
+          ]),
+          { name: 'when', value: 'now' },
+        ],
+      });
+      return;
+    }
+    if ((action === 'send-confirmed' || action === 'schedule') && Object.keys(errors).length === 0) {
       try {
         const { id } = await this.digests.create(n.slug, sendAt, { articleIds: chosen });
-        await reply.redirect(`/admin/digests/${id}?notice=${action === 'send' ? 'sending' : 'scheduled'}`, 303);
+        await reply.redirect(`/admin/digests/${id}?notice=${action === 'schedule' ? 'scheduled' : 'sending'}`, 303);
         return;
       } catch (err) {
         const message = badRequestMessage(err);
@@ -241,6 +274,26 @@ export class ConsoleDigestsController {
     await reply.redirect(`/admin/digests/${id}?notice=test-sent`, 303);
   }
 
+  /** "Send digest #12 to N readers of Spine-health now?": the page behind the digest's "Send now". */
+  @Get(':id/send')
+  async confirmSendNow(
+    @Param('id') raw: string,
+    @Req() req: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ): Promise<void> {
+    const d = await this.digests.get(digestId(raw));
+    if (d.status !== 'scheduled') {
+      await reply.redirect(`/admin/digests/${d.id}`, 303);
+      return;
+    }
+    await this.confirmSendPage(req, reply, d.newsletterName, d.newsletter, {
+      issue: `digest #${d.id}${d.subject ? ` “${d.subject}”` : ''}`,
+      action: `/admin/digests/${d.id}/send`,
+      back: `/admin/digests/${d.id}`,
+      hidden: [],
+    });
+  }
+
   @Post(':id/send')
   async sendNow(@Param('id') raw: string, @Res() reply: FastifyReply): Promise<void> {
     const id = digestId(raw);
@@ -271,6 +324,33 @@ export class ConsoleDigestsController {
     const id = digestId(raw);
     await this.digests.cancel(id);
     await reply.redirect(`/admin/digests/${id}?notice=cancelled`, 303);
+  }
+
+  /** The confirmation step before any send: the issue, the newsletter and how many readers get it now. */
+  private async confirmSendPage(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    newsletterName: string,
+    slug: string,
+    opts: { issue: string; action: string; back: string | null; hidden: { name: string; value: string }[] },
+  ): Promise<void> {
+    const recipients = await this.audience.activeRecipients(slug);
+    const readers = `${recipients.toLocaleString('en-US')} ${recipients === 1 ? 'reader' : 'readers'}`;
+    await sendPage(
+      reply,
+      200,
+      this.pages.render(
+        'digest-send',
+        { title: `Send ${opts.issue} now?`, staff: staffOf(req), section: 'digests' },
+        {
+          ...opts,
+          newsletterName,
+          recipients,
+          readers,
+          question: `Send ${opts.issue} to ${readers} of ${newsletterName} now?`,
+        },
+      ),
+    );
   }
 
   private async sendPreview(reply: FastifyReply, html: string): Promise<void> {
@@ -325,6 +405,7 @@ export class ConsoleDigestsController {
           previewSrc,
           values,
           later: values.when === 'later',
+          now: values.when === 'now',
           zones: timeZones().map((z) => ({ value: z, selected: z === values.timezone })),
           errors,
           hasErrors: Object.keys(errors).length > 0,
@@ -341,6 +422,7 @@ export class ConsoleDigestsController {
     vars: { notice?: string; testErrors?: FormErrors; testTo?: string },
   ): Promise<void> {
     const d = await this.digests.get(id);
+    const zone = (await this.zones()).get(d.newsletter) ?? 'UTC';
     const progress: DigestProgress = await this.digests.progress(id);
     const open = OPEN_STATUSES.has(d.status);
     // Poll while it sends, or when it is due within the minute.
@@ -354,6 +436,7 @@ export class ConsoleDigestsController {
         {
           ...vars,
           digest: d,
+          zone,
           progress,
           progressText: progressText(progress),
           eta: progress.etaSeconds === null ? '—' : duration(progress.etaSeconds),
@@ -369,6 +452,9 @@ export class ConsoleDigestsController {
 }
 
 export function progressText(p: DigestProgress): string {
+  // A digest that had nobody to send to is not "100 %": say so.
+  if (p.recipients === 0 && p.status !== 'scheduled' && p.status !== 'sending')
+    return 'No recipients: nobody was sent this digest';
   return `${p.percent} %: ${p.done} of ${p.recipients} done (${p.sent} sent, ${p.failed} failed, ${p.remaining} remaining)`;
 }
 

@@ -5,6 +5,7 @@ import {
   AudienceStatsRepository,
   OVERVIEW_WEEKS,
 } from '../../../../libs/subscriptions/src/audience-stats.repository.js';
+import { NewslettersService } from '../../../../libs/subscriptions/src/newsletters.service.js';
 import { ConsoleExceptionFilter } from './console-exception.filter.js';
 import { CONSOLE_SECTIONS, ConsolePagesService } from './console-pages.service.js';
 import { lineChartSvg } from './line-chart.js';
@@ -34,30 +35,37 @@ export class ConsoleOverviewController {
   constructor(
     private readonly stats: AudienceStatsRepository,
     private readonly pages: ConsolePagesService,
+    private readonly newsletterList: NewslettersService,
   ) {}
 
   @Get()
   async overview(@Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
-    const [trends, weeks, digests] = await Promise.all([
+    const [trends, weeks, lastDigests, all] = await Promise.all([
       this.stats.trends(),
       this.stats.weeks(),
       this.stats.lastDigests(10),
+      this.newsletterList.list(),
     ]);
+    // Digest times in their newsletter's schedule zone, as on the digest pages.
+    const digests = lastDigests.map((d) => ({
+      ...d,
+      zone: all.find((n) => n.name === d.newsletter)?.schedule?.timezone,
+    }));
     const now = Date.now();
     const labels = Array.from({ length: OVERVIEW_WEEKS }, (_, i) =>
       i === OVERVIEW_WEEKS - 1 ? 'now' : weekLabel(new Date(now - (OVERVIEW_WEEKS - 1 - i) * WEEK_MS)),
     );
+    const series = (weekly: number[]) => weekly.map((value, i) => ({ label: labels[i], value }));
     const newsletters = trends.map((n) => {
       const change = n.active - (n.weekly[0] ?? 0);
       return {
         ...n,
         change,
         changeText: `${change > 0 ? '+' : change < 0 ? '−' : '±'}${Math.abs(change).toLocaleString('en-US')}`,
-        chart: lineChartSvg(
-          n.slug,
-          `${n.name}: active subscribers per week`,
-          n.weekly.map((value, i) => ({ label: labels[i], value })),
-        ),
+        // Two drawings, one shown per width by the page's CSS (see line-chart.ts).
+        chart:
+          lineChartSvg(n.slug, `${n.name}: active subscribers per week`, series(n.weekly)) +
+          lineChartSvg(n.slug, `${n.name}: active subscribers per week`, series(n.weekly), 'narrow'),
         points: n.weekly.map((value, i) => ({ label: labels[i], value })),
       };
     });

@@ -47,6 +47,25 @@ export function inlineScriptHashes(file: string, source: string): string[] {
   return hashes;
 }
 
+/** "2026-05-05 09:00 America/Chicago": the console's one way to write a time, with its zone. */
+export function zonedTime(d: Date, timeZone: string): string {
+  try {
+    const parts = new Intl.DateTimeFormat('en-CA', {
+      timeZone,
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      hourCycle: 'h23',
+    }).formatToParts(d);
+    const get = (t: Intl.DateTimeFormatPartTypes) => parts.find((p) => p.type === t)?.value ?? '';
+    return `${get('year')}-${get('month')}-${get('day')} ${get('hour')}:${get('minute')} ${timeZone}`;
+  } catch {
+    return `${d.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+  }
+}
+
 /** Console pages: Handlebars (escaped) in templates/admin, inside the console layout, compiled once. */
 @Injectable()
 export class ConsolePagesService implements OnModuleInit {
@@ -59,6 +78,10 @@ export class ConsolePagesService implements OnModuleInit {
     this.hbs.registerHelper('eq', (a: unknown, b: unknown) => a === b);
     this.hbs.registerHelper('date', (d: unknown) =>
       d instanceof Date ? d.toISOString().slice(0, 16).replace('T', ' ') + ' UTC' : '',
+    );
+    // `{{zoned time zone}}`: a time in a newsletter's schedule zone, the zone named; UTC when it has none.
+    this.hbs.registerHelper('zoned', (d: unknown, zone: unknown) =>
+      d instanceof Date ? zonedTime(d, typeof zone === 'string' && zone ? zone : 'UTC') : '',
     );
     this.hbs.registerHelper('day', (d: unknown) => (d instanceof Date ? d.toISOString().slice(0, 10) : ''));
     this.hbs.registerHelper('iso', (d: unknown) => (d instanceof Date ? d.toISOString() : ''));

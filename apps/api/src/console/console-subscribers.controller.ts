@@ -16,6 +16,7 @@ import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
 import type { StaffPrincipal } from '../../../../libs/staff/src/staff-sessions.service.js';
+import { CsvFileError } from '../../../../libs/subscriptions/src/csv-reader.js';
 import { ImportExportService, type ImportReport } from '../../../../libs/subscriptions/src/import-export.service.js';
 import { NewslettersService } from '../../../../libs/subscriptions/src/newsletters.service.js';
 import {
@@ -58,11 +59,6 @@ function str(v: unknown): string {
 function subscriberId(raw: string): string {
   if (!/^[1-9][0-9]{0,18}$/.test(raw)) throw new NotFoundException('There is no such subscriber.');
   return raw;
-}
-
-/** csv-parse's errors (bad quoting, a record too large) are the uploader's to fix: 400, not 500. */
-function isCsvError(err: unknown): err is Error {
-  return err instanceof Error && (err.name === 'CsvError' || /^CSV_/.test(String((err as { code?: unknown }).code)));
 }
 
 /**
@@ -193,8 +189,9 @@ export class ConsoleSubscribersController {
     try {
       report = await this.bulk.import(slug, input);
     } catch (err) {
-      if (!isCsvError(err)) throw err;
-      const message = `The CSV could not be read: ${err.message}`;
+      // A file that cannot be parsed (quoting, encoding, header) is the uploader's to fix: 400, not 500.
+      if (!(err instanceof CsvFileError)) throw err;
+      const message = err.message;
       if (json) throw new BadRequestException(message);
       await this.importView(req, reply, 400, { newsletter: slug, errors: { csv: message } });
       return;

@@ -1,4 +1,6 @@
 import {
+  BadRequestException,
+  Body,
   Controller,
   Get,
   NotFoundException,
@@ -15,11 +17,15 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { StaffPrincipal } from '../../../../libs/staff/src/staff-sessions.service.js';
 import { type SuppressionItem, SuppressionsService } from '../../../../libs/subscriptions/src/suppressions.service.js';
 import { ConsoleExceptionFilter } from './console-exception.filter.js';
+import { badRequestMessage, type FormErrors } from './console-forms.js';
+import { field } from './console-http.js';
 import { ConsolePagesService } from './console-pages.service.js';
 import { Roles, StaffGuard } from './staff.guard.js';
 
 const NOTICES: Record<string, string> = {
   lifted: 'Suppression lifted. The address can sign up again; it gets newsletters only after a new double opt-in.',
+  added: 'Address suppressed: it gets no further mail from any newsletter.',
+  'already-listed': 'That address was already on the suppression list; its first reason is kept.',
 };
 
 const REASONS: Record<string, string> = {
@@ -57,18 +63,58 @@ export class ConsoleSuppressionsController {
     @Res() reply: FastifyReply,
   ): Promise<void> {
     const cursor = typeof before === 'string' ? before : undefined;
+    await this.listPage(req, reply, 200, cursor, typeof notice === 'string' ? NOTICES[notice] : undefined);
+  }
+
+  /** Suppresses an address by hand (admins only): a reason is required, so the list says why. */
+  @Post()
+  @Roles('admin')
+  async add(@Body() body: unknown, @Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+    const values = { email: field(body, 'email').trim(), reason: field(body, 'reason').trim() };
+    const errors: FormErrors = {};
+    if (!values.email) errors.email = 'Enter an email address';
+    if (!values.reason) errors.reason = 'Say why this address must not be mailed';
+    else if (values.reason.length > 500) errors.reason = 'Keep the reason under 500 characters';
+    if (Object.keys(errors).length === 0) {
+      try {
+        const r = await this.suppressions.suppress(values.email, values.reason, `console: ${staffOf(req).email}`);
+        await reply.redirect(`/admin/suppressions?notice=${r.created ? 'added' : 'already-listed'}`, 303);
+        return;
+      } catch (err) {
+        const message = badRequestMessage(err);
+        if (message === null || !(err instanceof BadRequestException)) throw err;
+        errors.email = message.replace(/^email: /, '');
+      }
+    }
+    await this.listPage(req, reply, 400, undefined, undefined, { errors, values });
+  }
+
+  private async listPage(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    status: number,
+    cursor: string | undefined,
+    notice: string | undefined,
+    form: { errors: FormErrors; values: { email: string; reason: string } } = {
+      errors: {},
+      values: { email: '', reason: '' },
+    },
+  ): Promise<void> {
     const page = await this.suppressions.list({ before: cursor, limit: 50 });
     await this.send(
       reply,
-      200,
+      status,
       this.pages.render(
         'suppressions',
         { title: 'Suppressions', staff: staffOf(req), section: 'suppressions' },
         {
-          notice: typeof notice === 'string' ? NOTICES[notice] : undefined,
+          notice,
           items: page.items.map(view),
           nextPage: page.next ? `/admin/suppressions?before=${page.next}` : null,
           firstPage: cursor ? '/admin/suppressions' : null,
+          errors: form.errors,
+          hasErrors: Object.keys(form.errors).length > 0,
+          values: form.values,
         },
       ),
     );

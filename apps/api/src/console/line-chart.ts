@@ -24,14 +24,24 @@ function fmt(n: number): string {
 }
 
 /**
- * The SVG markup of a line chart over `points` (oldest first). Every text is escaped here; the
- * caller embeds it unescaped. `id` makes the title/description ids unique on the page.
+ * Drawing sizes. The SVG scales to its card, and its text with it: each size is drawn about as
+ * wide as the card it is shown in (`wide` from a tablet up, `narrow` on a phone, switched by the
+ * page's CSS), so 12-13 px labels stay 12-13 px rather than shrinking to 6.
  */
-export function lineChartSvg(id: string, title: string, points: ChartPoint[]): string {
-  const W = 560;
-  const H = 220;
-  const left = 52;
-  const right = 16;
+const SIZES = {
+  wide: { W: 400, H: 220, left: 44, right: 14, font: 12, labelGap: 44 },
+  narrow: { W: 290, H: 210, left: 38, right: 12, font: 13, labelGap: 62 },
+} as const;
+
+export type ChartSize = keyof typeof SIZES;
+
+/**
+ * The SVG markup of a line chart over `points` (oldest first). Every text is escaped here; the
+ * caller embeds it unescaped. `id` makes the title/description ids unique on the page. Week labels
+ * that would overlap are thinned out from the newest backwards (the last one always shows).
+ */
+export function lineChartSvg(id: string, title: string, points: ChartPoint[], size: ChartSize = 'wide'): string {
+  const { W, H, left, right, font, labelGap } = SIZES[size];
   const top = 16;
   const bottom = 36;
   const plotW = W - left - right;
@@ -40,7 +50,9 @@ export function lineChartSvg(id: string, title: string, points: ChartPoint[]): s
   const x = (i: number) => left + (points.length <= 1 ? plotW / 2 : (i * plotW) / (points.length - 1));
   const y = (v: number) => top + plotH - (v / max) * plotH;
   const r = (n: number) => Math.round(n * 10) / 10;
-  const safeId = id.replace(/[^A-Za-z0-9_-]/g, '-');
+  const safeId = id.replace(/[^A-Za-z0-9_-]/g, '-') + (size === 'wide' ? '' : `-${size}`);
+  const spacing = points.length <= 1 ? plotW : plotW / (points.length - 1);
+  const every = Math.max(1, Math.ceil(labelGap / spacing));
   const first = points[0]?.value ?? 0;
   const last = points[points.length - 1]?.value ?? 0;
   const desc =
@@ -55,14 +67,15 @@ export function lineChartSvg(id: string, title: string, points: ChartPoint[]): s
       const gy = r(y(v));
       return (
         `<line x1="${left}" x2="${W - right}" y1="${gy}" y2="${gy}" stroke="#d5dde3" stroke-width="1"/>` +
-        `<text x="${left - 8}" y="${gy + 4}" text-anchor="end" font-size="12" fill="#4a5866">${esc(fmt(v))}</text>`
+        `<text x="${left - 6}" y="${gy + 4}" text-anchor="end" font-size="${font}" fill="#4a5866">${esc(fmt(v))}</text>`
       );
     })
     .join('');
   const labels = points
-    .map(
-      (p, i) =>
-        `<text x="${r(x(i))}" y="${H - 12}" text-anchor="middle" font-size="12" fill="#4a5866">${esc(p.label)}</text>`,
+    .map((p, i) =>
+      (points.length - 1 - i) % every === 0
+        ? `<text x="${r(x(i))}" y="${H - 12}" text-anchor="middle" font-size="${font}" fill="#4a5866">${esc(p.label)}</text>`
+        : '',
     )
     .join('');
   const line = points.map((p, i) => `${r(x(i))},${r(y(p.value))}`).join(' ');
@@ -77,7 +90,7 @@ export function lineChartSvg(id: string, title: string, points: ChartPoint[]): s
     )
     .join('');
   return (
-    `<svg class="chart" id="chart-${safeId}" viewBox="0 0 ${W} ${H}" width="100%" preserveAspectRatio="xMidYMid meet" role="img" ` +
+    `<svg class="${size === 'wide' ? 'chart' : `chart-${size}`}" id="chart-${safeId}" viewBox="0 0 ${W} ${H}" width="100%" preserveAspectRatio="xMidYMid meet" role="img" ` +
     `aria-labelledby="chart-${safeId}-title chart-${safeId}-desc" xmlns="http://www.w3.org/2000/svg">` +
     `<title id="chart-${safeId}-title">${esc(title)}</title><desc id="chart-${safeId}-desc">${esc(desc)}</desc>` +
     grid +

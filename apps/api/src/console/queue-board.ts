@@ -17,6 +17,21 @@ export const QUEUE_BOARD_PATH = '/admin/queues';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
+/**
+ * A fixed "back to the console" link on the board's page: bull-board's own `miscLinks` sit in a
+ * menu behind an icon. Inline styles only (the board's CSP allows them; no script).
+ */
+export const CONSOLE_LINK =
+  '<a href="/admin" id="mailroom-console-link" style="position:fixed;right:16px;bottom:16px;z-index:2147483647;' +
+  'padding:10px 16px;border-radius:8px;background:#12324a;color:#fff;font:600 15px/1.2 -apple-system,' +
+  'BlinkMacSystemFont,&quot;Segoe UI&quot;,Roboto,Arial,sans-serif;text-decoration:none;' +
+  'box-shadow:0 2px 8px rgba(0,0,0,.25)">← Back to the Mailroom console</a>';
+
+/** Puts the console link right after the board page's <body> tag (HTML pages only). */
+export function withConsoleLink(html: string): string {
+  return html.replace(/<body\b[^>]*>/i, (tag) => `${tag}${CONSOLE_LINK}`);
+}
+
 function deny(req: FastifyRequest, reply: FastifyReply, status: 401 | 403, message: string): FastifyReply {
   return reply
     .status(status)
@@ -72,6 +87,10 @@ export async function mountQueueBoard(app: NestFastifyApplication, config: AppCo
         if (requestSite(req, config) !== 'same-origin') return deny(req, reply, 403, 'Cross-site requests are refused');
       }
       return undefined;
+    });
+    scope.addHook('onSend', async (_req, reply, payload) => {
+      const type = String(reply.getHeader('content-type') ?? '');
+      return type.startsWith('text/html') && typeof payload === 'string' ? withConsoleLink(payload) : payload;
     });
     // The board's plugin (views, static files, its JSON API) stays inside this scope and its hook.
     await scope.register(board.registerPlugin(), { prefix: QUEUE_BOARD_PATH });

@@ -35,6 +35,8 @@ export function nameList(names: string[]): { name: string; sep: string }[] {
 /** Reader-facing HTML pages: Handlebars (escaped) inside one shared layout, compiled once. */
 @Injectable()
 export class PagesService implements OnModuleInit {
+  // Its own Handlebars instance: the pages' partials stay apart from the mail templates' helpers.
+  private readonly hbs = Handlebars.create();
   private layout!: Handlebars.TemplateDelegate;
   private readonly pages = new Map<string, Handlebars.TemplateDelegate>();
   readonly publisher: string;
@@ -45,6 +47,11 @@ export class PagesService implements OnModuleInit {
 
   get publicUrl(): string {
     return this.config.publicUrl;
+  }
+
+  /** PRIVACY_URL, linked from every reader page and signup form when set. */
+  get privacyUrl(): string | undefined {
+    return this.config.privacyUrl;
   }
 
   /**
@@ -73,7 +80,13 @@ export class PagesService implements OnModuleInit {
     const dir = join(TEMPLATES_DIR, 'pages');
     for (const file of await readdir(dir)) {
       if (!file.endsWith('.hbs')) continue;
-      const tpl = Handlebars.compile(await readFile(join(dir, file), 'utf8'));
+      const source = await readFile(join(dir, file), 'utf8');
+      // `_name.hbs` is a partial (`{{> name}}`), shared by several pages.
+      if (file.startsWith('_')) {
+        this.hbs.registerPartial(file.slice(1, -4), source);
+        continue;
+      }
+      const tpl = this.hbs.compile(source);
       if (file === 'layout.hbs') this.layout = tpl;
       else this.pages.set(file.slice(0, -4), tpl);
     }
@@ -95,6 +108,7 @@ export class PagesService implements OnModuleInit {
       brand,
       brandInitial: brand.charAt(0).toUpperCase(),
       publisher: this.publisher,
+      privacyUrl: this.config.privacyUrl ?? null,
     };
     const body = tpl({ ...common, ...vars });
     return this.layout({ ...common, title, body, wide: opts.wide === true });

@@ -25,6 +25,18 @@ describe('embedSnippet', () => {
     expect(text).toBe(CONSENT_TEXT);
   });
 
+  it('offers no guide for a newsletter without one, and links the privacy policy when there is one', () => {
+    const html = embedSnippet({
+      publicUrl: 'https://news.example',
+      newsletter: 'arthritis-health',
+      guideTitle: null,
+      privacyUrl: 'https://publisher.example/privacy?x=1&y=2',
+    });
+    expect(html).not.toMatch(/FREE|Guide/);
+    expect(html).toContain('<strong>Subscribe to our weekly newsletter</strong>.</p>');
+    expect(html).toContain('<a href="https://publisher.example/privacy?x=1&#38;y=2">Privacy policy</a>');
+  });
+
   it('escapes what it is given', () => {
     const html = embedSnippet({ publicUrl: 'https://x.example/"><script>', guideTitle: '<b>Guide</b> & more' });
     expect(html).not.toContain('<script>');

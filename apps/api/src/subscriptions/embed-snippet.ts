@@ -10,9 +10,17 @@ function esc(value: string): string {
  * Content-Security-Policy refuses inline styles. The wording is the consent text stored with
  * every signup, so keep it as it is.
  */
-export function embedSnippet(opts: { publicUrl: string; newsletter?: string; guideTitle?: string | null }): string {
+export function embedSnippet(opts: {
+  publicUrl: string;
+  newsletter?: string;
+  /** The newsletter's own guide: none → no offer (never another newsletter's guide). */
+  guideTitle?: string | null;
+  /** PRIVACY_URL: linked from the privacy line when set. */
+  privacyUrl?: string | null;
+}): string {
   const action = esc(`${opts.publicUrl}/v1/subscriptions`);
   const offer = opts.guideTitle ? ` and get our FREE Guide: <strong>${esc(opts.guideTitle)}</strong>.` : '.';
+  const privacy = opts.privacyUrl ? ` <a href="${esc(opts.privacyUrl)}">Privacy policy</a>.` : '';
   const newsletter = opts.newsletter
     ? `\n    <input type="hidden" name="newsletters" value="${esc(opts.newsletter)}">`
     : '';
@@ -31,6 +39,7 @@ export function embedSnippet(opts: { publicUrl: string; newsletter?: string; gui
     .mr-signup button:hover{background:#085a40;border-color:#085a40}
     .mr-signup input:focus-visible,.mr-signup button:focus-visible{outline:3px solid #12324a;outline-offset:2px}
     .mr-signup .mr-privacy{margin:12px 0 0;font-size:14px;color:#4a5866}
+    .mr-signup .mr-privacy a{color:#085a40}
     .mr-signup .mr-hp{position:absolute;left:-10000px;width:1px;height:1px;overflow:hidden}
   </style>
   <p class="mr-lead"><strong>Subscribe to our weekly newsletter</strong>${offer}</p>
@@ -42,6 +51,6 @@ export function embedSnippet(opts: { publicUrl: string; newsletter?: string; gui
     </div>${newsletter}
     <div class="mr-hp" aria-hidden="true"><label for="mr-website">Leave this empty</label><input id="mr-website" name="website" type="text" tabindex="-1" autocomplete="off"></div>
   </form>
-  <p class="mr-privacy">We respect your privacy. Unsubscribe at any time.</p>
+  <p class="mr-privacy">We respect your privacy. Unsubscribe at any time.${privacy}</p>
 </section>`;
 }

@@ -1,4 +1,4 @@
-import { Body, Controller, Get, Param, Post, Req, Res, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import { ThrottlerGuard } from '@nestjs/throttler';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -62,9 +62,18 @@ export class UnsubscribeController {
       .send(this.pages.render('link-error', heading, { heading, message: err.message }));
   }
 
-  /** The preference centre: changes nothing until the form is submitted. */
+  /**
+   * The preference centre: changes nothing until a form is submitted. Topics and unsubscribing are
+   * two separate forms, nothing pre-selected; `?action=unsubscribe` (the mail's "Unsubscribe" link)
+   * only puts the unsubscribe form first.
+   */
   @Get(':token')
-  async page(@Param('token') token: string, @Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+  async page(
+    @Param('token') token: string,
+    @Query('action') action: unknown,
+    @Req() req: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ): Promise<void> {
     try {
       const p = await this.subscriptions.preferences(token);
       const topics = [...new Set([...KNOWN_TOPICS, ...p.topics])].map((name) => ({
@@ -83,6 +92,7 @@ export class UnsubscribeController {
             'Your email preferences',
             {
               token,
+              wantsUnsubscribe: action === 'unsubscribe' && p.status !== 'unsubscribed',
               email: p.email,
               newsletter: p.newsletter.name,
               newsletterSlug: p.newsletter.slug,
@@ -120,7 +130,9 @@ export class UnsubscribeController {
       const ctx = consentContext(req, null);
       const action = field(body, 'action');
       const oneClick = field(body, 'List-Unsubscribe') === 'One-Click';
-      if (!oneClick && action === 'topics') {
+      // Topics without a named action (a form saved from an older page) change topics, never the subscription.
+      const topicsOnly = action === 'topics' || (action === undefined && list(body, 'topics').length > 0);
+      if (!oneClick && topicsOnly) {
         await this.subscriptions.updateTopics(token, list(body, 'topics'), ctx);
         const p = await this.subscriptions.preferences(token);
         if (wantsJson(req)) {

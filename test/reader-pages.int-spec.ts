@@ -1,0 +1,200 @@
+import 'reflect-metadata';
+import { signToken } from '../libs/subscriptions/src/tokens.js';
+import { type RunningApps, startApps, testConfig } from './support/apps.js';
+import { addAudience } from './support/audience.js';
+import { createTestDatabase, query, seedDatabase } from './support/db.js';
+import { TestSmtp } from './support/smtp.js';
+
+const PRIVACY = 'https://www.veritashealth.example/privacy';
+const GUIDE = 'Natural Back Pain Relief';
+const FORM = { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' };
+
+/** Reader pages: honest signup offers, post/redirect/get, 404 for unknown newsletters, privacy links, preferences. */
+describe('reader pages', () => {
+  let db: { url: string; drop: () => Promise<void> };
+  let smtp: TestSmtp;
+  let apps: RunningApps;
+
+  const get = (path: string) =>
+    fetch(`${apps.baseUrl}${path}`, { headers: { accept: 'text/html' }, redirect: 'manual' });
+  const postForm = (path: string, form: [string, string][]) =>
+    fetch(`${apps.baseUrl}${path}`, {
+      method: 'POST',
+      headers: FORM,
+      body: new URLSearchParams(form).toString(),
+      redirect: 'manual',
+    });
+  const statusOf = async (email: string) =>
+    (
+      await query<{ status: string }>(
+        db.url,
+        `SELECT s.status FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id WHERE u.email = $1`,
+        [email],
+      )
+    ).map((r) => r.status);
+
+  beforeAll(async () => {
+    db = await createTestDatabase('reader_pages');
+    await seedDatabase(db.url);
+    smtp = await new TestSmtp().start();
+    apps = await startApps(
+      testConfig({ dbUrl: db.url, smtpUrl: smtp.url, backend: 'postgres', env: { PRIVACY_URL: PRIVACY } }),
+      { worker: false },
+    );
+  });
+
+  afterAll(async () => {
+    await apps?.close();
+    await smtp?.stop();
+    await db?.drop();
+  });
+
+  describe('a signup page offers only what its newsletter sends', () => {
+    it.each(['arthritis-health', 'sports-health'])(
+      '%s (no guide): no guide on the page or in the snippet',
+      async (slug) => {
+        const page = await (await get(`/subscribe?newsletter=${slug}`)).text();
+        expect(page).not.toContain(GUIDE);
+        expect(page).not.toContain('FREE');
+        const embed = await (await get(`/subscribe/embed?newsletter=${slug}`)).text();
+        expect(embed).not.toContain(GUIDE);
+        expect(embed).not.toContain('free guide');
+      },
+    );
+
+    it('spine-health still offers its own guide', async () => {
+      const page = await (await get('/subscribe?newsletter=spine-health')).text();
+      expect(page).toContain('Subscribe and get our FREE Guide:');
+      expect(page).toContain(GUIDE);
+      expect(await (await get('/subscribe/embed?newsletter=spine-health')).text()).toContain(GUIDE);
+    });
+  });
+
+  describe('signup form', () => {
+    it('answers an HTML form post with a 303 to the check-inbox page; JSON keeps 202 pending', async () => {
+      const res = await postForm('/v1/subscriptions', [
+        ['email', 'form.reader@example.com'],
+        ['newsletters', 'sports-health'],
+      ]);
+      expect(res.status).toBe(303);
+      expect(res.headers.get('location')).toBe('/subscribe/check-inbox?newsletter=sports-health');
+      expect(await statusOf('form.reader@example.com')).toEqual(['pending']);
+      const landing = await get(res.headers.get('location')!);
+      expect(landing.status).toBe(200);
+      const html = await landing.text();
+      expect(html).toContain('<h1>Check your inbox</h1>');
+      expect(html).toContain('<span class="brand-name">Sports-health</span>');
+
+      // No newsletter named: the default's page.
+      const plain = await postForm('/v1/subscriptions', [['email', 'form.default@example.com']]);
+      expect([plain.status, plain.headers.get('location')]).toEqual([303, '/subscribe/check-inbox']);
+      expect(await (await get('/subscribe/check-inbox')).text()).toContain(
+        '<span class="brand-name">Spine-health</span>',
+      );
+
+      const json = await fetch(`${apps.baseUrl}/v1/subscriptions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: 'json.reader@example.com' }),
+      });
+      expect(json.status).toBe(202);
+      expect(await json.json()).toEqual({ status: 'pending' });
+    });
+
+    it('a bad form still gets the 400 page', async () => {
+      const res = await postForm('/v1/subscriptions', [['email', 'not an address']]);
+      expect(res.status).toBe(400);
+      expect(res.headers.get('content-type')).toMatch(/^text\/html/);
+      expect(await res.text()).toContain('Please check the form');
+    });
+
+    it('an unknown ?newsletter= is a 404 page saying so, not another newsletter', async () => {
+      for (const path of ['/subscribe?newsletter=nope', '/subscribe/embed?newsletter=nope']) {
+        const res = await get(path);
+        expect([path, res.status]).toEqual([path, 404]);
+        const html = await res.text();
+        expect(html).toContain('<h1>This newsletter does not exist</h1>');
+        expect(html).not.toContain('name="email"');
+        expect(html).toMatch(/\?newsletter(=|&#x3D;)spine-health">Spine-health<\/a>/);
+      }
+      expect((await get('/subscribe')).status).toBe(200);
+    });
+
+    it('links the privacy policy by the form and on every reader page', async () => {
+      const signup = await (await get('/subscribe')).text();
+      expect(signup).toContain(`Read our <a href="${PRIVACY}">privacy policy</a>.`);
+      const embed = await (await get('/subscribe/embed')).text();
+      expect(embed).toContain('Privacy policy</a>.');
+      for (const path of ['/subscribe', '/subscribe/embed', '/subscribe/check-inbox', `/confirm/${'x'.repeat(43)}`]) {
+        expect([path, await (await get(path)).text()]).toEqual([
+          path,
+          expect.stringContaining(`<a href="${PRIVACY}" id="privacy-link">Privacy policy</a>`),
+        ]);
+      }
+    });
+  });
+
+  describe('preference centre', () => {
+    let token: string;
+    const email = 'topics1@example.com';
+
+    beforeAll(async () => {
+      await addAudience(db.url, { prefix: 'topics', count: 1, newsletter: 'spine-health' });
+      const [sub] = await query<{ id: string }>(
+        db.url,
+        `SELECT s.id::text FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id
+          JOIN newsletters n ON n.id = s.newsletter_id WHERE u.email = $1 AND n.slug = 'spine-health'`,
+        [email],
+      );
+      token = signToken(apps.config.appSecret, 'unsubscribe', sub.id);
+    });
+
+    it('opens with nothing destructive selected: a topics form and a separate unsubscribe form', async () => {
+      const html = await (await get(`/unsubscribe/${token}`)).text();
+      expect(html).not.toMatch(/type="radio"/);
+      expect(html).not.toMatch(/value="unsubscribe"[^>]*checked/);
+      expect(html).toMatch(
+        /<form [^>]*id="topics-form"[\s\S]*name="action" value="topics"[\s\S]*id="save-topics">Save topics<\/button>/,
+      );
+      expect(html).toMatch(
+        /<form [^>]*id="unsubscribe-form"[\s\S]*value="unsubscribe"[^>]*id="unsubscribe-one">Unsubscribe from Spine-health<\/button>/,
+      );
+      // The topics form comes first; with ?action=unsubscribe (the mail's "Unsubscribe" link) the other way round.
+      expect(html.indexOf('id="topics-form"')).toBeLessThan(html.indexOf('id="unsubscribe-form"'));
+      const leaving = await (await get(`/unsubscribe/${token}?action=unsubscribe`)).text();
+      expect(leaving).toContain('<h1>Unsubscribe from Spine-health?</h1>');
+      expect(leaving.indexOf('id="unsubscribe-form"')).toBeLessThan(leaving.indexOf('id="topics-form"'));
+    });
+
+    it('saving topics keeps the subscription (even a form with topics and no action)', async () => {
+      const saved = await postForm(`/unsubscribe/${token}`, [
+        ['action', 'topics'],
+        ['topics', 'Sciatica'],
+      ]);
+      expect(saved.status).toBe(200);
+      expect(await saved.text()).toContain('Preferences saved');
+      const noAction = await postForm(`/unsubscribe/${token}`, [['topics', 'Neck Pain']]);
+      expect(await noAction.text()).toContain('Preferences saved');
+      const [row] = await query<{ status: string; topics: string[] }>(
+        db.url,
+        `SELECT s.status, s.topics FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id
+          JOIN newsletters n ON n.id = s.newsletter_id WHERE u.email = $1 AND n.slug = 'spine-health'`,
+        [email],
+      );
+      expect(row).toEqual({ status: 'active', topics: ['Neck Pain'] });
+    });
+
+    it('the unsubscribe button unsubscribes; RFC 8058 one-click is unchanged', async () => {
+      const gone = await postForm(`/unsubscribe/${token}`, [['action', 'unsubscribe']]);
+      expect(gone.status).toBe(200);
+      expect(await gone.text()).toContain('You have been unsubscribed');
+      expect(await statusOf(email)).toContain('unsubscribed');
+      const oneClick = await fetch(`${apps.baseUrl}/unsubscribe/${token}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'List-Unsubscribe=One-Click',
+      });
+      expect(oneClick.status).toBe(200);
+    });
+  });
+});
