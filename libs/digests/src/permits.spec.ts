@@ -168,15 +168,29 @@ describe('send permits (digest sender)', () => {
         return g;
       },
     } as unknown as SendRateLimiter;
-    const permits = new Permits(l);
-    permits.expect(2 * G);
-    for (let i = 0; i < G; i += 1) await permits.take();
-    expect(grants).toHaveLength(2); // the second asked for halfway through the first
-    const before = Date.now();
-    await permits.take();
-    // Its positions were all stale: a fresh grant, waited for, not G sends at once.
-    expect(grants).toHaveLength(3);
-    expect(Date.now()).toBeGreaterThanOrEqual(Math.floor(before / SLOT_MS) * SLOT_MS + SLOT_MS - 1);
+    // The clock stands still while the first grant is used (a busy machine must not make it stale
+    // too); it moves on only for the wait on the fresh grant.
+    // It stands at the last millisecond of a slot: every position of that slot is due, none stale.
+    const lastMs = Math.floor(Date.now() / SLOT_MS) * SLOT_MS + SLOT_MS - 1;
+    jest.useFakeTimers({ now: lastMs, doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });
+    try {
+      const permits = new Permits(l);
+      permits.expect(2 * G);
+      for (let i = 0; i < G; i += 1) await permits.take();
+      expect(grants).toHaveLength(2); // the second asked for halfway through the first
+      const before = Date.now();
+      let taken = false;
+      const next = permits.take().then(() => (taken = true));
+      await jest.advanceTimersByTimeAsync(0);
+      expect(taken).toBe(false); // not sent at once from the stale positions
+      await jest.advanceTimersByTimeAsync(2 * SLOT_MS);
+      await next;
+      // Its positions were all stale: a fresh grant, waited for, not G sends at once.
+      expect(grants).toHaveLength(3);
+      expect(Date.now()).toBeGreaterThanOrEqual(Math.floor(before / SLOT_MS) * SLOT_MS + SLOT_MS - 1);
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   it('drops positions more than a slot overdue instead of sending them late in a burst', async () => {
