@@ -128,6 +128,9 @@ describe('production paths on a built tree', () => {
         await new Promise((r) => setTimeout(r, 200));
       }
       expect(out).toContain('Mailroom is running');
+      // Dev speaks in readable lines: no JSON log lines, no map of every route.
+      expect(out).not.toMatch(/^\{"level"/m);
+      expect(out).not.toMatch(/Mapped \{/);
       relocated = /\(data: (\S+?)[,)]/.exec(out)?.[1];
       const health = await fetch(`http://127.0.0.1:${port}/health`);
       expect(health.status).toBe(200);

@@ -1,4 +1,4 @@
-import { logUrl } from './logger.module.js';
+import { isStartUpNoise, logUrl } from './logger.module.js';
 
 describe('request URLs in the log', () => {
   it.each([
@@ -9,5 +9,18 @@ describe('request URLs in the log', () => {
     ['/v1/subscriptions', '/v1/subscriptions'],
   ])('%s → %s', (url, logged) => {
     expect(logUrl(url)).toBe(logged);
+  });
+});
+
+describe('the dev console leaves out Nest start-up chatter', () => {
+  it.each([
+    [[{ context: 'RouterExplorer' }, 'Mapped {/v1/subscriptions, POST} route'], true],
+    [[{ context: 'InstanceLoader' }, 'DbModule dependencies initialized'], true],
+    [[{ context: 'RoutesResolver' }, 'SubscriptionsController {/}:'], true],
+    [[{ context: 'SchedulesService' }, 'Schedules in sync'], false],
+    [['a plain message'], false],
+    [[{ req: { id: 1 } }, 'request completed'], false],
+  ])('%j → %s', (args, noise) => {
+    expect(isStartUpNoise(args)).toBe(noise);
   });
 });
