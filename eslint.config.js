@@ -12,6 +12,18 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-explicit-any': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      // Another lib is reached through its alias (#mail/…, package.json "imports"), never by climbing.
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^(\\.\\./)+(libs/)?[a-z-]+/src/',
+              message: 'Import another lib through its alias, e.g. #mail/….',
+            },
+          ],
+        },
+      ],
     },
   },
 );

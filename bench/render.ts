@@ -5,10 +5,10 @@
  */
 import mjml2html from 'mjml';
 import MailComposer from 'nodemailer/lib/mail-composer';
-import { loadConfig } from '../libs/config/src/config.js';
-import { DigestRenderer, type IssueArticle } from '../libs/digests/src/digest-renderer.service.js';
-import { MailRenderer } from '../libs/mail/src/mail-renderer.service.js';
-import { signToken } from '../libs/subscriptions/src/tokens.js';
+import { loadConfig } from '#config/config.js';
+import { DigestRenderer, type IssueArticle } from '#digests/digest-renderer.service.js';
+import { MailRenderer } from '#mail/mail-renderer.service.js';
+import { signToken } from '#subscriptions/tokens.js';
 import { APP_SECRET, SUMMARY, median, now } from './support.js';
 
 export interface RenderResult {

@@ -14,9 +14,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
-import { ROOT_DIR } from '../libs/core/src/paths.js';
-import { dataSourceOptions } from '../libs/db/src/data-source.js';
-import { seed } from '../libs/db/src/seed.js';
+import { ROOT_DIR } from '#core/paths.js';
+import { dataSourceOptions } from '#db/data-source.js';
+import { seed } from '#db/seed.js';
 import {
   type Bench1Result,
   type MemoryRun,

@@ -5,8 +5,8 @@ import { createWriteStream, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type EventLoopUtilization, performance } from 'node:perf_hooks';
 import pg from 'pg';
-import { migrate } from '../libs/db/src/data-source.js';
-import { ROOT_DIR } from '../libs/core/src/paths.js';
+import { migrate } from '#db/data-source.js';
+import { ROOT_DIR } from '#core/paths.js';
 
 export const PG_ADMIN_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 export const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';

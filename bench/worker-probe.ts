@@ -18,7 +18,7 @@ function statusKb(field: string): number {
 }
 
 if (isMainThread && process.send) {
-  const { MailRenderer } = await import('../libs/mail/src/mail-renderer.service.js');
+  const { MailRenderer } = await import('#mail/mail-renderer.service.js');
   process.on('message', (m: { cmd?: string; id?: number; gc?: boolean }) => {
     if (m.cmd !== 'probe') return;
     // Only when the parent asks, and only with --expose-gc: the live heap, without GC slack.

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
-import { PASSWORD_MIN_LENGTH } from '../libs/staff/src/passwords.js';
-import type { FieldErrors, StaffUsersService } from '../libs/staff/src/staff-users.service.js';
+import { PASSWORD_MIN_LENGTH } from '#staff/passwords.js';
+import type { FieldErrors, StaffUsersService } from '#staff/staff-users.service.js';
 
 export const USER_COMMANDS = ['user:create', 'user:password', 'user:list'] as const;
 export type UserCommand = (typeof USER_COMMANDS)[number];

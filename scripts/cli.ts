@@ -5,15 +5,15 @@ import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { ROOT_DIR } from '../libs/core/src/paths.js';
-import { ConfigError, loadConfig } from '../libs/config/src/config.js';
-import { ConfigModule } from '../libs/core/src/config.module.js';
-import { DbModule } from '../libs/db/src/db.module.js';
-import { CsvFileError } from '../libs/subscriptions/src/csv-reader.js';
-import { ImportExportService, type ImportReport } from '../libs/subscriptions/src/import-export.service.js';
-import { SubscriptionsModule } from '../libs/subscriptions/src/subscriptions.module.js';
-import { StaffModule } from '../libs/staff/src/staff.module.js';
-import { StaffUsersService } from '../libs/staff/src/staff-users.service.js';
+import { ROOT_DIR } from '#core/paths.js';
+import { ConfigError, loadConfig } from '#config/config.js';
+import { ConfigModule } from '#core/config.module.js';
+import { DbModule } from '#db/db.module.js';
+import { CsvFileError } from '#subscriptions/csv-reader.js';
+import { ImportExportService, type ImportReport } from '#subscriptions/import-export.service.js';
+import { SubscriptionsModule } from '#subscriptions/subscriptions.module.js';
+import { StaffModule } from '#staff/staff.module.js';
+import { StaffUsersService } from '#staff/staff-users.service.js';
 import { isUserCommand, promptHidden, runUserCommand, USER_USAGE } from './cli-users.js';
 
 const USAGE = `Usage:

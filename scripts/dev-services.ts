@@ -27,7 +27,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { MailDev, type Servers } from 'maildev';
 import pg from 'pg';
-import { ROOT_DIR } from '../libs/core/src/paths.js';
+import { ROOT_DIR } from '#core/paths.js';
 
 export interface EmbeddedDb {
   url: string;

@@ -6,11 +6,11 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { DataSource } from 'typeorm';
 import { createApi } from '../apps/api/src/bootstrap.js';
 import { createWorker } from '../apps/worker/src/bootstrap.js';
-import { ConfigError, loadConfig } from '../libs/config/src/config.js';
-import { ROOT_DIR } from '../libs/core/src/paths.js';
-import { dataSourceOptions, migrate } from '../libs/db/src/data-source.js';
-import { seed } from '../libs/db/src/seed.js';
-import { StaffUsersService } from '../libs/staff/src/staff-users.service.js';
+import { ConfigError, loadConfig } from '#config/config.js';
+import { ROOT_DIR } from '#core/paths.js';
+import { dataSourceOptions, migrate } from '#db/data-source.js';
+import { seed } from '#db/seed.js';
+import { StaffUsersService } from '#staff/staff-users.service.js';
 import {
   DevServiceError,
   startEmbeddedPostgres,

@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { migrate } from '../libs/db/src/data-source.js';
+import { migrate } from '#db/data-source.js';
 
 /** npm run migrate: applies every migration to DATABASE_URL (and BullMQ's schema when REDIS_URL is unset). */
 const url = process.env.DATABASE_URL;

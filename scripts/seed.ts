@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { DataSource } from 'typeorm';
-import { dataSourceOptions } from '../libs/db/src/data-source.js';
-import { seed } from '../libs/db/src/seed.js';
+import { dataSourceOptions } from '#db/data-source.js';
+import { seed } from '#db/seed.js';
 
 /** npm run seed: the sample newsletters, the guide and sample articles (idempotent). */
 const url = process.env.DATABASE_URL;

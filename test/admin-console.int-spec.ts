@@ -1,6 +1,6 @@
 import 'reflect-metadata';
-import { StaffUsersService } from '../libs/staff/src/staff-users.service.js';
-import { sessionTokenHash } from '../libs/staff/src/staff-sessions.service.js';
+import { StaffUsersService } from '#staff/staff-users.service.js';
+import { sessionTokenHash } from '#staff/staff-sessions.service.js';
 import { runUserCommand, type CliIo } from '../scripts/cli-users.js';
 import { addAudience } from './support/audience.js';
 import { type RunningApps, startApps, testConfig } from './support/apps.js';

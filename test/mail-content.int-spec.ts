@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { execFile, spawnSync } from 'node:child_process';
-import { StaffUsersService } from '../libs/staff/src/staff-users.service.js';
+import { StaffUsersService } from '#staff/staff-users.service.js';
 import { admin, waitUntil } from './support/admin.js';
 import { type RunningApps, headerBlock, linkFrom, startApps, testConfig } from './support/apps.js';
 import { addAudience } from './support/audience.js';

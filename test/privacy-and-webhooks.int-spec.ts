@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { createHmac } from 'node:crypto';
-import { emailHash } from '../libs/subscriptions/src/tokens.js';
+import { emailHash } from '#subscriptions/tokens.js';
 import { admin, waitUntil } from './support/admin.js';
 import { type RunningApps, linkFrom, startApps, testConfig } from './support/apps.js';
 import { createTestDatabase, query, seedDatabase } from './support/db.js';

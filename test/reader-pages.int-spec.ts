@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { signToken } from '../libs/subscriptions/src/tokens.js';
+import { signToken } from '#subscriptions/tokens.js';
 import { type RunningApps, startApps, testConfig } from './support/apps.js';
 import { addAudience } from './support/audience.js';
 import { createTestDatabase, query, seedDatabase } from './support/db.js';

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { DataSource } from 'typeorm';
-import { dataSourceOptions } from '../libs/db/src/data-source.js';
-import { Revocations } from '../libs/digests/src/revocations.service.js';
+import { dataSourceOptions } from '#db/data-source.js';
+import { Revocations } from '#digests/revocations.service.js';
 import { waitUntil } from './support/admin.js';
 import { addAudience } from './support/audience.js';
 import { createTestDatabase, query, seedDatabase } from './support/db.js';

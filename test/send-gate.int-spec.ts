@@ -1,8 +1,8 @@
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import { SMTPServer } from 'smtp-server';
 import type { AddressInfo } from 'node:net';
-import { loadConfig } from '../libs/config/src/config.js';
-import { MailTransport } from '../libs/mail/src/mail-transport.service.js';
+import { loadConfig } from '#config/config.js';
+import { MailTransport } from '#mail/mail-transport.service.js';
 
 /**
  * The send gate (where the digest sender takes its send permit) opens once the message has a

@@ -1,7 +1,7 @@
 import { DataSource } from 'typeorm';
-import { loadConfig } from '../libs/config/src/config.js';
-import { dataSourceOptions } from '../libs/db/src/data-source.js';
-import { SLOT_MS, SendRateLimiter, slotCapacity } from '../libs/mail/src/send-rate-limiter.service.js';
+import { loadConfig } from '#config/config.js';
+import { dataSourceOptions } from '#db/data-source.js';
+import { SLOT_MS, SendRateLimiter, slotCapacity } from '#mail/send-rate-limiter.service.js';
 import { createTestDatabase, query } from './support/db.js';
 
 /**

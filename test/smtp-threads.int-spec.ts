@@ -2,10 +2,10 @@ import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import type { AddressInfo } from 'node:net';
 import type { Worker } from 'node:worker_threads';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
-import { MessageBuffer } from '../libs/mail/src/bulk-message.js';
-import { classifySmtpError, isHardBounce } from '../libs/mail/src/mail-transport.service.js';
-import type { ThreadInit } from '../libs/mail/src/smtp-thread-protocol.js';
-import { SmtpThreads } from '../libs/mail/src/smtp-threads.js';
+import { MessageBuffer } from '#mail/bulk-message.js';
+import { classifySmtpError, isHardBounce } from '#mail/mail-transport.service.js';
+import type { ThreadInit } from '#mail/smtp-thread-protocol.js';
+import { SmtpThreads } from '#mail/smtp-threads.js';
 import { TestSmtp } from './support/smtp.js';
 
 /** Bulk mail from sending threads (`SMTP_THREADS`), against a real SMTP server. */

@@ -1,8 +1,8 @@
 import 'reflect-metadata';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { DigestsService } from '../../libs/digests/src/digests.service.js';
-import { StaffUsersService } from '../../libs/staff/src/staff-users.service.js';
-import { emailHash, signToken } from '../../libs/subscriptions/src/tokens.js';
+import { DigestsService } from '#digests/digests.service.js';
+import { StaffUsersService } from '#staff/staff-users.service.js';
+import { emailHash, signToken } from '#subscriptions/tokens.js';
 import { linkFrom, type RunningApps, startApps, testConfig } from '../support/apps.js';
 import { addAudience } from '../support/audience.js';
 import {

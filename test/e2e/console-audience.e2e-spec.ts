@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { StaffUsersService } from '../../libs/staff/src/staff-users.service.js';
-import { emailHash } from '../../libs/subscriptions/src/tokens.js';
+import { StaffUsersService } from '#staff/staff-users.service.js';
+import { emailHash } from '#subscriptions/tokens.js';
 import { addAudience } from '../support/audience.js';
 import { type RunningApps, startApps, testConfig } from '../support/apps.js';
 import {

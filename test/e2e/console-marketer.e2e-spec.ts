@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { StaffUsersService } from '../../libs/staff/src/staff-users.service.js';
+import { StaffUsersService } from '#staff/staff-users.service.js';
 import { type RunningApps, startApps, testConfig } from '../support/apps.js';
 import { addAudience } from '../support/audience.js';
 import {

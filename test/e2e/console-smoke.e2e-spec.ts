@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { StaffUsersService } from '../../libs/staff/src/staff-users.service.js';
+import { StaffUsersService } from '#staff/staff-users.service.js';
 import { type RunningApps, startApps, testConfig } from '../support/apps.js';
 import { describeInBrowser, horizontalOverflow, launchBrowser, PHONE, screenshot } from '../support/browser.js';
 import { createTestDatabase, seedDatabase } from '../support/db.js';

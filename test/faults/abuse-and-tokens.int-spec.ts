@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { emailHash, signToken, verifyToken } from '../../libs/subscriptions/src/tokens.js';
+import { emailHash, signToken, verifyToken } from '#subscriptions/tokens.js';
 import { type RunningApps, headerBlock, linkFrom, startApps, testConfig } from '../support/apps.js';
 import { createTestDatabase, query, seedDatabase } from '../support/db.js';
 import { postForm, postJson } from '../support/http.js';

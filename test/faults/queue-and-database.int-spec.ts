@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { getQueueToken } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { DIGEST_QUEUE, MAIL_QUEUE } from '../../libs/queue/src/jobs.js';
+import { DIGEST_QUEUE, MAIL_QUEUE } from '#queue/jobs.js';
 import { admin, waitUntil } from '../support/admin.js';
 import { type RunningApps, startApps, testConfig } from '../support/apps.js';
 import { addAudience } from '../support/audience.js';

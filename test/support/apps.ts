@@ -4,7 +4,7 @@ import type { RouteOptions } from 'fastify';
 import { randomBytes } from 'node:crypto';
 import { createApi } from '../../apps/api/src/bootstrap.js';
 import { createWorker } from '../../apps/worker/src/bootstrap.js';
-import { type AppConfig, loadConfig } from '../../libs/config/src/config.js';
+import { type AppConfig, loadConfig } from '#config/config.js';
 import { TEST_REDIS_URL } from './db.js';
 
 export type Backend = 'postgres' | 'redis';

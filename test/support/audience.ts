@@ -1,4 +1,4 @@
-import { emailHash } from '../../libs/subscriptions/src/tokens.js';
+import { emailHash } from '#subscriptions/tokens.js';
 import { query } from './db.js';
 
 /** Inserts `count` subscribers of `newsletter` with the given statuses, set-based. Returns their addresses. */

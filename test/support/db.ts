@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { randomBytes } from 'node:crypto';
-import { migrate } from '../../libs/db/src/data-source.js';
+import { migrate } from '#db/data-source.js';
 
 export const PG_ADMIN_URL = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -50,8 +50,8 @@ export async function query<T = Record<string, unknown>>(
 
 export async function seedDatabase(url: string): Promise<void> {
   const { DataSource } = await import('typeorm');
-  const { dataSourceOptions } = await import('../../libs/db/src/data-source.js');
-  const { seed } = await import('../../libs/db/src/seed.js');
+  const { dataSourceOptions } = await import('#db/data-source.js');
+  const { seed } = await import('#db/seed.js');
   const ds = new DataSource(dataSourceOptions(url));
   await ds.initialize();
   try {

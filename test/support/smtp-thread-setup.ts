@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { smtpThreadEntry } from '../../libs/mail/src/smtp-threads.js';
+import { smtpThreadEntry } from '#mail/smtp-threads.js';
 
 const SOURCE = join(__dirname, '..', '..', 'libs', 'mail', 'src', 'smtp-thread.ts');
 

@@ -1,7 +1,7 @@
 import { type KeyObject, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { type IncomingMessage, type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { snsStringToSign } from '../../libs/subscriptions/src/sns-signature.js';
+import { snsStringToSign } from '#subscriptions/sns-signature.js';
 
 /* A minimal DER writer: just enough X.509 to make a self-signed certificate at test time. */
 function der(tag: number, body: Buffer): Buffer {

@@ -5,7 +5,7 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
-import type { AppConfig } from '../../../libs/config/src/config.js';
+import type { AppConfig } from '#config/config.js';
 import { ApiModule } from './api.module.js';
 import { registerCsvParser } from './common/body-types.js';
 import { PlainInputPipe } from './common/plain-input.js';

@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { runMain } from '../../../libs/core/src/run-main.js';
+import { runMain } from '#core/run-main.js';
 import { createApi } from './bootstrap.js';
 
 runMain('api', async (config) => {

@@ -1,7 +1,7 @@
 import { NestFactory } from '@nestjs/core';
 import type { INestApplicationContext } from '@nestjs/common';
 import { Logger } from 'nestjs-pino';
-import type { AppConfig } from '../../../libs/config/src/config.js';
+import type { AppConfig } from '#config/config.js';
 import { WorkerModule } from './worker.module.js';
 
 /** The worker: queue processors and the outbox relay, no HTTP server. */

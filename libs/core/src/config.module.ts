@@ -1,5 +1,5 @@
 import { type DynamicModule, Global, Module } from '@nestjs/common';
-import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
+import { APP_CONFIG, type AppConfig } from '#config/config.js';
 
 @Global()
 @Module({})

@@ -1,6 +1,6 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { LoggerModule as PinoLoggerModule } from 'nestjs-pino';
-import type { AppConfig } from '../../config/src/config.js';
+import type { AppConfig } from '#config/config.js';
 
 /**
  * A request URL as logged. Paths and query strings carry tokens (confirm, unsubscribe and guide

@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig, type AppConfig } from '../../config/src/config.js';
+import { ConfigError, loadConfig, type AppConfig } from '#config/config.js';
 
 /** Loads the configuration (a bad variable stops the process with its name) and starts an app. */
 export function runMain(name: string, start: (config: AppConfig) => Promise<unknown>): void {

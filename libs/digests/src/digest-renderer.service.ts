@@ -2,16 +2,16 @@ import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import Handlebars from 'handlebars';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
-import { TEMPLATES_DIR } from '../../core/src/paths.js';
-import { QpTextSplice, type SplicedText } from '../../mail/src/bulk-message.js';
+import { APP_CONFIG, type AppConfig } from '#config/config.js';
+import { TEMPLATES_DIR } from '#core/paths.js';
+import { QpTextSplice, type SplicedText } from '#mail/bulk-message.js';
 import {
   compileMjml,
   headerValue,
   htmlToText,
   mailSource,
   preheaderText,
-} from '../../mail/src/mail-renderer.service.js';
+} from '#mail/mail-renderer.service.js';
 
 export interface IssueArticle {
   url: string;

@@ -4,10 +4,10 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import type { Queue } from 'bullmq';
 import * as mimeFuncs from 'nodemailer/lib/mime-funcs/index.js';
 import type { DataSource } from 'typeorm';
-import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
-import { LedgerPg } from '../../db/src/ledger-pg.js';
-import { rows } from '../../db/src/sql.js';
-import { headerValue } from '../../mail/src/mail-renderer.service.js';
+import { APP_CONFIG, type AppConfig } from '#config/config.js';
+import { LedgerPg } from '#db/ledger-pg.service.js';
+import { rows } from '#db/sql.js';
+import { headerValue } from '#mail/mail-renderer.service.js';
 import {
   MailTransport,
   type PermitAhead,
@@ -15,16 +15,16 @@ import {
   classifySmtpError,
   isHardBounce,
   isPolicyRejection,
-} from '../../mail/src/mail-transport.service.js';
-import { SLOT_MS, type SendGrant, SendRateLimiter } from '../../mail/src/send-rate-limiter.service.js';
+} from '#mail/mail-transport.service.js';
+import { SLOT_MS, type SendGrant, SendRateLimiter } from '#mail/send-rate-limiter.service.js';
 import {
   listUnsubscribeHeaders,
   listUnsubscribeValue,
   SubscriptionMailService,
-} from '../../mail/src/subscription-mail.service.js';
-import { DIGEST_QUEUE, type DigestJob, jobIds } from '../../queue/src/jobs.js';
-import { emailHash, signToken } from '../../subscriptions/src/tokens.js';
-import { BulkMessageTemplate, MessageBuffer } from '../../mail/src/bulk-message.js';
+} from '#mail/subscription-mail.service.js';
+import { DIGEST_QUEUE, type DigestJob, jobIds } from '#queue/jobs.js';
+import { emailHash, signToken } from '#subscriptions/tokens.js';
+import { BulkMessageTemplate, MessageBuffer } from '#mail/bulk-message.js';
 import { DigestRenderer, type IssueTemplates, hasTestCopySlots, testCopyOf } from './digest-renderer.service.js';
 import { type DigestRow, DigestsRepository, type Recipient } from './digests.repository.js';
 import { LedgerWriter, type SentRecord } from './ledger-writer.js';

@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
-import { LedgerPg } from '../../db/src/ledger-pg.js';
-import { MailModule } from '../../mail/src/mail.module.js';
-import { SubscriptionsModule } from '../../subscriptions/src/subscriptions.module.js';
+import { LedgerPg } from '#db/ledger-pg.service.js';
+import { MailModule } from '#mail/mail.module.js';
+import { SubscriptionsModule } from '#subscriptions/subscriptions.module.js';
 import { ArticlesService } from './articles.service.js';
 import { DigestRenderer } from './digest-renderer.service.js';
 import { DigestSender } from './digest-sender.service.js';

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { DataSource, EntityManager } from 'typeorm';
-import type { LedgerPg } from '../../db/src/ledger-pg.js';
-import { rows } from '../../db/src/sql.js';
+import type { LedgerPg } from '#db/ledger-pg.service.js';
+import { rows } from '#db/sql.js';
 import type { IssueArticle, IssueTemplates } from './digest-renderer.service.js';
 
 export type DigestStatus = 'scheduled' | 'sending' | 'sent' | 'cancelled' | 'failed' | 'skipped';

@@ -2,12 +2,12 @@ import { BadRequestException, ConflictException, Inject, Injectable, NotFoundExc
 import { InjectDataSource } from '@nestjs/typeorm';
 import { CronExpressionParser } from 'cron-parser';
 import type { DataSource } from 'typeorm';
-import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
-import { Newsletter } from '../../db/src/entities/index.js';
-import { rows } from '../../db/src/sql.js';
-import { normalizeEmail } from '../../subscriptions/src/email.js';
-import { assertCron } from '../../subscriptions/src/newsletters.service.js';
-import { SubscriptionsRepository } from '../../subscriptions/src/subscriptions.repository.js';
+import { APP_CONFIG, type AppConfig } from '#config/config.js';
+import { Newsletter } from '#db/entities/index.js';
+import { rows } from '#db/sql.js';
+import { normalizeEmail } from '#subscriptions/email.js';
+import { assertCron } from '#subscriptions/newsletters.service.js';
+import { SubscriptionsRepository } from '#subscriptions/subscriptions.repository.js';
 import { DigestRenderer, type IssueArticle, type IssueTemplates } from './digest-renderer.service.js';
 import { type DigestRow, DigestsRepository } from './digests.repository.js';
 

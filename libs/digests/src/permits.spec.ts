@@ -1,4 +1,4 @@
-import { SLOT_MS, SendGrant, type SendRateLimiter, slotCapacity } from '../../mail/src/send-rate-limiter.service.js';
+import { SLOT_MS, SendGrant, type SendRateLimiter, slotCapacity } from '#mail/send-rate-limiter.service.js';
 import { GRANT_SIZE as G, Permits } from './digest-sender.service.js';
 
 /**

@@ -3,8 +3,8 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { Queue } from 'bullmq';
 import type { DataSource } from 'typeorm';
-import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
-import { DIGEST_QUEUE, jobIds } from '../../queue/src/jobs.js';
+import { APP_CONFIG, type AppConfig } from '#config/config.js';
+import { DIGEST_QUEUE, jobIds } from '#queue/jobs.js';
 
 /**
  * Keeps BullMQ's job schedulers equal to the database: one per newsletter with a schedule, plus

@@ -1,4 +1,4 @@
-import type { AppConfig } from '../../config/src/config.js';
+import type { AppConfig } from '#config/config.js';
 import { DigestRenderer, hasTestCopySlots, testCopyOf, type IssueArticle } from './digest-renderer.service.js';
 
 const ARTICLES: IssueArticle[] = [

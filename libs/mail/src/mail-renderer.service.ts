@@ -4,7 +4,7 @@ import { convert } from 'html-to-text';
 import mjml2html from 'mjml';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { TEMPLATES_DIR } from '../../core/src/paths.js';
+import { TEMPLATES_DIR } from '#core/paths.js';
 
 export type MailKind = 'confirmation' | 'guide';
 

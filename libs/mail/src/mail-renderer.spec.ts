@@ -1,6 +1,6 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { TEMPLATES_DIR } from '../../core/src/paths.js';
+import { TEMPLATES_DIR } from '#core/paths.js';
 import {
   MailRenderer,
   PREHEADER_PAD,

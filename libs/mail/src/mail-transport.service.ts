@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import nodemailer, { type SendMailOptions, type TransportOptions, type Transporter } from 'nodemailer';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
-import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
+import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import type { ThreadInit } from './smtp-thread-protocol.js';
 import { SmtpThreads } from './smtp-threads.js';
 

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
-import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
+import { APP_CONFIG, type AppConfig } from '#config/config.js';
 
 /** 50 ms slots: a one-second window, aligned or not, spans at most 21 of them, so at most 1.05× the rate (whatever the senders' timing). */
 export const SLOT_MS = 50;

@@ -1,7 +1,7 @@
 import { types } from 'node:util';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { ROOT_DIR } from '../../core/src/paths.js';
+import { ROOT_DIR } from '#core/paths.js';
 import { SLOT_MS } from './send-rate-limiter.service.js';
 import type { ThreadError, ThreadInit, ToMain, ToThread } from './smtp-thread-protocol.js';
 

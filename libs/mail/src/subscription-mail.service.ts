@@ -2,12 +2,12 @@ import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { UnrecoverableError } from 'bullmq';
 import type { DataSource } from 'typeorm';
-import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
-import { emailHash, newRandomToken, signToken } from '../../subscriptions/src/tokens.js';
+import { APP_CONFIG, type AppConfig } from '#config/config.js';
+import { emailHash, newRandomToken, signToken } from '#subscriptions/tokens.js';
 import { MailRenderer, headerValue } from './mail-renderer.service.js';
 import { MailTransport, classifySmtpError, isHardBounce } from './mail-transport.service.js';
 import { SendRateLimiter } from './send-rate-limiter.service.js';
-import { rows } from '../../db/src/sql.js';
+import { rows } from '#db/sql.js';
 
 export type JobOutcome = 'sent' | 'skipped';
 

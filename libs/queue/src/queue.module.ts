@@ -1,7 +1,7 @@
 import { BullModule, InjectQueue } from '@nestjs/bullmq';
 import { type DynamicModule, Injectable, Logger, Module, type OnModuleInit } from '@nestjs/common';
 import { Queue, Worker, createPostgresBackend, withBackend, type ConnectionOptions } from 'bullmq';
-import type { AppConfig } from '../../config/src/config.js';
+import type { AppConfig } from '#config/config.js';
 import { DIGEST_QUEUE, MAIL_QUEUE } from './jobs.js';
 
 /** ioredis options from a redis:// or rediss:// URL. */

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
-import { normalizeEmail } from '../../subscriptions/src/email.js';
+import { APP_CONFIG, type AppConfig } from '#config/config.js';
+import { normalizeEmail } from '#subscriptions/email.js';
 import { StaffRepository } from './staff.repository.js';
 import { StaffSessionsService } from './staff-sessions.service.js';
 import { StaffUsersService, type StaffUserRow } from './staff-users.service.js';

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
-import type { StaffRole } from '../../db/src/entities/index.js';
+import { APP_CONFIG, type AppConfig } from '#config/config.js';
+import type { StaffRole } from '#db/entities/index.js';
 import { StaffRepository } from './staff.repository.js';
 
 export interface StaffPrincipal {

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { STAFF_ROLES, type StaffRole } from '../../db/src/entities/staff-user.entity.js';
-import { normalizeEmail } from '../../subscriptions/src/email.js';
+import { STAFF_ROLES, type StaffRole } from '#db/entities/staff-user.entity.js';
+import { normalizeEmail } from '#subscriptions/email.js';
 import { dummyHash, hashPassword, passwordProblem, verifyPassword } from './passwords.js';
 import { StaffRepository, type StaffUserRow } from './staff.repository.js';
 

@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
-import type { StaffRole } from '../../db/src/entities/index.js';
-import { rows } from '../../db/src/sql.js';
+import type { StaffRole } from '#db/entities/index.js';
+import { rows } from '#db/sql.js';
 
 export interface StaffUserRow {
   id: number;

@@ -1,9 +1,9 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
-import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
+import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { apiKeyHash } from './tokens.js';
-import { rows } from '../../db/src/sql.js';
+import { rows } from '#db/sql.js';
 
 @Injectable()
 export class ApiKeysService implements OnApplicationBootstrap {

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
-import { rows } from '../../db/src/sql.js';
+import { rows } from '#db/sql.js';
 
 /** How many readers a send would reach now: the console's "Send to N readers?" confirmation. */
 @Injectable()

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
-import { rows } from '../../db/src/sql.js';
+import { rows } from '#db/sql.js';
 
 /** How many weekly points the overview shows (the last one is "now"). */
 export const OVERVIEW_WEEKS = 8;

@@ -3,8 +3,8 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { DataSource } from 'typeorm';
-import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
-import { CONTENT_DIR } from '../../core/src/paths.js';
+import { APP_CONFIG, type AppConfig } from '#config/config.js';
+import { CONTENT_DIR } from '#core/paths.js';
 import { LinkError } from './subscriptions.service.js';
 import { verifyToken } from './tokens.js';
 

@@ -2,8 +2,8 @@ import { BadRequestException, ConflictException, Injectable, NotFoundException }
 import { InjectDataSource } from '@nestjs/typeorm';
 import { CronExpressionParser } from 'cron-parser';
 import { type DataSource, type EntityManager, QueryFailedError } from 'typeorm';
-import { Guide, Newsletter } from '../../db/src/entities/index.js';
-import { NewsletterCatalog } from './newsletter-catalog.js';
+import { Guide, Newsletter } from '#db/entities/index.js';
+import { NewsletterCatalog } from './newsletter-catalog.service.js';
 import { SubscriptionsRepository } from './subscriptions.repository.js';
 
 export interface NewsletterInput {

@@ -1,6 +1,6 @@
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { selfSignedCertificate } from '../../../test/support/sns.js';
-import { DEFAULT_SNS_ORIGIN_PATTERN } from '../../config/src/config.js';
+import { DEFAULT_SNS_ORIGIN_PATTERN } from '#config/config.js';
 import {
   SnsCertificateUnavailableError,
   SnsMessageVerifier,

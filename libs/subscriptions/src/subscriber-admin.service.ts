@@ -1,7 +1,7 @@
 import { BadRequestException, Injectable, NotFoundException } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
-import { rows } from '../../db/src/sql.js';
+import { rows } from '#db/sql.js';
 import { normalizeEmail } from './email.js';
 import { SubscriptionsRepository } from './subscriptions.repository.js';
 import { SuppressionsService } from './suppressions.service.js';

@@ -1,8 +1,8 @@
 import { BadRequestException, Injectable, NotFoundException } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
-import type { SubscriptionStatus } from '../../db/src/entities/index.js';
-import { rows } from '../../db/src/sql.js';
+import type { SubscriptionStatus } from '#db/entities/index.js';
+import { rows } from '#db/sql.js';
 import { SubscriberAdminService } from './subscriber-admin.service.js';
 import { SuppressionsService } from './suppressions.service.js';
 

@@ -1,11 +1,11 @@
 import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from 'typeorm';
-import type { ConsentAction, SubscriptionStatus } from '../../db/src/entities/index.js';
-import type { DomainEvent } from '../../queue/src/jobs.js';
+import type { ConsentAction, SubscriptionStatus } from '#db/entities/index.js';
+import type { DomainEvent } from '#queue/jobs.js';
 import { emailHash } from './tokens.js';
-import type { PreparedPg } from '../../db/src/pg-client.js';
-import { rows } from '../../db/src/sql.js';
+import type { PreparedPg } from '#db/prepared-pg.service.js';
+import { rows } from '#db/sql.js';
 
 /** One sign-up as `mailroom_subscribe` takes it. */
 export interface SignupRequest {

@@ -1,10 +1,10 @@
 import { BadRequestException, Inject, Injectable, NotFoundException } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource, EntityManager } from 'typeorm';
-import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
+import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { normalizeEmail } from './email.js';
-import { type CatalogEntry, NewsletterCatalog } from './newsletter-catalog.js';
-import { SignupWriter } from './signup-writer.js';
+import { type CatalogEntry, NewsletterCatalog } from './newsletter-catalog.service.js';
+import { SignupWriter } from './signup-writer.repository.js';
 import { type ConsentContext, SubscriptionsRepository } from './subscriptions.repository.js';
 import { emailHash, hashToken, signToken, verifyToken } from './tokens.js';
 

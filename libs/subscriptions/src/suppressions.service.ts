@@ -1,8 +1,8 @@
 import { BadRequestException, Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource, EntityManager } from 'typeorm';
-import { APP_CONFIG, type AppConfig } from '../../config/src/config.js';
-import { rows } from '../../db/src/sql.js';
+import { APP_CONFIG, type AppConfig } from '#config/config.js';
+import { rows } from '#db/sql.js';
 import { normalizeEmail } from './email.js';
 import { SubscriptionsRepository } from './subscriptions.repository.js';
 import { emailHash } from './tokens.js';

@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
-import { StaffModule } from '../../../../libs/staff/src/staff.module.js';
-import { SubscriptionsModule } from '../../../../libs/subscriptions/src/subscriptions.module.js';
+import { StaffModule } from '#staff/staff.module.js';
+import { SubscriptionsModule } from '#subscriptions/subscriptions.module.js';
 import { ApiKeyAuth, ApiKeyGuard } from './api-key.guard.js';
 
 /** API-key checks shared by the admin routes and /metrics: one count of wrong keys per process. */

@@ -8,8 +8,8 @@ import {
   UnauthorizedException,
 } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { StaffRepository } from '../../../../libs/staff/src/staff.repository.js';
-import { ApiKeysService } from '../../../../libs/subscriptions/src/api-keys.service.js';
+import { StaffRepository } from '#staff/staff.repository.js';
+import { ApiKeysService } from '#subscriptions/api-keys.service.js';
 
 /** Wrong API keys allowed per client IP within the window; the next one gets 429 until it slides. */
 export const API_KEY_FAILURES_PER_IP = 20;

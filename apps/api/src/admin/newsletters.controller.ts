@@ -1,6 +1,6 @@
 import { Body, Controller, Get, Param, Patch, Post, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { NewslettersService, type NewsletterView } from '../../../../libs/subscriptions/src/newsletters.service.js';
+import { NewslettersService, type NewsletterView } from '#subscriptions/newsletters.service.js';
 import { ApiKeyGuard } from './api-key.guard.js';
 import { CreateNewsletterDto, UpdateNewsletterDto } from './dto/newsletter.dto.js';
 

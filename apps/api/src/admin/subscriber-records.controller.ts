@@ -4,9 +4,9 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
 import { UnsupportedMediaTypeException } from '@nestjs/common';
 import { AcceptsCsv } from '../common/body-types.js';
-import { ImportExportService, type ImportReport } from '../../../../libs/subscriptions/src/import-export.service.js';
-import { SubscriberAdminService } from '../../../../libs/subscriptions/src/subscriber-admin.service.js';
-import { SubscribersService } from '../../../../libs/subscriptions/src/subscribers.service.js';
+import { ImportExportService, type ImportReport } from '#subscriptions/import-export.service.js';
+import { SubscriberAdminService } from '#subscriptions/subscriber-admin.service.js';
+import { SubscribersService } from '#subscriptions/subscribers.service.js';
 import { ApiKeyGuard } from './api-key.guard.js';
 import { PatchSubscriberDto } from './dto/subscriber.dto.js';
 

@@ -1,6 +1,6 @@
 import { Controller, Get, Query, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiQuery, ApiTags } from '@nestjs/swagger';
-import { SubscribersService } from '../../../../libs/subscriptions/src/subscribers.service.js';
+import { SubscribersService } from '#subscriptions/subscribers.service.js';
 import { ApiKeyGuard } from './api-key.guard.js';
 
 @ApiTags('admin')

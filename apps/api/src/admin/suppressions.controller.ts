@@ -1,7 +1,7 @@
 import { Body, Controller, Delete, HttpCode, NotFoundException, Param, Post, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiCreatedResponse, ApiProperty, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
 import { IsOptional, IsString, Matches, MaxLength } from 'class-validator';
-import { SuppressionsService } from '../../../../libs/subscriptions/src/suppressions.service.js';
+import { SuppressionsService } from '#subscriptions/suppressions.service.js';
 import { NO_LINE_BREAKS } from '../common/validation.js';
 import { ApiKeyGuard } from './api-key.guard.js';
 

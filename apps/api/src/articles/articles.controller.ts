@@ -1,7 +1,7 @@
 import { Body, Controller, Get, HttpStatus, Post, Query, Res, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
-import { ArticlesService, type ArticleView } from '../../../../libs/digests/src/articles.service.js';
+import { ArticlesService, type ArticleView } from '#digests/articles.service.js';
 import { ApiKeyGuard } from '../admin/api-key.guard.js';
 import { UpsertArticleDto } from './dto/article.dto.js';
 

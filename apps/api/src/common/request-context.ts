@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import type { ConsentContext } from '../../../../libs/subscriptions/src/subscriptions.repository.js';
+import type { ConsentContext } from '#subscriptions/subscriptions.repository.js';
 
 function header(req: FastifyRequest, name: string): string | null {
   const v = req.headers[name];

@@ -2,7 +2,7 @@ import { Controller, Get, Param, Post, Req, Res, UseGuards } from '@nestjs/commo
 import { ApiTags } from '@nestjs/swagger';
 import { ThrottlerGuard } from '@nestjs/throttler';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { LinkError, SubscriptionsService } from '../../../../libs/subscriptions/src/subscriptions.service.js';
+import { LinkError, SubscriptionsService } from '#subscriptions/subscriptions.service.js';
 import { consentContext, wantsJson } from '../common/request-context.js';
 import { nameList, PagesService } from '../pages/pages.service.js';
 

@@ -13,9 +13,9 @@ import {
 } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { ArticlesService, type ArticleView } from '../../../../libs/digests/src/articles.service.js';
-import { FeedError, FeedsService } from '../../../../libs/digests/src/feeds.service.js';
-import { NewslettersService } from '../../../../libs/subscriptions/src/newsletters.service.js';
+import { ArticlesService, type ArticleView } from '#digests/articles.service.js';
+import { FeedError, FeedsService } from '#digests/feeds.service.js';
+import { NewslettersService } from '#subscriptions/newsletters.service.js';
 import { UpsertArticleDto } from '../articles/dto/article.dto.js';
 import { ConsoleExceptionFilter } from './console-exception.filter.js';
 import {

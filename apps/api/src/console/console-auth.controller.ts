@@ -1,9 +1,9 @@
 import { Body, Controller, Get, Inject, Post, Query, Req, Res, UseFilters, UseGuards } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/config.js';
-import { StaffAuthService } from '../../../../libs/staff/src/staff-auth.service.js';
-import { StaffSessionsService } from '../../../../libs/staff/src/staff-sessions.service.js';
+import { APP_CONFIG, type AppConfig } from '#config/config.js';
+import { StaffAuthService } from '#staff/staff-auth.service.js';
+import { StaffSessionsService } from '#staff/staff-sessions.service.js';
 import { ConsoleExceptionFilter } from './console-exception.filter.js';
 import {
   field,

@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
-import { DigestsAdminModule } from '../../../../libs/digests/src/digests.module.js';
-import { AudienceCountRepository } from '../../../../libs/subscriptions/src/audience-count.repository.js';
-import { SubscriptionsModule } from '../../../../libs/subscriptions/src/subscriptions.module.js';
+import { DigestsAdminModule } from '#digests/digests.module.js';
+import { AudienceCountRepository } from '#subscriptions/audience-count.repository.js';
+import { SubscriptionsModule } from '#subscriptions/subscriptions.module.js';
 import { ConsoleArticlesController } from './console-articles.controller.js';
 import { ConsoleDigestsController } from './console-digests.controller.js';
 import { ConsoleModule } from './console.module.js';

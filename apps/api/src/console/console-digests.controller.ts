@@ -13,16 +13,16 @@ import {
 } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { IssueArticle } from '../../../../libs/digests/src/digest-renderer.service.js';
-import { DigestsService, type DigestProgress, MAX_COMPOSED } from '../../../../libs/digests/src/digests.service.js';
+import type { IssueArticle } from '#digests/digest-renderer.service.js';
+import { DigestsService, type DigestProgress, MAX_COMPOSED } from '#digests/digests.service.js';
 import {
   describeSchedule,
   localInputValue,
   timeZones,
   zonedLocalToUtc,
-} from '../../../../libs/digests/src/weekly-schedule.js';
-import { AudienceCountRepository } from '../../../../libs/subscriptions/src/audience-count.repository.js';
-import { NewslettersService, type NewsletterView } from '../../../../libs/subscriptions/src/newsletters.service.js';
+} from '#digests/weekly-schedule.js';
+import { AudienceCountRepository } from '#subscriptions/audience-count.repository.js';
+import { NewslettersService, type NewsletterView } from '#subscriptions/newsletters.service.js';
 import { ConsoleExceptionFilter } from './console-exception.filter.js';
 import { badRequestMessage, fields, type FormErrors, notice, queryString, sendPage, staffOf } from './console-forms.js';
 import { field } from './console-http.js';

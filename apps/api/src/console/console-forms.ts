@@ -2,7 +2,7 @@ import { BadRequestException } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
 import { validate } from 'class-validator';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { StaffPrincipal } from '../../../../libs/staff/src/staff-sessions.service.js';
+import type { StaffPrincipal } from '#staff/staff-sessions.service.js';
 
 export type FormErrors = Record<string, string>;
 

@@ -2,8 +2,8 @@ import { HttpException, HttpStatus } from '@nestjs/common';
 import type { CookieSerializeOptions } from '@fastify/cookie';
 import type { FastifyRequest } from 'fastify';
 import { createHmac, randomBytes } from 'node:crypto';
-import type { AppConfig } from '../../../../libs/config/src/config.js';
-import { constantTimeEqual, type StaffPrincipal } from '../../../../libs/staff/src/staff-sessions.service.js';
+import type { AppConfig } from '#config/config.js';
+import { constantTimeEqual, type StaffPrincipal } from '#staff/staff-sessions.service.js';
 
 declare module 'fastify' {
   interface FastifyRequest {

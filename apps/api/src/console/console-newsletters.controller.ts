@@ -13,7 +13,7 @@ import {
 } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { DigestsService } from '../../../../libs/digests/src/digests.service.js';
+import { DigestsService } from '#digests/digests.service.js';
 import {
   describeSchedule,
   nextSendTimes,
@@ -22,8 +22,8 @@ import {
   WEEKDAYS,
   weeklyOf,
   type WeeklyScheduleErrors,
-} from '../../../../libs/digests/src/weekly-schedule.js';
-import { NewslettersService, type NewsletterView } from '../../../../libs/subscriptions/src/newsletters.service.js';
+} from '#digests/weekly-schedule.js';
+import { NewslettersService, type NewsletterView } from '#subscriptions/newsletters.service.js';
 import { UpdateNewsletterDto } from '../admin/dto/newsletter.dto.js';
 import { ConsoleExceptionFilter } from './console-exception.filter.js';
 import { badRequestMessage, dtoErrors, type FormErrors, notice, sendPage, staffOf } from './console-forms.js';

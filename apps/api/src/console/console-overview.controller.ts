@@ -4,8 +4,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import {
   AudienceStatsRepository,
   OVERVIEW_WEEKS,
-} from '../../../../libs/subscriptions/src/audience-stats.repository.js';
-import { NewslettersService } from '../../../../libs/subscriptions/src/newsletters.service.js';
+} from '#subscriptions/audience-stats.repository.js';
+import { NewslettersService } from '#subscriptions/newsletters.service.js';
 import { ConsoleExceptionFilter } from './console-exception.filter.js';
 import { CONSOLE_SECTIONS, ConsolePagesService } from './console-pages.service.js';
 import { lineChartSvg } from './line-chart.js';

@@ -3,9 +3,9 @@ import Handlebars from 'handlebars';
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/config.js';
-import { TEMPLATES_DIR } from '../../../../libs/core/src/paths.js';
-import type { StaffPrincipal } from '../../../../libs/staff/src/staff-sessions.service.js';
+import { APP_CONFIG, type AppConfig } from '#config/config.js';
+import { TEMPLATES_DIR } from '#core/paths.js';
+import type { StaffPrincipal } from '#staff/staff-sessions.service.js';
 import { consoleCsp } from './console-security.js';
 
 /** The console's sections, in menu order. `adminOnly` ones are hidden from marketers. */

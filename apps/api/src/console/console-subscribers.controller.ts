@@ -15,16 +15,16 @@ import {
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
-import type { StaffPrincipal } from '../../../../libs/staff/src/staff-sessions.service.js';
-import { CsvFileError } from '../../../../libs/subscriptions/src/csv-reader.js';
-import { ImportExportService, type ImportReport } from '../../../../libs/subscriptions/src/import-export.service.js';
-import { NewslettersService } from '../../../../libs/subscriptions/src/newsletters.service.js';
+import type { StaffPrincipal } from '#staff/staff-sessions.service.js';
+import { CsvFileError } from '#subscriptions/csv-reader.js';
+import { ImportExportService, type ImportReport } from '#subscriptions/import-export.service.js';
+import { NewslettersService } from '#subscriptions/newsletters.service.js';
 import {
   SUBSCRIBER_STATUSES,
   SUBSCRIPTION_STATUSES,
   SubscriberDirectoryService,
   type SubscriberDetail,
-} from '../../../../libs/subscriptions/src/subscriber-directory.service.js';
+} from '#subscriptions/subscriber-directory.service.js';
 import { AcceptsCsv } from '../common/body-types.js';
 import { notPlainData } from '../common/plain-input.js';
 import { wantsJson } from '../common/request-context.js';

@@ -14,8 +14,8 @@ import {
 } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { StaffPrincipal } from '../../../../libs/staff/src/staff-sessions.service.js';
-import { type SuppressionItem, SuppressionsService } from '../../../../libs/subscriptions/src/suppressions.service.js';
+import type { StaffPrincipal } from '#staff/staff-sessions.service.js';
+import { type SuppressionItem, SuppressionsService } from '#subscriptions/suppressions.service.js';
 import { ConsoleExceptionFilter } from './console-exception.filter.js';
 import { badRequestMessage, type FormErrors } from './console-forms.js';
 import { field } from './console-http.js';

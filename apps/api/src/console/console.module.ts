@@ -1,8 +1,8 @@
 import { Module } from '@nestjs/common';
-import { StaffModule } from '../../../../libs/staff/src/staff.module.js';
-import { AudienceStatsRepository } from '../../../../libs/subscriptions/src/audience-stats.repository.js';
-import { SubscriptionStatsRepository } from '../../../../libs/subscriptions/src/subscription-stats.repository.js';
-import { SubscriptionsModule } from '../../../../libs/subscriptions/src/subscriptions.module.js';
+import { StaffModule } from '#staff/staff.module.js';
+import { AudienceStatsRepository } from '#subscriptions/audience-stats.repository.js';
+import { SubscriptionStatsRepository } from '#subscriptions/subscription-stats.repository.js';
+import { SubscriptionsModule } from '#subscriptions/subscriptions.module.js';
 import { ConsoleAuthController } from './console-auth.controller.js';
 import { ConsoleOverviewController } from './console-overview.controller.js';
 import { ConsoleSubscribersController } from './console-subscribers.controller.js';

@@ -8,8 +8,8 @@ import {
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
-import type { StaffRole } from '../../../../libs/db/src/entities/index.js';
-import { constantTimeEqual, StaffSessionsService } from '../../../../libs/staff/src/staff-sessions.service.js';
+import type { StaffRole } from '#db/entities/index.js';
+import { constantTimeEqual, StaffSessionsService } from '#staff/staff-sessions.service.js';
 import { wantsJson } from '../common/request-context.js';
 import { ConsoleRedirect, CsrfRejected, field, loginUrl, SESSION_COOKIE } from './console-http.js';
 

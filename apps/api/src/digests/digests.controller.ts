@@ -1,8 +1,8 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Query, Res, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
-import { DigestsService, type DigestView } from '../../../../libs/digests/src/digests.service.js';
-import { FeedError, type FeedResult, FeedsService } from '../../../../libs/digests/src/feeds.service.js';
+import { DigestsService, type DigestView } from '#digests/digests.service.js';
+import { FeedError, type FeedResult, FeedsService } from '#digests/feeds.service.js';
 import { BadRequestException } from '@nestjs/common';
 import { ApiKeyGuard } from '../admin/api-key.guard.js';
 import { ScheduleDto } from '../admin/dto/newsletter.dto.js';

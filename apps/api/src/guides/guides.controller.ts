@@ -1,8 +1,8 @@
 import { Controller, Get, Param, Res } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
-import { GuidesService } from '../../../../libs/subscriptions/src/guides.service.js';
-import { LinkError } from '../../../../libs/subscriptions/src/subscriptions.service.js';
+import { GuidesService } from '#subscriptions/guides.service.js';
+import { LinkError } from '#subscriptions/subscriptions.service.js';
 import { PagesService } from '../pages/pages.service.js';
 
 @ApiTags('public')

@@ -3,7 +3,7 @@ import { Controller, Get } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import { HealthCheck, HealthCheckService, HealthIndicatorService, TypeOrmHealthIndicator } from '@nestjs/terminus';
 import type { Queue } from 'bullmq';
-import { MAIL_QUEUE } from '../../../../libs/queue/src/jobs.js';
+import { MAIL_QUEUE } from '#queue/jobs.js';
 
 /** 200 when PostgreSQL and the queue answer, 503 otherwise. */
 @ApiTags('ops')

@@ -1,7 +1,7 @@
 import { type CanActivate, type ExecutionContext, Inject, Injectable, UnauthorizedException } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/config.js';
+import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { ApiKeyAuth } from '../admin/api-key.guard.js';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest();

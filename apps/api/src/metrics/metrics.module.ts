@@ -1,5 +1,5 @@
 import { Module } from '@nestjs/common';
-import { SubscriptionsModule } from '../../../../libs/subscriptions/src/subscriptions.module.js';
+import { SubscriptionsModule } from '#subscriptions/subscriptions.module.js';
 import { AdminAuthModule } from '../admin/admin-auth.module.js';
 import { MetricsController } from './metrics.controller.js';
 import { MetricsGuard } from './metrics.guard.js';

@@ -2,7 +2,7 @@ import { InjectQueue } from '@nestjs/bullmq';
 import { Injectable, Logger } from '@nestjs/common';
 import type { Queue } from 'bullmq';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { DIGEST_QUEUE, MAIL_QUEUE } from '../../../../libs/queue/src/jobs.js';
+import { DIGEST_QUEUE, MAIL_QUEUE } from '#queue/jobs.js';
 import { type DbFigures, MetricsRepository } from './metrics.repository.js';
 
 /** A scrape storm reads the database at most once per this long. */

@@ -2,8 +2,8 @@ import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import Handlebars from 'handlebars';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/config.js';
-import { TEMPLATES_DIR } from '../../../../libs/core/src/paths.js';
+import { APP_CONFIG, type AppConfig } from '#config/config.js';
+import { TEMPLATES_DIR } from '#core/paths.js';
 
 /**
  * The publisher's name for pages that concern no single newsletter: the first part of the postal

@@ -1,4 +1,4 @@
-import { CONSENT_TEXT } from '../../../../libs/subscriptions/src/subscriptions.service.js';
+import { CONSENT_TEXT } from '#subscriptions/subscriptions.service.js';
 import { publisherName } from '../pages/pages.service.js';
 import { embedSnippet } from './embed-snippet.js';
 

@@ -8,7 +8,7 @@ import {
 } from '@nestjs/swagger';
 import { ThrottlerGuard } from '@nestjs/throttler';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { SubscriptionsService } from '../../../../libs/subscriptions/src/subscriptions.service.js';
+import { SubscriptionsService } from '#subscriptions/subscriptions.service.js';
 import { consentContext, wantsHtml } from '../common/request-context.js';
 import { PagesService } from '../pages/pages.service.js';
 import { KNOWN_TOPICS } from '../unsubscribe/unsubscribe.controller.js';

@@ -1,6 +1,6 @@
 import { Body, Controller, Headers, HttpCode, Post, Query, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { type WebhookResult, WebhooksService } from '../../../../libs/subscriptions/src/webhooks.service.js';
+import { type WebhookResult, WebhooksService } from '#subscriptions/webhooks.service.js';
 import { ApiKeyGuard } from '../admin/api-key.guard.js';
 
 /** Bounce and complaint events from mail providers; each authenticated its own way. */

@@ -3,9 +3,9 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleD
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { Queue } from 'bullmq';
 import type { DataSource } from 'typeorm';
-import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/config.js';
-import { DIGEST_QUEUE, MAIL_QUEUE, type QueueName, jobForEvent } from '../../../../libs/queue/src/jobs.js';
-import { OutboxRepository } from '../../../../libs/queue/src/outbox.repository.js';
+import { APP_CONFIG, type AppConfig } from '#config/config.js';
+import { DIGEST_QUEUE, MAIL_QUEUE, type QueueName, jobForEvent } from '#queue/jobs.js';
+import { OutboxRepository } from '#queue/outbox.repository.js';
 
 const PAGE = 500;
 const ADD_TIMEOUT_MS = 10_000;

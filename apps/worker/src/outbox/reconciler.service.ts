@@ -1,11 +1,11 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
-import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/config.js';
-import { DigestSender } from '../../../../libs/digests/src/digest-sender.service.js';
-import { DigestsRepository } from '../../../../libs/digests/src/digests.repository.js';
-import { SchedulesService } from '../../../../libs/digests/src/schedules.service.js';
-import { rows } from '../../../../libs/db/src/sql.js';
+import { APP_CONFIG, type AppConfig } from '#config/config.js';
+import { DigestSender } from '#digests/digest-sender.service.js';
+import { DigestsRepository } from '#digests/digests.repository.js';
+import { SchedulesService } from '#digests/schedules.service.js';
+import { rows } from '#db/sql.js';
 
 /**
  * PostgreSQL is the source of truth; the queue may lose work (Redis restarted empty, jobs that

@@ -1,13 +1,13 @@
 import { InjectQueue, OnWorkerEvent, Processor, WorkerHost } from '@nestjs/bullmq';
 import { Inject, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import type { Job, Queue } from 'bullmq';
-import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/config.js';
-import { type DigestOutcome, DigestSender } from '../../../../libs/digests/src/digest-sender.service.js';
-import { type FeedResult, FeedsService } from '../../../../libs/digests/src/feeds.service.js';
-import { SchedulesService } from '../../../../libs/digests/src/schedules.service.js';
-import { DIGEST_QUEUE, type DigestJob, jobIds } from '../../../../libs/queue/src/jobs.js';
-import { OutboxRepository } from '../../../../libs/queue/src/outbox.repository.js';
-import { configureJobLock, throttledErrorLogger } from '../../../../libs/queue/src/queue.module.js';
+import { APP_CONFIG, type AppConfig } from '#config/config.js';
+import { type DigestOutcome, DigestSender } from '#digests/digest-sender.service.js';
+import { type FeedResult, FeedsService } from '#digests/feeds.service.js';
+import { SchedulesService } from '#digests/schedules.service.js';
+import { DIGEST_QUEUE, type DigestJob, jobIds } from '#queue/jobs.js';
+import { OutboxRepository } from '#queue/outbox.repository.js';
+import { configureJobLock, throttledErrorLogger } from '#queue/queue.module.js';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
 

@@ -3,12 +3,12 @@ import { Inject, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { type Job, UnrecoverableError } from 'bullmq';
 import type { DataSource } from 'typeorm';
-import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/config.js';
-import { DigestSender } from '../../../../libs/digests/src/digest-sender.service.js';
-import { type JobOutcome, SubscriptionMailService } from '../../../../libs/mail/src/subscription-mail.service.js';
-import { MAIL_QUEUE, type MailJob } from '../../../../libs/queue/src/jobs.js';
-import { configureJobLock, throttledErrorLogger } from '../../../../libs/queue/src/queue.module.js';
-import { OutboxRepository } from '../../../../libs/queue/src/outbox.repository.js';
+import { APP_CONFIG, type AppConfig } from '#config/config.js';
+import { DigestSender } from '#digests/digest-sender.service.js';
+import { type JobOutcome, SubscriptionMailService } from '#mail/subscription-mail.service.js';
+import { MAIL_QUEUE, type MailJob } from '#queue/jobs.js';
+import { configureJobLock, throttledErrorLogger } from '#queue/queue.module.js';
+import { OutboxRepository } from '#queue/outbox.repository.js';
 
 /** Processes the mail queue. Each job id is the outbox event id, so a handled event is never sent twice. */
 @Processor(MAIL_QUEUE, { autorun: false })

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { GroupWriter } from '../../db/src/group-writer.js';
-import { PreparedPg } from '../../db/src/pg-client.js';
+import { GroupWriter } from '#db/group-writer.js';
+import { PreparedPg } from '#db/prepared-pg.service.js';
 import { type SignupRequest, SubscriptionsRepository } from './subscriptions.repository.js';
 
 /**
