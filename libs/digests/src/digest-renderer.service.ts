@@ -5,13 +5,7 @@ import { join } from 'node:path';
 import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { TEMPLATES_DIR } from '#core/paths.js';
 import { QpTextSplice, type SplicedText } from '#mail/bulk-message.js';
-import {
-  compileMjml,
-  headerValue,
-  htmlToText,
-  mailSource,
-  preheaderText,
-} from '#mail/mail-renderer.service.js';
+import { compileMjml, headerValue, htmlToText, mailSource, preheaderText } from '#mail/mail-renderer.service.js';
 
 export interface IssueArticle {
   url: string;

@@ -15,12 +15,7 @@ import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IssueArticle } from '#digests/digest-renderer.service.js';
 import { DigestsService, type DigestProgress, MAX_COMPOSED } from '#digests/digests.service.js';
-import {
-  describeSchedule,
-  localInputValue,
-  timeZones,
-  zonedLocalToUtc,
-} from '#digests/weekly-schedule.js';
+import { describeSchedule, localInputValue, timeZones, zonedLocalToUtc } from '#digests/weekly-schedule.js';
 import { AudienceCountRepository } from '#subscriptions/audience-count.repository.js';
 import { NewslettersService, type NewsletterView } from '#subscriptions/newsletters.service.js';
 import { ConsoleExceptionFilter } from './console-exception.filter.js';

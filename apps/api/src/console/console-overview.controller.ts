@@ -1,10 +1,7 @@
 import { Controller, Get, NotFoundException, Param, Req, Res, UseFilters, UseGuards } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import {
-  AudienceStatsRepository,
-  OVERVIEW_WEEKS,
-} from '#subscriptions/audience-stats.repository.js';
+import { AudienceStatsRepository, OVERVIEW_WEEKS } from '#subscriptions/audience-stats.repository.js';
 import { NewslettersService } from '#subscriptions/newsletters.service.js';
 import { ConsoleExceptionFilter } from './console-exception.filter.js';
 import { CONSOLE_SECTIONS, ConsolePagesService } from './console-pages.service.js';

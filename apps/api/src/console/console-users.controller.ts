@@ -15,11 +15,7 @@ import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { STAFF_ROLES } from '#db/entities/staff-user.entity.js';
 import { StaffSessionsService, type StaffPrincipal } from '#staff/staff-sessions.service.js';
-import {
-  type FieldErrors,
-  StaffUsersService,
-  type StaffUserRow,
-} from '#staff/staff-users.service.js';
+import { type FieldErrors, StaffUsersService, type StaffUserRow } from '#staff/staff-users.service.js';
 import { ConsoleExceptionFilter } from './console-exception.filter.js';
 import { field } from './console-http.js';
 import { ConsolePagesService } from './console-pages.service.js';
