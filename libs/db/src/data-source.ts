@@ -11,6 +11,7 @@ import { SubscribeFunction1764700000000 } from './migrations/1764700000000-subsc
 import { RevocationNotices1764800000000 } from './migrations/1764800000000-revocation-notices.js';
 import { SubscribeRehearsal1764900000000 } from './migrations/1764900000000-subscribe-rehearsal.js';
 import { NewsletterLookback1765000000000 } from './migrations/1765000000000-newsletter-lookback.js';
+import { OutboxAdd1765100000000 } from './migrations/1765100000000-outbox-add.js';
 
 export const MIGRATIONS = [
   Init1764000000000,
@@ -22,6 +23,7 @@ export const MIGRATIONS = [
   RevocationNotices1764800000000,
   SubscribeRehearsal1764900000000,
   NewsletterLookback1765000000000,
+  OutboxAdd1765100000000,
 ];
 
 export function dataSourceOptions(url: string): DataSourceOptions {

@@ -5,6 +5,7 @@ import { basename, join } from 'node:path';
 import type { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { CONTENT_DIR } from '#core/paths.js';
+import { GuidesRepository } from './guides.repository.js';
 import { LinkError } from './subscriptions.service.js';
 import { verifyToken } from './tokens.js';
 
@@ -13,6 +14,7 @@ import { verifyToken } from './tokens.js';
 export class GuidesService {
   constructor(
     @InjectDataSource() private readonly ds: DataSource,
+    private readonly guides: GuidesRepository,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -24,15 +26,10 @@ export class GuidesService {
         v.reason === 'expired' ? 'This download link has expired.' : 'This download link is not valid.',
       );
     }
-    const rows: { file_name: string; content_type: string }[] = await this.ds.query(
-      `SELECT g.file_name, g.content_type FROM subscriptions s
-       JOIN newsletters n ON n.id = s.newsletter_id JOIN guides g ON g.id = n.guide_id
-       WHERE s.id = $1 AND g.slug = $2`,
-      [v.id, slug],
-    );
-    if (rows.length === 0) throw new LinkError('unknown', 'This download link is not valid.');
-    const fileName = basename(rows[0].file_name);
+    const file = await this.guides.fileFor(this.ds, v.id, slug);
+    if (!file) throw new LinkError('unknown', 'This download link is not valid.');
+    const fileName = basename(file.fileName);
     const body = await readFile(join(CONTENT_DIR, 'guides', fileName));
-    return { fileName, contentType: rows[0].content_type, body };
+    return { fileName, contentType: file.contentType, body };
   }
 }

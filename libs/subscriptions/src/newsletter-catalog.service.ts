@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
+import { NewslettersRepository } from './newsletters.repository.js';
 
 export interface CatalogEntry {
   id: number;
@@ -26,7 +27,10 @@ export class NewsletterCatalog {
   /** Bumped by forget(): a read that started before it is not kept. */
   private generation = 0;
 
-  constructor(@InjectDataSource() private readonly ds: DataSource) {}
+  constructor(
+    @InjectDataSource() private readonly ds: DataSource,
+    private readonly newsletters: NewslettersRepository,
+  ) {}
 
   /** The newsletters of these slugs (in the order asked, without repeats) and the slugs that do not exist. */
   async bySlugs(slugs: string[]): Promise<{ found: CatalogEntry[]; missing: string[] }> {
@@ -70,9 +74,7 @@ export class NewsletterCatalog {
   private async load(): Promise<Map<string, CatalogEntry>> {
     const startedAt = Date.now();
     const generation = this.generation;
-    const rows: { id: number; slug: string; name: string; is_default: boolean }[] = await this.ds.query(
-      `SELECT id, slug, name, is_default FROM newsletters`,
-    );
+    const rows = await this.newsletters.catalog(this.ds);
     const entries = new Map(
       rows.map((r) => [r.slug, { id: r.id, slug: r.slug, name: r.name, isDefault: r.is_default }]),
     );

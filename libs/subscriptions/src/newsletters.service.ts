@@ -3,8 +3,9 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { CronExpressionParser } from 'cron-parser';
 import { type DataSource, type EntityManager, QueryFailedError } from 'typeorm';
 import { Guide, Newsletter } from '#db/entities/index.js';
+import { OutboxRepository } from '#queue/outbox.repository.js';
 import { NewsletterCatalog } from './newsletter-catalog.service.js';
-import { SubscriptionsRepository } from './subscriptions.repository.js';
+import { NewslettersRepository } from './newsletters.repository.js';
 
 export interface NewsletterInput {
   slug?: string;
@@ -54,7 +55,8 @@ export function assertCron(cron: string, timezone: string): void {
 export class NewslettersService {
   constructor(
     @InjectDataSource() private readonly ds: DataSource,
-    private readonly events: SubscriptionsRepository,
+    private readonly newsletters: NewslettersRepository,
+    private readonly outbox: OutboxRepository,
     private readonly catalog: NewsletterCatalog,
   ) {}
 
@@ -122,7 +124,7 @@ export class NewslettersService {
       n.scheduleTimezone = input.schedule.timezone;
     }
     if (input.isDefault === true) {
-      await em.query(`UPDATE newsletters SET is_default = false WHERE is_default AND slug <> $1`, [n.slug]);
+      await this.newsletters.clearDefaultExcept(em, n.slug);
       n.isDefault = true;
     } else if (input.isDefault === false) {
       n.isDefault = false;
@@ -138,8 +140,7 @@ export class NewslettersService {
       const n = repo.create({ slug: input.slug, name: input.name, isDefault: false });
       await this.apply(em, n, input);
       const saved = await repo.save(n);
-      if (input.schedule)
-        await this.events.addEvent(em, { type: 'schedule.changed', payload: { newsletterId: saved.id } });
+      if (input.schedule) await this.outbox.add(em, { type: 'schedule.changed', payload: { newsletterId: saved.id } });
       return this.view(em, saved);
     });
     this.catalog.forget(); // the subscribe path sees the change at once
@@ -157,7 +158,7 @@ export class NewslettersService {
         await this.apply(em, n, input);
         const saved = await repo.save(n);
         if (input.schedule)
-          await this.events.addEvent(em, { type: 'schedule.changed', payload: { newsletterId: saved.id } });
+          await this.outbox.add(em, { type: 'schedule.changed', payload: { newsletterId: saved.id } });
         return this.view(em, saved);
       },
     );

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { EntityManager } from 'typeorm';
 import type { ConsentAction, SubscriptionStatus } from '#db/entities/index.js';
 import type { DomainEvent } from '#queue/jobs.js';
-import { emailHash } from './tokens.js';
+import { OutboxRepository } from '#queue/outbox.repository.js';
 import type { PreparedPg } from '#db/prepared-pg.service.js';
 import { rows } from '#db/sql.js';
 
@@ -36,6 +36,8 @@ export interface ConsentContext {
  */
 @Injectable()
 export class SubscriptionsRepository {
+  constructor(private readonly outbox: OutboxRepository) {}
+
   /**
    * Subscription requests, one or several, in one statement and one round trip: the
    * `mailroom_subscribe` function (migration SubscribeFunction) runs these two steps for each,
@@ -115,19 +117,12 @@ export class SubscriptionsRepository {
     );
   }
 
+  /**
+   * @deprecated Use OutboxRepository.add (the outbox's one way in); kept while libs/digests still
+   * calls it here.
+   */
   async addEvent(em: EntityManager, event: DomainEvent): Promise<string> {
-    const id = randomUUID();
-    await em.query(`INSERT INTO outbox (id, type, payload) VALUES ($1, $2, $3)`, [id, event.type, event.payload]);
-    return id;
-  }
-
-  /** A confirmed new double opt-in lifts the hash an erasure left behind (and nothing else). */
-  async liftErasure(em: EntityManager, subscriberId: string, secret: string): Promise<void> {
-    const [s]: { email: string }[] = await em.query(`SELECT email FROM subscribers WHERE id = $1`, [subscriberId]);
-    if (s)
-      await em.query(`DELETE FROM suppressions WHERE email_hash = $1 AND reason = 'erased'`, [
-        emailHash(secret, s.email),
-      ]);
+    return this.outbox.add(em, event);
   }
 
   async lockConfirmToken(
@@ -197,11 +192,8 @@ export class SubscriptionsRepository {
     subscriptionId: string,
     scope: 'one' | 'all',
   ): Promise<{ subscriberId: string; newsletterIds: number[] } | null> {
-    const owner: { subscriber_id: string }[] = await em.query(`SELECT subscriber_id FROM subscriptions WHERE id = $1`, [
-      subscriptionId,
-    ]);
-    if (owner.length === 0) return null;
-    const subscriberId = owner[0].subscriber_id;
+    const subscriberId = await this.ownerOf(em, subscriptionId);
+    if (subscriberId === null) return null;
     const left = await rows<{ newsletter_id: number }>(
       em,
       `UPDATE subscriptions SET status = 'unsubscribed', unsubscribed_at = now()
@@ -210,6 +202,55 @@ export class SubscriptionsRepository {
       [scope === 'one' ? subscriptionId : subscriberId],
     );
     return { subscriberId, newsletterIds: left.map((r) => r.newsletter_id) };
+  }
+
+  /** The subscriber of a subscription, or null. */
+  async ownerOf(em: EntityManager, subscriptionId: string): Promise<string | null> {
+    const owner = await rows<{ subscriber_id: string }>(em, `SELECT subscriber_id FROM subscriptions WHERE id = $1`, [
+      subscriptionId,
+    ]);
+    return owner[0]?.subscriber_id ?? null;
+  }
+
+  /** The names of the newsletters of one subscription, or of every subscription of its subscriber. */
+  async newsletterNames(
+    em: EntityManager,
+    key: { subscriptionId: string } | { subscriberId: string },
+  ): Promise<string[]> {
+    const names = await rows<{ name: string }>(
+      em,
+      `SELECT n.name FROM subscriptions s JOIN newsletters n ON n.id = s.newsletter_id
+       WHERE ${'subscriptionId' in key ? 's.id' : 's.subscriber_id'} = $1 ORDER BY n.name`,
+      ['subscriptionId' in key ? key.subscriptionId : key.subscriberId],
+    );
+    return names.map((n) => n.name);
+  }
+
+  /** Unsubscribes a subscriber from these newsletters; returns those that were not unsubscribed yet. */
+  async unsubscribeFrom(em: EntityManager, subscriberId: string, newsletterIds: number[]): Promise<number[]> {
+    const left = await rows<{ newsletter_id: number }>(
+      em,
+      `UPDATE subscriptions SET status = 'unsubscribed', unsubscribed_at = now()
+       WHERE subscriber_id = $1 AND newsletter_id = ANY($2::int[]) AND status <> 'unsubscribed' RETURNING newsletter_id`,
+      [subscriberId, newsletterIds],
+    );
+    return left.map((l) => l.newsletter_id);
+  }
+
+  /** Ends every active subscription of a subscriber; returns their newsletters. */
+  async endActive(em: EntityManager, subscriberId: string): Promise<number[]> {
+    const ended = await rows<{ newsletter_id: number }>(
+      em,
+      `UPDATE subscriptions SET status = 'unsubscribed', unsubscribed_at = now()
+        WHERE subscriber_id = $1 AND status = 'active' RETURNING newsletter_id`,
+      [subscriberId],
+    );
+    return ended.map((r) => r.newsletter_id);
+  }
+
+  /** The same topics on every subscription of a subscriber. */
+  async setTopicsOfSubscriber(em: EntityManager, subscriberId: string, topics: string[]): Promise<void> {
+    await em.query(`UPDATE subscriptions SET topics = $2::text[] WHERE subscriber_id = $1`, [subscriberId, topics]);
   }
 
   async setTopics(em: EntityManager, subscriptionId: string, topics: string[]): Promise<void> {

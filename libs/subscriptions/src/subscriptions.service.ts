@@ -2,10 +2,15 @@ import { BadRequestException, Inject, Injectable, NotFoundException } from '@nes
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '#config/config.js';
+import { OutboxRepository } from '#queue/outbox.repository.js';
 import { normalizeEmail } from './email.js';
+import { GuidesRepository } from './guides.repository.js';
+import { NewslettersRepository } from './newsletters.repository.js';
 import { type CatalogEntry, NewsletterCatalog } from './newsletter-catalog.service.js';
 import { SignupWriter } from './signup-writer.repository.js';
+import { SubscribersRepository } from './subscribers.repository.js';
 import { type ConsentContext, SubscriptionsRepository } from './subscriptions.repository.js';
+import { SuppressionsRepository } from './suppressions.repository.js';
 import { emailHash, hashToken, signToken, verifyToken } from './tokens.js';
 
 /** The words of the signup box, stored with every consent record (with their version). */
@@ -43,6 +48,11 @@ export class SubscriptionsService {
   constructor(
     @InjectDataSource() private readonly ds: DataSource,
     private readonly repo: SubscriptionsRepository,
+    private readonly subscribers: SubscribersRepository,
+    private readonly newsletters: NewslettersRepository,
+    private readonly guides: GuidesRepository,
+    private readonly suppressions: SuppressionsRepository,
+    private readonly outbox: OutboxRepository,
     private readonly catalog: NewsletterCatalog,
     private readonly signups: SignupWriter,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -100,14 +110,11 @@ export class SubscriptionsService {
     return this.ds.transaction(async (em) => {
       const token = await this.repo.lockConfirmToken(em, hashToken(rawToken));
       this.assertUsable(token);
-      const names: { name: string }[] = await em.query(
-        `SELECT name FROM newsletters WHERE id = ANY($1::int[]) ORDER BY name`,
-        [token!.newsletterIds],
-      );
-      if (token!.usedAt && (await this.repo.countActive(em, token!.subscriberId, token!.newsletterIds)) === 0) {
+      const newsletters = await this.newsletters.names(em, token.newsletterIds);
+      if (token.usedAt && (await this.repo.countActive(em, token.subscriberId, token.newsletterIds)) === 0) {
         throw new LinkError('used', 'This confirmation link has already been used.');
       }
-      return { newsletters: names.map((n) => n.name) };
+      return { newsletters };
     });
   }
 
@@ -128,11 +135,8 @@ export class SubscriptionsService {
     return this.ds.transaction(async (em) => {
       const token = await this.repo.lockConfirmToken(em, hashToken(rawToken));
       this.assertUsable(token);
-      const names: { name: string }[] = await em.query(
-        `SELECT name FROM newsletters WHERE id = ANY($1::int[]) ORDER BY name`,
-        [token.newsletterIds],
-      );
-      const result = { status: 'active' as const, newsletters: names.map((n) => n.name), guides: [] as GuideLink[] };
+      const newsletters = await this.newsletters.names(em, token.newsletterIds);
+      const result = { status: 'active' as const, newsletters, guides: [] as GuideLink[] };
       if (token.usedAt) {
         if ((await this.repo.countActive(em, token.subscriberId, token.newsletterIds)) > 0) {
           result.guides = await this.guideLinks(em, token.subscriberId, token.newsletterIds);
@@ -141,7 +145,7 @@ export class SubscriptionsService {
         throw new LinkError('used', 'This confirmation link has already been used.');
       }
       const activated = await this.repo.activate(em, token.subscriberId, token.newsletterIds);
-      if (activated.length > 0) await this.repo.liftErasure(em, token.subscriberId, this.config.appSecret);
+      if (activated.length > 0) await this.liftErasure(em, token.subscriberId);
       await this.repo.markTokenUsed(em, token.id);
       await this.repo.recordConsent(
         em,
@@ -151,26 +155,26 @@ export class SubscriptionsService {
         { ...ctx, consentText: CONSENT_TEXT, consentVersion: CONSENT_VERSION },
       );
       for (const a of activated.filter((x) => x.needsGuide)) {
-        await this.repo.addEvent(em, { type: 'subscription.confirmed', payload: { subscriptionId: a.id } });
+        await this.outbox.add(em, { type: 'subscription.confirmed', payload: { subscriptionId: a.id } });
       }
       result.guides = await this.guideLinks(em, token.subscriberId, token.newsletterIds);
       return result;
     });
   }
 
+  /** A confirmed new double opt-in lifts the hash an erasure left behind (and nothing else). */
+  private async liftErasure(em: EntityManager, subscriberId: string): Promise<void> {
+    const email = await this.subscribers.emailById(em, subscriberId);
+    if (email) await this.suppressions.liftErasure(em, emailHash(this.config.appSecret, email));
+  }
+
   /** Download links (signed, expiring, as in the guide mail) for the guides of these active subscriptions. */
   private async guideLinks(em: EntityManager, subscriberId: string, newsletterIds: number[]): Promise<GuideLink[]> {
-    const rows: { id: string; slug: string; title: string }[] = await em.query(
-      `SELECT DISTINCT ON (g.id) s.id, g.slug, g.title FROM subscriptions s
-       JOIN newsletters n ON n.id = s.newsletter_id JOIN guides g ON g.id = n.guide_id
-       WHERE s.subscriber_id = $1 AND s.newsletter_id = ANY($2::int[]) AND s.status = 'active'
-       ORDER BY g.id, s.id`,
-      [subscriberId, newsletterIds],
-    );
+    const guides = await this.guides.ofActiveSubscriptions(em, subscriberId, newsletterIds);
     const expires = new Date(Date.now() + this.config.tokens.guideTtlDays * 86_400_000);
-    return rows.map((r) => ({
-      title: r.title,
-      url: `${this.config.publicUrl}/guides/${r.slug}/${signToken(this.config.appSecret, 'guide', String(r.id), expires)}`,
+    return guides.map((g) => ({
+      title: g.title,
+      url: `${this.config.publicUrl}/guides/${g.slug}/${signToken(this.config.appSecret, 'guide', g.subscriptionId, expires)}`,
     }));
   }
 
@@ -193,12 +197,11 @@ export class SubscriptionsService {
       const res = await this.repo.unsubscribe(em, id, scope);
       if (!res) throw new LinkError('unknown', 'This unsubscribe link is not valid.');
       await this.repo.recordConsent(em, res.subscriberId, res.newsletterIds, 'unsubscribe', ctx);
-      const names: { name: string }[] = await em.query(
-        `SELECT n.name FROM subscriptions s JOIN newsletters n ON n.id = s.newsletter_id
-         WHERE ${scope === 'one' ? 's.id' : 's.subscriber_id'} = $1 ORDER BY n.name`,
-        [scope === 'one' ? id : res.subscriberId],
+      const newsletters = await this.repo.newsletterNames(
+        em,
+        scope === 'one' ? { subscriptionId: id } : { subscriberId: res.subscriberId },
       );
-      return { newsletters: names.map((n) => n.name) };
+      return { newsletters };
     });
   }
 
@@ -208,26 +211,15 @@ export class SubscriptionsService {
       const prefs = await this.repo.preferences(em, id);
       if (!prefs) throw new LinkError('unknown', 'This unsubscribe link is not valid.');
       await this.repo.setTopics(em, id, [...new Set(topics.map((t) => t.trim()).filter(Boolean))].slice(0, 50));
-      const owner: { subscriber_id: string }[] = await em.query(
-        `SELECT subscriber_id FROM subscriptions WHERE id = $1`,
-        [id],
-      );
-      await this.repo.recordConsent(em, owner[0].subscriber_id, [prefs.newsletter.id], 'preferences', ctx);
+      const owner = await this.repo.ownerOf(em, id);
+      if (owner === null) throw new LinkError('unknown', 'This unsubscribe link is not valid.');
+      await this.repo.recordConsent(em, owner, [prefs.newsletter.id], 'preferences', ctx);
     });
   }
 
   /** What the hosted signup box shows: every newsletter, the chosen one ticked, and its guide. */
   async signupBox(slug: string | undefined, source: string | undefined) {
-    const rows: {
-      slug: string;
-      name: string;
-      description: string | null;
-      is_default: boolean;
-      guide_title: string | null;
-    }[] = await this.ds.query(
-      `SELECT n.slug, n.name, n.description, n.is_default, g.title AS guide_title FROM newsletters n
-       LEFT JOIN guides g ON g.id = n.guide_id ORDER BY n.is_default DESC, n.name`,
-    );
+    const rows = await this.newsletters.signupChoices(this.ds);
     const chosen = rows.find((r) => r.slug === slug) ?? rows.find((r) => r.is_default) ?? rows[0];
     let safeSource = '';
     if (source && source.length <= 2048) {

@@ -2,13 +2,14 @@ import { BadRequestException, Inject, Injectable, Logger } from '@nestjs/common'
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '#config/config.js';
-import { rows } from '#db/sql.js';
 import { normalizeEmail } from './email.js';
+import { SubscribersRepository } from './subscribers.repository.js';
 import { SubscriptionsRepository } from './subscriptions.repository.js';
+import { type SuppressionReason, type SuppressionRow, SuppressionsRepository } from './suppressions.repository.js';
 import { emailHash } from './tokens.js';
 
 export type BounceType = 'hard' | 'soft' | 'complaint';
-export type SuppressionReason = 'bounced' | 'complained' | 'manual' | 'erased';
+export type { SuppressionReason } from './suppressions.repository.js';
 
 /**
  * The suppression list: keyed hashes of addresses that must not be mailed. Bounces and
@@ -21,6 +22,8 @@ export class SuppressionsService {
   constructor(
     @InjectDataSource() private readonly ds: DataSource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly repo: SuppressionsRepository,
+    private readonly subscribers: SubscribersRepository,
     private readonly subscriptions: SubscriptionsRepository,
   ) {}
 
@@ -28,11 +31,9 @@ export class SuppressionsService {
     return emailHash(this.config.appSecret, email);
   }
 
+  /** Why the address is on the list (an erasure's hash included), or null. */
   async reasonFor(em: EntityManager | DataSource, email: string): Promise<SuppressionReason | null> {
-    const r = await rows<{ reason: SuppressionReason }>(em, `SELECT reason FROM suppressions WHERE email_hash = $1`, [
-      this.hash(email),
-    ]);
-    return r[0]?.reason ?? null;
+    return this.repo.reasonFor(em, this.hash(email));
   }
 
   /** Records a bounce or complaint for an address. Idempotent; a soft bounce changes nothing. */
@@ -40,17 +41,10 @@ export class SuppressionsService {
     const check = normalizeEmail(rawEmail);
     if (!check.ok) return 'invalid';
     if (type === 'soft') return 'ignored';
-    const reason: SuppressionReason = type === 'complaint' ? 'complained' : 'bounced';
+    const reason = type === 'complaint' ? 'complained' : 'bounced';
     await this.ds.transaction(async (em) => {
-      await em.query(
-        `INSERT INTO suppressions (email_hash, reason, detail) VALUES ($1, $2, $3)
-         ON CONFLICT (email_hash) DO UPDATE SET reason = CASE WHEN suppressions.reason = 'erased' THEN EXCLUDED.reason ELSE suppressions.reason END`,
-        [this.hash(check.email), reason, detail.slice(0, 500)],
-      );
-      await em.query(`UPDATE subscribers SET status = $2, updated_at = now() WHERE email = $1 AND status = 'ok'`, [
-        check.email,
-        reason,
-      ]);
+      await this.repo.recordBounce(em, this.hash(check.email), reason, detail.slice(0, 500));
+      await this.subscribers.markUnmailable(em, check.email, reason);
     });
     return 'suppressed';
   }
@@ -74,20 +68,9 @@ export class SuppressionsService {
         .trim()
         .slice(0, 500) || null;
     const result = await this.ds.transaction(async (em) => {
-      const r = await rows<{ reason: SuppressionReason; created: boolean }>(
-        em,
-        `INSERT INTO suppressions (email_hash, reason, detail) VALUES ($1, 'manual', $2)
-         ON CONFLICT (email_hash) DO UPDATE SET
-           reason = CASE WHEN suppressions.reason = 'erased' THEN EXCLUDED.reason ELSE suppressions.reason END,
-           detail = CASE WHEN suppressions.reason = 'erased' THEN EXCLUDED.detail ELSE suppressions.detail END
-         RETURNING reason, (xmax = 0) AS created`,
-        [this.hash(check.email), detail],
-      );
-      await em.query(
-        `UPDATE subscribers SET status = 'suppressed', updated_at = now() WHERE email = $1 AND status = 'ok'`,
-        [check.email],
-      );
-      return { email: check.email, reason: r[0].reason, created: r[0].created };
+      const r = await this.repo.addManual(em, this.hash(check.email), detail);
+      await this.subscribers.markUnmailable(em, check.email, 'suppressed');
+      return { email: check.email, reason: r.reason, created: r.created };
     });
     this.logger.log(`Address suppressed by ${by}: reason ${result.reason}${result.created ? '' : ' (already listed)'}`);
     return result;
@@ -101,33 +84,11 @@ export class SuppressionsService {
   async list(opts: { before?: string; limit?: number } = {}): Promise<SuppressionPage> {
     const limit = Math.min(Math.max(opts.limit ?? 50, 1), 200);
     const before = opts.before && /^[1-9][0-9]{0,18}$/.test(opts.before) ? opts.before : null;
-    const found = await rows<{
-      id: string;
-      email_hash: Buffer;
-      reason: SuppressionReason;
-      detail: string | null;
-      created_at: Date;
-    }>(
-      this.ds,
-      `SELECT id, email_hash, reason, detail, created_at FROM suppressions
-        WHERE ($1::bigint IS NULL OR id < $1::bigint) ORDER BY id DESC LIMIT $2`,
-      [before, limit + 1],
-    );
+    const found = await this.repo.page(this.ds, before, limit + 1);
     const page = found.slice(0, limit);
     const emails = await this.addressesOf(page);
     return {
-      items: page.map((r) => {
-        const known = r.reason === 'erased' ? undefined : emails.get(r.email_hash.toString('hex'));
-        return {
-          id: r.id,
-          email: known?.email ?? null,
-          subscriberId: known?.id ?? null,
-          hashPrefix: r.email_hash.toString('hex').slice(0, 12),
-          reason: r.reason,
-          detail: r.detail,
-          createdAt: r.created_at,
-        };
-      }),
+      items: page.map((r) => item(r, emails)),
       next: found.length > limit ? page[page.length - 1].id : null,
     };
   }
@@ -135,25 +96,8 @@ export class SuppressionsService {
   /** One suppression by id (with its address when known), or null. */
   async find(id: string): Promise<SuppressionItem | null> {
     if (!/^[1-9][0-9]{0,18}$/.test(id)) return null;
-    const r = await rows<{
-      id: string;
-      email_hash: Buffer;
-      reason: SuppressionReason;
-      detail: string | null;
-      created_at: Date;
-    }>(this.ds, `SELECT id, email_hash, reason, detail, created_at FROM suppressions WHERE id = $1`, [id]);
-    if (r.length === 0) return null;
-    const known =
-      r[0].reason === 'erased' ? undefined : (await this.addressesOf(r)).get(r[0].email_hash.toString('hex'));
-    return {
-      id: r[0].id,
-      email: known?.email ?? null,
-      subscriberId: known?.id ?? null,
-      hashPrefix: r[0].email_hash.toString('hex').slice(0, 12),
-      reason: r[0].reason,
-      detail: r[0].detail,
-      createdAt: r[0].created_at,
-    };
+    const r = await this.repo.byId(this.ds, id);
+    return r ? item(r, await this.addressesOf([r])) : null;
   }
 
   /**
@@ -170,11 +114,7 @@ export class SuppressionsService {
     const since = new Date(Math.min(...list.map((r) => r.created_at.getTime())) - 60_000);
     let after = '0';
     for (let scanned = 0; scanned < 500_000 && out.size < wanted.size;) {
-      const page = await rows<{ id: string; email: string }>(
-        this.ds,
-        `SELECT id, email FROM subscribers WHERE status <> 'ok' AND updated_at >= $1 AND id > $2 ORDER BY id LIMIT 5000`,
-        [since, after],
-      );
+      const page = await this.subscribers.unmailableChangedSince(this.ds, since, after, 5000);
       if (page.length === 0) break;
       for (const s of page) {
         const h = this.hash(s.email).toString('hex');
@@ -190,14 +130,14 @@ export class SuppressionsService {
   async lift(rawEmail: string, by: string): Promise<LiftOutcome> {
     const check = normalizeEmail(rawEmail);
     if (!check.ok) throw new BadRequestException([check.reason]);
-    return this.liftWhere(`email_hash = $1`, [this.hash(check.email)], by, check.email);
+    return this.liftWhere({ hash: this.hash(check.email) }, by, check.email);
   }
 
   /** Lifts a suppression by its id (console). */
   async liftById(id: string, by: string): Promise<LiftOutcome> {
     const found = await this.find(id);
     if (!found) return { lifted: false };
-    return this.liftWhere(`id = $1`, [found.id], by, found.email);
+    return this.liftWhere({ id: found.id }, by, found.email);
   }
 
   /**
@@ -206,32 +146,21 @@ export class SuppressionsService {
    * when the address bounced or complained is ended (with a consent record saying why), so only
    * a new double opt-in brings mail back. The lift is logged (who, reason, hash prefix).
    */
-  private async liftWhere(where: string, params: unknown[], by: string, email: string | null): Promise<LiftOutcome> {
+  private async liftWhere(
+    key: { hash: Buffer } | { id: string },
+    by: string,
+    email: string | null,
+  ): Promise<LiftOutcome> {
     const outcome = await this.ds.transaction(async (em) => {
-      const gone = await rows<{ id: string; email_hash: Buffer; reason: SuppressionReason }>(
-        em,
-        `DELETE FROM suppressions WHERE ${where} RETURNING id, email_hash, reason`,
-        params,
-      );
-      if (gone.length === 0) return { lifted: false } as const;
-      const { reason, email_hash } = gone[0];
+      const gone = await this.repo.remove(em, key);
+      if (!gone) return { lifted: false } as const;
+      const { reason, email_hash } = gone;
       let ended: number[] = [];
       if (email) {
-        const sub = await rows<{ id: string }>(
-          em,
-          `UPDATE subscribers SET status = 'ok', updated_at = now() WHERE email = $1 RETURNING id`,
-          [email],
-        );
-        if (sub.length > 0) {
-          ended = (
-            await rows<{ newsletter_id: number }>(
-              em,
-              `UPDATE subscriptions SET status = 'unsubscribed', unsubscribed_at = now()
-                WHERE subscriber_id = $1 AND status = 'active' RETURNING newsletter_id`,
-              [sub[0].id],
-            )
-          ).map((r) => r.newsletter_id);
-          await this.subscriptions.recordConsent(em, sub[0].id, ended, 'unsubscribe', {
+        const subscriberId = await this.subscribers.restore(em, email);
+        if (subscriberId !== null) {
+          ended = await this.subscriptions.endActive(em, subscriberId);
+          await this.subscriptions.recordConsent(em, subscriberId, ended, 'unsubscribe', {
             ip: null,
             userAgent: `suppression lifted by ${by}`.slice(0, 500),
             sourceUrl: null,
@@ -253,6 +182,20 @@ export class SuppressionsService {
       );
     return outcome;
   }
+}
+
+/** A list entry, with its address when a subscriber row still holds it (never for an erasure). */
+function item(r: SuppressionRow, emails: Map<string, { id: string; email: string }>): SuppressionItem {
+  const known = r.reason === 'erased' ? undefined : emails.get(r.email_hash.toString('hex'));
+  return {
+    id: r.id,
+    email: known?.email ?? null,
+    subscriberId: known?.id ?? null,
+    hashPrefix: r.email_hash.toString('hex').slice(0, 12),
+    reason: r.reason,
+    detail: r.detail,
+    createdAt: r.created_at,
+  };
 }
 
 export interface SuppressionItem {

@@ -6,7 +6,7 @@ import { UnsupportedMediaTypeException } from '@nestjs/common';
 import { AcceptsCsv } from '../common/body-types.js';
 import { ImportExportService, type ImportReport } from '#subscriptions/import-export.service.js';
 import { SubscriberAdminService } from '#subscriptions/subscriber-admin.service.js';
-import { SubscribersService } from '#subscriptions/subscribers.service.js';
+import { SubscribersService, publicSubscriber } from '#subscriptions/subscribers.service.js';
 import { ApiKeyGuard } from './api-key.guard.js';
 import { PatchSubscriberDto } from './dto/subscriber.dto.js';
 
@@ -26,7 +26,7 @@ export class SubscriberRecordsController {
   async patch(@Param('email') email: string, @Body() dto: PatchSubscriberDto) {
     await this.admin.patch(email, dto);
     const { items } = await this.subscribers.search({ email });
-    return items[0];
+    return items[0] && publicSubscriber(items[0]);
   }
 
   /** Everything stored about the address (GDPR access). */

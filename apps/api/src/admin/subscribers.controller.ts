@@ -1,6 +1,6 @@
 import { Controller, Get, Query, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiQuery, ApiTags } from '@nestjs/swagger';
-import { SubscribersService } from '#subscriptions/subscribers.service.js';
+import { SEARCH_STATUSES, SubscribersService, publicSubscriber } from '#subscriptions/subscribers.service.js';
 import { ApiKeyGuard } from './api-key.guard.js';
 
 @ApiTags('admin')
@@ -16,11 +16,11 @@ export class SubscribersController {
   @ApiQuery({
     name: 'status',
     required: false,
-    enum: ['pending', 'active', 'unsubscribed', 'ok', 'bounced', 'complained', 'suppressed'],
+    enum: SEARCH_STATUSES,
   })
   @ApiQuery({ name: 'limit', required: false })
   @ApiQuery({ name: 'after', required: false, description: 'cursor: the "next" of the previous page' })
-  search(
+  async search(
     @Query('email') email?: string,
     @Query('newsletter') newsletter?: string,
     @Query('status') status?: string,
@@ -28,6 +28,13 @@ export class SubscribersController {
     @Query('after') after?: string,
   ) {
     const n = limit === undefined ? undefined : Number(limit);
-    return this.subscribers.search({ email, newsletter, status, limit: Number.isFinite(n) ? n : undefined, after });
+    const page = await this.subscribers.search({
+      email,
+      newsletter,
+      status,
+      limit: Number.isFinite(n) ? n : undefined,
+      after,
+    });
+    return { items: page.items.map(publicSubscriber), next: page.next };
   }
 }

@@ -15,20 +15,16 @@ import {
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
-import type { StaffPrincipal } from '#staff/staff-sessions.service.js';
 import { CsvFileError } from '#subscriptions/csv-reader.js';
 import { ImportExportService, type ImportReport } from '#subscriptions/import-export.service.js';
 import { NewslettersService } from '#subscriptions/newsletters.service.js';
-import {
-  SUBSCRIBER_STATUSES,
-  SUBSCRIPTION_STATUSES,
-  SubscriberDirectoryService,
-  type SubscriberDetail,
-} from '#subscriptions/subscriber-directory.service.js';
+import { SubscriberDirectoryService, type SubscriberDetail } from '#subscriptions/subscriber-directory.service.js';
+import { SEARCH_STATUSES, SubscribersService } from '#subscriptions/subscribers.service.js';
 import { AcceptsCsv } from '../common/body-types.js';
 import { notPlainData } from '../common/plain-input.js';
 import { wantsJson } from '../common/request-context.js';
 import { ConsoleExceptionFilter } from './console-exception.filter.js';
+import { type FormErrors, notice, queryString, sendPage, staffOf } from './console-forms.js';
 import { field } from './console-http.js';
 import { ConsolePagesService } from './console-pages.service.js';
 import { Roles, StaffGuard } from './staff.guard.js';
@@ -42,19 +38,11 @@ const STATUS_LABELS: Record<string, string> = {
   pending: 'Pending confirmation',
   active: 'Active',
   unsubscribed: 'Unsubscribed',
+  ok: 'In good standing',
   bounced: 'Bounced',
   complained: 'Complained',
   suppressed: 'Suppressed',
 };
-
-function staffOf(req: FastifyRequest): StaffPrincipal {
-  // StaffGuard guarantees it on every route of this controller.
-  return req.staff as StaffPrincipal;
-}
-
-function str(v: unknown): string {
-  return typeof v === 'string' ? v : '';
-}
 
 function subscriberId(raw: string): string {
   if (!/^[1-9][0-9]{0,18}$/.test(raw)) throw new NotFoundException('There is no such subscriber.');
@@ -72,6 +60,7 @@ function subscriberId(raw: string): string {
 export class ConsoleSubscribersController {
   constructor(
     private readonly directory: SubscriberDirectoryService,
+    private readonly subscribers: SubscribersService,
     private readonly newsletters: NewslettersService,
     private readonly bulk: ImportExportService,
     private readonly pages: ConsolePagesService,
@@ -83,14 +72,14 @@ export class ConsoleSubscribersController {
     @Req() req: FastifyRequest,
     @Res() reply: FastifyReply,
   ): Promise<void> {
-    const q = str(query.q).slice(0, 254);
-    const newsletter = str(query.newsletter);
-    const status = str(query.status);
-    const after = str(query.after);
+    const q = queryString(query.q).slice(0, 254);
+    const newsletter = queryString(query.newsletter);
+    const status = queryString(query.status);
+    const after = queryString(query.after);
     const newsletters = await this.newsletterOptions(newsletter);
-    const errors: Record<string, string> = {};
+    const errors: FormErrors = {};
     if (newsletter && !newsletters.some((n) => n.selected)) errors.newsletter = 'There is no such newsletter.';
-    const statuses = [...SUBSCRIPTION_STATUSES, ...SUBSCRIBER_STATUSES].map((s) => ({
+    const statuses = SEARCH_STATUSES.map((s) => ({
       value: s,
       label: STATUS_LABELS[s],
       selected: s === status,
@@ -98,8 +87,9 @@ export class ConsoleSubscribersController {
     if (status && !statuses.some((s) => s.selected)) errors.status = 'Choose a status from the list.';
     const valid = Object.keys(errors).length === 0;
     const result = valid
-      ? await this.directory.search({ q, newsletter, status, after, limit: 50 })
+      ? await this.subscribers.search({ emailStartsWith: q, newsletter, status, after: after || undefined, limit: 50 })
       : { items: [], next: null };
+    const names = new Map(newsletters.map((n) => [n.slug, n.name]));
     const filtered = Boolean(q || newsletter || status);
     const keep = new URLSearchParams();
     if (q) keep.set('q', q);
@@ -107,22 +97,31 @@ export class ConsoleSubscribersController {
     if (status) keep.set('status', status);
     const firstPage = `/admin/subscribers${keep.size ? `?${keep.toString()}` : ''}`;
     if (result.next) keep.set('after', result.next);
-    await this.send(
+    await sendPage(
       reply,
       valid ? 200 : 400,
       this.pages.render(
         'subscribers',
         { title: 'Subscribers', staff: staffOf(req), section: 'subscribers' },
         {
-          notice: NOTICES[str(query.notice)],
+          notice: notice(NOTICES, query.notice),
           values: { q },
           errors: valid ? undefined : errors,
           newsletters,
           statuses,
           subscribers: result.items.map((s) => ({
-            ...s,
+            id: s.id,
+            email: s.email,
+            name: s.name,
+            status: s.status,
+            createdAt: s.createdAt,
             flagged: s.status !== 'ok',
-            subscriptions: s.subscriptions.map((x) => ({ ...x, statusLabel: STATUS_LABELS[x.status] })),
+            subscriptions: s.subscriptions.map((x) => ({
+              slug: x.newsletter,
+              name: names.get(x.newsletter) ?? x.newsletter,
+              status: x.status,
+              statusLabel: STATUS_LABELS[x.status],
+            })),
           })),
           filtered,
           nextPage: result.next ? `/admin/subscribers?${keep.toString()}` : null,
@@ -138,7 +137,7 @@ export class ConsoleSubscribersController {
     @Req() req: FastifyRequest,
     @Res() reply: FastifyReply,
   ): Promise<void> {
-    await this.importView(req, reply, 200, { newsletter: str(newsletter) });
+    await this.importView(req, reply, 200, { newsletter: queryString(newsletter) });
   }
 
   /**
@@ -160,7 +159,7 @@ export class ConsoleSubscribersController {
       const why = notPlainData(body, 'body');
       if (why) throw new BadRequestException(why);
     }
-    const slug = str(queryNewsletter) || (streamed ? '' : field(body, 'newsletter'));
+    const slug = queryString(queryNewsletter) || (streamed ? '' : field(body, 'newsletter'));
     const known = (await this.newsletters.list()).find((n) => n.slug === slug);
     const json = wantsJson(req);
     if (!known) {
@@ -210,7 +209,7 @@ export class ConsoleSubscribersController {
   /** A newsletter's subscribers as CSV (streamed). */
   @Get('export')
   async exportCsv(@Query('newsletter') newsletter: unknown, @Res() reply: FastifyReply): Promise<void> {
-    const slug = str(newsletter);
+    const slug = queryString(newsletter);
     if (!(await this.newsletters.list()).some((n) => n.slug === slug))
       throw new NotFoundException('There is no such newsletter.');
     const stream = await this.bulk.export(slug);
@@ -224,19 +223,19 @@ export class ConsoleSubscribersController {
   @Get(':id')
   async show(
     @Param('id') id: string,
-    @Query('notice') notice: unknown,
+    @Query('notice') noticeKey: unknown,
     @Req() req: FastifyRequest,
     @Res() reply: FastifyReply,
   ): Promise<void> {
     const s = await this.found(id);
-    await this.send(
+    await sendPage(
       reply,
       200,
       this.pages.render(
         'subscriber',
         { title: s.email, staff: staffOf(req), section: 'subscribers' },
         {
-          notice: NOTICES[str(notice)],
+          notice: notice(NOTICES, noticeKey),
           s,
           flagged: s.status !== 'ok',
           subscriptions: s.subscriptions.map((x) => ({
@@ -257,8 +256,8 @@ export class ConsoleSubscribersController {
     @Res() reply: FastifyReply,
   ): Promise<void> {
     const s = await this.found(id);
-    const sub = this.subscriptionOf(s, str(newsletter));
-    await this.send(
+    const sub = this.subscriptionOf(s, queryString(newsletter));
+    await sendPage(
       reply,
       200,
       this.pages.render(
@@ -343,7 +342,7 @@ export class ConsoleSubscribersController {
     vars: { newsletter: string; errors?: Record<string, string>; report?: ImportReport; reportFor?: string },
   ): Promise<void> {
     const newsletters = await this.newsletterOptions(vars.newsletter);
-    await this.send(
+    await sendPage(
       reply,
       status,
       this.pages.render(
@@ -362,7 +361,7 @@ export class ConsoleSubscribersController {
     typed = '',
     error?: string,
   ): Promise<void> {
-    await this.send(
+    await sendPage(
       reply,
       status,
       this.pages.render(
@@ -371,9 +370,5 @@ export class ConsoleSubscribersController {
         { s, typed, error },
       ),
     );
-  }
-
-  private async send(reply: FastifyReply, status: number, html: string): Promise<void> {
-    await reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(html);
   }
 }

@@ -14,10 +14,9 @@ import {
 } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { StaffPrincipal } from '#staff/staff-sessions.service.js';
 import { type SuppressionItem, SuppressionsService } from '#subscriptions/suppressions.service.js';
 import { ConsoleExceptionFilter } from './console-exception.filter.js';
-import { badRequestMessage, type FormErrors } from './console-forms.js';
+import { badRequestMessage, type FormErrors, notice, queryString, sendPage, staffOf } from './console-forms.js';
 import { field } from './console-http.js';
 import { ConsolePagesService } from './console-pages.service.js';
 import { Roles, StaffGuard } from './staff.guard.js';
@@ -34,11 +33,6 @@ const REASONS: Record<string, string> = {
   manual: 'Blocked by hand',
   erased: 'Erased on request',
 };
-
-function staffOf(req: FastifyRequest): StaffPrincipal {
-  // StaffGuard guarantees it on every route of this controller.
-  return req.staff as StaffPrincipal;
-}
 
 function view(s: SuppressionItem) {
   return { ...s, reasonLabel: REASONS[s.reason] ?? s.reason, erased: s.reason === 'erased' };
@@ -58,12 +52,11 @@ export class ConsoleSuppressionsController {
   @Get()
   async list(
     @Query('before') before: unknown,
-    @Query('notice') notice: unknown,
+    @Query('notice') noticeKey: unknown,
     @Req() req: FastifyRequest,
     @Res() reply: FastifyReply,
   ): Promise<void> {
-    const cursor = typeof before === 'string' ? before : undefined;
-    await this.listPage(req, reply, 200, cursor, typeof notice === 'string' ? NOTICES[notice] : undefined);
+    await this.listPage(req, reply, 200, queryString(before) || undefined, notice(NOTICES, noticeKey));
   }
 
   /** Suppresses an address by hand (admins only): a reason is required, so the list says why. */
@@ -94,21 +87,21 @@ export class ConsoleSuppressionsController {
     reply: FastifyReply,
     status: number,
     cursor: string | undefined,
-    notice: string | undefined,
+    message: string | undefined,
     form: { errors: FormErrors; values: { email: string; reason: string } } = {
       errors: {},
       values: { email: '', reason: '' },
     },
   ): Promise<void> {
     const page = await this.suppressions.list({ before: cursor, limit: 50 });
-    await this.send(
+    await sendPage(
       reply,
       status,
       this.pages.render(
         'suppressions',
         { title: 'Suppressions', staff: staffOf(req), section: 'suppressions' },
         {
-          notice,
+          notice: message,
           items: page.items.map(view),
           nextPage: page.next ? `/admin/suppressions?before=${page.next}` : null,
           firstPage: cursor ? '/admin/suppressions' : null,
@@ -124,7 +117,7 @@ export class ConsoleSuppressionsController {
   @Roles('admin')
   async confirmLift(@Param('id') id: string, @Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const s = await this.found(id);
-    await this.send(
+    await sendPage(
       reply,
       200,
       this.pages.render(
@@ -147,9 +140,5 @@ export class ConsoleSuppressionsController {
     const s = await this.suppressions.find(id);
     if (!s) throw new NotFoundException('There is no such suppression. It may have been lifted already.');
     return s;
-  }
-
-  private async send(reply: FastifyReply, status: number, html: string): Promise<void> {
-    await reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(html);
   }
 }

@@ -5,7 +5,7 @@ import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { DigestSender } from '#digests/digest-sender.service.js';
 import { DigestsRepository } from '#digests/digests.repository.js';
 import { SchedulesService } from '#digests/schedules.service.js';
-import { rows } from '#db/sql.js';
+import { OutboxRepository } from '#queue/outbox.repository.js';
 
 /**
  * PostgreSQL is the source of truth; the queue may lose work (Redis restarted empty, jobs that
@@ -21,6 +21,7 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
 
   constructor(
     @InjectDataSource() private readonly ds: DataSource,
+    private readonly outbox: OutboxRepository,
     private readonly digests: DigestsRepository,
     private readonly sender: DigestSender,
     private readonly schedules: SchedulesService,
@@ -43,15 +44,7 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
 
   async reconcile(): Promise<{ events: number; digests: number; schedules: number }> {
     const after = this.config.reliability.reconcileAfterMs;
-    const events = await rows(
-      this.ds,
-      `UPDATE outbox SET dispatched_at = NULL
-       WHERE handled_at IS NULL AND dispatched_at < now() - make_interval(secs => $1::float8 / 1000)
-         -- a digest planned for later is waiting by design, not lost
-         AND NOT (type = 'digest.requested' AND (payload->>'sendAt')::timestamptz > now())
-       RETURNING id`,
-      [after],
-    );
+    const events = await this.outbox.redispatchUnhandled(this.ds, after);
     const stuck = await this.digests.stuck(this.ds, after);
     for (const id of stuck) {
       await this.digests.markResumed(this.ds, id);
@@ -60,12 +53,12 @@ export class ReconcilerService implements OnApplicationBootstrap, OnModuleDestro
     // Job schedulers live only in the queue: when it lost them, rebuild them from the database.
     const schedules = await this.schedules.missing();
     if (schedules > 0) await this.schedules.sync();
-    if (events.length || stuck.length || schedules) {
+    if (events || stuck.length || schedules) {
       this.logger.warn(
-        `Recovered lost work: ${events.length} outbox event(s) republished, ${stuck.length} digest(s) resumed, ${schedules} job scheduler(s) restored`,
+        `Recovered lost work: ${events} outbox event(s) republished, ${stuck.length} digest(s) resumed, ${schedules} job scheduler(s) restored`,
       );
     }
-    return { events: events.length, digests: stuck.length, schedules };
+    return { events, digests: stuck.length, schedules };
   }
 
   async onModuleDestroy(): Promise<void> {
