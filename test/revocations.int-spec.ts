@@ -1,10 +1,12 @@
 import 'reflect-metadata';
 import { DataSource } from 'typeorm';
 import { dataSourceOptions } from '#db/data-source.js';
+import { RevocationNoticesRepository } from '#digests/revocation-notices.repository.js';
 import { Revocations } from '#digests/revocations.service.js';
 import { waitUntil } from './support/admin.js';
 import { addAudience } from './support/audience.js';
-import { createTestDatabase, query, seedDatabase } from './support/db.js';
+import { query } from './support/db.js';
+import { useTestDatabase } from './support/stack.js';
 
 /**
  * The revocation notices the digest sender relies on to claim rows ahead: every way a claimed
@@ -12,30 +14,30 @@ import { createTestDatabase, query, seedDatabase } from './support/db.js';
  * mended.
  */
 describe('revocation notices', () => {
-  let db: { url: string; drop: () => Promise<void> };
+  const testDb = useTestDatabase({
+    label: 'revocations',
+    prepare: () => addAudience(testDb.db.url, { prefix: 'rev', count: 6, newsletter: 'spine-health' }),
+  });
   let ds: DataSource;
   let revocations: Revocations;
   let people: { subscriber_id: string; subscription_id: string }[];
 
   beforeAll(async () => {
-    db = await createTestDatabase('revocations');
-    await seedDatabase(db.url);
-    await addAudience(db.url, { prefix: 'rev', count: 6, newsletter: 'spine-health' });
-    ds = new DataSource(dataSourceOptions(db.url));
+    ds = new DataSource(dataSourceOptions(testDb.db.url));
     await ds.initialize();
     people = await query(
-      db.url,
+      testDb.db.url,
       `SELECT s.subscriber_id::text, s.id::text AS subscription_id FROM subscriptions s
        JOIN subscribers u ON u.id = s.subscriber_id WHERE u.email LIKE 'rev%' ORDER BY s.id`,
     );
-    revocations = new Revocations(ds);
+    revocations = new Revocations(new RevocationNoticesRepository(ds));
     await revocations.start();
   });
 
-  afterAll(async () => {
+  // Before the database is dropped.
+  testDb.onTeardown(async () => {
     await revocations?.onApplicationShutdown();
     await ds?.destroy();
-    await db?.drop();
   });
 
   const heard = (key: string) =>
@@ -60,28 +62,30 @@ describe('revocation notices', () => {
     await client.release();
     await heard(`n:${a.subscription_id}`);
 
-    await query(db.url, `UPDATE subscribers SET status = 'bounced' WHERE id = $1`, [b.subscriber_id]);
+    await query(testDb.db.url, `UPDATE subscribers SET status = 'bounced' WHERE id = $1`, [b.subscriber_id]);
     await heard(`s:${b.subscriber_id}`);
 
-    await query(db.url, `DELETE FROM subscribers WHERE id = $1`, [c.subscriber_id]);
+    await query(testDb.db.url, `DELETE FROM subscribers WHERE id = $1`, [c.subscriber_id]);
     await heard(`s:${c.subscriber_id}`);
     await heard(`n:${c.subscription_id}`);
 
     const [{ id }] = await query<{ id: string }>(
-      db.url,
+      testDb.db.url,
       `INSERT INTO digests (newsletter_id, status, send_at, trigger) SELECT id, 'sending', now(), 'manual' FROM newsletters
        WHERE slug = 'spine-health' RETURNING id::text`,
     );
-    await query(db.url, `UPDATE digests SET status = 'cancelled' WHERE id = $1`, [id]);
+    await query(testDb.db.url, `UPDATE digests SET status = 'cancelled' WHERE id = $1`, [id]);
     await heard(`d:${id}`);
   });
 
   it('says nothing of changes that leave a delivery sendable', async () => {
     const [, , , d, e] = people;
-    await query(db.url, `UPDATE subscriptions SET topics = ARRAY['Neck Pain'] WHERE id = $1`, [d.subscription_id]);
-    await query(db.url, `UPDATE subscribers SET name = 'Renamed' WHERE id = $1`, [e.subscriber_id]);
+    await query(testDb.db.url, `UPDATE subscriptions SET topics = ARRAY['Neck Pain'] WHERE id = $1`, [
+      d.subscription_id,
+    ]);
+    await query(testDb.db.url, `UPDATE subscribers SET name = 'Renamed' WHERE id = $1`, [e.subscriber_id]);
     // A change that is heard, after the two above: once it is, they would have been too.
-    await query(db.url, `UPDATE subscriptions SET status = 'unsubscribed' WHERE id = $1`, [e.subscription_id]);
+    await query(testDb.db.url, `UPDATE subscriptions SET status = 'unsubscribed' WHERE id = $1`, [e.subscription_id]);
     await heard(`n:${e.subscription_id}`);
     expect(revocations.since(`n:${d.subscription_id}`, 0)).toBe(false);
     expect(revocations.since(`s:${e.subscriber_id}`, 0)).toBe(false);
@@ -90,10 +94,10 @@ describe('revocation notices', () => {
   it('holds a notice only against claims taken before it: a reader who comes back is mailable', async () => {
     const [a] = people;
     expect(revocations.since(`n:${a.subscription_id}`, 0)).toBe(true);
-    await query(db.url, `UPDATE subscriptions SET status = 'active' WHERE id = $1`, [a.subscription_id]);
+    await query(testDb.db.url, `UPDATE subscriptions SET status = 'active' WHERE id = $1`, [a.subscription_id]);
     const mark = revocations.mark;
     expect(revocations.since(`n:${a.subscription_id}`, mark)).toBe(false);
-    await query(db.url, `UPDATE subscriptions SET status = 'unsubscribed' WHERE id = $1`, [a.subscription_id]);
+    await query(testDb.db.url, `UPDATE subscriptions SET status = 'unsubscribed' WHERE id = $1`, [a.subscription_id]);
     await waitUntil(
       () => Promise.resolve(revocations.since(`n:${a.subscription_id}`, mark)),
       (x) => x,
@@ -105,7 +109,7 @@ describe('revocation notices', () => {
   it('marks a lost listening connection with a new epoch, and listens again', async () => {
     const before = revocations.epoch;
     const killed = await query<{ pid: number }>(
-      db.url,
+      testDb.db.url,
       `SELECT pg_terminate_backend(pid) AS ok, pid FROM pg_stat_activity
        WHERE datname = current_database() AND query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()`,
     );
@@ -126,7 +130,7 @@ describe('revocation notices', () => {
     );
     expect(revocations.epoch).toBeGreaterThan(down);
     const [, , , , , f] = people;
-    await query(db.url, `UPDATE subscriptions SET status = 'unsubscribed' WHERE id = $1`, [f.subscription_id]);
+    await query(testDb.db.url, `UPDATE subscriptions SET status = 'unsubscribed' WHERE id = $1`, [f.subscription_id]);
     await heard(`n:${f.subscription_id}`);
   });
 });

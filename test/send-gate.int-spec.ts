@@ -66,8 +66,10 @@ describe.each(['0', '2'])('send gate (SMTP_THREADS=%s)', (threads) => {
   it('opens after the connection is greeted, and the message is delivered right after it', async () => {
     const start = Date.now();
     let openedAt = 0;
-    const sent = await transport.sendRaw(await message('first@example.com'), async () => {
-      openedAt = Date.now();
+    const sent = await transport.sendRaw(await message('first@example.com'), {
+      take: async () => {
+        openedAt = Date.now();
+      },
     });
     const done = Date.now();
     expect(sent.messageId).toMatch(/@/);
@@ -84,9 +86,11 @@ describe.each(['0', '2'])('send gate (SMTP_THREADS=%s)', (threads) => {
     let release!: () => void;
     const opened = new Promise<void>((resolve) => (release = resolve));
     let asked = false;
-    const sending = transport.sendRaw(await message('held@example.com'), async () => {
-      asked = true;
-      await opened;
+    const sending = transport.sendRaw(await message('held@example.com'), {
+      take: async () => {
+        asked = true;
+        await opened;
+      },
     });
     const deadline = Date.now() + 5000;
     while (!asked && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
@@ -100,12 +104,12 @@ describe.each(['0', '2'])('send gate (SMTP_THREADS=%s)', (threads) => {
 
   it('a gate that fails fails the send, and nothing is delivered', async () => {
     await expect(
-      transport.sendRaw(await message('refused@example.com'), () =>
-        Promise.reject(new Error('no permit: database away')),
-      ),
+      transport.sendRaw(await message('refused@example.com'), {
+        take: () => Promise.reject(new Error('no permit: database away')),
+      }),
     ).rejects.toThrow(/no permit: database away/);
     // The next message still goes out (the pool replaced or kept its connection).
-    await transport.sendRaw(await message('after@example.com'), async () => undefined);
+    await transport.sendRaw(await message('after@example.com'), { take: async () => undefined });
     expect(accepted).toContain('after@example.com');
     expect(accepted).not.toContain('refused@example.com');
   });
@@ -114,8 +118,10 @@ describe.each(['0', '2'])('send gate (SMTP_THREADS=%s)', (threads) => {
     let opened = false;
     await transport.sendBuilt(
       { from: 'news@example.com', to: 'built@example.com', subject: 'B', text: 'b' },
-      async () => {
-        opened = true;
+      {
+        take: async () => {
+          opened = true;
+        },
       },
     );
     expect(opened).toBe(true);

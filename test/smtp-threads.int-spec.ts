@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Worker } from 'node:worker_threads';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { MessageBuffer } from '#mail/bulk-message.js';
-import { classifySmtpError, isHardBounce } from '#mail/mail-transport.service.js';
+import { classifySmtpError, isHardBounce } from '#mail/smtp-errors.js';
 import type { ThreadInit } from '#mail/smtp-thread-protocol.js';
 import { SmtpThreads } from '#mail/smtp-threads.js';
 import { TestSmtp } from './support/smtp.js';
@@ -97,9 +97,11 @@ describe('SMTP sending threads', () => {
     const gateAsked = new Promise<void>((resolve) => (asked = resolve));
     const m = await message('lost@example.com');
     // Held at its gate, the message is out in the thread when the thread goes.
-    const sending = t.send(m.raw, m.envelope, () => {
-      asked();
-      return new Promise(() => undefined);
+    const sending = t.send(m.raw, m.envelope, {
+      take: () => {
+        asked();
+        return new Promise(() => undefined);
+      },
     });
     await gateAsked;
     // The test reaches into the pool for its thread: nothing else can stop one from outside.
@@ -223,14 +225,12 @@ describe('SMTP sending threads', () => {
       const m = await message('ahead@example.com');
       let gateAsked = 0;
       let due = 0;
-      await t.send(
-        m.raw,
-        m.envelope,
-        async () => {
+      await t.send(m.raw, m.envelope, {
+        take: async () => {
           gateAsked += 1;
         },
-        async () => (due = Date.now() + 300),
-      );
+        reserve: async () => (due = Date.now() + 300),
+      });
       expect(gateAsked).toBe(0);
       expect(server.accepted.map((a) => a.to)).toEqual(['ahead@example.com']);
       expect(server.accepted[0].at).toBeGreaterThanOrEqual(due - 1);
@@ -243,14 +243,12 @@ describe('SMTP sending threads', () => {
       const m = await message('stale@example.com');
       let gateAt = 0;
       const reservedAt = Date.now();
-      await t.send(
-        m.raw,
-        m.envelope,
-        async () => {
+      await t.send(m.raw, m.envelope, {
+        take: async () => {
           gateAt = Date.now();
         },
-        async () => Date.now(),
-      );
+        reserve: async () => Date.now(),
+      });
       expect(gateAt - reservedAt).toBeGreaterThanOrEqual(195);
       expect(server.accepted.map((a) => a.to)).toEqual(['stale@example.com']);
       expect(server.accepted[0].at).toBeGreaterThanOrEqual(gateAt);

@@ -15,13 +15,15 @@ export function testConfig(opts: {
   dbUrl: string;
   smtpUrl: string;
   backend: Backend;
+  /** A Redis of the test's own (redis backend only); the shared test Redis otherwise. */
+  redisUrl?: string;
   env?: Record<string, string>;
 }): AppConfig {
   return loadConfig({
     NODE_ENV: 'test',
     DATABASE_URL: opts.dbUrl,
     SMTP_URL: opts.smtpUrl,
-    REDIS_URL: opts.backend === 'redis' ? TEST_REDIS_URL : undefined,
+    REDIS_URL: opts.backend === 'redis' ? (opts.redisUrl ?? TEST_REDIS_URL) : undefined,
     QUEUE_PREFIX: `mrtest-${randomBytes(4).toString('hex')}`,
     APP_SECRET: randomBytes(32).toString('hex'),
     ADMIN_API_KEY: ADMIN_KEY,
@@ -39,8 +41,10 @@ export interface RunningApps {
   worker?: INestApplicationContext;
   baseUrl: string;
   config: AppConfig;
-  startWorker(): Promise<void>;
+  /** Starts the in-process worker, with the api's config unless given another one. */
+  startWorker(workerConfig?: AppConfig): Promise<void>;
   stopWorker(): Promise<void>;
+  /** Closes worker and api; a second call waits for the first and does nothing more. */
   close(): Promise<void>;
 }
 
@@ -55,12 +59,13 @@ export async function startApps(
   await api.listen(0, '127.0.0.1');
   const addr = api.getHttpServer().address();
   const port = typeof addr === 'object' && addr ? addr.port : 0;
+  let closing: Promise<void> | undefined;
   const running: RunningApps = {
     api,
     baseUrl: `http://127.0.0.1:${port}`,
     config,
-    async startWorker() {
-      const w = await createWorker(config);
+    async startWorker(workerConfig = config) {
+      const w = await createWorker(workerConfig);
       await w.init();
       running.worker = w;
     },
@@ -68,9 +73,12 @@ export async function startApps(
       await running.worker?.close();
       running.worker = undefined;
     },
-    async close() {
-      await running.stopWorker();
-      await api.close();
+    close() {
+      closing ??= (async () => {
+        await running.stopWorker();
+        await api.close();
+      })();
+      return closing;
     },
   };
   if (opts.worker !== false) await running.startWorker();

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { DataSource, EntityManager } from 'typeorm';
+import { Newsletter } from '#db/entities/index.js';
 import type { LedgerPg } from '#db/ledger-pg.service.js';
 import { rows } from '#db/sql.js';
 import type { IssueArticle, IssueTemplates } from './digest-renderer.service.js';
@@ -31,6 +32,18 @@ export interface Recipient {
   subscriptionId: string;
   email: string;
   name: string | null;
+}
+
+/** A line of the digest list. */
+export interface DigestListItem {
+  id: string;
+  newsletter: string;
+  status: DigestStatus;
+  sendAt: Date;
+  subject: string | null;
+  recipients: number;
+  sent: number;
+  failed: number;
 }
 
 type Db = EntityManager | DataSource;
@@ -75,6 +88,64 @@ export class DigestsRepository {
        WHERE id = $1`,
       [id, status, reason],
     );
+  }
+
+  /** Moves a scheduled digest's time to now; false when it is no longer scheduled. */
+  async sendNow(db: Db, id: string): Promise<boolean> {
+    const moved = await rows(
+      db,
+      `UPDATE digests SET send_at = now() WHERE id = $1 AND status = 'scheduled' RETURNING id`,
+      [id],
+    );
+    return moved.length > 0;
+  }
+
+  /** Cancels a scheduled or sending digest; false when it is neither. */
+  async cancel(db: Db, id: string, reason: string): Promise<boolean> {
+    const updated = await rows(
+      db,
+      `UPDATE digests SET status = 'cancelled', finished_at = now(), reason = $2
+       WHERE id = $1 AND status IN ('scheduled','sending') RETURNING status`,
+      [id, reason],
+    );
+    return updated.length > 0;
+  }
+
+  /** Latest first, of one newsletter (by slug) or of all, with their sent and failed counts. */
+  async list(db: Db, slug: string | null, limit: number): Promise<DigestListItem[]> {
+    const list = await rows<{
+      id: string;
+      slug: string;
+      status: DigestStatus;
+      send_at: Date;
+      subject: string | null;
+      recipients: number | null;
+      sent: number;
+      failed: number;
+    }>(
+      db,
+      `SELECT d.id, n.slug, d.status, d.send_at, d.subject, d.recipients,
+         (SELECT count(*) FROM deliveries x WHERE x.digest_id = d.id AND x.status = 'sent')::int AS sent,
+         (SELECT count(*) FROM deliveries x WHERE x.digest_id = d.id AND x.status = 'failed')::int AS failed
+       FROM digests d JOIN newsletters n ON n.id = d.newsletter_id
+       WHERE ($1::text IS NULL OR n.slug = $1) ORDER BY d.id DESC LIMIT $2`,
+      [slug, limit],
+    );
+    return list.map((r) => ({
+      id: r.id,
+      newsletter: r.slug,
+      status: r.status,
+      sendAt: r.send_at,
+      subject: r.subject,
+      recipients: r.recipients ?? 0,
+      sent: r.sent,
+      failed: r.failed,
+    }));
+  }
+
+  /** The newsletter a digest is made for, by slug. */
+  async newsletterBySlug(db: Db, slug: string): Promise<Newsletter | null> {
+    return db.getRepository(Newsletter).findOne({ where: { slug } });
   }
 
   /**

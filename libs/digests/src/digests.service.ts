@@ -4,12 +4,12 @@ import { CronExpressionParser } from 'cron-parser';
 import type { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { Newsletter } from '#db/entities/index.js';
-import { rows } from '#db/sql.js';
 import { normalizeEmail } from '#subscriptions/email.js';
 import { assertCron } from '#subscriptions/newsletters.service.js';
 import { SubscriptionsRepository } from '#subscriptions/subscriptions.repository.js';
 import { DigestRenderer, type IssueArticle, type IssueTemplates } from './digest-renderer.service.js';
-import { type DigestRow, DigestsRepository } from './digests.repository.js';
+import { type DigestListItem, type DigestRow, DigestsRepository } from './digests.repository.js';
+import { SchedulesRepository } from './schedules.repository.js';
 
 export interface DigestView {
   id: string;
@@ -65,13 +65,14 @@ export class DigestsService {
   constructor(
     @InjectDataSource() private readonly ds: DataSource,
     private readonly repo: DigestsRepository,
+    private readonly schedules: SchedulesRepository,
     private readonly events: SubscriptionsRepository,
     private readonly renderer: DigestRenderer,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   private async newsletter(slug: string): Promise<Newsletter> {
-    const n = await this.ds.getRepository(Newsletter).findOne({ where: { slug } });
+    const n = await this.repo.newsletterBySlug(this.ds, slug);
     if (!n) throw new NotFoundException(`Newsletter "${slug}" does not exist`);
     return n;
   }
@@ -175,12 +176,8 @@ export class DigestsService {
   async sendNow(id: string): Promise<{ id: string; status: DigestRow['status'] }> {
     const d = await this.found(id);
     return this.ds.transaction(async (em) => {
-      const moved = await rows<{ id: string }>(
-        em,
-        `UPDATE digests SET send_at = now() WHERE id = $1 AND status = 'scheduled' RETURNING id`,
-        [d.id],
-      );
-      if (moved.length === 0) throw new ConflictException(`Digest ${id} is already ${d.status}: it cannot be sent now`);
+      if (!(await this.repo.sendNow(em, d.id)))
+        throw new ConflictException(`Digest ${id} is already ${d.status}: it cannot be sent now`);
       await this.events.addEvent(em, {
         type: 'digest.requested',
         payload: { digestId: d.id, sendAt: new Date().toISOString() },
@@ -258,49 +255,8 @@ export class DigestsService {
     };
   }
 
-  async list(
-    slug: string | undefined,
-    limit: number,
-  ): Promise<
-    {
-      id: string;
-      newsletter: string;
-      status: DigestRow['status'];
-      sendAt: Date;
-      subject: string | null;
-      recipients: number;
-      sent: number;
-      failed: number;
-    }[]
-  > {
-    const list = await rows<{
-      id: string;
-      slug: string;
-      status: DigestRow['status'];
-      send_at: Date;
-      subject: string | null;
-      recipients: number | null;
-      sent: number;
-      failed: number;
-    }>(
-      this.ds,
-      `SELECT d.id, n.slug, d.status, d.send_at, d.subject, d.recipients,
-         (SELECT count(*) FROM deliveries x WHERE x.digest_id = d.id AND x.status = 'sent')::int AS sent,
-         (SELECT count(*) FROM deliveries x WHERE x.digest_id = d.id AND x.status = 'failed')::int AS failed
-       FROM digests d JOIN newsletters n ON n.id = d.newsletter_id
-       WHERE ($1::text IS NULL OR n.slug = $1) ORDER BY d.id DESC LIMIT $2`,
-      [slug ?? null, Math.min(Math.max(limit, 1), 200)],
-    );
-    return list.map((r) => ({
-      id: r.id,
-      newsletter: r.slug,
-      status: r.status,
-      sendAt: r.send_at,
-      subject: r.subject,
-      recipients: r.recipients ?? 0,
-      sent: r.sent,
-      failed: r.failed,
-    }));
+  async list(slug: string | undefined, limit: number): Promise<DigestListItem[]> {
+    return this.repo.list(this.ds, slug ?? null, Math.min(Math.max(limit, 1), 200));
   }
 
   /** The HTML exactly as a reader sees it (with a sample reader's personal parts). */
@@ -332,13 +288,7 @@ export class DigestsService {
   /** No mail leaves after this returns, beyond messages already handed to SMTP. */
   async cancel(id: string): Promise<{ id: string; status: DigestRow['status'] }> {
     const d = await this.found(id);
-    const updated = await rows<{ status: DigestRow['status'] }>(
-      this.ds,
-      `UPDATE digests SET status = 'cancelled', finished_at = now(), reason = 'cancelled by an administrator'
-       WHERE id = $1 AND status IN ('scheduled','sending') RETURNING status`,
-      [d.id],
-    );
-    if (updated.length === 0)
+    if (!(await this.repo.cancel(this.ds, d.id, 'cancelled by an administrator')))
       throw new ConflictException(`Digest ${id} is already ${d.status} and cannot be cancelled`);
     return { id: d.id, status: 'cancelled' };
   }
@@ -351,10 +301,7 @@ export class DigestsService {
     assertCron(cron, timezone);
     const n = await this.newsletter(slug);
     await this.ds.transaction(async (em) => {
-      await em.query(
-        `UPDATE newsletters SET schedule_cron = $2, schedule_timezone = $3, updated_at = now() WHERE id = $1`,
-        [n.id, cron.trim(), timezone],
-      );
+      await this.schedules.set(em, n.id, cron.trim(), timezone);
       await this.events.addEvent(em, { type: 'schedule.changed', payload: { newsletterId: n.id } });
     });
     return { cron: cron.trim(), timezone, next: nextRuns(cron.trim(), timezone, 3) };
@@ -363,10 +310,7 @@ export class DigestsService {
   async removeSchedule(slug: string): Promise<void> {
     const n = await this.newsletter(slug);
     await this.ds.transaction(async (em) => {
-      await em.query(
-        `UPDATE newsletters SET schedule_cron = NULL, schedule_timezone = NULL, updated_at = now() WHERE id = $1`,
-        [n.id],
-      );
+      await this.schedules.clear(em, n.id);
       await this.events.addEvent(em, { type: 'schedule.changed', payload: { newsletterId: n.id } });
     });
   }

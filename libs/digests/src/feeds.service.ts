@@ -1,10 +1,10 @@
 import { Inject, Injectable, Logger, NotFoundException } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { type DataSource, QueryFailedError } from 'typeorm';
+import { QueryFailedError } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { ArticlesService } from './articles.service.js';
 import { decodeFeed } from './feed-charset.js';
 import { FeedSyntaxError, readFeed } from './feed-reader.js';
+import { type FeedStatus, FeedsRepository } from './feeds.repository.js';
 import { SafeFetchError, safeFetch } from './safe-fetch.js';
 
 const MAX_FEED_BYTES = 5 * 1024 * 1024;
@@ -45,58 +45,33 @@ export class FeedsService {
   private readonly logger = new Logger(FeedsService.name);
 
   constructor(
-    @InjectDataSource() private readonly ds: DataSource,
+    private readonly repo: FeedsRepository,
     private readonly articles: ArticlesService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   async newslettersWithFeeds(): Promise<{ id: number; slug: string }[]> {
-    return this.ds.query(`SELECT id, slug FROM newsletters WHERE feed_url IS NOT NULL ORDER BY id`);
+    return this.repo.newslettersWithFeeds();
   }
 
   /** Every newsletter's feed: its URL, when it was last polled and the last error (null when that poll went well). */
-  async status(): Promise<
-    { slug: string; name: string; feedUrl: string | null; polledAt: Date | null; error: string | null }[]
-  > {
-    const list: {
-      slug: string;
-      name: string;
-      feed_url: string | null;
-      feed_polled_at: Date | null;
-      feed_error: string | null;
-    }[] = await this.ds.query(`SELECT slug, name, feed_url, feed_polled_at, feed_error FROM newsletters ORDER BY name`);
-    return list.map((n) => ({
-      slug: n.slug,
-      name: n.name,
-      feedUrl: n.feed_url,
-      polledAt: n.feed_polled_at,
-      error: n.feed_error,
-    }));
+  async status(): Promise<FeedStatus[]> {
+    return this.repo.status();
   }
 
   async pollBySlug(slug: string): Promise<FeedResult> {
-    const rows: { id: number; feed_url: string | null }[] = await this.ds.query(
-      `SELECT id, feed_url FROM newsletters WHERE slug = $1`,
-      [slug],
-    );
-    if (rows.length === 0) throw new NotFoundException(`Newsletter "${slug}" does not exist`);
-    if (!rows[0].feed_url) throw new FeedError(`Newsletter "${slug}" has no feedUrl`);
-    return this.poll(rows[0].id);
+    const n = await this.repo.bySlug(slug);
+    if (!n) throw new NotFoundException(`Newsletter "${slug}" does not exist`);
+    if (!n.feedUrl) throw new FeedError(`Newsletter "${slug}" has no feedUrl`);
+    return this.poll(n.id);
   }
 
   /** Polls one feed. A failure is recorded on the newsletter and rethrown as FeedError (retried by the job). */
   async poll(newsletterId: number): Promise<FeedResult> {
-    const [n]: {
-      slug: string;
-      feed_url: string | null;
-      feed_etag: string | null;
-      feed_last_modified: string | null;
-    }[] = await this.ds.query(`SELECT slug, feed_url, feed_etag, feed_last_modified FROM newsletters WHERE id = $1`, [
-      newsletterId,
-    ]);
-    if (!n?.feed_url) return { status: 'not-modified', items: 0, created: 0, updated: 0, skipped: 0, invalid: 0 };
+    const n = await this.repo.pollState(newsletterId);
+    if (!n?.feedUrl) return { status: 'not-modified', items: 0, created: 0, updated: 0, skipped: 0, invalid: 0 };
     try {
-      const result = await this.fetchAndStore(n.slug, n.feed_url, n.feed_etag, n.feed_last_modified, newsletterId);
+      const result = await this.fetchAndStore(n.slug, n.feedUrl, n.etag, n.lastModified, newsletterId);
       if (result.invalid > 0)
         this.logger.warn(`Feed of ${n.slug}: ${result.invalid} of ${result.items} entries could not be stored`);
       if (result.skipped > 0) {
@@ -110,10 +85,7 @@ export class FeedsService {
       if (!known) this.logger.error(`Feed of ${n.slug} failed unexpectedly`, err instanceof Error ? err.stack : err);
       const message = (known ? err.message : 'the feed could not be polled (internal error)').slice(0, 500);
       // Only while the URL is the one polled: a URL changed meanwhile starts with a clean slate.
-      await this.ds.query(
-        `UPDATE newsletters SET feed_polled_at = now(), feed_error = $2 WHERE id = $1 AND feed_url = $3`,
-        [newsletterId, message, n.feed_url],
-      );
+      await this.repo.recordFailure(newsletterId, n.feedUrl, message);
       this.logger.warn(`Feed of ${n.slug} failed: ${message}`);
       throw new FeedError(`Feed of ${n.slug} failed: ${message}`);
     }
@@ -142,10 +114,7 @@ export class FeedsService {
       allowedPorts: feeds.allowedPorts,
     });
     if (res.status === 304) {
-      await this.ds.query(
-        `UPDATE newsletters SET feed_polled_at = now(), feed_error = NULL WHERE id = $1 AND feed_url = $2`,
-        [newsletterId, url],
-      );
+      await this.repo.recordNotModified(newsletterId, url);
       return { status: 'not-modified', items: 0, created: 0, updated: 0, skipped: 0, invalid: 0 };
     }
     if (res.status < 200 || res.status > 299) throw new PollProblem(`HTTP ${res.status} from the feed`);
@@ -207,11 +176,7 @@ export class FeedsService {
         problem(i, `refused by the database (${code})`);
       }
     }
-    await this.ds.query(
-      `UPDATE newsletters SET feed_polled_at = now(), feed_error = NULL, feed_etag = $2, feed_last_modified = $3
-       WHERE id = $1 AND feed_url = $4`,
-      [newsletterId, res.headers.etag ?? null, res.headers['last-modified'] ?? null, url],
-    );
+    await this.repo.recordRead(newsletterId, url, res.headers.etag ?? null, res.headers['last-modified'] ?? null);
     return { status: 'ok', items: all.length, created, updated, skipped: all.length - items.length, invalid };
   }
 }

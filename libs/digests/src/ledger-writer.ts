@@ -180,3 +180,34 @@ export class LedgerWriter {
     }
   }
 }
+
+/** One `LedgerWriter` per digest being sent here, shared by the batches of it this worker runs at once. */
+export class LedgerWriters {
+  private readonly writers = new Map<string, { writer: LedgerWriter; users: number }>();
+
+  constructor(private readonly writerFor: (digestId: string) => LedgerWriter) {}
+
+  /** The digest's writer while a batch of it runs here (or records are still unwritten), else undefined. */
+  existing(digestId: string): LedgerWriter | undefined {
+    return this.writers.get(digestId)?.writer;
+  }
+
+  /** The digest's writer for one batch; `release` it when the batch ends. */
+  use(digestId: string): LedgerWriter {
+    let entry = this.writers.get(digestId);
+    if (!entry) {
+      entry = { writer: this.writerFor(digestId), users: 0 };
+      this.writers.set(digestId, entry);
+    }
+    entry.users += 1;
+    return entry.writer;
+  }
+
+  /** A batch is done with the digest's writer: forgotten once no batch uses it and all is written. */
+  release(digestId: string, writer: LedgerWriter): void {
+    const entry = this.writers.get(digestId);
+    if (!entry || entry.writer !== writer) return;
+    entry.users -= 1;
+    if (entry.users === 0 && writer.unwritten === 0) this.writers.delete(digestId);
+  }
+}

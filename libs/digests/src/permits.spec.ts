@@ -1,5 +1,5 @@
 import { SLOT_MS, SendGrant, type SendRateLimiter, slotCapacity } from '#mail/send-rate-limiter.service.js';
-import { GRANT_SIZE as G, Permits } from './digest-sender.service.js';
+import { BatchPermits, GRANT_SIZE as G, Permits } from './permits.js';
 
 /**
  * A stand-in for the global limiter that grants what is asked from the positions of the slot
@@ -38,7 +38,7 @@ function dueNowLimiter() {
   return { asked, limiter: l as unknown as SendRateLimiter };
 }
 
-describe('send permits (digest sender)', () => {
+describe('send permits (Permits)', () => {
   it('a grant’s positions are due evenly across their slot', () => {
     const g = new SendGrant(1000, 4, 3, 10);
     expect([g.dueAt(0), g.dueAt(1), g.dueAt(2)]).toEqual([50_000 + 20, 50_000 + 25, 50_000 + 30]);
@@ -217,5 +217,23 @@ describe('send permits (digest sender)', () => {
     await permits.take();
     expect(fresh).toHaveLength(2);
     expect(Date.now()).toBeGreaterThanOrEqual(Math.floor(before / SLOT_MS) * SLOT_MS + SLOT_MS - 1);
+  });
+
+  it('a batch gives back, when it ends, the sends it expected and never asked a permit for', async () => {
+    const run = async (end: boolean) => {
+      const { asked, limiter: l } = dueNowLimiter();
+      const permits = new Permits(l);
+      const batch = new BatchPermits(permits);
+      batch.expect(10);
+      await batch.take();
+      await batch.reserve();
+      if (end) batch.end(); // 8 of its 10 sends never asked a permit
+      permits.expect(4);
+      for (let i = 0; i < 4; i += 1) await permits.take();
+      return asked;
+    };
+    // Still expected, the 8 would make the worker ask the limiter ahead, halfway through the grant.
+    expect(await run(false)).toEqual([10, 4]);
+    expect(await run(true)).toEqual([10]);
   });
 });

@@ -1,4 +1,4 @@
-import { Places } from './digest-sender.service.js';
+import { Places } from './places.js';
 
 describe('sending places', () => {
   const settle = () => new Promise((r) => setImmediate(r));

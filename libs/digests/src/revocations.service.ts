@@ -1,12 +1,9 @@
 import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
-import pg from 'pg';
-import type { DataSource } from 'typeorm';
-import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver.js';
+import type pg from 'pg';
+import { REVOCATION_CHANNEL, RevocationNoticesRepository } from './revocation-notices.repository.js';
 
-/** The channel of the RevocationNotices migration's triggers. */
-export const REVOCATION_CHANNEL = 'mailroom_revocations';
+export { REVOCATION_CHANNEL } from './revocation-notices.repository.js';
 /** A notice is kept this long: far longer than any claimed row waits for its send. */
 const KEEP_MS = 10 * 60_000;
 const RECONNECT_MS = 1_000;
@@ -42,7 +39,7 @@ export class Revocations implements OnApplicationShutdown {
   private lastPrune = Date.now();
   private readonly pings = new Map<string, () => void>();
 
-  constructor(@InjectDataSource() private readonly ds: DataSource) {}
+  constructor(private readonly repo: RevocationNoticesRepository) {}
 
   /** Listening now: every revocation committed from here on is heard (see `since`). */
   get live(): boolean {
@@ -57,9 +54,7 @@ export class Revocations implements OnApplicationShutdown {
   async start(): Promise<void> {
     if (this.closed || this.client || this.connecting) return;
     this.connecting = true;
-    const master = (this.ds.driver as PostgresDriver).master as pg.Pool & { options: pg.PoolConfig };
-    // The pool's own options (size, idle time) mean nothing to a single client and are ignored.
-    const client = new pg.Client(master.options);
+    const client = this.repo.listenerClient();
     const lost = (why: string, retryMs = RECONNECT_MS) => {
       if (this.client !== client) return;
       this.client = null;
@@ -80,7 +75,7 @@ export class Revocations implements OnApplicationShutdown {
     this.client = client;
     try {
       await client.connect();
-      await client.query(`LISTEN ${REVOCATION_CHANNEL}`);
+      await this.repo.listen(client);
       // A notice of its own, sent like the triggers' (from another session), must come back: behind
       // a transaction-pooling proxy LISTEN succeeds and then hears nothing.
       if (!(await this.ping()))
@@ -101,7 +96,7 @@ export class Revocations implements OnApplicationShutdown {
       timer = setTimeout(() => resolve(false), PING_TIMEOUT_MS);
     });
     try {
-      await this.ds.query(`SELECT pg_notify($1, $2)`, [REVOCATION_CHANNEL, payload]);
+      await this.repo.notify(payload);
       return await heard;
     } finally {
       clearTimeout(timer);

@@ -1,10 +1,9 @@
 import { InjectQueue } from '@nestjs/bullmq';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import type { Queue } from 'bullmq';
-import type { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { DIGEST_QUEUE, jobIds } from '#queue/jobs.js';
+import { SchedulesRepository } from './schedules.repository.js';
 
 /**
  * Keeps BullMQ's job schedulers equal to the database: one per newsletter with a schedule, plus
@@ -15,33 +14,28 @@ export class SchedulesService {
   private readonly logger = new Logger(SchedulesService.name);
 
   constructor(
-    @InjectDataSource() private readonly ds: DataSource,
+    private readonly repo: SchedulesRepository,
     @InjectQueue(DIGEST_QUEUE) private readonly queue: Queue,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   /** Job schedulers the database wants that the queue lacks (a Redis that came back empty). */
   async missing(): Promise<number> {
-    const wanted: { slug: string }[] = await this.ds.query(
-      `SELECT slug FROM newsletters WHERE schedule_cron IS NOT NULL AND schedule_timezone IS NOT NULL`,
-    );
+    const wanted = await this.repo.scheduled();
     const have = new Set((await this.queue.getJobSchedulers(0, -1)).map((s) => s.key));
     return wanted.filter((w) => !have.has(jobIds.scheduler(w.slug))).length + (have.has(jobIds.feedScheduler) ? 0 : 1);
   }
 
   async sync(): Promise<{ schedules: number; removed: number }> {
-    const wanted: { id: number; slug: string; schedule_cron: string; schedule_timezone: string }[] =
-      await this.ds.query(
-        `SELECT id, slug, schedule_cron, schedule_timezone FROM newsletters WHERE schedule_cron IS NOT NULL AND schedule_timezone IS NOT NULL`,
-      );
+    const wanted = await this.repo.scheduled();
     const keys = new Set<string>();
     for (const n of wanted) {
       const key = jobIds.scheduler(n.slug);
       keys.add(key);
       await this.queue.upsertJobScheduler(
         key,
-        { pattern: n.schedule_cron, tz: n.schedule_timezone },
-        { name: 'scheduled-digest', data: { newsletterId: n.id } },
+        { pattern: n.cron, tz: n.timezone },
+        { name: 'scheduled-digest', data: { newsletterId: n.newsletterId } },
       );
     }
     await this.queue.upsertJobScheduler(

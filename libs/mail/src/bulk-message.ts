@@ -137,7 +137,7 @@ function plainDisplayName(name: string): string | null {
  * MIME code, and each message costs only its personal headers, its few personal values and one
  * write of every piece into the message's buffer (no message-sized string is built on the way),
  * instead of a MailComposer tree with its streams per recipient.
- * The result is handed to the SMTP pool as raw bytes, as `MailTransport.sendBuilt` does.
+ * The result is handed to the bulk SMTP pool as raw bytes (`MailTransport.sendRaw`).
  */
 export class BulkMessageTemplate {
   private readonly encoder = new MimeNode(false, { textEncoding: 'B' });

@@ -9,8 +9,8 @@ import {
   type MailKind,
   type RenderedMail,
 } from './mail-renderer.service.js';
-import { listUnsubscribeHeaders } from './subscription-mail.service.js';
-import { classifySmtpError, isHardBounce } from './mail-transport.service.js';
+import { listUnsubscribeHeaders } from './list-headers.js';
+import { classifySmtpError, isHardBounce } from './smtp-errors.js';
 
 const POSTAL = '1 Example Street, Springfield, IL 62701, USA';
 const CONFIRM_URL = 'https://news.example.com/confirm/AbC_dEf-123?utm=a&src=b';

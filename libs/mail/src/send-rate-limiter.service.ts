@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '#config/config.js';
+import { MailRepository } from './mail.repository.js';
 
 /** 50 ms slots: a one-second window, aligned or not, spans at most 21 of them, so at most 1.05× the rate (whatever the senders' timing). */
 export const SLOT_MS = 50;
@@ -24,7 +25,7 @@ export function slotCapacity(rate: number, slot: number): number {
   return Math.floor((i + 1) * perSlot) - Math.floor(i * perSlot);
 }
 
-/** Send positions granted in one slot (see `SendRateLimiter.grant`). */
+/** Send permits granted from one slot: its positions `first` … `first + count - 1` (see `SendRateLimiter.grant`). */
 export class SendGrant {
   constructor(
     readonly slot: number,
@@ -33,7 +34,7 @@ export class SendGrant {
     readonly capacity: number,
   ) {}
 
-  /** When position `first + i` of the grant is due (ms since the epoch). */
+  /** When the grant's permit `i` (the slot's position `first + i`) is due (ms since the epoch). */
   dueAt(i: number): number {
     return this.slot * SLOT_MS + ((this.first + i) * SLOT_MS) / this.capacity;
   }
@@ -41,8 +42,8 @@ export class SendGrant {
 
 /**
  * One global outgoing-mail rate (SEND_RATE_PER_SECOND) shared by every worker, whatever the queue
- * backend: tokens come from 50 ms slots counted in PostgreSQL, each holding a twentieth of the rate,
- * so no one-second window (aligned or not) is granted more than 1.05× the rate.
+ * backend: send permits come from 50 ms slots counted in PostgreSQL, each holding a twentieth of
+ * the rate, so no one-second window (aligned or not) is granted more than 1.05× the rate.
  */
 @Injectable()
 export class SendRateLimiter {
@@ -52,6 +53,8 @@ export class SendRateLimiter {
   constructor(
     @InjectDataSource() private readonly ds: DataSource,
     @Inject(APP_CONFIG) config: AppConfig,
+    // Stateless: a limiter built by hand (the rate tests) needs no module to provide it.
+    private readonly repo: MailRepository = new MailRepository(),
   ) {
     this.rate = config.sendRatePerSecond;
   }
@@ -61,15 +64,15 @@ export class SendRateLimiter {
     return this.rate;
   }
 
-  /** Waits until up to `want` sends may go out; returns how many were granted (at least 1). */
+  /** Waits until up to `want` sends may go out; returns how many permits were granted (at least 1). */
   async acquire(want: number): Promise<number> {
     return (await this.grant(want)).count;
   }
 
   /**
    * Waits until up to `want` sends may go out, and says when each may leave: the grant holds
-   * positions `first` … `first + count - 1` of slot `slot`'s `capacity`, position p being due at
-   * `dueAt(p)` (the slot's share spread evenly across its 50 ms). A slot never hands out
+   * `count` permits, positions `first` … of slot `slot`'s `capacity`, permit i being due at
+   * `dueAt(i)` (the slot's share spread evenly across its 50 ms). A slot never hands out
    * positions whose time has passed, so a sender that starts late in a slot gets only what is
    * left of it, and every worker's sends fall on one even grid.
    */
@@ -82,15 +85,7 @@ export class SendRateLimiter {
       const past = Math.min(cap, Math.floor(((now - slot * SLOT_MS) * cap) / SLOT_MS));
       let take = Math.min(want, cap - past);
       while (take > 0) {
-        const [r]: { after: number | null; current: number | null }[] = await this.ds.query(
-          `WITH up AS (
-             INSERT INTO send_rate (slot, n) VALUES ($1, $4::int + $2::int)
-             ON CONFLICT (slot) DO UPDATE SET n = GREATEST(send_rate.n, $4::int) + $2::int
-               WHERE GREATEST(send_rate.n, $4::int) + $2::int <= $3::int
-             RETURNING n)
-           SELECT (SELECT n FROM up) AS after, (SELECT n FROM send_rate WHERE slot = $1) AS current`,
-          [slot, take, cap, past],
-        );
+        const r = await this.repo.takeSlotPermits(this.ds, slot, take, cap, past);
         if (r.after !== null) {
           if (slot - this.lastCleanup >= 600) void this.cleanup(slot);
           return new SendGrant(slot, r.after - take, take, cap);
@@ -104,6 +99,6 @@ export class SendRateLimiter {
 
   private async cleanup(slot: number): Promise<void> {
     this.lastCleanup = slot;
-    await this.ds.query(`DELETE FROM send_rate WHERE slot < $1`, [slot - 600]).catch(() => undefined);
+    await this.repo.deleteSlotsBefore(this.ds, slot - 600).catch(() => undefined);
   }
 }

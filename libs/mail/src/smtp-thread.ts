@@ -1,102 +1,41 @@
 /**
- * One SMTP sending thread (see `SmtpThreads`): a pool of nodemailer SMTP connections of its own,
- * fed raw messages by the main thread. It imports nothing of ours, so that it starts with
- * nodemailer alone.
+ * The SMTP connection pool that bulk mail leaves through (`SmtpPool`), and the TCP_NODELAY socket
+ * factory of every Mailroom SMTP connection (`connectSocket`). The pool runs in each sending thread
+ * (`SMTP_THREADS` > 0: this file is the thread's entry, see `SmtpThreads`) or in the main thread
+ * (`SMTP_THREADS=0`). It imports nothing of ours but types, so that a thread starts with nodemailer
+ * alone.
  *
- * The messages arrive built (CRLF lines, every header in place), so the thread hands their bytes
- * to nodemailer's `SMTPConnection` (the connection nodemailer's own pool uses) rather than to a
- * pooled transporter: per message, that pool also builds a mail object and a MIME node (random
- * boundary, message id) and streams the bytes through a pipeline of its own (a PassThrough, a
- * last-newline check, abort signals) in 16 kB chunks; on 40 kB messages that is about two fifths
- * of its CPU time. The dot-stuffing stream, the one per-byte pass, runs either way.
+ * The messages arrive built (CRLF lines, every header in place), so the pool hands their bytes to
+ * nodemailer's `SMTPConnection` (the connection nodemailer's own pool uses) rather than to a pooled
+ * transporter, which per message also builds a mail object and a MIME node and streams the bytes
+ * through a pipeline of its own. The dot-stuffing stream, the one per-byte pass, runs either way.
  *
- * What the thread keeps of the pool's behaviour: connections opened on demand up to its share of
- * `SMTP_POOL_SIZE`, each reused for up to `maxMessages` messages; a connection the server closed
- * while idle is dropped; after a refused envelope or message (not a 421) the connection is reset
- * and kept; a message whose connection was already gone when it was handed over goes out on
- * another.
+ * What the pool keeps of nodemailer's: connections opened on demand up to `maxConnections`, each
+ * reused for up to `maxMessages` messages; a connection the server closed while idle is dropped;
+ * after a refused envelope or message (not a 421) the connection is reset and kept; a message whose
+ * connection was already gone when it was handed over goes out on another.
  *
- * A gated message (a digest's) goes out once its connection is ready, at its send permit's time:
- * the permit reserved ahead that came with it while that is at most `aheadGraceMs` past, else a
- * new one from the main thread's gate.
+ * A message with send permits goes out once its connection is ready, at its permit's time: the
+ * permit reserved ahead (`due`) while that is at most `permitGraceMs` past, else one it takes then.
  */
 import { connect, type Socket } from 'node:net';
-import { parentPort, workerData } from 'node:worker_threads';
+import { isMainThread, type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import SMTPConnection, { type SMTPConnectionOptions } from 'nodemailer/lib/smtp-connection/index.js';
-import type { ThreadError, ThreadInit, ToMain, ToThread } from './smtp-thread-protocol.js';
-
-const port = parentPort;
-if (!port) throw new Error('smtp-thread runs as a worker thread');
-const init = workerData as ThreadInit;
-const opts = init.options;
-
-function post(m: ToMain): void {
-  port!.postMessage(m);
-}
-
-interface Job {
-  id: number;
-  raw: Buffer;
-  envelope: { from: string; to: string[]; size: number };
-  gated: boolean;
-  /** A permit reserved ahead: when it is due (see `PermitAhead`). */
-  due: number | undefined;
-  /** Handed over again once already: a connection found gone before a byte was sent. */
-  again: boolean;
-}
-
-interface Conn {
-  smtp: SMTPConnection;
-  messages: number;
-  busy: boolean;
-  closed: boolean;
-}
-
-/** Messages waiting for a connection, oldest first. */
-const queue: Job[] = [];
-const conns = new Set<Conn>();
-let opening = 0;
-let closing = false;
-/** Gates waiting for the main thread's answer, by message id. */
-const gates = new Map<number, { open: () => void; shut: (err: Error) => void }>();
-
-const connectionOptions: SMTPConnectionOptions = {
-  host: opts.host,
-  port: opts.port,
-  secure: opts.secure,
-  connectionTimeout: opts.connectionTimeout,
-  greetingTimeout: opts.greetingTimeout,
-  socketTimeout: opts.socketTimeout,
-  logger: false,
-};
-
-function threadError(err: unknown): ThreadError {
-  const e = (err ?? {}) as { message?: unknown; code?: unknown; responseCode?: unknown; response?: unknown };
-  return {
-    message: typeof e.message === 'string' ? e.message : String(err),
-    code: typeof e.code === 'string' ? e.code : undefined,
-    responseCode: typeof e.responseCode === 'number' ? e.responseCode : undefined,
-    response: typeof e.response === 'string' ? e.response : undefined,
-  };
-}
-
-function fail(id: number, err: unknown): void {
-  post({ t: 'failed', id, error: threadError(err) });
-}
+import type { SendPermits } from './send-permits.js';
+import type { PoolOptions, ThreadError, ThreadInit, ToMain, ToThread } from './smtp-thread-protocol.js';
 
 /**
- * A plain connection gets a socket with TCP_NODELAY: Nagle + delayed ACK stalls each message
- * ~40 ms on a reused connection (see MailTransport). SMTPS connects by itself.
+ * A plain SMTP connection's socket, with TCP_NODELAY: with Nagle on, each message on a reused
+ * connection waits for a delayed ACK. (SMTPS connects by itself; STARTTLS upgrades keep the option.)
  */
-function socket(): Promise<Socket | undefined> {
-  if (opts.secure) return Promise.resolve(undefined);
+export function connectSocket(port: number, host: string, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const s = connect(opts.port, opts.host);
+    const s = connect(port, host);
     s.setNoDelay(true);
     const timer = setTimeout(() => {
       s.destroy();
       reject(Object.assign(new Error('Connection timeout'), { code: 'ETIMEDOUT' }));
-    }, opts.connectionTimeout);
+    }, timeoutMs);
     s.once('error', (e) => {
       clearTimeout(timer);
       reject(Object.assign(e, { code: 'ECONNECTION' }));
@@ -109,169 +48,263 @@ function socket(): Promise<Socket | undefined> {
   });
 }
 
-/** A connected, greeted (and logged in) connection. */
-async function open(): Promise<Conn> {
-  const existing = await socket();
-  const smtp = new SMTPConnection(existing ? { ...connectionOptions, connection: existing } : connectionOptions);
-  const conn: Conn = { smtp, messages: 0, busy: false, closed: false };
-  await new Promise<void>((resolve, reject) => {
-    let settled = false;
-    const done = (err?: unknown) => {
-      if (settled) return;
-      settled = true;
-      if (err) {
-        conn.closed = true;
-        smtp.close();
-        reject(err);
-      } else resolve();
+interface Job {
+  raw: Buffer;
+  envelope: { from: string; to: string[]; size: number };
+  permits: SendPermits | undefined;
+  /** A permit reserved ahead: when it is due (see `SendPermits.reserve`). */
+  due: number | undefined;
+  /** Handed over again once already: a connection found gone before a byte was sent. */
+  again: boolean;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+interface Conn {
+  smtp: SMTPConnection;
+  messages: number;
+  busy: boolean;
+  closed: boolean;
+}
+
+type SendError = Error & { code?: string; responseCode?: number; command?: string };
+
+/** Bulk mail's SMTP connections (see the file's comment). */
+export class SmtpPool {
+  /** Messages waiting for a connection, oldest first. */
+  private readonly queue: Job[] = [];
+  private readonly conns = new Set<Conn>();
+  private opening = 0;
+  private closed = false;
+  private readonly connectionOptions: SMTPConnectionOptions;
+
+  constructor(
+    private readonly opts: PoolOptions,
+    private readonly permitGraceMs: number,
+  ) {
+    this.connectionOptions = {
+      host: opts.host,
+      port: opts.port,
+      secure: opts.secure,
+      connectionTimeout: opts.connectionTimeout,
+      greetingTimeout: opts.greetingTimeout,
+      socketTimeout: opts.socketTimeout,
+      logger: false,
     };
-    // Errors while sending also reach the send's callback, which decides what they mean.
-    smtp.on('error', (err: Error) => {
-      done(err);
-      drop(conn);
-    });
-    smtp.once('end', () => {
-      done(new Error('Connection closed unexpectedly'));
-      drop(conn);
-    });
-    smtp.connect((err) => {
-      if (err) return done(err);
-      if (!opts.auth || !smtp.allowsAuth) return done();
-      smtp.login(
-        { type: 'LOGIN', user: opts.auth.user, credentials: { user: opts.auth.user, pass: opts.auth.pass } },
-        (e) => done(e ?? undefined),
-      );
-    });
-  });
-  return conn;
-}
-
-/** Takes a connection out of the pool (closed by either side, or done with). */
-function drop(conn: Conn): void {
-  if (conns.delete(conn)) pump();
-  if (conn.closed) return;
-  conn.closed = true;
-  conn.smtp.close();
-}
-
-/** Hands waiting messages to idle connections, and opens connections while messages wait. */
-function pump(): void {
-  if (closing) return;
-  for (const conn of conns) {
-    if (queue.length === 0) return;
-    if (!conn.busy && !conn.closed) send(conn, queue.shift()!);
   }
-  while (queue.length > opening && conns.size + opening < opts.maxConnections) {
-    opening += 1;
-    open().then(
-      (conn) => {
-        opening -= 1;
-        if (closing) return drop(conn);
-        conns.add(conn);
-        pump();
-      },
+
+  /** Sends `raw`; resolves once the server accepted it, rejects with the SMTP or permit error. */
+  send(raw: Buffer, envelope: { from: string; to: string[] }, permits?: SendPermits, due?: number): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('SMTP pool is closed'));
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({
+        raw,
+        envelope: { from: envelope.from, to: envelope.to, size: raw.length },
+        permits,
+        due,
+        again: false,
+        resolve,
+        reject,
+      });
+      this.pump();
+    });
+  }
+
+  /** Fails the waiting messages and quits every connection. */
+  close(): void {
+    this.closed = true;
+    for (const job of this.queue.splice(0)) job.reject(new Error('SMTP pool is closed'));
+    for (const conn of [...this.conns]) {
+      this.conns.delete(conn);
+      conn.closed = true;
+      conn.smtp.quit();
+    }
+  }
+
+  /** A connected, greeted (and logged in) connection. */
+  private async open(): Promise<Conn> {
+    const opts = this.opts;
+    const existing = opts.secure ? undefined : await connectSocket(opts.port, opts.host, opts.connectionTimeout);
+    const smtp = new SMTPConnection(
+      existing ? { ...this.connectionOptions, connection: existing } : this.connectionOptions,
+    );
+    const conn: Conn = { smtp, messages: 0, busy: false, closed: false };
+    await new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const done = (err?: unknown) => {
+        if (settled) return;
+        settled = true;
+        if (err) {
+          conn.closed = true;
+          smtp.close();
+          reject(err);
+        } else resolve();
+      };
+      // Errors while sending also reach the send's callback, which decides what they mean.
+      smtp.on('error', (err: Error) => {
+        done(err);
+        this.drop(conn);
+      });
+      smtp.once('end', () => {
+        done(new Error('Connection closed unexpectedly'));
+        this.drop(conn);
+      });
+      smtp.connect((err) => {
+        if (err) return done(err);
+        if (!opts.auth || !smtp.allowsAuth) return done();
+        smtp.login(
+          { type: 'LOGIN', user: opts.auth.user, credentials: { user: opts.auth.user, pass: opts.auth.pass } },
+          (e) => done(e ?? undefined),
+        );
+      });
+    });
+    return conn;
+  }
+
+  /** Takes a connection out of the pool (closed by either side, or done with). */
+  private drop(conn: Conn): void {
+    if (this.conns.delete(conn)) this.pump();
+    if (conn.closed) return;
+    conn.closed = true;
+    conn.smtp.close();
+  }
+
+  /** Hands waiting messages to idle connections, and opens connections while messages wait. */
+  private pump(): void {
+    if (this.closed) return;
+    const queue = this.queue;
+    for (const conn of this.conns) {
+      if (queue.length === 0) return;
+      if (!conn.busy && !conn.closed) this.start(conn, queue.shift()!);
+    }
+    while (queue.length > this.opening && this.conns.size + this.opening < this.opts.maxConnections) {
+      this.opening += 1;
+      this.open().then(
+        (conn) => {
+          this.opening -= 1;
+          if (this.closed) return this.drop(conn);
+          this.conns.add(conn);
+          this.pump();
+        },
+        (err: unknown) => {
+          this.opening -= 1;
+          // Nothing else will take the waiting messages: they fail (a retry sends them).
+          if (this.conns.size === 0 && this.opening === 0) for (const job of queue.splice(0)) job.reject(err);
+        },
+      );
+    }
+  }
+
+  /** The message has its connection: it goes out at its permit's time. */
+  private start(conn: Conn, job: Job): void {
+    conn.busy = true;
+    if (!job.permits) return this.transmit(conn, job);
+    if (job.due !== undefined && Date.now() - job.due <= this.permitGraceMs) {
+      // The permit came with the message and is still good: at its time, or now if that has passed.
+      const wait = job.due - Date.now();
+      if (wait >= 1) setTimeout(() => this.transmit(conn, job), wait);
+      else this.transmit(conn, job);
+      return;
+    }
+    job.permits.take().then(
+      () => this.transmit(conn, job),
       (err: unknown) => {
-        opening -= 1;
-        // Nothing else will take the waiting messages: they fail (a retry sends them).
-        if (conns.size === 0 && opening === 0) for (const job of queue.splice(0)) fail(job.id, err);
+        conn.busy = false;
+        job.reject(err);
+        this.pump();
       },
     );
   }
-}
 
-/** The main thread's send permit, asked for now that the message has a connection (see `gated` in mail-transport). */
-function gate(id: number): Promise<void> {
-  return new Promise((open, shut) => {
-    gates.set(id, { open, shut });
-    post({ t: 'gate', id });
-  });
-}
+  private transmit(conn: Conn, job: Job): void {
+    if (conn.closed) return this.sent(conn, job, new Error('Connection closed'), true);
+    conn.smtp.send(job.envelope, job.raw, (err) => this.sent(conn, job, err, false));
+  }
 
-function send(conn: Conn, job: Job): void {
-  conn.busy = true;
-  const go = () => {
-    if (conn.closed) return sent(new Error('Connection closed'), true);
-    conn.smtp.send(job.envelope, job.raw, (err) => sent(err, false));
-  };
-  const sent = (err: (Error & { code?: string; responseCode?: number; command?: string }) | null, gone: boolean) => {
+  private sent(conn: Conn, job: Job, err: SendError | null, gone: boolean): void {
     conn.busy = false;
     if (!err) {
       conn.messages += 1;
-      post({ t: 'sent', id: job.id });
-      if (conn.messages >= opts.maxMessages) drop(conn);
-      return pump();
+      job.resolve();
+      if (conn.messages >= this.opts.maxMessages) this.drop(conn);
+      return this.pump();
     }
     // The connection was gone before a byte of the message was written (the server ended it
     // while idle): the message goes out on another, once.
     if ((gone || err.command === 'API') && !job.again) {
       job.again = true;
-      drop(conn);
-      queue.unshift(job);
-      return pump();
+      this.drop(conn);
+      this.queue.unshift(job);
+      return this.pump();
     }
-    fail(job.id, err);
+    job.reject(err);
     if ((err.code === 'EENVELOPE' || err.code === 'EMESSAGE') && err.responseCode !== 421 && !conn.closed) {
       // The server refused this message; the session is reset and the connection kept.
       conn.busy = true;
       conn.smtp.reset((e) => {
         conn.busy = false;
-        if (e) drop(conn);
-        pump();
+        if (e) this.drop(conn);
+        this.pump();
       });
       return;
     }
-    drop(conn);
-  };
-  if (!job.gated) return go();
-  if (job.due !== undefined && Date.now() - job.due <= init.aheadGraceMs) {
-    // The permit came with the message and is still good: at its time, or now if that has passed.
-    const wait = job.due - Date.now();
-    if (wait >= 1) setTimeout(go, wait);
-    else go();
-    return;
+    this.drop(conn);
   }
-  gate(job.id).then(go, (err: Error) => {
-    conn.busy = false;
-    fail(job.id, err);
-    pump();
+}
+
+function threadError(err: unknown): ThreadError {
+  const e = (err ?? {}) as { message?: unknown; code?: unknown; responseCode?: unknown; response?: unknown };
+  return {
+    message: typeof e.message === 'string' ? e.message : String(err),
+    code: typeof e.code === 'string' ? e.code : undefined,
+    responseCode: typeof e.responseCode === 'number' ? e.responseCode : undefined,
+    response: typeof e.response === 'string' ? e.response : undefined,
+  };
+}
+
+/** A sending thread: one pool, fed by the main thread, which answers its permit requests. */
+function runThread(port: MessagePort, init: ThreadInit): void {
+  const pool = new SmtpPool(init.options, init.permitGraceMs);
+  const post = (m: ToMain) => port.postMessage(m);
+  /** Permits asked of the main thread, by message id. */
+  const asked = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
+  const takePermit = (id: number) =>
+    new Promise<void>((resolve, reject) => {
+      asked.set(id, { resolve, reject });
+      post({ t: 'take-permit', id });
+    });
+  port.on('message', (m: ToThread) => {
+    switch (m.t) {
+      case 'send': {
+        const id = m.id;
+        pool
+          .send(
+            Buffer.from(m.bytes, m.offset, m.length),
+            m.envelope,
+            m.permitted ? { take: () => takePermit(id) } : undefined,
+            m.due,
+          )
+          .then(
+            () => post({ t: 'sent', id }),
+            (err: unknown) => post({ t: 'failed', id, error: threadError(err) }),
+          );
+        return;
+      }
+      case 'permit':
+      case 'no-permit': {
+        const waiting = asked.get(m.id);
+        if (!waiting) return;
+        asked.delete(m.id);
+        if (m.t === 'permit') waiting.resolve();
+        else waiting.reject(new Error(m.message));
+        return;
+      }
+      case 'close':
+        pool.close();
+        port.close();
+    }
   });
 }
 
-port.on('message', (m: ToThread) => {
-  switch (m.t) {
-    case 'send': {
-      if (closing) {
-        fail(m.id, new Error('SMTP threads are closed'));
-        return;
-      }
-      queue.push({
-        id: m.id,
-        raw: Buffer.from(m.bytes, m.offset, m.length),
-        envelope: { from: m.envelope.from, to: m.envelope.to, size: m.length },
-        gated: m.gated,
-        due: m.due,
-        again: false,
-      });
-      pump();
-      return;
-    }
-    case 'open':
-    case 'shut': {
-      const gate = gates.get(m.id);
-      if (!gate) return;
-      gates.delete(m.id);
-      if (m.t === 'open') gate.open();
-      else gate.shut(new Error(m.message));
-      return;
-    }
-    case 'close':
-      closing = true;
-      for (const job of queue.splice(0)) fail(job.id, new Error('SMTP threads are closed'));
-      for (const conn of [...conns]) {
-        conns.delete(conn);
-        conn.closed = true;
-        conn.smtp.quit();
-      }
-      port.close();
-  }
-});
+const init = workerData as Partial<ThreadInit> | null;
+if (!isMainThread && parentPort && init?.role === 'smtp-thread') runThread(parentPort, init as ThreadInit);

@@ -2,8 +2,9 @@ import { types } from 'node:util';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { ROOT_DIR } from '#core/paths.js';
+import type { SendPermits } from './send-permits.js';
 import { SLOT_MS } from './send-rate-limiter.service.js';
-import type { ThreadError, ThreadInit, ToMain, ToThread } from './smtp-thread-protocol.js';
+import type { PoolOptions, ThreadError, ThreadInit, ToMain, ToThread } from './smtp-thread-protocol.js';
 
 /** How a sending thread starts: the build's JavaScript (the test setup points it at the TypeScript source). */
 export const smtpThreadEntry = {
@@ -28,9 +29,9 @@ export class SmtpThreadError extends Error {
 interface Pending {
   resolve: () => void;
   reject: (err: unknown) => void;
-  gate?: () => Promise<void>;
-  /** The gate's own failure, reported as it is rather than as the thread's copy of its message. */
-  gateError?: unknown;
+  permits?: SendPermits;
+  /** The permit's own failure, reported as it is rather than as the thread's copy of its message. */
+  permitError?: unknown;
   thread: Slot;
 }
 
@@ -44,13 +45,13 @@ interface Slot {
 }
 
 /**
- * Bulk mail sent from worker threads, each with SMTP connections of its own (nodemailer's
- * `SMTPConnection`; `SMTP_POOL_SIZE` shared out between them). One thread's SMTP work
+ * Bulk mail sent from worker threads, each running an `SmtpPool` of its own (`SMTP_POOL_SIZE`
+ * connections shared out between them). One thread's SMTP work
  * (dot-stuffing, the socket writes, the replies) costs about as much CPU per message as everything else a digest does per
  * message: on the main thread the two queue behind each other, and a worker sends no faster than
  * one core allows. The main thread still builds every message (into a sender's shared buffer,
- * which the thread reads in place) and takes its send permit when a thread's connection is ready
- * for it: the thread asks, the main thread answers once the permit is due.
+ * which the thread reads in place) and holds its send permits: a message goes to a thread with a
+ * permit reserved ahead, and when that one went stale the thread asks the main thread for another.
  */
 export class SmtpThreads {
   private readonly slots: Slot[] = [];
@@ -58,11 +59,15 @@ export class SmtpThreads {
   private nextId = 1;
   private closing = false;
 
-  constructor(options: ThreadInit['options'], count: number) {
+  constructor(options: PoolOptions, count: number) {
     const n = Math.max(1, Math.min(count, options.maxConnections));
     for (let i = 0; i < n; i += 1) {
       const connections = Math.floor(options.maxConnections / n) + (i < options.maxConnections % n ? 1 : 0);
-      const init: ThreadInit = { aheadGraceMs: SLOT_MS, options: { ...options, maxConnections: connections } };
+      const init: ThreadInit = {
+        role: 'smtp-thread',
+        permitGraceMs: SLOT_MS,
+        options: { ...options, maxConnections: connections },
+      };
       const worker = this.start(init);
       const slot: Slot = { worker, exited: Promise.resolve(), connections, inFlight: 0, init };
       this.watch(slot);
@@ -112,14 +117,14 @@ export class SmtpThreads {
     const p = this.pending.get(m.id);
     if (!p) return;
     const slot = p.thread;
-    if (m.t === 'gate') {
+    if (m.t === 'take-permit') {
       const post = (msg: ToThread) => slot.worker.postMessage(msg);
-      if (!p.gate) return post({ t: 'open', id: m.id });
-      p.gate().then(
-        () => post({ t: 'open', id: m.id }),
+      if (!p.permits) return post({ t: 'permit', id: m.id });
+      p.permits.take().then(
+        () => post({ t: 'permit', id: m.id }),
         (err: unknown) => {
-          p.gateError = err;
-          post({ t: 'shut', id: m.id, message: err instanceof Error ? err.message : String(err) });
+          p.permitError = err;
+          post({ t: 'no-permit', id: m.id, message: err instanceof Error ? err.message : String(err) });
         },
       );
       return;
@@ -127,7 +132,7 @@ export class SmtpThreads {
     this.pending.delete(m.id);
     this.settled(slot);
     if (m.t === 'sent') p.resolve();
-    else p.reject(p.gateError ?? new SmtpThreadError(m.error));
+    else p.reject(p.permitError ?? new SmtpThreadError(m.error));
   }
 
   /** The thread with the fewest messages out per connection. */
@@ -140,22 +145,17 @@ export class SmtpThreads {
   /**
    * Sends `raw` from a thread; resolves once the server accepted it. Bytes in shared memory (a
    * `MessageBuffer`'s) are read there in place and must stay as they are until then; others are
-   * copied. With `ahead` (and a gate), the permit is reserved before the message goes to the
-   * thread, which uses it when it is due and asks the gate only when it could not in time.
+   * copied. With `permits`, one is reserved before the message goes to the thread (when they can
+   * reserve), which uses it when it is due and takes another only when it could not in time.
    */
-  async send(
-    raw: Buffer,
-    envelope: { from: string; to: string[] },
-    gate?: () => Promise<void>,
-    ahead?: () => Promise<number>,
-  ): Promise<void> {
+  async send(raw: Buffer, envelope: { from: string; to: string[] }, permits?: SendPermits): Promise<void> {
     if (this.closing) throw new Error('SMTP threads are closed');
-    const due = gate && ahead ? await ahead() : undefined;
+    const due = permits?.reserve ? await permits.reserve() : undefined;
     if (this.closing) throw new Error('SMTP threads are closed');
     const slot = this.pick();
     const id = this.nextId++;
     return new Promise<void>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, gate, thread: slot });
+      this.pending.set(id, { resolve, reject, permits, thread: slot });
       if (slot.inFlight === 0) slot.worker.ref();
       slot.inFlight += 1;
       if (types.isSharedArrayBuffer(raw.buffer)) {
@@ -166,7 +166,7 @@ export class SmtpThreads {
           offset: raw.byteOffset,
           length: raw.length,
           envelope,
-          gated: !!gate,
+          permitted: !!permits,
           due,
         };
         slot.worker.postMessage(msg);
@@ -180,7 +180,7 @@ export class SmtpThreads {
           offset: 0,
           length: raw.length,
           envelope,
-          gated: !!gate,
+          permitted: !!permits,
           due,
         };
         slot.worker.postMessage(msg, [copy]);

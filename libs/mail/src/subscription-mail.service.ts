@@ -4,79 +4,37 @@ import { UnrecoverableError } from 'bullmq';
 import type { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { emailHash, newRandomToken, signToken } from '#subscriptions/tokens.js';
+import { listUnsubscribeHeaders } from './list-headers.js';
 import { MailRenderer, headerValue } from './mail-renderer.service.js';
-import { MailTransport, classifySmtpError, isHardBounce } from './mail-transport.service.js';
+import { MailRepository } from './mail.repository.js';
+import { MailTransport } from './mail-transport.service.js';
 import { SendRateLimiter } from './send-rate-limiter.service.js';
-import { rows } from '#db/sql.js';
+import { senderOf } from './sender-address.js';
+import { classifySmtpError, isHardBounce } from './smtp-errors.js';
 
 export type JobOutcome = 'sent' | 'skipped';
-
-/**
- * RFC 2369 + RFC 8058: the one-click https URL alone. No mailto: nothing reads that mailbox and it
- * carries no token, so a client that used it would unsubscribe nobody. The URL is checked for CR/LF.
- */
-export function listUnsubscribeValue(url: string): string {
-  return headerValue(`<${url}>`);
-}
-
-/** List-Unsubscribe and List-Unsubscribe-Post, prepared as they are (the URL is URL-safe). */
-export function listUnsubscribeHeaders(url: string): Record<string, { prepared: true; value: string }> {
-  return {
-    'List-Unsubscribe': { prepared: true, value: listUnsubscribeValue(url) },
-    'List-Unsubscribe-Post': { prepared: true, value: 'List-Unsubscribe=One-Click' },
-  };
-}
-
-interface NewsletterRow {
-  id: number;
-  slug: string;
-  name: string;
-  from_name: string | null;
-  from_email: string | null;
-  guide_title: string | null;
-  guide_slug: string | null;
-}
 
 /** Sends the subscription lifecycle mails: the confirmation and the lead-magnet guide. */
 @Injectable()
 export class SubscriptionMailService {
   constructor(
     @InjectDataSource() private readonly ds: DataSource,
+    private readonly repo: MailRepository,
     private readonly renderer: MailRenderer,
     private readonly transport: MailTransport,
     private readonly limiter: SendRateLimiter,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  private from(n: NewsletterRow): { name: string; address: string } | string {
-    if (n.from_email) return { name: headerValue(n.from_name ?? n.name), address: n.from_email };
-    if (this.config.mailFrom) return this.config.mailFrom;
-    return { name: headerValue(n.name), address: `newsletter@${new URL(this.config.publicUrl).hostname}` };
-  }
-
-  private async loadNewsletters(ids: number[]): Promise<NewsletterRow[]> {
-    return this.ds.query(
-      `SELECT n.id, n.slug, n.name, n.from_name, n.from_email, g.title AS guide_title, g.slug AS guide_slug
-       FROM newsletters n LEFT JOIN guides g ON g.id = n.guide_id WHERE n.id = ANY($1::int[]) ORDER BY n.name`,
-      [ids],
-    );
-  }
-
   /** The subscriber, unless bounced, complained or suppressed (an erased address may confirm anew). */
   private async subscriberIfMailable(
     id: string,
     allowErased = false,
   ): Promise<{ id: string; email: string; name: string | null } | null> {
-    const rows: { id: string; email: string; name: string | null; status: string }[] = await this.ds.query(
-      `SELECT id, email, name, status FROM subscribers WHERE id = $1`,
-      [id],
-    );
-    const s = rows[0];
+    const s = await this.repo.subscriber(this.ds, id);
     if (!s || s.status !== 'ok') return null;
-    const sup: { reason: string }[] = await this.ds.query(`SELECT reason FROM suppressions WHERE email_hash = $1`, [
-      emailHash(this.config.appSecret, s.email),
-    ]);
-    if (sup.length === 0 || (allowErased && sup[0].reason === 'erased')) return s;
+    const reason = await this.repo.suppressionReason(this.ds, emailHash(this.config.appSecret, s.email));
+    if (reason === null || (allowErased && reason === 'erased')) return s;
     return null;
   }
 
@@ -88,21 +46,18 @@ export class SubscriptionMailService {
     messageId: string | null,
     detail: string | null,
   ): Promise<void> {
-    await this.ds.query(
-      `INSERT INTO mail_log (subscriber_id, newsletter_id, kind, message_id, status, detail) VALUES ($1, $2, $3, $4, $5, $6)`,
-      [subscriberId, newsletterId, kind, messageId, status, detail],
-    );
+    await this.repo.log(this.ds, { subscriberId, newsletterId, kind, status, messageId, detail });
   }
 
   /** Hard bounce: the address is suppressed for every newsletter and never mailed again. */
   async suppress(subscriberId: string, email: string, reason: 'bounced' | 'complained', detail: string): Promise<void> {
-    await this.ds.transaction(async (em) => {
-      await em.query(
-        `INSERT INTO suppressions (email_hash, reason, detail) VALUES ($1, $2, $3) ON CONFLICT (email_hash) DO NOTHING`,
-        [emailHash(this.config.appSecret, email), reason, detail.slice(0, 500)],
-      );
-      await em.query(`UPDATE subscribers SET status = $2, updated_at = now() WHERE id = $1`, [subscriberId, reason]);
-    });
+    await this.repo.suppress(
+      this.ds,
+      subscriberId,
+      emailHash(this.config.appSecret, email),
+      reason,
+      detail.slice(0, 500),
+    );
   }
 
   /** Turns an SMTP failure into the job's outcome: retry (throw) or give up (UnrecoverableError). */
@@ -124,18 +79,20 @@ export class SubscriptionMailService {
   async sendConfirmation(subscriberId: string, newsletterIds: number[]): Promise<JobOutcome> {
     const subscriber = await this.subscriberIfMailable(subscriberId, true);
     if (!subscriber) return 'skipped';
-    const pending: { newsletter_id: number; source: string | null }[] = await this.ds.query(
-      `SELECT newsletter_id, source FROM subscriptions WHERE subscriber_id = $1 AND newsletter_id = ANY($2::int[]) AND status = 'pending'`,
-      [subscriberId, newsletterIds],
-    );
+    const pending = await this.repo.pendingSubscriptions(this.ds, subscriberId, newsletterIds);
     if (pending.length === 0) return 'skipped';
-    const newsletters = await this.loadNewsletters(pending.map((p) => p.newsletter_id));
+    const newsletters = await this.repo.newsletters(
+      this.ds,
+      pending.map((p) => p.newsletter_id),
+    );
     const token = newRandomToken();
     const ttlHours = this.config.tokens.confirmTtlHours;
-    await this.ds.query(
-      `INSERT INTO tokens (token_hash, purpose, subscriber_id, newsletter_ids, expires_at)
-       VALUES ($1, 'confirm', $2, $3::int[], now() + make_interval(hours => $4))`,
-      [token.hash, subscriberId, newsletters.map((n) => n.id), ttlHours],
+    await this.repo.insertConfirmToken(
+      this.ds,
+      token.hash,
+      subscriberId,
+      newsletters.map((n) => n.id),
+      ttlHours,
     );
     const first = newsletters[0];
     const guide = newsletters.find((n) => n.guide_title);
@@ -158,7 +115,7 @@ export class SubscriptionMailService {
     await this.limiter.acquire(1);
     try {
       const { messageId } = await this.transport.send({
-        from: this.from(first),
+        from: senderOf(first, this.config),
         to: { name: headerValue(subscriber.name ?? ''), address: subscriber.email },
         subject: mail.subject,
         html: mail.html,
@@ -173,22 +130,14 @@ export class SubscriptionMailService {
   }
 
   async sendGuide(subscriptionId: string): Promise<JobOutcome> {
-    const found: { subscriber_id: string; newsletter_id: number }[] = await this.ds.query(
-      `SELECT subscriber_id, newsletter_id FROM subscriptions WHERE id = $1`,
-      [subscriptionId],
-    );
-    if (found.length === 0) return 'skipped';
-    const subscriber = await this.subscriberIfMailable(found[0].subscriber_id);
+    const found = await this.repo.subscription(this.ds, subscriptionId);
+    if (!found) return 'skipped';
+    const subscriber = await this.subscriberIfMailable(found.subscriber_id);
     if (!subscriber) return 'skipped';
-    const [newsletter] = await this.loadNewsletters([found[0].newsletter_id]);
+    const [newsletter] = await this.repo.newsletters(this.ds, [found.newsletter_id]);
     if (!newsletter?.guide_slug) return 'skipped';
     // Claim: the guide goes out at most once per subscription, whatever re-subscribes or retries do.
-    const claimed = await rows(
-      this.ds,
-      `UPDATE subscriptions SET guide_sent_at = now() WHERE id = $1 AND status = 'active' AND guide_sent_at IS NULL RETURNING id`,
-      [subscriptionId],
-    );
-    if (claimed.length === 0) return 'skipped';
+    if (!(await this.repo.claimGuide(this.ds, subscriptionId))) return 'skipped';
     const guideDays = this.config.tokens.guideTtlDays;
     const guideToken = signToken(
       this.config.appSecret,
@@ -215,7 +164,7 @@ export class SubscriptionMailService {
     await this.limiter.acquire(1);
     try {
       const { messageId } = await this.transport.send({
-        from: this.from(newsletter),
+        from: senderOf(newsletter, this.config),
         to: { name: headerValue(subscriber.name ?? ''), address: subscriber.email },
         subject: mail.subject,
         html: mail.html,
@@ -231,7 +180,7 @@ export class SubscriptionMailService {
       await this.log(subscriber.id, newsletter.id, 'guide', 'sent', messageId, null);
       return 'sent';
     } catch (err) {
-      await this.ds.query(`UPDATE subscriptions SET guide_sent_at = NULL WHERE id = $1`, [subscriptionId]);
+      await this.repo.releaseGuide(this.ds, subscriptionId);
       return this.fail(err, subscriber, newsletter.id, 'guide');
     }
   }

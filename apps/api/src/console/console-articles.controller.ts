@@ -23,6 +23,7 @@ import {
   dtoErrors,
   fields,
   type FormErrors,
+  newsletterSlug,
   notice,
   queryString,
   sendPage,
@@ -172,8 +173,8 @@ export class ConsoleArticlesController {
 
   /** Fetches a newsletter's feed now (as POST /v1/newsletters/:slug/feed/poll); the result shows on the list. */
   @Post('feeds/:slug/poll')
-  async poll(@Param('slug') slug: string, @Res() reply: FastifyReply): Promise<void> {
-    if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(slug)) throw new NotFoundException('There is no such newsletter.');
+  async poll(@Param('slug') raw: string, @Res() reply: FastifyReply): Promise<void> {
+    const slug = newsletterSlug(raw);
     let outcome: string;
     try {
       const r = await this.feeds.pollBySlug(slug);

@@ -5,6 +5,7 @@ import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { StaffAuthService } from '#staff/staff-auth.service.js';
 import { StaffSessionsService } from '#staff/staff-sessions.service.js';
 import { ConsoleExceptionFilter } from './console-exception.filter.js';
+import { notice, sendPage } from './console-forms.js';
 import {
   field,
   LOGIN_CSRF_COOKIE,
@@ -45,7 +46,7 @@ export class ConsoleAuthController {
   @Get('login')
   async loginPage(
     @Query('next') next: unknown,
-    @Query('notice') notice: unknown,
+    @Query('notice') key: unknown,
     @Req() req: FastifyRequest,
     @Res() reply: FastifyReply,
   ): Promise<void> {
@@ -55,7 +56,7 @@ export class ConsoleAuthController {
     }
     await this.sendLogin(req, reply, 200, {
       next: safeNext(next),
-      notice: typeof notice === 'string' ? NOTICES[notice] : undefined,
+      notice: notice(NOTICES, key),
     });
   }
 
@@ -117,12 +118,10 @@ export class ConsoleAuthController {
     const nonce = current && LOGIN_NONCE_RE.test(current) ? current : newLoginCsrfNonce();
     reply.setCookie(LOGIN_CSRF_COOKIE, nonce, loginCsrfCookieOptions(this.config));
     const token = loginCsrfToken(this.config.appSecret, nonce);
-    await reply
-      .status(status)
-      .type('text/html; charset=utf-8')
-      .header('cache-control', 'no-store')
-      .send(
-        this.pages.render('login', { title: 'Sign in' }, { ...vars, csrf: token, showNext: vars.next !== '/admin' }),
-      );
+    await sendPage(
+      reply,
+      status,
+      this.pages.render('login', { title: 'Sign in' }, { ...vars, csrf: token, showNext: vars.next !== '/admin' }),
+    );
   }
 }

@@ -19,7 +19,16 @@ import { describeSchedule, localInputValue, timeZones, zonedLocalToUtc } from '#
 import { AudienceCountRepository } from '#subscriptions/audience-count.repository.js';
 import { NewslettersService, type NewsletterView } from '#subscriptions/newsletters.service.js';
 import { ConsoleExceptionFilter } from './console-exception.filter.js';
-import { badRequestMessage, fields, type FormErrors, notice, queryString, sendPage, staffOf } from './console-forms.js';
+import {
+  badRequestMessage,
+  fields,
+  type FormErrors,
+  newsletterSlug,
+  notice,
+  queryString,
+  sendPage,
+  staffOf,
+} from './console-forms.js';
 import { field } from './console-http.js';
 import { ConsolePagesService } from './console-pages.service.js';
 import { StaffGuard } from './staff.guard.js';
@@ -48,11 +57,6 @@ const OPEN_STATUSES = new Set(['scheduled', 'sending']);
 
 function digestId(raw: string): string {
   if (!/^[1-9]\d{0,17}$/.test(raw)) throw new NotFoundException('There is no such digest.');
-  return raw;
-}
-
-function slugOf(raw: string): string {
-  if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(raw)) throw new NotFoundException('There is no such newsletter.');
   return raw;
 }
 
@@ -125,7 +129,7 @@ export class ConsoleDigestsController {
       await this.chooseNewsletter(req, reply);
       return;
     }
-    const n = await this.newsletters.get(slugOf(slug));
+    const n = await this.newsletters.get(newsletterSlug(slug));
     const { articles } = await this.digests.candidates(n.slug);
     const items = articles.map((a, i) => ({ ...a, checked: true, position: i + 1 }));
     const timezone = n.schedule?.timezone ?? 'UTC';
@@ -144,7 +148,7 @@ export class ConsoleDigestsController {
    */
   @Post()
   async create(@Body() body: unknown, @Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
-    const n = await this.newsletters.get(slugOf(field(body, 'newsletter')));
+    const n = await this.newsletters.get(newsletterSlug(field(body, 'newsletter')));
     const offered = fields(body, 'offered').filter((id) => /^[1-9]\d{0,17}$/.test(id));
     const checked = new Set(fields(body, 'article'));
     const order = offered
@@ -218,7 +222,7 @@ export class ConsoleDigestsController {
   /** A draft's HTML (`articles`: ids in order), for the compose page's preview frames. */
   @Get('preview')
   async previewDraft(@Query() query: Record<string, unknown>, @Res() reply: FastifyReply): Promise<void> {
-    const slug = slugOf(queryString(query.newsletter));
+    const slug = newsletterSlug(queryString(query.newsletter));
     const ids = queryString(query.articles)
       .split(',')
       .filter((x) => x !== '');

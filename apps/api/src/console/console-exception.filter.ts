@@ -1,6 +1,7 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { wantsJson } from '../common/request-context.js';
+import { exceptionMessage, sendPage } from './console-forms.js';
 import { ConsolePagesService } from './console-pages.service.js';
 import { ConsoleRedirect } from './console-http.js';
 
@@ -37,9 +38,7 @@ export class ConsoleExceptionFilter implements ExceptionFilter {
     let message = 'The console could not complete this request. Try again; if it keeps failing, check the api log.';
     if (exception instanceof HttpException) {
       status = exception.getStatus();
-      const body = exception.getResponse();
-      const m = typeof body === 'string' ? body : (body as { message?: unknown }).message;
-      message = Array.isArray(m) ? m.join('; ') : typeof m === 'string' ? m : exception.message;
+      message = exceptionMessage(exception);
       if (status === 404 && /^Cannot (GET|POST|PUT|PATCH|DELETE|HEAD)/.test(message))
         message = 'There is no console page at this address.';
     } else if (exception && typeof exception === 'object' && 'statusCode' in exception) {
@@ -60,10 +59,10 @@ export class ConsoleExceptionFilter implements ExceptionFilter {
         .send({ statusCode: status, error: heading, message });
       return;
     }
-    void reply
-      .status(status)
-      .type('text/html; charset=utf-8')
-      .header('cache-control', 'no-store')
-      .send(this.pages.render('error', { title: heading, staff: req.staff }, { heading, message, status }));
+    void sendPage(
+      reply,
+      status,
+      this.pages.render('error', { title: heading, staff: req.staff }, { heading, message, status }),
+    );
   }
 }

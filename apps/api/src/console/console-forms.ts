@@ -1,4 +1,4 @@
-import { BadRequestException } from '@nestjs/common';
+import { BadRequestException, type HttpException, NotFoundException } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
 import { validate } from 'class-validator';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -28,12 +28,16 @@ export async function dtoErrors<T extends object>(
   return errors;
 }
 
-/** A service's 400 as one line for the page (its messages are the API's). */
-export function badRequestMessage(err: unknown): string | null {
-  if (!(err instanceof BadRequestException)) return null;
+/** An HTTP exception's message as one line (a validation list joined with `; `). */
+export function exceptionMessage(err: HttpException): string {
   const body = err.getResponse();
   const m = typeof body === 'string' ? body : (body as { message?: unknown }).message;
   return Array.isArray(m) ? m.join('; ') : typeof m === 'string' ? m : err.message;
+}
+
+/** A service's 400 as one line for the page (its messages are the API's). */
+export function badRequestMessage(err: unknown): string | null {
+  return err instanceof BadRequestException ? exceptionMessage(err) : null;
 }
 
 /** Every value of a form field that may repeat (checkboxes), as strings. */
@@ -61,4 +65,10 @@ export async function sendPage(reply: FastifyReply, status: number, html: string
 /** A notice chosen by a key from the query string (never the text itself: no reflected content). */
 export function notice(table: Record<string, string>, key: unknown): string | undefined {
   return typeof key === 'string' && Object.hasOwn(table, key) ? table[key] : undefined;
+}
+
+/** A newsletter slug from the path; anything that cannot be one is a 404, before any lookup. */
+export function newsletterSlug(raw: string): string {
+  if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(raw)) throw new NotFoundException('There is no such newsletter.');
+  return raw;
 }

@@ -1,16 +1,4 @@
-import {
-  Body,
-  Controller,
-  Get,
-  NotFoundException,
-  Param,
-  Post,
-  Query,
-  Req,
-  Res,
-  UseFilters,
-  UseGuards,
-} from '@nestjs/common';
+import { Body, Controller, Get, Param, Post, Query, Req, Res, UseFilters, UseGuards } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DigestsService } from '#digests/digests.service.js';
@@ -26,7 +14,15 @@ import {
 import { NewslettersService, type NewsletterView } from '#subscriptions/newsletters.service.js';
 import { UpdateNewsletterDto } from '../admin/dto/newsletter.dto.js';
 import { ConsoleExceptionFilter } from './console-exception.filter.js';
-import { badRequestMessage, dtoErrors, type FormErrors, notice, sendPage, staffOf } from './console-forms.js';
+import {
+  badRequestMessage,
+  dtoErrors,
+  type FormErrors,
+  newsletterSlug,
+  notice,
+  sendPage,
+  staffOf,
+} from './console-forms.js';
 import { field } from './console-http.js';
 import { ConsolePagesService } from './console-pages.service.js';
 import { StaffGuard } from './staff.guard.js';
@@ -39,11 +35,6 @@ const NOTICES: Record<string, string> = {
 
 const DETAIL_FIELDS = ['name', 'description', 'fromName', 'fromEmail', 'guide', 'feedUrl'] as const;
 type DetailField = (typeof DETAIL_FIELDS)[number];
-
-function slugOf(raw: string): string {
-  if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(raw)) throw new NotFoundException('There is no such newsletter.');
-  return raw;
-}
 
 /** Newsletters: name, sender, guide and feed, and the weekly schedule as a day, a time and a zone. */
 @ApiExcludeController()
@@ -82,7 +73,7 @@ export class ConsoleNewslettersController {
     @Req() req: FastifyRequest,
     @Res() reply: FastifyReply,
   ): Promise<void> {
-    const n = await this.newsletters.get(slugOf(slug));
+    const n = await this.newsletters.get(newsletterSlug(slug));
     await this.page(req, reply, 200, n, { notice: notice(NOTICES, key) });
   }
 
@@ -94,7 +85,7 @@ export class ConsoleNewslettersController {
     @Req() req: FastifyRequest,
     @Res() reply: FastifyReply,
   ): Promise<void> {
-    const n = await this.newsletters.get(slugOf(slug));
+    const n = await this.newsletters.get(newsletterSlug(slug));
     const values = Object.fromEntries(DETAIL_FIELDS.map((f) => [f, field(body, f).trim()])) as Record<
       DetailField,
       string
@@ -135,7 +126,7 @@ export class ConsoleNewslettersController {
     @Req() req: FastifyRequest,
     @Res() reply: FastifyReply,
   ): Promise<void> {
-    const n = await this.newsletters.get(slugOf(slug));
+    const n = await this.newsletters.get(newsletterSlug(slug));
     const input = { day: field(body, 'day'), time: field(body, 'time'), timezone: field(body, 'timezone') };
     const parsed = parseWeeklyForm(input);
     if (!parsed.ok) {
@@ -152,7 +143,7 @@ export class ConsoleNewslettersController {
     @Req() req: FastifyRequest,
     @Res() reply: FastifyReply,
   ): Promise<void> {
-    const n = await this.newsletters.get(slugOf(slug));
+    const n = await this.newsletters.get(newsletterSlug(slug));
     if (!n.schedule) {
       await reply.redirect(`/admin/newsletters/${n.slug}`, 303);
       return;
@@ -170,7 +161,7 @@ export class ConsoleNewslettersController {
 
   @Post(':slug/schedule/remove')
   async remove(@Param('slug') slug: string, @Res() reply: FastifyReply): Promise<void> {
-    const n = await this.newsletters.get(slugOf(slug));
+    const n = await this.newsletters.get(newsletterSlug(slug));
     await this.digests.removeSchedule(n.slug);
     await reply.redirect(`/admin/newsletters/${n.slug}?notice=unscheduled`, 303);
   }

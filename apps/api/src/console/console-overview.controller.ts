@@ -4,6 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AudienceStatsRepository, OVERVIEW_WEEKS } from '#subscriptions/audience-stats.repository.js';
 import { NewslettersService } from '#subscriptions/newsletters.service.js';
 import { ConsoleExceptionFilter } from './console-exception.filter.js';
+import { sendPage, staffOf } from './console-forms.js';
 import { CONSOLE_SECTIONS, ConsolePagesService } from './console-pages.service.js';
 import { lineChartSvg } from './line-chart.js';
 import { StaffGuard } from './staff.guard.js';
@@ -77,11 +78,12 @@ export class ConsoleOverviewController {
     };
     const activity = weeks.map((w) => ({ ...w, label: weekLabel(w.weekStart) }));
     const hasActivity = weeks.some((w) => w.signups + w.confirmations + w.unsubscribes + w.bounces + w.complaints > 0);
-    await this.send(
+    await sendPage(
       reply,
+      200,
       this.pages.render(
         'overview',
-        { title: 'Overview', staff: req.staff, section: 'overview' },
+        { title: 'Overview', staff: staffOf(req), section: 'overview' },
         {
           newsletters,
           totals,
@@ -104,17 +106,14 @@ export class ConsoleOverviewController {
     const section = CONSOLE_SECTIONS.find((s) => s.id === id);
     const hint = API_HINTS[id];
     if (!section || !hint) throw new NotFoundException('There is no console page at this address.');
-    await this.send(
+    await sendPage(
       reply,
+      200,
       this.pages.render(
         'section-pending',
-        { title: section.label, staff: req.staff, section: section.id },
+        { title: section.label, staff: staffOf(req), section: section.id },
         { label: section.label, hint },
       ),
     );
-  }
-
-  private async send(reply: FastifyReply, html: string): Promise<void> {
-    await reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(html);
   }
 }

@@ -14,9 +14,10 @@ import {
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { STAFF_ROLES } from '#db/entities/staff-user.entity.js';
-import { StaffSessionsService, type StaffPrincipal } from '#staff/staff-sessions.service.js';
+import { StaffSessionsService } from '#staff/staff-sessions.service.js';
 import { type FieldErrors, StaffUsersService, type StaffUserRow } from '#staff/staff-users.service.js';
 import { ConsoleExceptionFilter } from './console-exception.filter.js';
+import { notice, sendPage, staffOf } from './console-forms.js';
 import { field } from './console-http.js';
 import { ConsolePagesService } from './console-pages.service.js';
 import { Roles, StaffGuard } from './staff.guard.js';
@@ -30,11 +31,6 @@ const NOTICES: Record<string, string> = {
 function userId(raw: string): number {
   if (!/^[1-9][0-9]{0,8}$/.test(raw)) throw new NotFoundException('There is no such user.');
   return Number(raw);
-}
-
-function staffOf(req: FastifyRequest): StaffPrincipal {
-  // StaffGuard guarantees it on every route of this controller.
-  return req.staff as StaffPrincipal;
 }
 
 /** User management (admins only): list, create, set a password, delete with confirmation. */
@@ -51,9 +47,9 @@ export class ConsoleUsersController {
   ) {}
 
   @Get()
-  async list(@Query('notice') notice: unknown, @Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+  async list(@Query('notice') key: unknown, @Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     await this.listPage(req, reply, 200, {
-      notice: typeof notice === 'string' ? NOTICES[notice] : undefined,
+      notice: notice(NOTICES, key),
       values: { role: 'marketer' },
     });
   }
@@ -72,12 +68,12 @@ export class ConsoleUsersController {
   @Get(':id')
   async show(
     @Param('id') id: string,
-    @Query('notice') notice: unknown,
+    @Query('notice') key: unknown,
     @Req() req: FastifyRequest,
     @Res() reply: FastifyReply,
   ): Promise<void> {
     const user = await this.found(userId(id));
-    await this.userPage(req, reply, 200, user, { notice: typeof notice === 'string' ? NOTICES[notice] : undefined });
+    await this.userPage(req, reply, 200, user, { notice: notice(NOTICES, key) });
   }
 
   @Post(':id/password')
@@ -142,7 +138,7 @@ export class ConsoleUsersController {
     const me = staffOf(req);
     const users = (await this.users.list()).map((u) => ({ ...u, isMe: u.id === me.userId }));
     const roles = STAFF_ROLES.map((r) => ({ value: r, selected: r === (vars.values.role || 'marketer') }));
-    await this.send(
+    await sendPage(
       reply,
       status,
       this.pages.render('users', { title: 'Users', staff: me, section: 'users' }, { ...vars, users, roles }),
@@ -158,7 +154,7 @@ export class ConsoleUsersController {
   ): Promise<void> {
     const me = staffOf(req);
     const sessions = await this.sessions.countForUser(user.id);
-    await this.send(
+    await sendPage(
       reply,
       status,
       this.pages.render(
@@ -177,7 +173,7 @@ export class ConsoleUsersController {
     error?: string,
   ): Promise<void> {
     const me = staffOf(req);
-    await this.send(
+    await sendPage(
       reply,
       status,
       this.pages.render(
@@ -186,9 +182,5 @@ export class ConsoleUsersController {
         { user, error, isMe: user.id === me.userId },
       ),
     );
-  }
-
-  private async send(reply: FastifyReply, status: number, html: string): Promise<void> {
-    await reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(html);
   }
 }

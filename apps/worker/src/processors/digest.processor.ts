@@ -2,6 +2,7 @@ import { InjectQueue, OnWorkerEvent, Processor, WorkerHost } from '@nestjs/bullm
 import { Inject, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import type { Job, Queue } from 'bullmq';
 import { APP_CONFIG, type AppConfig } from '#config/config.js';
+import { DigestPlanner } from '#digests/digest-planner.service.js';
 import { type DigestOutcome, DigestSender } from '#digests/digest-sender.service.js';
 import { type FeedResult, FeedsService } from '#digests/feeds.service.js';
 import { SchedulesService } from '#digests/schedules.service.js';
@@ -20,6 +21,7 @@ export class DigestProcessor extends WorkerHost implements OnApplicationBootstra
   private readonly onError = throttledErrorLogger(this.logger, 'Digest worker cannot reach the queue');
 
   constructor(
+    private readonly planner: DigestPlanner,
     private readonly sender: DigestSender,
     private readonly feeds: FeedsService,
     private readonly schedules: SchedulesService,
@@ -63,13 +65,13 @@ export class DigestProcessor extends WorkerHost implements OnApplicationBootstra
     const typed = { name: job.name, data: job.data } as DigestJob;
     switch (typed.name) {
       case 'plan-digest':
-        return this.sender.plan(typed.data.digestId);
+        return this.planner.plan(typed.data.digestId);
       case 'send-digest-batch':
         return this.sender.sendBatch(typed.data.digestId, typed.data.fromSubscriberId, typed.data.toSubscriberId);
       case 'scheduled-digest': {
         // The firing's due time: when the scheduler meant it to run, not when a worker got to it.
         const due = new Date(job.timestamp + (job.opts.delay ?? 0));
-        return this.sender.fromSchedule(typed.data.newsletterId, job.id ?? `${job.name}:${due.getTime()}`, due);
+        return this.planner.fromSchedule(typed.data.newsletterId, job.id ?? `${job.name}:${due.getTime()}`, due);
       }
       case 'sync-schedules':
         return this.schedules.sync();

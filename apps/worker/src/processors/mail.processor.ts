@@ -4,7 +4,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { type Job, UnrecoverableError } from 'bullmq';
 import type { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '#config/config.js';
-import { DigestSender } from '#digests/digest-sender.service.js';
+import { TestCopySender } from '#digests/test-copy.service.js';
 import { type JobOutcome, SubscriptionMailService } from '#mail/subscription-mail.service.js';
 import { MAIL_QUEUE, type MailJob } from '#queue/jobs.js';
 import { configureJobLock, throttledErrorLogger } from '#queue/queue.module.js';
@@ -17,7 +17,7 @@ export class MailProcessor extends WorkerHost implements OnApplicationBootstrap 
 
   constructor(
     private readonly mail: SubscriptionMailService,
-    private readonly digests: DigestSender,
+    private readonly testCopies: TestCopySender,
     private readonly outbox: OutboxRepository,
     @InjectDataSource() private readonly ds: DataSource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -61,7 +61,7 @@ export class MailProcessor extends WorkerHost implements OnApplicationBootstrap 
           outcome = await this.mail.sendGuide(typed.data.subscriptionId);
           break;
         case 'send-digest-test':
-          outcome = await this.digests.sendTest(typed.data.digestId, typed.data.to);
+          outcome = await this.testCopies.send(typed.data.digestId, typed.data.to);
           break;
         default:
           throw new UnrecoverableError(`Unknown job ${job.name}`);

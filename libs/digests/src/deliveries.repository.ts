@@ -1,0 +1,54 @@
+import { Injectable } from '@nestjs/common';
+import type { DataSource, EntityManager } from 'typeorm';
+import { rows } from '#db/sql.js';
+
+type Db = EntityManager | DataSource;
+
+/** PostgreSQL regex for an SMTP reply with enhanced status 5.7.x ("554 5.7.1", "550-5.7.26"). */
+const POLICY_RE = '\\m5\\d\\d[ -]5\\.7\\.';
+
+/** The send path's SQL beyond `DigestsRepository`'s: suppressions at send time, empty and paused digests. */
+@Injectable()
+export class DeliveriesRepository {
+  /** Which of these keyed address hashes are suppressed (hex). */
+  async suppressed(db: Db, hashes: Buffer[]): Promise<Set<string>> {
+    const found = await rows<{ h: Buffer }>(
+      db,
+      `SELECT email_hash AS h FROM suppressions WHERE email_hash = ANY($1::bytea[])`,
+      [hashes],
+    );
+    return new Set(found.map((x) => x.h.toString('hex')));
+  }
+
+  /** A digest that reached 0 recipients: `skipped`, reason "no active subscribers" (false if it is no longer sending). */
+  async skipIfEmpty(db: Db, digestId: string): Promise<boolean> {
+    const r = await rows(
+      db,
+      `UPDATE digests SET status = 'skipped', finished_at = now(), reason = 'no active subscribers'
+        WHERE id = $1 AND status = 'sending' AND recipients = 0 RETURNING 1`,
+      [digestId],
+    );
+    return r.length > 0;
+  }
+
+  /** The digest's deliveries refused by the receiving side's policy (5.7.x). */
+  async policyRejections(db: Db, digestId: string): Promise<number> {
+    const [{ n }] = await rows<{ n: number }>(
+      db,
+      `SELECT count(*)::int AS n FROM deliveries WHERE digest_id = $1 AND status = 'failed' AND detail ~ $2`,
+      [digestId, POLICY_RE],
+    );
+    return n;
+  }
+
+  /** Stops a sending digest as failed, saying why; false when it was no longer sending. */
+  async pause(db: Db, digestId: string, reason: string): Promise<boolean> {
+    const r = await rows(
+      db,
+      `UPDATE digests SET status = 'failed', finished_at = now(),
+         reason = $2 WHERE id = $1 AND status = 'sending' RETURNING 1`,
+      [digestId, reason],
+    );
+    return r.length > 0;
+  }
+}
