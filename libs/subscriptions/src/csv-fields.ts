@@ -29,16 +29,19 @@ const MAX_TOPIC = 50;
 const MAX_SOURCE = 2048;
 const URL_OPTIONS = { require_tld: false, protocols: ['http', 'https'], require_protocol: true };
 
-/** A small cache: an import asks about the same few zones and source URLs a million times. */
-function memo(check: (v: string) => boolean): (v: string) => boolean {
-  const seen = new Map<string, boolean>();
+/**
+ * A small cache: an import asks about the same few zones, source URLs, topics and times a million
+ * times. Bounded in entries and in key length, so that odd long cells cannot fill memory.
+ */
+function memo<T extends NonNullable<unknown> | null>(check: (v: string) => T): (v: string) => T {
+  const seen = new Map<string, T>();
   return (v) => {
-    let ok = seen.get(v);
-    if (ok === undefined) {
-      ok = check(v);
-      if (seen.size < 2000) seen.set(v, ok);
+    let result = seen.get(v);
+    if (result === undefined) {
+      result = check(v);
+      if (seen.size < 2000 && v.length <= 256) seen.set(v, result);
     }
-    return ok;
+    return result;
   };
 }
 
@@ -90,6 +93,21 @@ export function parseIsoTime(value: string): Date | null {
   return new Date(t.getTime() - offset * 60_000);
 }
 
+/** parseIsoTime as a number, so that each row still gets a Date of its own. */
+const isoTime = memo((v) => parseIsoTime(v)?.getTime() ?? null);
+
+/** The topics of a cell, or why they are refused. */
+const topicList = memo((cell): { topics: string[] } | { reason: string } => {
+  const topics = cell
+    .split(/[;|]/)
+    .map((t) => t.trim())
+    .filter((t) => t.length > 0);
+  if (topics.length > MAX_TOPICS) return { reason: `topics must have at most ${MAX_TOPICS} entries` };
+  if (topics.some((t) => t.length > MAX_TOPIC))
+    return { reason: `topics entries must be at most ${MAX_TOPIC} characters` };
+  return { topics };
+});
+
 const CONSENTED_AT =
   'consented_at must be an ISO 8601 time with Z or an offset, such as 2025-05-01T10:00:00Z, or a date such as 2025-05-01 (midnight UTC)';
 
@@ -109,22 +127,17 @@ export function checkImportRow(
   const name = cells.name.trim();
   if (name.length > MAX_NAME) return { line, reason: `name must be at most ${MAX_NAME} characters` };
 
-  const topics = cells.topics
-    .split(/[;|]/)
-    .map((t) => t.trim())
-    .filter((t) => t.length > 0);
-  if (topics.length > MAX_TOPICS) return { line, reason: `topics must have at most ${MAX_TOPICS} entries` };
-  if (topics.some((t) => t.length > MAX_TOPIC))
-    return { line, reason: `topics entries must be at most ${MAX_TOPIC} characters` };
+  const topics = topicList(cells.topics);
+  if ('reason' in topics) return { line, reason: topics.reason };
 
   const tz = cells.timezone.trim();
   if (tz && !validZone(tz)) return { line, reason: 'timezone must be an IANA time zone such as America/Chicago' };
 
   const rawTime = cells.consented_at.trim();
   if (!rawTime) return { line, reason: 'consented_at is required (an ISO 8601 time such as 2025-05-01T10:00:00Z)' };
-  const consentedAt = parseIsoTime(rawTime);
-  if (!consentedAt) return { line, reason: CONSENTED_AT };
-  if (consentedAt.getTime() > now + 86_400_000) return { line, reason: 'consented_at is in the future' };
+  const consentedAt = isoTime(rawTime);
+  if (consentedAt === null) return { line, reason: CONSENTED_AT };
+  if (consentedAt > now + 86_400_000) return { line, reason: 'consented_at is in the future' };
 
   const source = cells.source.trim();
   if (source.length > MAX_SOURCE) return { line, reason: `source must be at most ${MAX_SOURCE} characters` };
@@ -134,9 +147,9 @@ export function checkImportRow(
     line,
     email: email.email,
     name: name || null,
-    topics,
+    topics: [...topics.topics], // the cached list is shared
     timezone: tz || null,
-    consentedAt,
+    consentedAt: new Date(consentedAt),
     source: source || null,
   };
 }

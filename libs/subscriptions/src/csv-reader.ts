@@ -1,5 +1,5 @@
 import { BadRequestException } from '@nestjs/common';
-import { CsvError, type InfoRecord, type Options, parse } from 'csv-parse';
+import { CsvError, Parser } from 'csv-parse';
 import { isAscii, isUtf8 } from 'node:buffer';
 import { pipeline, Readable } from 'node:stream';
 import { TextDecoder } from 'node:util';
@@ -199,6 +199,26 @@ export function sniffDelimiter(headerLine: string, mustName: string): string | n
   return best?.delimiter ?? null;
 }
 
+/**
+ * csv-parse's stream, its records given as CsvRecords and blank ones (also rows of delimiters only)
+ * dropped. Lines are counted here, as each record is parsed (csv-parse counts CRLF inside quotes
+ * twice): a record spans one line plus the line breaks inside its fields.
+ */
+class RecordParser extends Parser {
+  /** The line the last parsed record ended on, for the line of an error. */
+  lastEnd = 0;
+
+  override push(record: unknown, encoding?: BufferEncoding): boolean {
+    if (record === null) return super.push(null);
+    const fields = record as string[];
+    const line = this.lastEnd + 1;
+    let end = line;
+    for (const f of fields) end += countLines(f, f.length);
+    this.lastEnd = end;
+    return fields.every((f) => f === '') || super.push({ line, fields } satisfies CsvRecord, encoding);
+  }
+}
+
 /** csv-parse's errors in words an uploader can act on, at the line where the record starts. */
 function fileError(err: unknown, recordLine: number): unknown {
   if (!(err instanceof CsvError)) return err;
@@ -256,28 +276,12 @@ export async function* readCsv(input: Readable, options: CsvReadOptions): AsyncG
     yield head;
     yield* text;
   }
-  // Line numbers are counted here, as records are parsed (csv-parse counts CRLF inside quotes twice).
-  let lastEnd = 0; // the line the last parsed record ended on
-  let parsedLines = 0; // csv-parse's own count at that record
-  const parserOptions: Options<CsvRecord, string[]> = {
-    delimiter,
-    relax_column_count: true,
-    max_record_size: maxRecordBytes,
-    on_record: (fields: string[], context: InfoRecord): CsvRecord | null => {
-      const line = lastEnd + 1;
-      lastEnd =
-        context.lines - parsedLines === 1 ? line : line + fields.reduce((n, f) => n + countLines(f, f.length), 0);
-      parsedLines = context.lines;
-      return fields.every((f) => f === '') ? null : { line, fields };
-    },
-  };
-  // The typings' parse(options) overload assumes records stay string[]; on_record makes them CsvRecords.
-  const parser = parse(parserOptions as unknown as Options);
+  const parser = new RecordParser({ delimiter, relax_column_count: true, max_record_size: maxRecordBytes });
   // Errors of either side reach the loop below: pipeline destroys the parser with the source's error.
   pipeline(Readable.from(rest(), { objectMode: false }), parser, () => undefined);
   try {
-    yield* parser as AsyncIterable<CsvRecord>; // what on_record returned
+    yield* parser as AsyncIterable<CsvRecord>;
   } catch (err) {
-    throw fileError(err, lastEnd + 1);
+    throw fileError(err, parser.lastEnd + 1);
   }
 }

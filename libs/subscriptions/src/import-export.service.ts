@@ -22,6 +22,57 @@ export interface ImportReport {
 
 const CHUNK = 1000;
 const MAX_REPORTED = 20;
+/** Chunks written or waiting their turn at once: parsing runs ahead of the database by this much. */
+const IN_FLIGHT = 3;
+
+type ChunkParams = [
+  string[],
+  (string | null)[],
+  (string | null)[],
+  string[],
+  string[],
+  (string | null)[],
+  Buffer[],
+  number,
+];
+
+/**
+ * One chunk of rows as parallel arrays ($1 email … $7 email hash, in file order; $8 the newsletter).
+ * Data-modifying CTEs all run once, on one snapshot; ORDER BY keeps ids in file order.
+ */
+const IMPORT_CHUNK_SQL = `
+WITH input AS (
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::bytea[])
+    WITH ORDINALITY AS t(email, name, timezone, topics, consented_at, source, hash, ord)
+), allowed AS (
+  SELECT i.* FROM input i WHERE NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = i.hash)
+), subs AS (
+  INSERT INTO subscribers (email, name, timezone)
+  SELECT email, name, timezone FROM allowed ORDER BY ord
+  ON CONFLICT (email) DO UPDATE SET name = COALESCE(EXCLUDED.name, subscribers.name),
+    timezone = COALESCE(EXCLUDED.timezone, subscribers.timezone), updated_at = now()
+  RETURNING id, email, status
+), ok AS (
+  SELECT a.ord, s.id AS subscriber_id, a.topics, a.consented_at, a.source
+  FROM allowed a JOIN subs s ON s.email = a.email WHERE s.status = 'ok'
+), upserted AS (
+  -- New → active; pending → active; active → topics refreshed; unsubscribed → left alone (they chose to leave).
+  INSERT INTO subscriptions (subscriber_id, newsletter_id, status, topics, source, confirmed_at)
+  SELECT i.subscriber_id, $8, 'active', CASE WHEN i.topics = '' THEN '{}'::text[] ELSE string_to_array(i.topics, '|') END, i.source, i.consented_at
+  FROM ok i ORDER BY i.ord
+  ON CONFLICT (subscriber_id, newsletter_id) DO UPDATE SET
+    status = CASE WHEN subscriptions.status = 'pending' THEN 'active' ELSE subscriptions.status END,
+    confirmed_at = CASE WHEN subscriptions.status = 'pending' THEN EXCLUDED.confirmed_at ELSE subscriptions.confirmed_at END,
+    topics = CASE WHEN cardinality(EXCLUDED.topics) > 0 THEN EXCLUDED.topics ELSE subscriptions.topics END
+  WHERE subscriptions.status <> 'unsubscribed'
+  RETURNING subscriber_id, (xmax = 0) AS created
+), consent AS (
+  INSERT INTO consent_records (subscriber_id, newsletter_id, action, source_url, consent_text, consent_version)
+  SELECT ok.subscriber_id, $8, 'import', ok.source, 'Imported as already consented on ' || to_char(ok.consented_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), 'import'
+  FROM ok JOIN upserted u ON u.subscriber_id = ok.subscriber_id ORDER BY ok.ord
+)
+SELECT (SELECT count(*) FROM allowed)::int AS allowed, (SELECT count(*) FROM ok)::int AS ok,
+  (SELECT count(*) FROM upserted)::int AS upserted, (SELECT count(*) FROM upserted WHERE created)::int AS created`;
 const COLUMNS: readonly string[] = IMPORT_COLUMNS;
 
 /** Spreadsheet apps run cells that start with these: neutralise them in exports. */
@@ -67,13 +118,15 @@ export class ImportExportService {
     const columns: { name: ImportColumn; at: number }[] = [];
     let width = 0;
     let chunk: ImportRow[] = [];
-    // One chunk is written while the next one is parsed; chunks still reach the database in order.
-    let writing: Promise<void> = Promise.resolve();
+    // Chunks are written while the next ones are parsed. The transaction has one connection, so each
+    // chunk's statement is built at once and sent the moment the one before it is done.
+    const writing: Promise<void>[] = [];
     const write = async (batch: ImportRow[]) => {
-      await writing;
-      const next = this.importChunk(em, newsletterId, batch, report);
-      next.catch(() => undefined); // awaited (and so rethrown) before the next chunk or at the end
-      writing = next;
+      if (writing.length >= IN_FLIGHT) await writing.shift();
+      const params = this.chunkParams(newsletterId, batch, report);
+      const next = (writing.at(-1) ?? Promise.resolve()).then(() => this.writeChunk(em, params, report));
+      next.catch(() => undefined); // awaited (and so rethrown) in order, before later chunks or at the end
+      writing.push(next);
     };
     try {
       for await (const { line, fields } of records) {
@@ -106,9 +159,10 @@ export class ImportExportService {
       if (chunk.length) await write(chunk);
     } finally {
       // The transaction's connection must be idle before a rollback runs on it.
-      await writing.catch(() => undefined);
+      await Promise.allSettled(writing);
     }
-    await writing;
+    // The first failure in file order: the chunks after it only saw the aborted transaction.
+    for (const w of writing) await w;
     return report;
   }
 
@@ -132,82 +186,38 @@ export class ImportExportService {
     return checkImportRow(cells, line);
   }
 
-  private async importChunk(
-    em: EntityManager,
-    newsletterId: number,
-    all: ImportRow[],
-    report: ImportReport,
-  ): Promise<void> {
-    // The last line for an address wins within a chunk.
+  /** A chunk's rows as the parameters of IMPORT_CHUNK_SQL; the last line for an address wins within a chunk. */
+  private chunkParams(newsletterId: number, all: ImportRow[], report: ImportReport): ChunkParams {
     const byEmail = new Map(all.map((r) => [r.email, r]));
     report.skipped += all.length - byEmail.size;
-    let list = [...byEmail.values()];
-    const hashes = list.map((r) => emailHash(this.config.appSecret, r.email));
-    const suppressed = new Set(
-      (
-        await rows<{ h: Buffer }>(em, `SELECT email_hash AS h FROM suppressions WHERE email_hash = ANY($1::bytea[])`, [
-          hashes,
-        ])
-      ).map((x) => x.h.toString('hex')),
-    );
-    const before = list.length;
-    list = list.filter((_, i) => !suppressed.has(hashes[i].toString('hex')));
-    report.skipped += before - list.length;
-    if (list.length === 0) return;
+    const list = [...byEmail.values()];
+    return [
+      list.map((r) => r.email),
+      list.map((r) => r.name),
+      list.map((r) => r.timezone),
+      list.map((r) => r.topics.join('|')),
+      list.map((r) => r.consentedAt.toISOString()),
+      list.map((r) => r.source),
+      list.map((r) => emailHash(this.config.appSecret, r.email)),
+      newsletterId,
+    ];
+  }
 
-    const subs = await rows<{ id: string; email: string; status: string }>(
+  /**
+   * One chunk in one statement: suppressed addresses are left out, subscribers upserted, and those
+   * whose status is ok get an active subscription (unless they unsubscribed) and a consent record.
+   */
+  private async writeChunk(em: EntityManager, params: ChunkParams, report: ImportReport): Promise<void> {
+    const [counts] = await rows<{ allowed: number; ok: number; created: number; upserted: number }>(
       em,
-      `INSERT INTO subscribers (email, name, timezone)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
-       ON CONFLICT (email) DO UPDATE SET name = COALESCE(EXCLUDED.name, subscribers.name),
-         timezone = COALESCE(EXCLUDED.timezone, subscribers.timezone), updated_at = now()
-       RETURNING id, email, status`,
-      [list.map((r) => r.email), list.map((r) => r.name), list.map((r) => r.timezone)],
+      IMPORT_CHUNK_SQL,
+      params,
     );
-    const ok = new Map(subs.filter((s) => s.status === 'ok').map((s) => [s.email, s.id]));
-    report.skipped += list.length - ok.size;
-    const mailable = list.filter((r) => ok.has(r.email));
-    if (mailable.length === 0) return;
-    const ids = mailable.map((r) => ok.get(r.email)!);
-    // New → active; pending → active; active → topics refreshed; unsubscribed → left alone (they chose to leave).
-    const result = await rows<{ subscriber_id: string; created: boolean; changed: boolean }>(
-      em,
-      `WITH input AS (
-         SELECT * FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[]) AS t(subscriber_id, topics, consented_at, source))
-       INSERT INTO subscriptions (subscriber_id, newsletter_id, status, topics, source, confirmed_at)
-       SELECT i.subscriber_id, $5, 'active', CASE WHEN i.topics = '' THEN '{}'::text[] ELSE string_to_array(i.topics, '|') END, i.source, i.consented_at
-       FROM input i
-       ON CONFLICT (subscriber_id, newsletter_id) DO UPDATE SET
-         status = CASE WHEN subscriptions.status = 'pending' THEN 'active' ELSE subscriptions.status END,
-         confirmed_at = CASE WHEN subscriptions.status = 'pending' THEN EXCLUDED.confirmed_at ELSE subscriptions.confirmed_at END,
-         topics = CASE WHEN cardinality(EXCLUDED.topics) > 0 THEN EXCLUDED.topics ELSE subscriptions.topics END
-       WHERE subscriptions.status <> 'unsubscribed'
-       RETURNING subscriber_id, (xmax = 0) AS created, true AS changed`,
-      [
-        ids,
-        mailable.map((r) => r.topics.join('|')),
-        mailable.map((r) => r.consentedAt.toISOString()),
-        mailable.map((r) => r.source),
-        newsletterId,
-      ],
-    );
-    const created = result.filter((r) => r.created).length;
-    report.created += created;
-    report.updated += result.length - created;
-    report.skipped += mailable.length - result.length;
-    const touched = new Set(result.map((r) => r.subscriber_id));
-    const consent = mailable.filter((r) => touched.has(ok.get(r.email)!));
-    await em.query(
-      `INSERT INTO consent_records (subscriber_id, newsletter_id, action, source_url, consent_text, consent_version)
-       SELECT sid, $2, 'import', src, 'Imported as already consented on ' || to_char(cat AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), 'import'
-       FROM unnest($1::bigint[], $3::text[], $4::timestamptz[]) AS t(sid, src, cat)`,
-      [
-        consent.map((r) => ok.get(r.email)!),
-        newsletterId,
-        consent.map((r) => r.source),
-        consent.map((r) => r.consentedAt.toISOString()),
-      ],
-    );
+    report.skipped += params[0].length - counts.allowed; // suppressed
+    report.skipped += counts.allowed - counts.ok; // bounced, complained or suppressed subscribers
+    report.skipped += counts.ok - counts.upserted; // unsubscribed from this newsletter
+    report.created += counts.created;
+    report.updated += counts.upserted - counts.created;
   }
 
   /** A streamed CSV of a newsletter's subscribers, paged by keyset. */
