@@ -3,10 +3,9 @@ import { StaffUsersService } from '#staff/staff-users.service.js';
 import { sessionTokenHash } from '#staff/staff-sessions.service.js';
 import { runUserCommand, type CliIo } from '../scripts/cli-users.js';
 import { addAudience } from './support/audience.js';
-import { type RunningApps, startApps, testConfig } from './support/apps.js';
 import { ConsoleBrowser } from './support/console.js';
-import { createTestDatabase, query, seedDatabase } from './support/db.js';
-import { TestSmtp } from './support/smtp.js';
+import { createTestDatabase, query } from './support/db.js';
+import { useStack } from './support/stack.js';
 
 const ADMIN = { email: 'Ada.Admin@Example.com', password: 'correct horse battery staple' };
 const MARKETER = { email: 'mark@example.com', password: 'marketing-password-1' };
@@ -25,36 +24,28 @@ function cookieHeader(page: { setCookies: string[] }, name: string): string {
 }
 
 describe('staff console: accounts, sign-in, sessions, CSRF, roles, queue board', () => {
-  let db: { url: string; drop: () => Promise<void> };
-  let smtp: TestSmtp;
-  let apps: RunningApps;
+  const stack = useStack({
+    label: 'console',
+    queue: 'redis',
+    worker: false,
+    // Per-IP limit tested with X-Forwarded-For; every other request comes from 127.0.0.1.
+    env: { TRUST_PROXY: 'true', CONSOLE_LOGIN_FAILURES_PER_IP: '8' },
+    prepare: async () => {
+      await addAudience(stack.db.url, { prefix: 'on', count: 3, newsletter: 'spine-health' });
+      await addAudience(stack.db.url, {
+        prefix: 'wait',
+        count: 2,
+        newsletter: 'sports-health',
+        subscription: 'pending',
+      });
+    },
+  });
   let users: StaffUsersService;
 
   beforeAll(async () => {
-    db = await createTestDatabase('console');
-    await seedDatabase(db.url);
-    await addAudience(db.url, { prefix: 'on', count: 3, newsletter: 'spine-health' });
-    await addAudience(db.url, { prefix: 'wait', count: 2, newsletter: 'sports-health', subscription: 'pending' });
-    smtp = await new TestSmtp().start();
-    apps = await startApps(
-      testConfig({
-        dbUrl: db.url,
-        smtpUrl: smtp.url,
-        backend: 'redis',
-        // Per-IP limit tested with X-Forwarded-For; every other request comes from 127.0.0.1.
-        env: { TRUST_PROXY: 'true', CONSOLE_LOGIN_FAILURES_PER_IP: '8' },
-      }),
-      { worker: false },
-    );
-    users = apps.api.get(StaffUsersService);
+    users = stack.apps.api.get(StaffUsersService);
     const marketer = await users.create({ ...MARKETER, role: 'marketer' });
     expect(marketer.ok).toBe(true);
-  });
-
-  afterAll(async () => {
-    await apps?.close();
-    await smtp?.stop();
-    await db?.drop();
   });
 
   describe('npm run cli -- user:create / user:password', () => {
@@ -64,7 +55,7 @@ describe('staff console: accounts, sign-in, sessions, CSRF, roles, queue board',
       expect({ code, errors: io.errors }).toEqual({ code: 0, errors: [] });
       expect(io.lines.join('\n')).toMatch(/Created admin ada\.admin@example\.com/);
       const [row] = await query<{ email: string; password_hash: string; role: string }>(
-        db.url,
+        stack.db.url,
         `SELECT email, password_hash, role FROM staff_users WHERE email = 'ada.admin@example.com'`,
       );
       expect(row.role).toBe('admin');
@@ -109,7 +100,7 @@ describe('staff console: accounts, sign-in, sessions, CSRF, roles, queue board',
 
   describe('sign-in', () => {
     it('sets an HttpOnly, SameSite=Strict session cookie on /admin, storing only its hash', async () => {
-      const b = new ConsoleBrowser(apps.baseUrl);
+      const b = new ConsoleBrowser(stack.apps.baseUrl);
       const res = await b.signIn(ADMIN.email, ADMIN.password);
       expect(res.status).toBe(303);
       expect(res.location).toBe('/admin');
@@ -121,9 +112,9 @@ describe('staff console: accounts, sign-in, sessions, CSRF, roles, queue board',
       // PUBLIC_URL is http here: no Secure, or no browser would keep it (see the https case below).
       expect(cookie).not.toMatch(/; Secure/);
       const token = b.session!;
-      const stored = await query<{ token_hash: Buffer }>(db.url, `SELECT token_hash FROM staff_sessions`);
+      const stored = await query<{ token_hash: Buffer }>(stack.db.url, `SELECT token_hash FROM staff_sessions`);
       expect(stored.some((r) => r.token_hash.equals(sessionTokenHash(token)))).toBe(true);
-      expect(JSON.stringify(await query(db.url, `SELECT * FROM staff_sessions`))).not.toContain(token);
+      expect(JSON.stringify(await query(stack.db.url, `SELECT * FROM staff_sessions`))).not.toContain(token);
 
       const home = await b.get('/admin');
       expect(home.status).toBe(200);
@@ -142,7 +133,7 @@ describe('staff console: accounts, sign-in, sessions, CSRF, roles, queue board',
     });
 
     it('refuses a wrong password and an unknown address with the same message', async () => {
-      const b = new ConsoleBrowser(apps.baseUrl);
+      const b = new ConsoleBrowser(stack.apps.baseUrl);
       const wrong = await b.signIn(ADMIN.email, 'not the password at all');
       const unknown = await b.signIn('nobody@example.com', 'not the password at all');
       for (const res of [wrong, unknown]) {
@@ -162,7 +153,7 @@ describe('staff console: accounts, sign-in, sessions, CSRF, roles, queue board',
         password: 'the right password',
       });
       expect(created.ok).toBe(true);
-      const b = new ConsoleBrowser(apps.baseUrl);
+      const b = new ConsoleBrowser(stack.apps.baseUrl);
       for (let i = 0; i < 5; i += 1)
         expect((await b.signIn('locked@example.com', `wrong password ${i}`)).status).toBe(401);
       const sixth = await b.signIn('LOCKED@example.com', 'wrong password 6');
@@ -176,23 +167,23 @@ describe('staff console: accounts, sign-in, sessions, CSRF, roles, queue board',
     });
 
     it('pauses a client IP after its failures, whatever address it tries', async () => {
-      const b = new ConsoleBrowser(apps.baseUrl, { 'x-forwarded-for': '203.0.113.9' });
+      const b = new ConsoleBrowser(stack.apps.baseUrl, { 'x-forwarded-for': '203.0.113.9' });
       for (let i = 0; i < 8; i += 1)
         expect((await b.signIn(`guess${i}@example.com`, 'wrong password!')).status).toBe(401);
       expect((await b.signIn(MARKETER.email, MARKETER.password)).status).toBe(429);
       // Another client is not affected.
-      expect((await new ConsoleBrowser(apps.baseUrl).signIn(MARKETER.email, MARKETER.password)).status).toBe(303);
+      expect((await new ConsoleBrowser(stack.apps.baseUrl).signIn(MARKETER.email, MARKETER.password)).status).toBe(303);
     });
 
     it('refuses a sign-in form that did not come from the sign-in page (403)', async () => {
-      const b = new ConsoleBrowser(apps.baseUrl);
+      const b = new ConsoleBrowser(stack.apps.baseUrl);
       const res = await b.post('/admin/login', { email: ADMIN.email, password: ADMIN.password });
       expect(res.status).toBe(403);
       expect(b.session).toBeUndefined();
     });
 
     it('sends browsers to the sign-in page with a local next, and XHR clients a 401', async () => {
-      const anon = new ConsoleBrowser(apps.baseUrl);
+      const anon = new ConsoleBrowser(stack.apps.baseUrl);
       const page = await anon.get('/admin/users?x=1');
       expect(page.status).toBe(302);
       expect(page.location).toBe('/admin/login?next=%2Fadmin%2Fusers%3Fx%3D1');
@@ -200,10 +191,10 @@ describe('staff console: accounts, sign-in, sessions, CSRF, roles, queue board',
       expect(xhr.status).toBe(401);
       expect(JSON.parse(xhr.text)).toMatchObject({ statusCode: 401 });
 
-      const b = new ConsoleBrowser(apps.baseUrl);
+      const b = new ConsoleBrowser(stack.apps.baseUrl);
       expect((await b.signIn(ADMIN.email, ADMIN.password, '/admin/users?x=1')).location).toBe('/admin/users?x=1');
       for (const evil of ['https://evil.example/admin', '//evil.example/admin', '/\\evil.example', '/docs']) {
-        const c = new ConsoleBrowser(apps.baseUrl);
+        const c = new ConsoleBrowser(stack.apps.baseUrl);
         const login = await c.get('/admin/login');
         const res = await c.post('/admin/login', {
           _csrf: ConsoleBrowser.csrf(login.text),
@@ -217,15 +208,10 @@ describe('staff console: accounts, sign-in, sessions, CSRF, roles, queue board',
 
     it('marks the cookie Secure when PUBLIC_URL is https, and shows the queues on the PostgreSQL backend', async () => {
       const pgDb = await createTestDatabase('console_pg');
-      const https = await startApps(
-        testConfig({
-          dbUrl: pgDb.url,
-          smtpUrl: smtp.url,
-          backend: 'postgres',
-          env: { PUBLIC_URL: 'https://mail.example' },
-        }),
-        { worker: false },
-      );
+      const https = await stack.startApps({
+        config: stack.testConfig({ dbUrl: pgDb.url, queue: 'postgres', env: { PUBLIC_URL: 'https://mail.example' } }),
+        worker: false,
+      });
       try {
         await https.api.get(StaffUsersService).create({ ...ADMIN, role: 'admin' });
         const b = new ConsoleBrowser(https.baseUrl);
@@ -247,7 +233,7 @@ describe('staff console: accounts, sign-in, sessions, CSRF, roles, queue board',
 
   describe('roles and CSRF', () => {
     it('gives a marketer 403 on user management and hides it from the menu; an admin gets 200', async () => {
-      const m = new ConsoleBrowser(apps.baseUrl);
+      const m = new ConsoleBrowser(stack.apps.baseUrl);
       expect((await m.signIn(MARKETER.email, MARKETER.password)).status).toBe(303);
       const home = await m.get('/admin');
       expect(home.status).toBe(200);
@@ -268,7 +254,7 @@ describe('staff console: accounts, sign-in, sessions, CSRF, roles, queue board',
       ).toBe(403);
       expect(await users.findByEmail('m2@example.com')).toBeNull();
 
-      const a = new ConsoleBrowser(apps.baseUrl);
+      const a = new ConsoleBrowser(stack.apps.baseUrl);
       await a.signIn(ADMIN.email, ADMIN.password);
       const list = await a.get('/admin/users');
       expect(list.status).toBe(200);
@@ -276,7 +262,7 @@ describe('staff console: accounts, sign-in, sessions, CSRF, roles, queue board',
     });
 
     it('refuses a state-changing POST without the session CSRF token (403), accepts it with the token', async () => {
-      const a = new ConsoleBrowser(apps.baseUrl);
+      const a = new ConsoleBrowser(stack.apps.baseUrl);
       await a.signIn(ADMIN.email, ADMIN.password);
       const form = { email: 'new.marketer@example.com', role: 'marketer', password: 'a long initial password' };
       const none = await a.post('/admin/users', form);
@@ -285,7 +271,7 @@ describe('staff console: accounts, sign-in, sessions, CSRF, roles, queue board',
       expect((await a.post('/admin/users', { ...form, _csrf: 'x'.repeat(43) })).status).toBe(403);
       expect(await users.findByEmail(form.email)).toBeNull();
       // Another session's token is no good either.
-      const other = new ConsoleBrowser(apps.baseUrl);
+      const other = new ConsoleBrowser(stack.apps.baseUrl);
       await other.signIn(ADMIN.email, ADMIN.password);
       expect((await a.post('/admin/users', { ...form, _csrf: await other.csrfToken() })).status).toBe(403);
 
@@ -297,7 +283,7 @@ describe('staff console: accounts, sign-in, sessions, CSRF, roles, queue board',
     });
 
     it('shows form errors next to their fields', async () => {
-      const a = new ConsoleBrowser(apps.baseUrl);
+      const a = new ConsoleBrowser(stack.apps.baseUrl);
       await a.signIn(ADMIN.email, ADMIN.password);
       const res = await a.post('/admin/users', {
         _csrf: await a.csrfToken(),
@@ -317,7 +303,7 @@ describe('staff console: accounts, sign-in, sessions, CSRF, roles, queue board',
 
   describe('sessions', () => {
     it('signing out ends the session', async () => {
-      const a = new ConsoleBrowser(apps.baseUrl);
+      const a = new ConsoleBrowser(stack.apps.baseUrl);
       await a.signIn(ADMIN.email, ADMIN.password);
       const token = a.session!;
       const out = await a.post('/admin/logout', { _csrf: await a.csrfToken() });
@@ -326,22 +312,23 @@ describe('staff console: accounts, sign-in, sessions, CSRF, roles, queue board',
       expect(out.setCookies.find((c) => c.startsWith('mailroom_session='))).toMatch(/Path=\/admin/);
       expect(a.session).toBeUndefined();
       // Replaying the old cookie gets nowhere.
-      const replay = new ConsoleBrowser(apps.baseUrl);
+      const replay = new ConsoleBrowser(stack.apps.baseUrl);
       replay.cookies.set('mailroom_session', token);
       expect((await replay.get('/admin')).status).toBe(302);
       expect(
-        (await query(db.url, `SELECT 1 FROM staff_sessions WHERE token_hash = $1`, [sessionTokenHash(token)])).length,
+        (await query(stack.db.url, `SELECT 1 FROM staff_sessions WHERE token_hash = $1`, [sessionTokenHash(token)]))
+          .length,
       ).toBe(0);
     });
 
     it("a password change ends that user's sessions (the admin's own change keeps the current one)", async () => {
-      const m1 = new ConsoleBrowser(apps.baseUrl);
-      const m2 = new ConsoleBrowser(apps.baseUrl);
+      const m1 = new ConsoleBrowser(stack.apps.baseUrl);
+      const m2 = new ConsoleBrowser(stack.apps.baseUrl);
       await m1.signIn(MARKETER.email, MARKETER.password);
       await m2.signIn(MARKETER.email, MARKETER.password);
       expect((await m1.get('/admin')).status).toBe(200);
 
-      const a = new ConsoleBrowser(apps.baseUrl);
+      const a = new ConsoleBrowser(stack.apps.baseUrl);
       await a.signIn(ADMIN.email, ADMIN.password);
       const marketer = (await users.findByEmail(MARKETER.email))!;
       const page = await a.get(`/admin/users/${marketer.id}`);
@@ -362,12 +349,14 @@ describe('staff console: accounts, sign-in, sessions, CSRF, roles, queue board',
       expect(changed.status).toBe(303);
       expect((await m1.get('/admin')).status).toBe(302);
       expect((await m2.get('/admin')).status).toBe(302);
-      expect((await new ConsoleBrowser(apps.baseUrl).signIn(MARKETER.email, MARKETER.password)).status).toBe(401);
-      expect((await new ConsoleBrowser(apps.baseUrl).signIn(MARKETER.email, 'a new long password')).status).toBe(303);
+      expect((await new ConsoleBrowser(stack.apps.baseUrl).signIn(MARKETER.email, MARKETER.password)).status).toBe(401);
+      expect((await new ConsoleBrowser(stack.apps.baseUrl).signIn(MARKETER.email, 'a new long password')).status).toBe(
+        303,
+      );
       MARKETER.password = 'a new long password';
 
       // The admin changes their own password: other sessions end, this one stays.
-      const elsewhere = new ConsoleBrowser(apps.baseUrl);
+      const elsewhere = new ConsoleBrowser(stack.apps.baseUrl);
       await elsewhere.signIn(ADMIN.email, ADMIN.password);
       const me = (await users.findByEmail(ADMIN.email))!;
       const own = await a.post(`/admin/users/${me.id}/password`, {
@@ -382,10 +371,10 @@ describe('staff console: accounts, sign-in, sessions, CSRF, roles, queue board',
     });
 
     it('ends a session idle for longer than the idle limit', async () => {
-      const m = new ConsoleBrowser(apps.baseUrl);
+      const m = new ConsoleBrowser(stack.apps.baseUrl);
       await m.signIn(MARKETER.email, MARKETER.password);
       await query(
-        db.url,
+        stack.db.url,
         `UPDATE staff_sessions SET last_seen_at = now() - interval '13 hours' WHERE token_hash = $1`,
         [sessionTokenHash(m.session!)],
       );
@@ -403,10 +392,10 @@ describe('staff console: accounts, sign-in, sessions, CSRF, roles, queue board',
         password: 'leaving soon please',
       });
       if (!victim.ok) throw new Error('setup');
-      const v = new ConsoleBrowser(apps.baseUrl);
+      const v = new ConsoleBrowser(stack.apps.baseUrl);
       await v.signIn('leaving@example.com', 'leaving soon please');
 
-      const a = new ConsoleBrowser(apps.baseUrl);
+      const a = new ConsoleBrowser(stack.apps.baseUrl);
       await a.signIn(ADMIN.email, ADMIN.password);
       const confirm = await a.get(`/admin/users/${victim.user.id}/delete`);
       expect(confirm.status).toBe(200);
@@ -429,13 +418,13 @@ describe('staff console: accounts, sign-in, sessions, CSRF, roles, queue board',
 
   describe('queue board', () => {
     it('needs a sign-in, then shows the mail and digest queues (Redis backend); only admins may change jobs', async () => {
-      const anon = new ConsoleBrowser(apps.baseUrl);
+      const anon = new ConsoleBrowser(stack.apps.baseUrl);
       const redirect = await anon.get('/admin/queues');
       expect(redirect.status).toBe(302);
       expect(redirect.location).toBe('/admin/login?next=%2Fadmin%2Fqueues');
       expect((await anon.get('/admin/queues/api/queues', { accept: 'application/json' })).status).toBe(401);
 
-      const a = new ConsoleBrowser(apps.baseUrl);
+      const a = new ConsoleBrowser(stack.apps.baseUrl);
       const signIn = await a.signIn(ADMIN.email, ADMIN.password, '/admin/queues');
       expect(signIn.location).toBe('/admin/queues');
       const board = await a.get('/admin/queues');
@@ -446,12 +435,12 @@ describe('staff console: accounts, sign-in, sessions, CSRF, roles, queue board',
       const names = (JSON.parse(api.text) as { queues: { name: string }[] }).queues.map((q) => q.name);
       expect(names.sort()).toEqual([expect.stringMatching(/digest$/), expect.stringMatching(/mail$/)]);
 
-      const m = new ConsoleBrowser(apps.baseUrl);
+      const m = new ConsoleBrowser(stack.apps.baseUrl);
       await m.signIn(MARKETER.email, MARKETER.password);
       expect((await m.get('/admin/queues')).status).toBe(200);
       const pause = await m.request('PUT', '/admin/queues/api/queues/mail/pause', undefined, {
         accept: 'application/json',
-        origin: apps.baseUrl,
+        origin: stack.apps.baseUrl,
       });
       expect(pause.status).toBe(403);
       // An admin's change must come from this site.

@@ -7,9 +7,8 @@ import { createGzip } from 'node:zlib';
 import { FeedsService } from '#digests/feeds.service.js';
 import { admin, waitUntil } from './support/admin.js';
 import { addAudience } from './support/audience.js';
-import { type RunningApps, startApps, testConfig } from './support/apps.js';
-import { createTestDatabase, query, seedDatabase } from './support/db.js';
-import { TestSmtp } from './support/smtp.js';
+import { query } from './support/db.js';
+import { useStack } from './support/stack.js';
 
 const RSS = `<?xml version="1.0" encoding="UTF-8"?>
 <rss version="2.0"><channel><title>Spine-health</title><link>https://www.spine-health.example</link><description>x</description>
@@ -67,9 +66,11 @@ interface DigestView {
 const routes: Record<string, { body: string | Buffer; type?: string; etag?: string; notModifiedFor?: string }> = {};
 
 describe('articles in: the API and RSS/Atom feeds', () => {
-  let db: { url: string; drop: () => Promise<void> };
-  let smtp: TestSmtp;
-  let apps: RunningApps;
+  const stack = useStack({
+    label: 'feeds',
+    // The test feed server is on loopback, on a random port.
+    env: { FEED_TIMEOUT_MS: '1000', FEED_ALLOW_PRIVATE: 'true', FEED_ALLOWED_PORTS: '*', FEED_MAX_ITEMS: '25' },
+  });
   let feedServer: Server;
   let feedBase: string;
   const hits: Record<string, { count: number; conditional: number }> = {};
@@ -121,24 +122,9 @@ describe('articles in: the API and RSS/Atom feeds', () => {
     });
     await new Promise<void>((r) => feedServer.listen(0, '127.0.0.1', r));
     feedBase = `http://127.0.0.1:${(feedServer.address() as AddressInfo).port}`;
-    db = await createTestDatabase('feeds');
-    await seedDatabase(db.url);
-    smtp = await new TestSmtp().start();
-    apps = await startApps(
-      testConfig({
-        dbUrl: db.url,
-        smtpUrl: smtp.url,
-        backend: 'postgres',
-        // The test feed server is on loopback, on a random port.
-        env: { FEED_TIMEOUT_MS: '1000', FEED_ALLOW_PRIVATE: 'true', FEED_ALLOWED_PORTS: '*', FEED_MAX_ITEMS: '25' },
-      }),
-    );
   });
 
   afterAll(async () => {
-    await apps?.close();
-    await smtp?.stop();
-    await db?.drop();
     feedServer?.closeAllConnections();
     await new Promise((r) => feedServer?.close(r));
   });
@@ -152,10 +138,10 @@ describe('articles in: the API and RSS/Atom feeds', () => {
       newsletters: ['spine-health', 'sports-health'],
       topics: ['Upper Back Pain'],
     };
-    const first = await admin<{ url: string; newsletters: string[] }>(apps.baseUrl, 'POST', '/v1/articles', body);
+    const first = await admin<{ url: string; newsletters: string[] }>(stack.apps.baseUrl, 'POST', '/v1/articles', body);
     expect(first.status).toBe(201);
     expect(first.body.newsletters).toEqual(['spine-health', 'sports-health']);
-    const second = await admin<{ title: string; newsletters: string[] }>(apps.baseUrl, 'POST', '/v1/articles', {
+    const second = await admin<{ title: string; newsletters: string[] }>(stack.apps.baseUrl, 'POST', '/v1/articles', {
       ...body,
       title: 'Early Treatments for Upper Back Pain',
       newsletters: ['spine-health'],
@@ -163,7 +149,7 @@ describe('articles in: the API and RSS/Atom feeds', () => {
     expect(second.status).toBe(200);
     expect(second.body).toMatchObject({ title: 'Early Treatments for Upper Back Pain', newsletters: ['spine-health'] });
     const list = await admin<{ url: string; publishedAt: string }[]>(
-      apps.baseUrl,
+      stack.apps.baseUrl,
       'GET',
       '/v1/articles?newsletter=spine-health&limit=3',
     );
@@ -172,7 +158,7 @@ describe('articles in: the API and RSS/Atom feeds', () => {
     expect(list.body[0].url).toBe(body.url);
     const times = list.body.map((a) => Date.parse(a.publishedAt));
     expect([...times].sort((a, b) => b - a)).toEqual(times);
-    expect((await admin(apps.baseUrl, 'GET', '/v1/articles?newsletter=nope')).status).toBe(400);
+    expect((await admin(stack.apps.baseUrl, 'GET', '/v1/articles?newsletter=nope')).status).toBe(400);
   });
 
   it.each([
@@ -194,24 +180,25 @@ describe('articles in: the API and RSS/Atom feeds', () => {
       /unknown newsletter: "nope"/,
     ],
   ])('bad article input (%s) → 400 naming the field', async (_l, body, msg) => {
-    const res = await admin<{ message: string[] }>(apps.baseUrl, 'POST', '/v1/articles', body);
+    const res = await admin<{ message: string[] }>(stack.apps.baseUrl, 'POST', '/v1/articles', body);
     expect(res.status).toBe(400);
     expect([res.body.message].flat().join(' ')).toMatch(msg);
   });
 
   it('polls an RSS feed now, then conditionally (ETag → 304)', async () => {
     expect(
-      (await admin(apps.baseUrl, 'PATCH', '/v1/newsletters/spine-health', { feedUrl: `${feedBase}/rss.xml` })).status,
+      (await admin(stack.apps.baseUrl, 'PATCH', '/v1/newsletters/spine-health', { feedUrl: `${feedBase}/rss.xml` }))
+        .status,
     ).toBe(200);
     const polled = await admin<{ status: string; created: number; items: number }>(
-      apps.baseUrl,
+      stack.apps.baseUrl,
       'POST',
       '/v1/newsletters/spine-health/feed/poll',
     );
     expect(polled.status).toBe(200);
     expect(polled.body).toMatchObject({ status: 'ok', items: 3, created: 2, updated: 0, skipped: 0 });
     const [a] = await query<{ title: string; image_url: string; topics: string[]; source: string }>(
-      db.url,
+      stack.db.url,
       `SELECT title, image_url, topics, source FROM articles WHERE url = 'https://www.spine-health.example/rss/causes-upper-back-pain'`,
     );
     expect(a).toEqual({
@@ -220,17 +207,21 @@ describe('articles in: the API and RSS/Atom feeds', () => {
       topics: ['Upper Back Pain'],
       source: 'feed',
     });
-    const again = await admin<{ status: string }>(apps.baseUrl, 'POST', '/v1/newsletters/spine-health/feed/poll');
+    const again = await admin<{ status: string }>(stack.apps.baseUrl, 'POST', '/v1/newsletters/spine-health/feed/poll');
     expect(again.body.status).toBe('not-modified');
     expect(hits['/rss.xml'].conditional).toBe(1);
   });
 
   it('reads Atom feeds', async () => {
-    await admin(apps.baseUrl, 'PATCH', '/v1/newsletters/arthritis-health', { feedUrl: `${feedBase}/atom.xml` });
-    const polled = await admin<{ created: number }>(apps.baseUrl, 'POST', '/v1/newsletters/arthritis-health/feed/poll');
+    await admin(stack.apps.baseUrl, 'PATCH', '/v1/newsletters/arthritis-health', { feedUrl: `${feedBase}/atom.xml` });
+    const polled = await admin<{ created: number }>(
+      stack.apps.baseUrl,
+      'POST',
+      '/v1/newsletters/arthritis-health/feed/poll',
+    );
     expect(polled.body.created).toBe(2);
     const list = await admin<{ title: string; summary: string; url: string }[]>(
-      apps.baseUrl,
+      stack.apps.baseUrl,
       'GET',
       '/v1/articles?newsletter=arthritis-health&limit=50',
     );
@@ -240,11 +231,11 @@ describe('articles in: the API and RSS/Atom feeds', () => {
   });
 
   it('reads at most FEED_MAX_ITEMS entries per poll and reports the rest as skipped', async () => {
-    await admin(apps.baseUrl, 'PATCH', '/v1/newsletters/sports-health', { feedUrl: `${feedBase}/many.xml` });
-    const polled = await admin(apps.baseUrl, 'POST', '/v1/newsletters/sports-health/feed/poll');
+    await admin(stack.apps.baseUrl, 'PATCH', '/v1/newsletters/sports-health', { feedUrl: `${feedBase}/many.xml` });
+    const polled = await admin(stack.apps.baseUrl, 'POST', '/v1/newsletters/sports-health/feed/poll');
     expect(polled.body).toEqual({ status: 'ok', items: 30, created: 25, updated: 0, skipped: 5, invalid: 0 });
     const stored = await query<{ url: string }>(
-      db.url,
+      stack.db.url,
       `SELECT url FROM articles WHERE url LIKE 'https://www.sports-health.example/many/%' ORDER BY published_at DESC`,
     );
     expect(stored.map((r) => r.url)).toEqual(
@@ -258,12 +249,16 @@ describe('articles in: the API and RSS/Atom feeds', () => {
       ['/error.xml', /HTTP 500/],
       ['/slow.xml', /aborted|timeout|timed out/i],
     ] as const) {
-      await admin(apps.baseUrl, 'PATCH', '/v1/newsletters/sports-health', { feedUrl: `${feedBase}${path}` });
-      const res = await admin<{ message: string[] }>(apps.baseUrl, 'POST', '/v1/newsletters/sports-health/feed/poll');
+      await admin(stack.apps.baseUrl, 'PATCH', '/v1/newsletters/sports-health', { feedUrl: `${feedBase}${path}` });
+      const res = await admin<{ message: string[] }>(
+        stack.apps.baseUrl,
+        'POST',
+        '/v1/newsletters/sports-health/feed/poll',
+      );
       expect(res.status).toBe(400);
       expect(res.body.message.join(' ')).toMatch(reason);
       const [n] = await query<{ feed_error: string }>(
-        db.url,
+        stack.db.url,
         `SELECT feed_error FROM newsletters WHERE slug = 'sports-health'`,
       );
       expect(n.feed_error).toMatch(reason);
@@ -272,9 +267,7 @@ describe('articles in: the API and RSS/Atom feeds', () => {
 
   it('without FEED_ALLOW_PRIVATE a loopback feed is refused before any request; so is a port not allowed', async () => {
     // Same database, default feed settings: private addresses refused, ports 80 and 443 only.
-    const strict = await startApps(testConfig({ dbUrl: db.url, smtpUrl: smtp.url, backend: 'postgres' }), {
-      worker: false,
-    });
+    const strict = await stack.startApps({ worker: false });
     try {
       expect(strict.config.feeds).toMatchObject({ allowPrivate: false, allowedPorts: [80, 443] });
       const before = JSON.stringify(hits);
@@ -299,7 +292,7 @@ describe('articles in: the API and RSS/Atom feeds', () => {
           message: [`Feed of sports-health failed: ${message}`],
         });
         const [n] = await query<{ feed_error: string }>(
-          db.url,
+          stack.db.url,
           `SELECT feed_error FROM newsletters WHERE slug = 'sports-health'`,
         );
         expect(n.feed_error).toBe(message);
@@ -312,8 +305,12 @@ describe('articles in: the API and RSS/Atom feeds', () => {
 
   it('refuses a redirect to a metadata address even with FEED_ALLOW_PRIVATE, and a gzip bomb at 5 MB', async () => {
     const poll = async (path: string) => {
-      await admin(apps.baseUrl, 'PATCH', '/v1/newsletters/sports-health', { feedUrl: `${feedBase}${path}` });
-      const res = await admin<{ message: string[] }>(apps.baseUrl, 'POST', '/v1/newsletters/sports-health/feed/poll');
+      await admin(stack.apps.baseUrl, 'PATCH', '/v1/newsletters/sports-health', { feedUrl: `${feedBase}${path}` });
+      const res = await admin<{ message: string[] }>(
+        stack.apps.baseUrl,
+        'POST',
+        '/v1/newsletters/sports-health/feed/poll',
+      );
       expect(res.status).toBe(400);
       return res.body.message.join(' ');
     };
@@ -329,7 +326,7 @@ describe('articles in: the API and RSS/Atom feeds', () => {
   });
 
   it('the scheduled poller isolates a broken feed from the others', async () => {
-    const feeds = apps.worker!.get(FeedsService);
+    const feeds = stack.apps.worker!.get(FeedsService);
     const list = await feeds.newslettersWithFeeds();
     expect(list.map((n) => n.slug).sort()).toEqual(['arthritis-health', 'spine-health', 'sports-health']);
     const results = await Promise.allSettled(list.map((n) => feeds.poll(n.id)));
@@ -339,22 +336,22 @@ describe('articles in: the API and RSS/Atom feeds', () => {
   // Runs after the poller test above: the newsletters made here have feeds of their own.
   describe('late articles, bad entries, encodings and changed feed URLs', () => {
     const poll = (slug: string) =>
-      admin<FeedPoll & { message?: string[] }>(apps.baseUrl, 'POST', `/v1/newsletters/${slug}/feed/poll`);
+      admin<FeedPoll & { message?: string[] }>(stack.apps.baseUrl, 'POST', `/v1/newsletters/${slug}/feed/poll`);
     const stored = (prefix: string) =>
       query<{ url: string; title: string; summary: string | null; published_at: Date }>(
-        db.url,
+        stack.db.url,
         `SELECT url, title, summary, published_at FROM articles WHERE url LIKE $1 ORDER BY url`,
         [`${prefix}%`],
       );
     const newsletter = async (slug: string, extra: Record<string, unknown> = {}) => {
-      const res = await admin(apps.baseUrl, 'POST', '/v1/newsletters', { slug, name: slug, ...extra });
+      const res = await admin(stack.apps.baseUrl, 'POST', '/v1/newsletters', { slug, name: slug, ...extra });
       expect(res.status).toBe(201);
     };
     const sendDigest = async (slug: string) => {
-      const created = await admin<{ id: string }>(apps.baseUrl, 'POST', `/v1/newsletters/${slug}/digests`, {});
+      const created = await admin<{ id: string }>(stack.apps.baseUrl, 'POST', `/v1/newsletters/${slug}/digests`, {});
       expect(created.status).toBe(201);
       return waitUntil(
-        async () => (await admin<DigestView>(apps.baseUrl, 'GET', `/v1/digests/${created.body.id}`)).body,
+        async () => (await admin<DigestView>(stack.apps.baseUrl, 'GET', `/v1/digests/${created.body.id}`)).body,
         (d) => !['scheduled', 'sending'].includes(d.status),
         30_000,
         `digest of ${slug}`,
@@ -364,30 +361,40 @@ describe('articles in: the API and RSS/Atom feeds', () => {
 
     it('lookbackDays: 1–365, default 7, in POST, PATCH and GET /v1/newsletters/:slug', async () => {
       await newsletter('lookback-default');
-      const got = await admin<{ lookbackDays: number }>(apps.baseUrl, 'GET', '/v1/newsletters/lookback-default');
+      const got = await admin<{ lookbackDays: number }>(stack.apps.baseUrl, 'GET', '/v1/newsletters/lookback-default');
       expect(got.body.lookbackDays).toBe(7);
       for (const bad of [0, 366, 2.5, '3']) {
-        const res = await admin<{ message: string[] }>(apps.baseUrl, 'PATCH', '/v1/newsletters/lookback-default', {
-          lookbackDays: bad,
-        });
+        const res = await admin<{ message: string[] }>(
+          stack.apps.baseUrl,
+          'PATCH',
+          '/v1/newsletters/lookback-default',
+          {
+            lookbackDays: bad,
+          },
+        );
         expect({ bad, status: res.status }).toEqual({ bad, status: 400 });
         expect(res.body.message.join(' ')).toMatch(/lookbackDays/);
       }
-      const ok = await admin<{ lookbackDays: number }>(apps.baseUrl, 'PATCH', '/v1/newsletters/lookback-default', {
-        lookbackDays: 365,
-      });
+      const ok = await admin<{ lookbackDays: number }>(
+        stack.apps.baseUrl,
+        'PATCH',
+        '/v1/newsletters/lookback-default',
+        {
+          lookbackDays: 365,
+        },
+      );
       expect(ok.body.lookbackDays).toBe(365);
       await newsletter('lookback-three', { lookbackDays: 3 });
       expect(
-        (await admin<{ lookbackDays: number }>(apps.baseUrl, 'GET', '/v1/newsletters/lookback-three')).body,
+        (await admin<{ lookbackDays: number }>(stack.apps.baseUrl, 'GET', '/v1/newsletters/lookback-three')).body,
       ).toMatchObject({ lookbackDays: 3 });
     });
 
     it('an article published before the last digest but received after it goes into the next one, within lookbackDays', async () => {
       const base = 'https://late.example/';
       await newsletter('late-news', { lookbackDays: 3, feedUrl: `${feedBase}/late.xml` });
-      await addAudience(db.url, { prefix: 'late-reader', count: 2, newsletter: 'late-news' });
-      await admin(apps.baseUrl, 'POST', '/v1/articles', {
+      await addAudience(stack.db.url, { prefix: 'late-reader', count: 2, newsletter: 'late-news' });
+      await admin(stack.apps.baseUrl, 'POST', '/v1/articles', {
         url: `${base}first`,
         title: 'First',
         publishedAt: hoursAgo(1).toISOString(),
@@ -396,7 +403,7 @@ describe('articles in: the API and RSS/Atom feeds', () => {
       const first = await sendDigest('late-news');
       expect(first).toMatchObject({ status: 'sent', articles: [{ url: `${base}first` }] });
       const [{ started_at: startedAt }] = await query<{ started_at: Date }>(
-        db.url,
+        stack.db.url,
         `SELECT started_at FROM digests WHERE id = $1`,
         [first.id],
       );
@@ -413,14 +420,14 @@ describe('articles in: the API and RSS/Atom feeds', () => {
       expect((await poll('late-news')).body).toMatchObject({ status: 'ok', created: 3, invalid: 0 });
 
       // A cancelled digest that carried an article before any mail left does not count as having sent it.
-      await admin(apps.baseUrl, 'POST', '/v1/articles', {
+      await admin(stack.apps.baseUrl, 'POST', '/v1/articles', {
         url: `${base}was-cancelled`,
         title: 'Was cancelled',
         publishedAt: hoursAgo(30).toISOString(),
         newsletters: ['late-news'],
       });
       await query(
-        db.url,
+        stack.db.url,
         `WITH d AS (INSERT INTO digests (newsletter_id, status, trigger, send_at, started_at, finished_at)
            SELECT id, 'cancelled', 'manual', now() - interval '20 hours', now() - interval '20 hours', now() - interval '20 hours'
            FROM newsletters WHERE slug = 'late-news' RETURNING id)
@@ -509,12 +516,12 @@ describe('articles in: the API and RSS/Atom feeds', () => {
       ];
       for (const [label, route, title] of cases) {
         routes[`/enc-${label}.xml`] = route;
-        await admin(apps.baseUrl, 'PATCH', '/v1/newsletters/encoded-feeds', {
+        await admin(stack.apps.baseUrl, 'PATCH', '/v1/newsletters/encoded-feeds', {
           feedUrl: `${feedBase}/enc-${label}.xml`,
         });
         const res = await poll('encoded-feeds');
         expect({ label, body: res.body }).toMatchObject({ label, body: { status: 'ok', created: 1, invalid: 0 } });
-        const [a] = await query<{ title: string }>(db.url, `SELECT title FROM articles WHERE url = $1`, [
+        const [a] = await query<{ title: string }>(stack.db.url, `SELECT title FROM articles WHERE url = $1`, [
           `${base}${label}`,
         ]);
         expect({ label, title: a?.title }).toEqual({ label, title });
@@ -531,7 +538,7 @@ describe('articles in: the API and RSS/Atom feeds', () => {
           <entry><title>Root relative</title><link rel="alternate" type="text/html" href="/two.html"/><modified>2026-11-21T08:00:00Z</modified></entry>
         </feed>`,
       };
-      await admin(apps.baseUrl, 'PATCH', '/v1/newsletters/encoded-feeds', { feedUrl: `${feedBase}/atom03.xml` });
+      await admin(stack.apps.baseUrl, 'PATCH', '/v1/newsletters/encoded-feeds', { feedUrl: `${feedBase}/atom03.xml` });
       expect((await poll('encoded-feeds')).body).toMatchObject({ status: 'ok', items: 2, created: 2, invalid: 0 });
       const atom03 = await stored('https://enc.example/');
       expect(
@@ -562,24 +569,30 @@ describe('articles in: the API and RSS/Atom feeds', () => {
       expect((await poll('moving-feed')).body.status).toBe('ok');
       const validators = () =>
         query<{ feed_etag: string | null; feed_last_modified: string | null; feed_error: string | null }>(
-          db.url,
+          stack.db.url,
           `SELECT feed_etag, feed_last_modified, feed_error FROM newsletters WHERE slug = 'moving-feed'`,
         ).then((r) => r[0]);
       expect((await validators()).feed_etag).toBe('"same-etag"');
       // The same URL again keeps them.
-      await admin(apps.baseUrl, 'PATCH', '/v1/newsletters/moving-feed', { feedUrl: `${feedBase}/validators-old.xml` });
+      await admin(stack.apps.baseUrl, 'PATCH', '/v1/newsletters/moving-feed', {
+        feedUrl: `${feedBase}/validators-old.xml`,
+      });
       expect((await validators()).feed_etag).toBe('"same-etag"');
 
-      await admin(apps.baseUrl, 'PATCH', '/v1/newsletters/moving-feed', { feedUrl: `${feedBase}/validators-new.xml` });
+      await admin(stack.apps.baseUrl, 'PATCH', '/v1/newsletters/moving-feed', {
+        feedUrl: `${feedBase}/validators-new.xml`,
+      });
       expect(await validators()).toEqual({ feed_etag: null, feed_last_modified: null, feed_error: null });
       expect((await poll('moving-feed')).body).toMatchObject({ status: 'ok', created: 1 });
       expect(hits['/validators-new.xml'].conditional).toBe(0);
 
       // A failing feed's error goes with it too.
-      await admin(apps.baseUrl, 'PATCH', '/v1/newsletters/moving-feed', { feedUrl: `${feedBase}/error.xml` });
+      await admin(stack.apps.baseUrl, 'PATCH', '/v1/newsletters/moving-feed', { feedUrl: `${feedBase}/error.xml` });
       expect((await poll('moving-feed')).status).toBe(400);
       expect((await validators()).feed_error).toMatch(/HTTP 500/);
-      await admin(apps.baseUrl, 'PATCH', '/v1/newsletters/moving-feed', { feedUrl: `${feedBase}/validators-old.xml` });
+      await admin(stack.apps.baseUrl, 'PATCH', '/v1/newsletters/moving-feed', {
+        feedUrl: `${feedBase}/validators-old.xml`,
+      });
       expect((await validators()).feed_error).toBeNull();
     });
   });

@@ -3,11 +3,10 @@ import { StaffUsersService } from '#staff/staff-users.service.js';
 import { emailHash } from '#subscriptions/tokens.js';
 import { admin } from './support/admin.js';
 import { addAudience } from './support/audience.js';
-import { type RunningApps, startApps, testConfig } from './support/apps.js';
 import { ConsoleBrowser } from './support/console.js';
-import { createTestDatabase, query, seedDatabase } from './support/db.js';
+import { query } from './support/db.js';
 import { postJson } from './support/http.js';
-import { TestSmtp } from './support/smtp.js';
+import { useStack } from './support/stack.js';
 
 const ADMIN = { email: 'ada@example.com', password: 'correct horse battery staple' };
 const MARKETER = { email: 'mark@example.com', password: 'marketing-password-1' };
@@ -47,22 +46,20 @@ function cardFigures(html: string, slug: string): Record<string, string> {
 }
 
 describe('staff console: subscribers, suppressions and the overview', () => {
-  let db: { url: string; drop: () => Promise<void> };
-  let smtp: TestSmtp;
-  let apps: RunningApps;
-  const adminBrowser = () => new ConsoleBrowser(apps.baseUrl);
+  const stack = useStack({ label: 'console_audience', queue: 'redis' });
+  const adminBrowser = () => new ConsoleBrowser(stack.apps.baseUrl);
   let ada: ConsoleBrowser;
   let mark: ConsoleBrowser;
   let emptyPages: { overview: string; subscribers: string };
 
   const subscriberId = async (email: string): Promise<string> => {
-    const [r] = await query<{ id: string }>(db.url, `SELECT id FROM subscribers WHERE email = $1`, [email]);
+    const [r] = await query<{ id: string }>(stack.db.url, `SELECT id FROM subscribers WHERE email = $1`, [email]);
     if (!r) throw new Error(`No subscriber ${email}`);
     return r.id;
   };
   const subscriptionStatus = async (email: string, slug: string): Promise<string | undefined> => {
     const [r] = await query<{ status: string }>(
-      db.url,
+      stack.db.url,
       `SELECT s.status FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id
         JOIN newsletters n ON n.id = s.newsletter_id WHERE u.email = $1 AND n.slug = $2`,
       [email, slug],
@@ -70,18 +67,14 @@ describe('staff console: subscribers, suppressions and the overview', () => {
     return r?.status;
   };
   const suppressionId = async (email: string): Promise<string | undefined> => {
-    const [r] = await query<{ id: string }>(db.url, `SELECT id FROM suppressions WHERE email_hash = $1`, [
-      emailHash(apps.config.appSecret, email),
+    const [r] = await query<{ id: string }>(stack.db.url, `SELECT id FROM suppressions WHERE email_hash = $1`, [
+      emailHash(stack.apps.config.appSecret, email),
     ]);
     return r?.id;
   };
 
   beforeAll(async () => {
-    db = await createTestDatabase('console_audience');
-    await seedDatabase(db.url);
-    smtp = await new TestSmtp().start();
-    apps = await startApps(testConfig({ dbUrl: db.url, smtpUrl: smtp.url, backend: 'redis' }));
-    const users = apps.api.get(StaffUsersService);
+    const users = stack.apps.api.get(StaffUsersService);
     expect((await users.create({ ...ADMIN, role: 'admin' })).ok).toBe(true);
     expect((await users.create({ ...MARKETER, role: 'marketer' })).ok).toBe(true);
     ada = adminBrowser();
@@ -93,41 +86,35 @@ describe('staff console: subscribers, suppressions and the overview', () => {
       subscribers: (await mark.get('/admin/subscribers')).text,
     };
 
-    await addAudience(db.url, { prefix: 'alpha', count: 3, newsletter: 'spine-health' });
-    await addAudience(db.url, { prefix: 'beta', count: 2, newsletter: 'sports-health', subscription: 'pending' });
-    const bounced = await addAudience(db.url, {
+    await addAudience(stack.db.url, { prefix: 'alpha', count: 3, newsletter: 'spine-health' });
+    await addAudience(stack.db.url, { prefix: 'beta', count: 2, newsletter: 'sports-health', subscription: 'pending' });
+    const bounced = await addAudience(stack.db.url, {
       prefix: 'bounce',
       count: 2,
       newsletter: 'spine-health',
       subscriber: 'bounced',
     });
     for (const e of bounced) {
-      await query(db.url, `INSERT INTO suppressions (email_hash, reason, detail) VALUES ($1, 'bounced', $2)`, [
-        emailHash(apps.config.appSecret, e),
+      await query(stack.db.url, `INSERT INTO suppressions (email_hash, reason, detail) VALUES ($1, 'bounced', $2)`, [
+        emailHash(stack.apps.config.appSecret, e),
         '550 5.1.1 no such user',
       ]);
     }
     // alpha1 has been active for three weeks: the growth chart rises.
     await query(
-      db.url,
+      stack.db.url,
       `UPDATE subscriptions SET confirmed_at = now() - interval '20 days', created_at = now() - interval '20 days'
         WHERE subscriber_id = (SELECT id FROM subscribers WHERE email = 'alpha1@example.com')`,
     );
     // carol signs up from an article page: a consent record with the words of the box.
-    const res = await postJson(`${apps.baseUrl}/v1/subscriptions`, {
+    const res = await postJson(`${stack.apps.baseUrl}/v1/subscriptions`, {
       email: 'Carol@Example.com',
       newsletters: ['spine-health'],
       topics: ['Neck Pain'],
       source: 'https://www.spine-health.com/conditions/neck-pain',
     });
     expect(res.status).toBe(202);
-    await smtp.waitFor(() => smtp.to('carol@example.com').length >= 1);
-  });
-
-  afterAll(async () => {
-    await apps?.close();
-    await smtp?.stop();
-    await db?.drop();
+    await stack.smtp.waitFor(() => stack.smtp.to('carol@example.com').length >= 1);
   });
 
   describe('overview', () => {
@@ -141,20 +128,20 @@ describe('staff console: subscribers, suppressions and the overview', () => {
     it('shows active subscribers per newsletter with an SVG growth chart, and the last digest figures', async () => {
       // A digest went out an hour ago to alpha1..3: two sent, one failed; alpha2 left afterwards.
       const [{ id: digestId }] = await query<{ id: string }>(
-        db.url,
+        stack.db.url,
         `INSERT INTO digests (newsletter_id, status, trigger, send_at, started_at, finished_at, recipients)
          SELECT id, 'sent', 'manual', now() - interval '1 hour', now() - interval '1 hour', now() - interval '50 minutes', 3
            FROM newsletters WHERE slug = 'spine-health' RETURNING id`,
       );
       await query(
-        db.url,
+        stack.db.url,
         `INSERT INTO deliveries (digest_id, subscriber_id, subscription_id, status, finished_at)
          SELECT $1, u.id, s.id, CASE WHEN u.email = 'alpha3@example.com' THEN 'failed' ELSE 'sent' END, now()
            FROM subscribers u JOIN subscriptions s ON s.subscriber_id = u.id WHERE u.email LIKE 'alpha%'`,
         [digestId],
       );
       await query(
-        db.url,
+        stack.db.url,
         `UPDATE subscriptions SET status = 'unsubscribed', unsubscribed_at = now()
           WHERE subscriber_id = (SELECT id FROM subscribers WHERE email = 'alpha2@example.com')`,
       );
@@ -273,7 +260,7 @@ describe('staff console: subscribers, suppressions and the overview', () => {
       expect(done.location).toBe(`/admin/subscribers/${id}?notice=unsubscribed`);
       expect(await subscriptionStatus('alpha1@example.com', 'spine-health')).toBe('unsubscribed');
       const [consent] = await query<{ action: string; user_agent: string }>(
-        db.url,
+        stack.db.url,
         `SELECT action, user_agent FROM consent_records WHERE subscriber_id = $1 ORDER BY id DESC LIMIT 1`,
         [id],
       );
@@ -322,7 +309,7 @@ describe('staff console: subscribers, suppressions and the overview', () => {
       });
       expect(erased.status).toBe(303);
       expect(erased.location).toBe('/admin/subscribers?notice=erased');
-      expect(await query(db.url, `SELECT 1 FROM subscribers WHERE id = $1`, [id])).toHaveLength(0);
+      expect(await query(stack.db.url, `SELECT 1 FROM subscribers WHERE id = $1`, [id])).toHaveLength(0);
       expect(await suppressionId('alpha3@example.com')).toBeDefined();
       expect((await ada.get(`/admin/subscribers/${id}`)).status).toBe(404);
 
@@ -422,7 +409,7 @@ describe('staff console: subscribers, suppressions and the overview', () => {
       expect(await suppressionId('bounce1@example.com')).toBeUndefined();
       expect(await subscriptionStatus('bounce1@example.com', 'spine-health')).toBe('unsubscribed');
       const [lifted] = await query<{ user_agent: string }>(
-        db.url,
+        stack.db.url,
         `SELECT user_agent FROM consent_records WHERE subscriber_id = $1 ORDER BY id DESC LIMIT 1`,
         [await subscriberId('bounce1@example.com')],
       );
@@ -431,41 +418,41 @@ describe('staff console: subscribers, suppressions and the overview', () => {
         (await ada.post(`/admin/suppressions/${id}/lift`, { _csrf: ConsoleBrowser.csrf(confirm.text) })).status,
       ).toBe(404);
 
-      const before = smtp.to('bounce1@example.com').length;
-      const res = await postJson(`${apps.baseUrl}/v1/subscriptions`, {
+      const before = stack.smtp.to('bounce1@example.com').length;
+      const res = await postJson(`${stack.apps.baseUrl}/v1/subscriptions`, {
         email: 'bounce1@example.com',
         newsletters: ['spine-health'],
       });
       expect(res.status).toBe(202);
-      const mails = await smtp.waitFor(() => smtp.to('bounce1@example.com').length > before);
+      const mails = await stack.smtp.waitFor(() => stack.smtp.to('bounce1@example.com').length > before);
       expect(mails.length).toBeGreaterThan(0);
-      const mail = smtp.to('bounce1@example.com').at(-1)!;
+      const mail = stack.smtp.to('bounce1@example.com').at(-1)!;
       expect(mail.parsed.text).toMatch(/\/confirm\//);
       expect(await subscriptionStatus('bounce1@example.com', 'spine-health')).toBe('pending');
     });
 
     it('DELETE /v1/suppressions/:email (API key) lifts one the same way', async () => {
-      expect((await fetch(`${apps.baseUrl}/v1/suppressions/bounce2@example.com`, { method: 'DELETE' })).status).toBe(
-        401,
-      );
-      const res = await admin(apps.baseUrl, 'DELETE', '/v1/suppressions/Bounce2@Example.com');
+      expect(
+        (await fetch(`${stack.apps.baseUrl}/v1/suppressions/bounce2@example.com`, { method: 'DELETE' })).status,
+      ).toBe(401);
+      const res = await admin(stack.apps.baseUrl, 'DELETE', '/v1/suppressions/Bounce2@Example.com');
       expect(res.status).toBe(204);
       expect(await suppressionId('bounce2@example.com')).toBeUndefined();
       expect(await subscriptionStatus('bounce2@example.com', 'spine-health')).toBe('unsubscribed');
-      expect((await admin(apps.baseUrl, 'DELETE', '/v1/suppressions/bounce2@example.com')).status).toBe(404);
-      expect((await admin(apps.baseUrl, 'DELETE', '/v1/suppressions/not-an-address')).status).toBe(400);
+      expect((await admin(stack.apps.baseUrl, 'DELETE', '/v1/suppressions/bounce2@example.com')).status).toBe(404);
+      expect((await admin(stack.apps.baseUrl, 'DELETE', '/v1/suppressions/not-an-address')).status).toBe(400);
 
-      const before = smtp.to('bounce2@example.com').length;
-      await postJson(`${apps.baseUrl}/v1/subscriptions`, {
+      const before = stack.smtp.to('bounce2@example.com').length;
+      await postJson(`${stack.apps.baseUrl}/v1/subscriptions`, {
         email: 'bounce2@example.com',
         newsletters: ['spine-health'],
       });
-      await smtp.waitFor(() => smtp.to('bounce2@example.com').length > before);
+      await stack.smtp.waitFor(() => stack.smtp.to('bounce2@example.com').length > before);
       expect(await subscriptionStatus('bounce2@example.com', 'spine-health')).toBe('pending');
     });
 
     it('shows a clear empty state when nothing is suppressed', async () => {
-      await query(db.url, `DELETE FROM suppressions`);
+      await query(stack.db.url, `DELETE FROM suppressions`);
       const page = await mark.get('/admin/suppressions');
       expect(page.text).toContain('id="suppressions-empty"');
     });
@@ -483,7 +470,7 @@ describe('staff console: subscribers, suppressions and the overview', () => {
     ).toBe(403);
     expect(await subscriptionStatus('dora@example.com', 'arthritis-health')).toBe('active');
     // Not signed in at all: to the sign-in page.
-    const anon = await new ConsoleBrowser(apps.baseUrl).get('/admin/subscribers');
+    const anon = await new ConsoleBrowser(stack.apps.baseUrl).get('/admin/subscribers');
     expect(anon.status).toBe(302);
     expect(anon.location).toBe('/admin/login?next=%2Fadmin%2Fsubscribers');
   });

@@ -3,10 +3,9 @@ import { nextRuns } from '#digests/digests.service.js';
 import { StaffUsersService } from '#staff/staff-users.service.js';
 import { admin, waitUntil } from './support/admin.js';
 import { addAudience } from './support/audience.js';
-import { type RunningApps, startApps, testConfig } from './support/apps.js';
 import { ConsoleBrowser, type Page } from './support/console.js';
-import { createTestDatabase, query, seedDatabase } from './support/db.js';
-import { TestSmtp } from './support/smtp.js';
+import { query } from './support/db.js';
+import { useStack } from './support/stack.js';
 
 const MARKETER = { email: 'marketer@example.com', password: 'marketing-password-1' };
 const RECIPIENTS = 30;
@@ -47,14 +46,17 @@ function offered(page: Page): string[] {
 }
 
 describe('console: newsletters, articles and digests', () => {
-  let db: { url: string; drop: () => Promise<void> };
-  let smtp: TestSmtp;
-  let apps: RunningApps;
+  const stack = useStack({
+    label: 'console_content',
+    queue: 'redis',
+    env: { SEND_RATE_PER_SECOND: '20', FEED_ALLOW_PRIVATE: 'true', FEED_ALLOWED_PORTS: '*' },
+    prepare: () => addAudience(stack.db.url, { prefix: 'reader', count: RECIPIENTS, newsletter: 'spine-health' }),
+  });
   let m: ConsoleBrowser;
   let csrf: string;
 
   const article = (slug: string, title: string, hoursAgo: number) =>
-    admin(apps.baseUrl, 'POST', '/v1/articles', {
+    admin(stack.apps.baseUrl, 'POST', '/v1/articles', {
       url: `https://www.spine-health.example/console/${slug}`,
       title,
       publishedAt: new Date(Date.now() - hoursAgo * 3_600_000).toISOString(),
@@ -67,34 +69,16 @@ describe('console: newsletters, articles and digests', () => {
   };
 
   beforeAll(async () => {
-    db = await createTestDatabase('console_content');
-    await seedDatabase(db.url);
-    await addAudience(db.url, { prefix: 'reader', count: RECIPIENTS, newsletter: 'spine-health' });
-    smtp = await new TestSmtp().start();
-    apps = await startApps(
-      testConfig({
-        dbUrl: db.url,
-        smtpUrl: smtp.url,
-        backend: 'redis',
-        env: { SEND_RATE_PER_SECOND: '20', FEED_ALLOW_PRIVATE: 'true', FEED_ALLOWED_PORTS: '*' },
-      }),
-    );
-    const created = await apps.api.get(StaffUsersService).create({ ...MARKETER, role: 'marketer' });
+    const created = await stack.apps.api.get(StaffUsersService).create({ ...MARKETER, role: 'marketer' });
     expect(created.ok).toBe(true);
-    m = new ConsoleBrowser(apps.baseUrl);
+    m = new ConsoleBrowser(stack.apps.baseUrl);
     expect((await m.signIn(MARKETER.email, MARKETER.password)).status).toBe(303);
     csrf = await m.csrfToken();
   });
 
-  afterAll(async () => {
-    await apps?.close();
-    await smtp?.stop();
-    await db?.drop();
-  });
-
   describe('access', () => {
     it('sends a visitor who is not signed in to the sign-in page (302), and a JSON client a 401', async () => {
-      const anon = new ConsoleBrowser(apps.baseUrl);
+      const anon = new ConsoleBrowser(stack.apps.baseUrl);
       for (const path of ['/admin/newsletters', '/admin/articles', '/admin/digests', '/admin/digests/new']) {
         const res = await anon.get(path);
         expect([path, res.status, res.location]).toEqual([path, 302, `/admin/login?next=${encodeURIComponent(path)}`]);
@@ -126,7 +110,7 @@ describe('console: newsletters, articles and digests', () => {
       });
       expect(art.status).toBe(403);
       const [{ n }] = await query<{ n: number }>(
-        db.url,
+        stack.db.url,
         `SELECT (SELECT count(*) FROM digests)::int + (SELECT count(*) FROM articles WHERE url LIKE '%/csrf')::int
            + (SELECT count(*) FROM newsletters WHERE schedule_cron IS NOT NULL AND slug = 'spine-health')::int AS n`,
       );
@@ -166,7 +150,7 @@ describe('console: newsletters, articles and digests', () => {
       });
       expect([ok.status, ok.location]).toEqual([303, '/admin/newsletters/spine-health?notice=saved']);
       const got = await admin<{ name: string; fromEmail: string; guide: string; feedUrl: string | null }>(
-        apps.baseUrl,
+        stack.apps.baseUrl,
         'GET',
         '/v1/newsletters/spine-health',
       );
@@ -194,12 +178,12 @@ describe('console: newsletters, articles and digests', () => {
       });
       expect([res.status, res.location]).toEqual([303, '/admin/newsletters/spine-health?notice=scheduled']);
       const [row] = await query<{ schedule_cron: string; schedule_timezone: string }>(
-        db.url,
+        stack.db.url,
         `SELECT schedule_cron, schedule_timezone FROM newsletters WHERE slug = 'spine-health'`,
       );
       expect(row).toEqual({ schedule_cron: '0 9 * * 2', schedule_timezone: 'America/Chicago' });
       // The same path as PUT /v1/newsletters/:slug/schedule: an outbox event for the worker's schedule sync.
-      const events = await query(db.url, `SELECT 1 FROM outbox WHERE type = 'schedule.changed'`);
+      const events = await query(stack.db.url, `SELECT 1 FROM outbox WHERE type = 'schedule.changed'`);
       expect(events.length).toBeGreaterThanOrEqual(1);
 
       const shown = await m.get('/admin/newsletters/spine-health?notice=scheduled');
@@ -237,7 +221,7 @@ describe('console: newsletters, articles and digests', () => {
       expect(res.text).toContain('<p class="field-error" id="schedule-time-error">Time must be HH:MM');
       expect(res.text).toContain('<p class="field-error" id="schedule-timezone-error">Choose a time zone');
       const [row] = await query<{ schedule_cron: string }>(
-        db.url,
+        stack.db.url,
         `SELECT schedule_cron FROM newsletters WHERE slug = 'spine-health'`,
       );
       expect(row.schedule_cron).toBe('0 9 * * 2');
@@ -251,7 +235,7 @@ describe('console: newsletters, articles and digests', () => {
       const res = await m.post('/admin/newsletters/arthritis-health/schedule/remove', { _csrf: csrf });
       expect([res.status, res.location]).toEqual([303, '/admin/newsletters/arthritis-health?notice=unscheduled']);
       const [row] = await query<{ schedule_cron: string | null }>(
-        db.url,
+        stack.db.url,
         `SELECT schedule_cron FROM newsletters WHERE slug = 'arthritis-health'`,
       );
       expect(row.schedule_cron).toBeNull();
@@ -290,7 +274,7 @@ describe('console: newsletters, articles and digests', () => {
       expect(created.status).toBe(303);
       expect(created.location).toMatch(/^\/admin\/articles\/\d+\?notice=created$/);
       const listed = await admin<{ url: string; topics: string[]; newsletters: string[]; publishedAt: string }[]>(
-        apps.baseUrl,
+        stack.apps.baseUrl,
         'GET',
         '/v1/articles?newsletter=sports-health',
       );
@@ -308,19 +292,21 @@ describe('console: newsletters, articles and digests', () => {
       const saved = await m.post(editPath, { ...form, url: 'https://evil.example/moved', title: 'Posture basics' });
       expect([saved.status, saved.location]).toEqual([303, `${editPath}?notice=saved`]);
       const [row] = await query<{ title: string; n: number }>(
-        db.url,
+        stack.db.url,
         `SELECT title, (SELECT count(*) FROM article_newsletters an WHERE an.article_id = a.id)::int AS n
          FROM articles a WHERE url = $1`,
         [form.url],
       );
       // The URL is the article's key: it stays; no newsletter ticked now means none.
       expect(row).toEqual({ title: 'Posture basics', n: 0 });
-      expect(await query(db.url, `SELECT 1 FROM articles WHERE url = 'https://evil.example/moved'`)).toHaveLength(0);
+      expect(await query(stack.db.url, `SELECT 1 FROM articles WHERE url = 'https://evil.example/moved'`)).toHaveLength(
+        0,
+      );
     });
 
     it('searches title and URL (a literal %, parameterised), filters by newsletter, pages latest first', async () => {
       await query(
-        db.url,
+        stack.db.url,
         `WITH a AS (
            INSERT INTO articles (url, title, topics, published_at, source)
            SELECT 'https://www.arthritis-health.example/bulk/' || g, 'Bulk knee article ' || g, '{}', now() - make_interval(days => 400 + g), 'api'
@@ -355,7 +341,9 @@ describe('console: newsletters, articles and digests', () => {
     });
 
     it('shows each feed with its last poll and last error, and polls one now', async () => {
-      await admin(apps.baseUrl, 'PATCH', '/v1/newsletters/sports-health', { feedUrl: 'http://127.0.0.1:1/feed.xml' });
+      await admin(stack.apps.baseUrl, 'PATCH', '/v1/newsletters/sports-health', {
+        feedUrl: 'http://127.0.0.1:1/feed.xml',
+      });
       const before = await m.get('/admin/articles');
       expect(before.text).toMatch(
         /<tr data-feed="sports-health">[\s\S]*?http:\/\/127\.0\.0\.1:1\/feed\.xml[\s\S]*?Never/,
@@ -383,7 +371,7 @@ describe('console: newsletters, articles and digests', () => {
       const ids = offered(page);
       expect(ids.length).toBeGreaterThanOrEqual(4);
       const titles = await query<{ id: string; title: string }>(
-        db.url,
+        stack.db.url,
         `SELECT id::text, title FROM articles WHERE id = ANY($1::bigint[])`,
         [ids],
       );
@@ -420,16 +408,16 @@ describe('console: newsletters, articles and digests', () => {
       for (const id of dropped) expect(frame.text).not.toContain(`>${titleOf(id)}<`);
 
       // "Send now…" creates nothing: it asks first, naming the issue, the readers and the newsletter.
-      const digestsBefore = (await query(db.url, `SELECT 1 FROM digests`)).length;
+      const digestsBefore = (await query(stack.db.url, `SELECT 1 FROM digests`)).length;
       const ask = await post('send');
       expect(ask.status).toBe(200);
       const [{ name }] = await query<{ name: string }>(
-        db.url,
+        stack.db.url,
         `SELECT name FROM newsletters WHERE slug = 'spine-health'`,
       );
       expect(ask.text).toContain(`Send this digest (3 articles) to ${RECIPIENTS} readers of ${name} now?`);
       expect(ask.text).toContain(`id="confirm-send">Send to ${RECIPIENTS} readers now</button>`);
-      expect((await query(db.url, `SELECT 1 FROM digests`)).length).toBe(digestsBefore);
+      expect((await query(stack.db.url, `SELECT 1 FROM digests`)).length).toBe(digestsBefore);
       // Its button posts the same choice and order back.
       const confirmBody = new URLSearchParams(hiddenFields(ask.text, 'send-confirm-form'));
       confirmBody.append('action', 'send-confirmed');
@@ -465,7 +453,7 @@ describe('console: newsletters, articles and digests', () => {
         expect(p.percent).toBeLessThanOrEqual(100);
       }
 
-      const mails = await smtp.waitFor(
+      const mails = await stack.smtp.waitFor(
         (all) => all.filter((x) => x.envelope.to[0]?.startsWith('reader')).length >= RECIPIENTS,
       );
       const one = mails.find((x) => x.envelope.to[0] === 'reader1@example.com')!;
@@ -475,7 +463,7 @@ describe('console: newsletters, articles and digests', () => {
       expect([...positions].sort((a, b) => a - b)).toEqual(positions);
       for (const id of dropped) expect(html).not.toContain(`>${titleOf(id)}<`);
       const attached = await query<{ article_id: string }>(
-        db.url,
+        stack.db.url,
         `SELECT article_id::text FROM digest_articles WHERE digest_id = $1 ORDER BY position`,
         [sentId],
       );
@@ -502,7 +490,7 @@ describe('console: newsletters, articles and digests', () => {
     it('schedules a composed digest, sends a test copy over SMTP, then cancels it after a confirmation', async () => {
       await article('four', 'Console four', 0);
       const [four] = await query<{ id: string }>(
-        db.url,
+        stack.db.url,
         `SELECT id::text FROM articles WHERE url = 'https://www.spine-health.example/console/four'`,
       );
       const page = await m.get('/admin/digests/new?newsletter=spine-health');
@@ -543,7 +531,7 @@ describe('console: newsletters, articles and digests', () => {
       expect(res.status).toBe(303);
       const id = /\/admin\/digests\/(\d+)\?notice=scheduled/.exec(res.location ?? '')![1];
       const [row] = await query<{ status: string; send_at: Date }>(
-        db.url,
+        stack.db.url,
         `SELECT status, send_at FROM digests WHERE id = $1`,
         [id],
       );
@@ -561,18 +549,18 @@ describe('console: newsletters, articles and digests', () => {
       expect(badTest.text).toMatch(/<p class="field-error" id="test-to-error">to /);
       const test = await m.post(`/admin/digests/${id}/test`, { _csrf: csrf, to: 'qa@example.com' });
       expect([test.status, test.location]).toEqual([303, `/admin/digests/${id}?notice=test-sent`]);
-      const [mail] = await smtp.waitFor((all) => all.some((x) => x.envelope.to.includes('qa@example.com')));
+      const [mail] = await stack.smtp.waitFor((all) => all.some((x) => x.envelope.to.includes('qa@example.com')));
       void mail;
-      const copy = smtp.to('qa@example.com')[0];
+      const copy = stack.smtp.to('qa@example.com')[0];
       expect(copy.parsed.subject).toMatch(/^\[Test\] /);
       expect(String(copy.parsed.html)).toContain('Console four');
 
       const confirm = await m.get(`/admin/digests/${id}/cancel`);
       expect(confirm.status).toBe(200);
       expect(confirm.text).toContain('id="confirm-cancel">Cancel digest</button>');
-      expect((await query(db.url, `SELECT 1 FROM digests WHERE id = $1 AND status = 'scheduled'`, [id])).length).toBe(
-        1,
-      );
+      expect(
+        (await query(stack.db.url, `SELECT 1 FROM digests WHERE id = $1 AND status = 'scheduled'`, [id])).length,
+      ).toBe(1);
       const cancelled = await m.post(`/admin/digests/${id}/cancel`, { _csrf: csrf });
       expect([cancelled.status, cancelled.location]).toEqual([303, `/admin/digests/${id}?notice=cancelled`]);
       expect((await progress(id)).status).toBe('cancelled');
@@ -624,25 +612,34 @@ describe('console: newsletters, articles and digests', () => {
         'https://www.spine-health.example/console/seven',
       ];
       const sendAt = new Date(Date.now() + 86_400_000).toISOString();
-      const created = await admin<{ id: string }>(apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', {
+      const created = await admin<{ id: string }>(stack.apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', {
         sendAt,
         articles: urls,
       });
       expect(created.status).toBe(201);
-      const got = await admin<{ articles: { url: string }[] }>(apps.baseUrl, 'GET', `/v1/digests/${created.body.id}`);
+      const got = await admin<{ articles: { url: string }[] }>(
+        stack.apps.baseUrl,
+        'GET',
+        `/v1/digests/${created.body.id}`,
+      );
       expect(got.body.articles.map((a) => a.url)).toEqual(urls);
-      const unknown = await admin<{ message: string[] }>(apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', {
-        articles: ['https://www.spine-health.example/console/nope'],
-      });
+      const unknown = await admin<{ message: string[] }>(
+        stack.apps.baseUrl,
+        'POST',
+        '/v1/newsletters/spine-health/digests',
+        {
+          articles: ['https://www.spine-health.example/console/nope'],
+        },
+      );
       expect(unknown.status).toBe(400);
       expect(unknown.body.message.join()).toMatch(/unknown article/);
-      const dup = await admin(apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', {
+      const dup = await admin(stack.apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', {
         articles: [urls[0], urls[0]],
       });
       expect(dup.status).toBe(400);
-      const empty = await admin(apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', { articles: [] });
+      const empty = await admin(stack.apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', { articles: [] });
       expect(empty.status).toBe(400);
-      await admin(apps.baseUrl, 'POST', `/v1/digests/${created.body.id}/cancel`);
+      await admin(stack.apps.baseUrl, 'POST', `/v1/digests/${created.body.id}/cancel`);
     });
   });
 
@@ -659,7 +656,7 @@ describe('console: newsletters, articles and digests', () => {
 
     it('a digest that reaches 0 recipients is skipped with the reason, never "sent" or "100 %"', async () => {
       // Arthritis-health has no subscriber in this database.
-      await admin(apps.baseUrl, 'POST', '/v1/articles', {
+      await admin(stack.apps.baseUrl, 'POST', '/v1/articles', {
         url: 'https://www.arthritis-health.example/console/nobody',
         title: 'Nobody reads this',
         publishedAt: new Date().toISOString(),
@@ -679,18 +676,23 @@ describe('console: newsletters, articles and digests', () => {
       expect(confirm.text).toContain('to 0 readers of Arthritis-health now?');
       expect(confirm.text).toContain('recorded as <strong>skipped</strong>: no active subscribers');
 
-      const created = await admin<{ id: string }>(apps.baseUrl, 'POST', '/v1/newsletters/arthritis-health/digests', {});
+      const created = await admin<{ id: string }>(
+        stack.apps.baseUrl,
+        'POST',
+        '/v1/newsletters/arthritis-health/digests',
+        {},
+      );
       expect(created.status).toBe(201);
       const id = created.body.id;
       const done = await waitUntil(
-        () => admin<{ status: string; recipients: number }>(apps.baseUrl, 'GET', `/v1/digests/${id}`),
+        () => admin<{ status: string; recipients: number }>(stack.apps.baseUrl, 'GET', `/v1/digests/${id}`),
         (r) => r.body.status !== 'scheduled' && r.body.status !== 'sending',
         30_000,
         'digest finished',
       );
       expect(done.body).toMatchObject({ status: 'skipped', recipients: 0 });
       const [row] = await query<{ status: string; reason: string }>(
-        db.url,
+        stack.db.url,
         `SELECT status, reason FROM digests WHERE id = $1`,
         [id],
       );
@@ -705,12 +707,12 @@ describe('console: newsletters, articles and digests', () => {
     });
 
     it("shows digest times in the newsletter's schedule zone, with the zone named", async () => {
-      await admin(apps.baseUrl, 'PUT', '/v1/newsletters/sports-health/schedule', {
+      await admin(stack.apps.baseUrl, 'PUT', '/v1/newsletters/sports-health/schedule', {
         cron: '0 9 1 1 *',
         timezone: 'Asia/Tokyo',
       });
       // 2031-03-04 00:30 UTC is 09:30 in Tokyo.
-      const created = await admin<{ id: string }>(apps.baseUrl, 'POST', '/v1/newsletters/sports-health/digests', {
+      const created = await admin<{ id: string }>(stack.apps.baseUrl, 'POST', '/v1/newsletters/sports-health/digests', {
         sendAt: '2031-03-04T00:30:00Z',
       });
       expect(created.status).toBe(201);
@@ -722,8 +724,8 @@ describe('console: newsletters, articles and digests', () => {
       expect(settings.text).toMatch(
         /<ol id="next-sends">\s*<li><time datetime="[^"]+">\d{4}-01-01 09:00 Asia\/Tokyo<\/time>/,
       );
-      await admin(apps.baseUrl, 'POST', `/v1/digests/${created.body.id}/cancel`);
-      await admin(apps.baseUrl, 'DELETE', '/v1/newsletters/sports-health/schedule');
+      await admin(stack.apps.baseUrl, 'POST', `/v1/digests/${created.body.id}/cancel`);
+      await admin(stack.apps.baseUrl, 'DELETE', '/v1/newsletters/sports-health/schedule');
     });
   });
 });

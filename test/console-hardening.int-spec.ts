@@ -1,10 +1,10 @@
 import 'reflect-metadata';
 import { createHash } from 'node:crypto';
 import { StaffUsersService } from '#staff/staff-users.service.js';
-import { ADMIN_KEY, type RunningApps, startApps, testConfig } from './support/apps.js';
+import { ADMIN_KEY } from './support/apps.js';
 import { ConsoleBrowser, type Page } from './support/console.js';
-import { createTestDatabase, query, seedDatabase } from './support/db.js';
-import { TestSmtp } from './support/smtp.js';
+import { query } from './support/db.js';
+import { useStack } from './support/stack.js';
 
 const ADMIN = { email: 'ada@example.com', password: 'correct horse battery staple' };
 const MARKETER = { email: 'mark@example.com', password: 'marketing-password-1' };
@@ -48,32 +48,17 @@ function bearer(key: string, ip: string): RequestInit {
 }
 
 describe('console hardening: security headers, sign-in CSRF, next, API key throttle', () => {
-  let db: { url: string; drop: () => Promise<void> };
-  let smtp: TestSmtp;
-  let apps: RunningApps;
+  const stack = useStack({ label: 'console_hardening', worker: false, env: { TRUST_PROXY: 'true' } });
 
   beforeAll(async () => {
-    db = await createTestDatabase('console_hardening');
-    await seedDatabase(db.url);
-    smtp = await new TestSmtp().start();
-    apps = await startApps(
-      testConfig({ dbUrl: db.url, smtpUrl: smtp.url, backend: 'postgres', env: { TRUST_PROXY: 'true' } }),
-      { worker: false },
-    );
-    const users = apps.api.get(StaffUsersService);
+    const users = stack.apps.api.get(StaffUsersService);
     expect((await users.create({ ...ADMIN, role: 'admin' })).ok).toBe(true);
     expect((await users.create({ ...MARKETER, role: 'marketer' })).ok).toBe(true);
   });
 
-  afterAll(async () => {
-    await apps?.close();
-    await smtp?.stop();
-    await db?.drop();
-  });
-
   describe('security headers on every /admin answer', () => {
     it('sends a strict CSP, nosniff, DENY framing and a referrer policy on pages, errors, redirects and JSON', async () => {
-      const anon = new ConsoleBrowser(apps.baseUrl);
+      const anon = new ConsoleBrowser(stack.apps.baseUrl);
       const login = await anon.get('/admin/login');
       expect(login.status).toBe(200);
       expectConsoleHeaders(login, 'sign-in page');
@@ -87,7 +72,7 @@ describe('console hardening: security headers, sign-in CSRF, next, API key throt
       expect(forged.status).toBe(403);
       expectConsoleHeaders(forged, 'refused sign-in');
 
-      const mark = new ConsoleBrowser(apps.baseUrl);
+      const mark = new ConsoleBrowser(stack.apps.baseUrl);
       expect((await mark.signIn(MARKETER.email, MARKETER.password)).status).toBe(303);
       const home = await mark.get('/admin');
       expect(home.status).toBe(200);
@@ -115,7 +100,7 @@ describe('console hardening: security headers, sign-in CSRF, next, API key throt
     });
 
     it("allows each of the console's inline scripts by its hash, and nothing else", async () => {
-      const a = new ConsoleBrowser(apps.baseUrl);
+      const a = new ConsoleBrowser(stack.apps.baseUrl);
       expect((await a.signIn(ADMIN.email, ADMIN.password)).status).toBe(303);
       const served = new Set<string>();
       for (const path of ['/admin', '/admin/subscribers/import', '/admin/digests/new?newsletter=spine-health']) {
@@ -134,10 +119,10 @@ describe('console hardening: security headers, sign-in CSRF, next, API key throt
     });
 
     it('lets the digest preview be framed by the console only, and gives the queue board a CSP that keeps its own scripts', async () => {
-      const a = new ConsoleBrowser(apps.baseUrl);
+      const a = new ConsoleBrowser(stack.apps.baseUrl);
       await a.signIn(ADMIN.email, ADMIN.password);
       const [article] = await query<{ id: string }>(
-        db.url,
+        stack.db.url,
         `SELECT a.id::text AS id FROM articles a JOIN article_newsletters an ON an.article_id = a.id
           JOIN newsletters n ON n.id = an.newsletter_id WHERE n.slug = 'spine-health' ORDER BY a.id LIMIT 1`,
       );
@@ -161,7 +146,7 @@ describe('console hardening: security headers, sign-in CSRF, next, API key throt
       const api = await a.get('/admin/queues/api/queues?activeQueue=mail&page=1', { accept: 'application/json' });
       expect(api.status).toBe(200);
       expect(api.headers.get('x-content-type-options')).toBe('nosniff');
-      const anonApi = await new ConsoleBrowser(apps.baseUrl).get('/admin/queues/api/queues', {
+      const anonApi = await new ConsoleBrowser(stack.apps.baseUrl).get('/admin/queues/api/queues', {
         accept: 'application/json',
       });
       expect(anonApi.status).toBe(401);
@@ -169,7 +154,7 @@ describe('console hardening: security headers, sign-in CSRF, next, API key throt
     });
 
     it('leaves reader pages and the API to their own headers', async () => {
-      const res = await fetch(`${apps.baseUrl}/v1/newsletters`, bearer(ADMIN_KEY, '198.51.100.200'));
+      const res = await fetch(`${stack.apps.baseUrl}/v1/newsletters`, bearer(ADMIN_KEY, '198.51.100.200'));
       expect(res.status).toBe(200);
       expect(res.headers.get('content-security-policy')).toBeNull();
     });
@@ -177,7 +162,7 @@ describe('console hardening: security headers, sign-in CSRF, next, API key throt
 
   describe('sign-in CSRF token bound to its cookie', () => {
     it('refuses a cookie/field pair chosen by someone else (a cookie set from a sibling subdomain)', async () => {
-      const b = new ConsoleBrowser(apps.baseUrl);
+      const b = new ConsoleBrowser(stack.apps.baseUrl);
       const chosen = 'A'.repeat(43);
       b.cookies.set(LOGIN_CSRF_COOKIE, chosen);
       const res = await b.post('/admin/login', { _csrf: chosen, email: ADMIN.email, password: ADMIN.password });
@@ -186,8 +171,8 @@ describe('console hardening: security headers, sign-in CSRF, next, API key throt
     });
 
     it('refuses the token of one sign-in page with the cookie of another', async () => {
-      const one = new ConsoleBrowser(apps.baseUrl);
-      const other = new ConsoleBrowser(apps.baseUrl);
+      const one = new ConsoleBrowser(stack.apps.baseUrl);
+      const other = new ConsoleBrowser(stack.apps.baseUrl);
       const token = ConsoleBrowser.csrf((await one.get('/admin/login')).text);
       await other.get('/admin/login');
       expect(token).not.toBe(one.cookies.get(LOGIN_CSRF_COOKIE));
@@ -201,21 +186,21 @@ describe('console hardening: security headers, sign-in CSRF, next, API key throt
         { origin: 'http://evil.mailroom.test' },
         { origin: 'null' },
         { 'sec-fetch-site': 'same-site' },
-        { 'sec-fetch-site': 'cross-site', origin: apps.baseUrl },
+        { 'sec-fetch-site': 'cross-site', origin: stack.apps.baseUrl },
       ];
       for (const headers of foreign) {
-        const b = new ConsoleBrowser(apps.baseUrl);
+        const b = new ConsoleBrowser(stack.apps.baseUrl);
         const token = ConsoleBrowser.csrf((await b.get('/admin/login')).text);
         const res = await b.post('/admin/login', { _csrf: token, ...ADMIN }, headers);
         expect([headers, res.status]).toEqual([headers, 403]);
         expect(b.session).toBeUndefined();
       }
       const own: Record<string, string>[] = [
-        { origin: apps.baseUrl, 'sec-fetch-site': 'same-origin' },
+        { origin: stack.apps.baseUrl, 'sec-fetch-site': 'same-origin' },
         { origin: 'http://mailroom.test' },
       ];
       for (const headers of own) {
-        const b = new ConsoleBrowser(apps.baseUrl);
+        const b = new ConsoleBrowser(stack.apps.baseUrl);
         const token = ConsoleBrowser.csrf((await b.get('/admin/login')).text);
         const res = await b.post('/admin/login', { _csrf: token, ...ADMIN }, headers);
         expect([headers, res.status]).toEqual([headers, 303]);
@@ -235,7 +220,7 @@ describe('console hardening: security headers, sign-in CSRF, next, API key throt
       ['/admin/../docs', '/admin'],
       ['/admin/x/../users?y=1', '/admin/users?y=1'],
     ])('follows next=%p to %p', async (next, location) => {
-      const b = new ConsoleBrowser(apps.baseUrl);
+      const b = new ConsoleBrowser(stack.apps.baseUrl);
       const token = ConsoleBrowser.csrf((await b.get('/admin/login')).text);
       const res = await b.post('/admin/login', { _csrf: token, ...ADMIN, next });
       expect(res.status).toBe(303);
@@ -248,7 +233,7 @@ describe('console hardening: security headers, sign-in CSRF, next, API key throt
   });
 
   describe('admin API keys: failures throttled per client IP', () => {
-    const v1 = (path: string) => `${apps.baseUrl}/v1${path}`;
+    const v1 = (path: string) => `${stack.apps.baseUrl}/v1${path}`;
 
     it('answers 429 after 20 wrong keys from one IP, refuses that IP even its right key, and spares other IPs', async () => {
       const ip = '203.0.113.7';
@@ -267,7 +252,7 @@ describe('console hardening: security headers, sign-in CSRF, next, API key throt
       expect((await fetch(v1('/newsletters'), bearer('wrong-key', '203.0.113.8'))).status).toBe(401);
 
       // The count is in PostgreSQL: another api process refuses the same IP's next wrong key.
-      const second = await startApps(apps.config, { worker: false });
+      const second = await stack.startApps({ config: stack.config, worker: false });
       try {
         const res = await fetch(`${second.baseUrl}/v1/newsletters`, bearer('wrong-key-21', ip));
         expect(res.status).toBe(429);
@@ -278,7 +263,7 @@ describe('console hardening: security headers, sign-in CSRF, next, API key throt
       }
 
       // API key failures are not sign-in failures: that IP may still sign in to the console.
-      const b = new ConsoleBrowser(apps.baseUrl, { 'x-forwarded-for': ip });
+      const b = new ConsoleBrowser(stack.apps.baseUrl, { 'x-forwarded-for': ip });
       expect((await b.signIn(ADMIN.email, ADMIN.password)).status).toBe(303);
     });
 
@@ -290,7 +275,7 @@ describe('console hardening: security headers, sign-in CSRF, next, API key throt
       }
       expect((await fetch(v1('/newsletters'), bearer('wrong-key', ip))).status).toBe(401);
       const [row] = await query<{ n: number }>(
-        db.url,
+        stack.db.url,
         `SELECT count(*)::int AS n FROM staff_login_failures WHERE ip = $1::inet`,
         [ip],
       );
@@ -313,7 +298,7 @@ describe('console hardening: security headers, sign-in CSRF, next, API key throt
 
     it('guards GET /metrics the same way: wrong tokens and keys count, the shared limit applies', async () => {
       const ip = '203.0.113.40';
-      const metrics = (key: string) => fetch(`${apps.baseUrl}/metrics`, bearer(key, ip));
+      const metrics = (key: string) => fetch(`${stack.apps.baseUrl}/metrics`, bearer(key, ip));
       expect((await metrics(ADMIN_KEY)).status).toBe(200);
       for (let i = 0; i < 20; i += 1) expect((await metrics(`wrong-${i}`)).status).toBe(401);
       const limited = await metrics('wrong-20');

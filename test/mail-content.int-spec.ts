@@ -2,11 +2,12 @@ import 'reflect-metadata';
 import { execFile, spawnSync } from 'node:child_process';
 import { StaffUsersService } from '#staff/staff-users.service.js';
 import { admin, waitUntil } from './support/admin.js';
-import { type RunningApps, headerBlock, linkFrom, startApps, testConfig } from './support/apps.js';
+import { headerBlock, linkFrom } from './support/apps.js';
 import { addAudience } from './support/audience.js';
 import { ConsoleBrowser } from './support/console.js';
-import { createTestDatabase, query, seedDatabase } from './support/db.js';
-import { type CapturedMail, TestSmtp } from './support/smtp.js';
+import { query } from './support/db.js';
+import { type CapturedMail } from './support/smtp.js';
+import { useStack } from './support/stack.js';
 
 /**
  * What every mail carries and what none may carry, read from mails as they arrive over SMTP: the
@@ -112,50 +113,39 @@ function spamassassin(raw: string): Promise<{ score: number; tests: string[] }> 
 }
 
 describe('what every mail carries', () => {
-  let db: { url: string; drop: () => Promise<void> };
-  let smtp: TestSmtp;
-  let apps: RunningApps;
   let readers: string[];
+  const stack = useStack({
+    label: 'mail_content',
+    queue: 'redis',
+    env: { PRIVACY_URL: PRIVACY },
+    prepare: async () => {
+      readers = await addAudience(stack.db.url, { prefix: 'mc', count: 3, newsletter: 'spine-health' });
+    },
+  });
   const reader = 'pat@example.org';
   /** One captured mail of each kind, for the spam scores at the end. */
   const kinds = new Map<string, CapturedMail>();
-  const local = (link: string) => link.replace(PUBLIC, apps.baseUrl);
+  const local = (link: string) => link.replace(PUBLIC, stack.apps.baseUrl);
 
   const created = async (): Promise<string> => {
-    const res = await admin<{ id: string }>(apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', {});
+    const res = await admin<{ id: string }>(stack.apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', {});
     expect(res.status).toBe(201);
     return res.body.id;
   };
   const finished = (id: string) =>
     waitUntil(
-      () => admin<{ status: string }>(apps.baseUrl, 'GET', `/v1/digests/${id}`).then((r) => r.body),
+      () => admin<{ status: string }>(stack.apps.baseUrl, 'GET', `/v1/digests/${id}`).then((r) => r.body),
       (d) => !['scheduled', 'sending'].includes(d.status),
       30_000,
       `digest ${id}`,
     );
   const mailTo = async (to: string, n = 1): Promise<CapturedMail> => {
-    await smtp.waitFor(() => smtp.to(to).length >= n);
-    return smtp.to(to)[n - 1];
+    await stack.smtp.waitFor(() => stack.smtp.to(to).length >= n);
+    return stack.smtp.to(to)[n - 1];
   };
 
-  beforeAll(async () => {
-    db = await createTestDatabase('mail_content');
-    await seedDatabase(db.url);
-    readers = await addAudience(db.url, { prefix: 'mc', count: 3, newsletter: 'spine-health' });
-    smtp = await new TestSmtp().start();
-    apps = await startApps(
-      testConfig({ dbUrl: db.url, smtpUrl: smtp.url, backend: 'redis', env: { PRIVACY_URL: PRIVACY } }),
-    );
-  });
-
-  afterAll(async () => {
-    await apps?.close();
-    await smtp?.stop();
-    await db?.drop();
-  });
-
   it('the confirmation and the guide: one-click unsubscribe alone, own preheader, no third party, privacy link', async () => {
-    const res = await fetch(`${apps.baseUrl}/v1/subscriptions`, {
+    const res = await fetch(`${stack.apps.baseUrl}/v1/subscriptions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ email: reader, name: 'Pat' }),
@@ -169,7 +159,7 @@ describe('what every mail carries', () => {
 
     // The reader pages on the way load nothing from third parties either.
     const confirmLink = local(linkFrom(confirmation.parsed.text ?? '', `${PUBLIC}/confirm/`));
-    for (const page of [await fetch(confirmLink), await fetch(`${apps.baseUrl}/subscribe`)]) {
+    for (const page of [await fetch(confirmLink), await fetch(`${stack.apps.baseUrl}/subscribe`)]) {
       const html = await page.text();
       expect(html).not.toMatch(
         /fonts\.googleapis|@import|<link\b[^>]*https?:|<script\b[^>]*\bsrc=|url\(\s*['"]?https?:/i,
@@ -195,7 +185,7 @@ describe('what every mail carries', () => {
     expect(await finished(id)).toMatchObject({ status: 'sent' });
     const mails = await Promise.all([...readers, reader].map((r) => mailTo(r, r === reader ? 3 : 1)));
     const titles = (
-      await admin<{ articles: { title: string }[] }>(apps.baseUrl, 'GET', `/v1/digests/${id}`)
+      await admin<{ articles: { title: string }[] }>(stack.apps.baseUrl, 'GET', `/v1/digests/${id}`)
     ).body.articles
       .map((a) => a.title)
       .join(' · ');
@@ -217,12 +207,12 @@ describe('what every mail carries', () => {
 
   it('test copies say so and carry no unsubscribe: admin API, console, unplanned and older stored issues', async () => {
     const [{ id: sent }] = await query<{ id: string }>(
-      db.url,
+      stack.db.url,
       `SELECT id FROM digests WHERE status = 'sent' ORDER BY id DESC LIMIT 1`,
     );
     // The stored issue of a sent digest, through the admin API.
     expect(
-      (await admin(apps.baseUrl, 'POST', `/v1/digests/${sent}/test`, { to: 'qa@spine-health.example' })).status,
+      (await admin(stack.apps.baseUrl, 'POST', `/v1/digests/${sent}/test`, { to: 'qa@spine-health.example' })).status,
     ).toBe(202);
     const api = await mailTo('qa@spine-health.example');
     checkEveryMail(api);
@@ -230,8 +220,8 @@ describe('what every mail carries', () => {
     kinds.set('test copy', api);
 
     // The console's "send a test".
-    expect((await apps.api.get(StaffUsersService).create({ ...STAFF, role: 'marketer' })).ok).toBe(true);
-    const browser = new ConsoleBrowser(apps.baseUrl);
+    expect((await stack.apps.api.get(StaffUsersService).create({ ...STAFF, role: 'marketer' })).ok).toBe(true);
+    const browser = new ConsoleBrowser(stack.apps.baseUrl);
     expect((await browser.signIn(STAFF.email, STAFF.password)).status).toBe(303);
     const csrf = await browser.csrfToken();
     const posted = await browser.post(`/admin/digests/${sent}/test`, {
@@ -244,29 +234,31 @@ describe('what every mail carries', () => {
     checkTestCopy(fromConsole, 'console@spine-health.example');
 
     // An issue stored before test copies had their slots: rendered anew, still an honest test copy.
-    await query(db.url, `UPDATE digests SET html_template = replace(html_template, 'mr-reader', 'old') WHERE id = $1`, [
-      sent,
-    ]);
-    await admin(apps.baseUrl, 'POST', `/v1/digests/${sent}/test`, { to: 'old@spine-health.example' });
+    await query(
+      stack.db.url,
+      `UPDATE digests SET html_template = replace(html_template, 'mr-reader', 'old') WHERE id = $1`,
+      [sent],
+    );
+    await admin(stack.apps.baseUrl, 'POST', `/v1/digests/${sent}/test`, { to: 'old@spine-health.example' });
     checkTestCopy(await mailTo('old@spine-health.example'), 'old@spine-health.example');
 
     // A digest not planned yet (rendered for the test copy).
-    await admin(apps.baseUrl, 'POST', '/v1/articles', {
+    await admin(stack.apps.baseUrl, 'POST', '/v1/articles', {
       url: 'https://www.spine-health.example/news/mail-content',
       title: 'Treating Intercostal Muscle Strain',
       imageUrl: 'https://images.spine-health.example/intercostal.jpg',
       publishedAt: new Date().toISOString(),
       newsletters: ['spine-health'],
     });
-    const later = await admin<{ id: string }>(apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', {
+    const later = await admin<{ id: string }>(stack.apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', {
       sendAt: new Date(Date.now() + 3600_000).toISOString(),
     });
-    await admin(apps.baseUrl, 'POST', `/v1/digests/${later.body.id}/test`, { to: 'plan@spine-health.example' });
+    await admin(stack.apps.baseUrl, 'POST', `/v1/digests/${later.body.id}/test`, { to: 'plan@spine-health.example' });
     const unplanned = await mailTo('plan@spine-health.example');
     checkEveryMail(unplanned);
     checkTestCopy(unplanned, 'plan@spine-health.example');
     expect(htmlOf(unplanned)).toContain('src="https://images.spine-health.example/intercostal.jpg"');
-    await admin(apps.baseUrl, 'POST', `/v1/digests/${later.body.id}/cancel`);
+    await admin(stack.apps.baseUrl, 'POST', `/v1/digests/${later.body.id}/cancel`);
   });
 
   it('SpamAssassin finds nothing in the markup of any kind of mail (when installed)', async () => {

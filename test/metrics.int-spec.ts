@@ -1,10 +1,10 @@
 import 'reflect-metadata';
 import { addAudience } from './support/audience.js';
-import { ADMIN_KEY, type Backend, type RunningApps, linkFrom, startApps, testConfig } from './support/apps.js';
+import { ADMIN_KEY, type Backend, linkFrom } from './support/apps.js';
 import { admin, waitUntil } from './support/admin.js';
-import { createTestDatabase, query, seedDatabase } from './support/db.js';
+import { query } from './support/db.js';
 import { postJson, sleep } from './support/http.js';
-import { TestSmtp } from './support/smtp.js';
+import { useStack } from './support/stack.js';
 
 const PUBLIC = 'http://mailroom.test';
 const METRICS_TOKEN = 'metrics-token-0123456789abcdef';
@@ -45,14 +45,17 @@ function parse(text: string): Series {
 }
 
 describe.each<Backend>(['postgres', 'redis'])('GET /metrics on the %s queue backend', (backend) => {
-  let db: { url: string; drop: () => Promise<void> };
-  let smtp: TestSmtp;
-  let apps: RunningApps;
+  const stack = useStack({
+    label: `metrics_${backend}`,
+    queue: backend,
+    env: { METRICS_TOKEN, SEND_RATE_PER_SECOND: '100000', DIGEST_BATCH_SIZE: '10' },
+    prepare: () => mailboxes(),
+  });
   const addresses = new Set<string>();
-  const local = (link: string) => link.replace(PUBLIC, apps.baseUrl);
+  const local = (link: string) => link.replace(PUBLIC, stack.apps.baseUrl);
 
   async function scrape(): Promise<{ text: string; series: Series }> {
-    const res = await fetch(`${apps.baseUrl}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+    const res = await fetch(`${stack.apps.baseUrl}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
     expect(res.status).toBe(200);
     const text = await res.text();
     // Never personal data: no address at all, and none of the ones this test used.
@@ -66,47 +69,32 @@ describe.each<Backend>(['postgres', 'redis'])('GET /metrics on the %s queue back
   /** Subscribes `email` to spine-health and waits for its confirmation mail. */
   async function subscribe(email: string): Promise<string> {
     addresses.add(email);
-    expect((await postJson(`${apps.baseUrl}/v1/subscriptions`, { email, name: 'Pat Reader' })).status).toBe(202);
-    await smtp.waitFor((m) => m.some((x) => x.envelope.to.includes(email)));
-    return linkFrom(smtp.to(email)[0].parsed.text ?? '', `${PUBLIC}/confirm/`);
+    expect((await postJson(`${stack.apps.baseUrl}/v1/subscriptions`, { email, name: 'Pat Reader' })).status).toBe(202);
+    await stack.smtp.waitFor((m) => m.some((x) => x.envelope.to.includes(email)));
+    return linkFrom(stack.smtp.to(email)[0].parsed.text ?? '', `${PUBLIC}/confirm/`);
   }
 
-  beforeAll(async () => {
-    db = await createTestDatabase(`metrics_${backend}`);
-    await seedDatabase(db.url);
-    smtp = await new TestSmtp().start();
-    smtp.rcptHook = (addr) => {
+  /** Some addresses the SMTP server refuses; an audience with two suppressed readers. */
+  const mailboxes = async () => {
+    stack.smtp.rcptHook = (addr) => {
       if (addr === 'list3@example.com' || addr === 'nobody@example.com')
         return { code: 550, message: '5.1.1 Recipient address rejected: User unknown' };
       if (addr === 'list4@example.com') return { code: 554, message: '5.7.1 Message rejected by policy' };
       return null;
     };
-    const config = testConfig({
-      dbUrl: db.url,
-      smtpUrl: smtp.url,
-      backend,
-      env: { METRICS_TOKEN, SEND_RATE_PER_SECOND: '100000', DIGEST_BATCH_SIZE: '10' },
-    });
-    for (const a of await addAudience(db.url, { prefix: 'list', count: 20, newsletter: 'spine-health' }))
+    for (const a of await addAudience(stack.db.url, { prefix: 'list', count: 20, newsletter: 'spine-health' }))
       addresses.add(a);
-    for (const a of await addAudience(db.url, {
+    for (const a of await addAudience(stack.db.url, {
       prefix: 'blocked',
       count: 2,
       newsletter: 'spine-health',
-      suppressWithSecret: config.appSecret,
+      suppressWithSecret: stack.config.appSecret,
     }))
       addresses.add(a);
-    apps = await startApps(config);
-  });
-
-  afterAll(async () => {
-    await apps?.close();
-    await smtp?.stop();
-    await db?.drop();
-  });
+  };
 
   it('answers 401 without METRICS_TOKEN or an admin API key, and Prometheus text with either', async () => {
-    const url = `${apps.baseUrl}/metrics`;
+    const url = `${stack.apps.baseUrl}/metrics`;
     expect((await fetch(url)).status).toBe(401);
     expect((await fetch(url, { headers: { authorization: 'Bearer wrong-token-0123456789abcdef' } })).status).toBe(401);
     expect((await fetch(url, { headers: { authorization: `Basic ${METRICS_TOKEN}` } })).status).toBe(401);
@@ -132,23 +120,23 @@ describe.each<Backend>(['postgres', 'redis'])('GET /metrics on the %s queue back
     const confirmLink = await subscribe('reader@example.com');
     const confirmed = await fetch(local(confirmLink), { method: 'POST', headers: { accept: 'application/json' } });
     expect(confirmed.status).toBe(200);
-    await smtp.waitFor((m) => m.filter((x) => x.envelope.to.includes('reader@example.com')).length === 2);
+    await stack.smtp.waitFor((m) => m.filter((x) => x.envelope.to.includes('reader@example.com')).length === 2);
 
     // A confirmation bounces (550 5.1.1).
     addresses.add('nobody@example.com');
-    await postJson(`${apps.baseUrl}/v1/subscriptions`, { email: 'nobody@example.com' });
+    await postJson(`${stack.apps.baseUrl}/v1/subscriptions`, { email: 'nobody@example.com' });
     await waitUntil(
-      () => query(db.url, `SELECT 1 FROM mail_log WHERE kind = 'confirmation' AND status = 'failed'`),
+      () => query(stack.db.url, `SELECT 1 FROM mail_log WHERE kind = 'confirmation' AND status = 'failed'`),
       (r) => r.length === 1,
       15_000,
       'the bounced confirmation',
     );
 
     // A digest to 21 confirmed readers (one bounces, one is refused by policy) and 2 suppressed ones.
-    const created = await admin<{ id: string }>(apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', {});
+    const created = await admin<{ id: string }>(stack.apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', {});
     expect(created.status).toBe(201);
     const digest = await waitUntil(
-      () => admin<Digest>(apps.baseUrl, 'GET', `/v1/digests/${created.body.id}`).then((r) => r.body),
+      () => admin<Digest>(stack.apps.baseUrl, 'GET', `/v1/digests/${created.body.id}`).then((r) => r.body),
       (d) => !['scheduled', 'sending'].includes(d.status),
       60_000,
       'the digest',
@@ -220,10 +208,10 @@ describe.each<Backend>(['postgres', 'redis'])('GET /metrics on the %s queue back
     expect(totals(before)).toEqual(expected);
 
     // Everything so far becomes old enough to settle: the tallies move their watermarks past it.
-    await query(db.url, `UPDATE mail_log SET created_at = created_at - interval '1 hour'`);
-    await query(db.url, `UPDATE consent_records SET created_at = created_at - interval '1 hour'`);
+    await query(stack.db.url, `UPDATE mail_log SET created_at = created_at - interval '1 hour'`);
+    await query(stack.db.url, `UPDATE consent_records SET created_at = created_at - interval '1 hour'`);
     await query(
-      db.url,
+      stack.db.url,
       `UPDATE digests SET started_at = started_at - interval '1 hour', finished_at = finished_at - interval '1 hour'`,
     );
     for (let i = 0; i < 2; i += 1) {
@@ -234,13 +222,13 @@ describe.each<Backend>(['postgres', 'redis'])('GET /metrics on the %s queue back
     // A signup right after a scrape is not seen until the cached snapshot expires.
     await sleep(CACHE_EXPIRY_MS);
     await scrape();
-    await postJson(`${apps.baseUrl}/v1/subscriptions`, { email: 'late@example.com' });
+    await postJson(`${stack.apps.baseUrl}/v1/subscriptions`, { email: 'late@example.com' });
     addresses.add('late@example.com');
     expect(totals((await scrape()).series).signups).toBe(2);
 
     // Erasing the reader deletes its mail log, consent records and deliveries: the totals stay.
-    expect((await admin(apps.baseUrl, 'DELETE', '/v1/subscribers/reader@example.com')).status).toBe(204);
-    await smtp.waitFor((m) => m.some((x) => x.envelope.to.includes('late@example.com')));
+    expect((await admin(stack.apps.baseUrl, 'DELETE', '/v1/subscribers/reader@example.com')).status).toBe(204);
+    await stack.smtp.waitFor((m) => m.some((x) => x.envelope.to.includes('late@example.com')));
     const after = await waitUntil(
       () => scrape().then((r) => totals(r.series)),
       (t) => t.signups === 3 && t.confirmation === 2,

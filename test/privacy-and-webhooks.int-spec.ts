@@ -2,11 +2,11 @@ import 'reflect-metadata';
 import { createHmac } from 'node:crypto';
 import { emailHash } from '#subscriptions/tokens.js';
 import { admin, waitUntil } from './support/admin.js';
-import { type RunningApps, linkFrom, startApps, testConfig } from './support/apps.js';
-import { createTestDatabase, query, seedDatabase } from './support/db.js';
+import { linkFrom } from './support/apps.js';
+import { query } from './support/db.js';
 import { postJson } from './support/http.js';
-import { TestSmtp } from './support/smtp.js';
 import { FakeSns, selfSignedCertificate } from './support/sns.js';
+import { useStack } from './support/stack.js';
 
 const PUBLIC = 'http://mailroom.test';
 const MAILGUN_KEY = 'mailgun-signing-key-for-tests';
@@ -14,59 +14,46 @@ const SES_TOKEN = 'ses-token-for-tests-0123456789';
 const TOPIC = 'arn:aws:sns:us-east-1:123456789012:ses-bounces';
 
 describe('subscriber records, privacy and bounce webhooks', () => {
-  let db: { url: string; drop: () => Promise<void> };
-  let smtp: TestSmtp;
-  let apps: RunningApps;
   let sns: FakeSns;
+  // Before the stack: the config names this server's origin.
+  beforeAll(async () => {
+    sns = await new FakeSns().start();
+  });
+  const stack = useStack({
+    label: 'privacy',
+    env: () => ({
+      MAILGUN_WEBHOOK_SIGNING_KEY: MAILGUN_KEY,
+      POSTMARK_WEBHOOK_USER: 'pm',
+      POSTMARK_WEBHOOK_PASSWORD: 'pm-secret',
+      SES_WEBHOOK_TOKEN: SES_TOKEN,
+      // Our stand-in for SNS: a local origin instead of https://sns.<region>.amazonaws.com.
+      SES_SNS_ORIGIN_PATTERN: sns.originPattern,
+      SES_SNS_TOPIC_ARNS: TOPIC,
+      PUBLIC_POSTS_PER_IP_PER_MINUTE: '10000',
+    }),
+  });
+  afterAll(async () => {
+    await sns?.stop();
+  });
   const status = async (email: string) =>
-    (await query<{ status: string }>(db.url, `SELECT status FROM subscribers WHERE email = $1`, [email]))[0]?.status;
+    (await query<{ status: string }>(stack.db.url, `SELECT status FROM subscribers WHERE email = $1`, [email]))[0]
+      ?.status;
   const suppressionCount = async () =>
-    (await query<{ n: number }>(db.url, `SELECT count(*)::int AS n FROM suppressions`))[0].n;
+    (await query<{ n: number }>(stack.db.url, `SELECT count(*)::int AS n FROM suppressions`))[0].n;
 
   async function activeReader(email: string, name = 'Sam'): Promise<void> {
-    await postJson(`${apps.baseUrl}/v1/subscriptions`, { email, name, topics: ['Sciatica'] });
-    await smtp.waitFor(() => smtp.to(email).length >= 1);
-    const link = linkFrom(smtp.to(email).at(-1)!.parsed.text ?? '', `${PUBLIC}/confirm/`);
-    expect((await fetch(link.replace(PUBLIC, apps.baseUrl), { method: 'POST' })).status).toBe(200);
+    await postJson(`${stack.apps.baseUrl}/v1/subscriptions`, { email, name, topics: ['Sciatica'] });
+    await stack.smtp.waitFor(() => stack.smtp.to(email).length >= 1);
+    const link = linkFrom(stack.smtp.to(email).at(-1)!.parsed.text ?? '', `${PUBLIC}/confirm/`);
+    expect((await fetch(link.replace(PUBLIC, stack.apps.baseUrl), { method: 'POST' })).status).toBe(200);
   }
-
-  beforeAll(async () => {
-    db = await createTestDatabase('privacy');
-    await seedDatabase(db.url);
-    smtp = await new TestSmtp().start();
-    sns = await new FakeSns().start();
-    apps = await startApps(
-      testConfig({
-        dbUrl: db.url,
-        smtpUrl: smtp.url,
-        backend: 'postgres',
-        env: {
-          MAILGUN_WEBHOOK_SIGNING_KEY: MAILGUN_KEY,
-          POSTMARK_WEBHOOK_USER: 'pm',
-          POSTMARK_WEBHOOK_PASSWORD: 'pm-secret',
-          SES_WEBHOOK_TOKEN: SES_TOKEN,
-          // Our stand-in for SNS: a local origin instead of https://sns.<region>.amazonaws.com.
-          SES_SNS_ORIGIN_PATTERN: sns.originPattern,
-          SES_SNS_TOPIC_ARNS: TOPIC,
-          PUBLIC_POSTS_PER_IP_PER_MINUTE: '10000',
-        },
-      }),
-    );
-  });
-
-  afterAll(async () => {
-    await apps?.close();
-    await sns?.stop();
-    await smtp?.stop();
-    await db?.drop();
-  });
 
   it('PATCH changes name, topics and unsubscribes, but never activates', async () => {
     await activeReader('patch@example.com');
     const res = await admin<{
       name: string;
       subscriptions: { newsletter: string; status: string; topics: string[] }[];
-    }>(apps.baseUrl, 'PATCH', '/v1/subscribers/patch@example.com', {
+    }>(stack.apps.baseUrl, 'PATCH', '/v1/subscribers/patch@example.com', {
       name: 'Samantha',
       topics: ['Neck Pain'],
       timezone: 'Europe/Berlin',
@@ -78,13 +65,13 @@ describe('subscriber records, privacy and bounce webhooks', () => {
     });
     expect(
       (
-        await admin(apps.baseUrl, 'PATCH', '/v1/subscribers/patch@example.com', {
+        await admin(stack.apps.baseUrl, 'PATCH', '/v1/subscribers/patch@example.com', {
           newsletters: { 'spine-health': 'active' },
         })
       ).status,
     ).toBe(400);
     const un = await admin<{ subscriptions: { status: string }[] }>(
-      apps.baseUrl,
+      stack.apps.baseUrl,
       'PATCH',
       '/v1/subscribers/patch@example.com',
       {
@@ -92,9 +79,12 @@ describe('subscriber records, privacy and bounce webhooks', () => {
       },
     );
     expect(un.body.subscriptions[0].status).toBe('unsubscribed');
-    expect((await admin(apps.baseUrl, 'PATCH', '/v1/subscribers/nobody@example.com', { name: 'x' })).status).toBe(404);
+    expect((await admin(stack.apps.baseUrl, 'PATCH', '/v1/subscribers/nobody@example.com', { name: 'x' })).status).toBe(
+      404,
+    );
     expect(
-      (await admin(apps.baseUrl, 'PATCH', '/v1/subscribers/patch@example.com', { timezone: 'Nowhere/Town' })).status,
+      (await admin(stack.apps.baseUrl, 'PATCH', '/v1/subscribers/patch@example.com', { timezone: 'Nowhere/Town' }))
+        .status,
     ).toBe(400);
   });
 
@@ -104,14 +94,15 @@ describe('subscriber records, privacy and bounce webhooks', () => {
       subscriptions: unknown[];
       consentRecords: { action: string; consent_text: string | null }[];
       mailLog: { kind: string }[];
-    }>(apps.baseUrl, 'GET', '/v1/subscribers/patch@example.com/export');
+    }>(stack.apps.baseUrl, 'GET', '/v1/subscribers/patch@example.com/export');
     expect(res.status).toBe(200);
     expect(res.body.subscriber).toMatchObject({ email: 'patch@example.com', name: 'Samantha' });
     expect(res.body.subscriptions).toHaveLength(1);
     expect(res.body.consentRecords.map((c) => c.action)).toEqual(['subscribe', 'confirm', 'unsubscribe']);
     expect(res.body.consentRecords[0].consent_text).toContain('We respect your privacy');
     await waitUntil(
-      () => admin<{ mailLog: { kind: string }[] }>(apps.baseUrl, 'GET', '/v1/subscribers/patch@example.com/export'),
+      () =>
+        admin<{ mailLog: { kind: string }[] }>(stack.apps.baseUrl, 'GET', '/v1/subscribers/patch@example.com/export'),
       (r) => r.body.mailLog.some((m) => m.kind === 'confirmation'),
       10_000,
       'mail log',
@@ -120,55 +111,62 @@ describe('subscriber records, privacy and bounce webhooks', () => {
 
   it('erases personal data and keeps only a keyed hash; a later signup needs a new double opt-in', async () => {
     await activeReader('forget-me@example.com', 'Forget Me');
-    expect((await admin(apps.baseUrl, 'DELETE', '/v1/subscribers/forget-me@example.com')).status).toBe(204);
+    expect((await admin(stack.apps.baseUrl, 'DELETE', '/v1/subscribers/forget-me@example.com')).status).toBe(204);
     const dump = JSON.stringify(
       await query(
-        db.url,
+        stack.db.url,
         `SELECT (SELECT json_agg(s) FROM subscribers s) a, (SELECT json_agg(c) FROM consent_records c) b, (SELECT json_agg(m) FROM mail_log m) c,
                 (SELECT json_agg(o) FROM outbox o) d, (SELECT json_agg(t) FROM tokens t) e, (SELECT json_agg(x) FROM suppressions x) f`,
       ),
     );
     expect(dump).not.toContain('forget-me');
     expect(dump).not.toContain('Forget Me');
-    const [sup] = await query<{ reason: string }>(db.url, `SELECT reason FROM suppressions WHERE email_hash = $1`, [
-      emailHash(apps.config.appSecret, 'forget-me@example.com'),
-    ]);
+    const [sup] = await query<{ reason: string }>(
+      stack.db.url,
+      `SELECT reason FROM suppressions WHERE email_hash = $1`,
+      [emailHash(stack.apps.config.appSecret, 'forget-me@example.com')],
+    );
     expect(sup.reason).toBe('erased');
-    expect((await admin(apps.baseUrl, 'GET', '/v1/subscribers/forget-me@example.com/export')).status).toBe(404);
+    expect((await admin(stack.apps.baseUrl, 'GET', '/v1/subscribers/forget-me@example.com/export')).status).toBe(404);
 
     // Signing up again starts a new double opt-in; nothing but the confirmation is sent until it is confirmed.
-    const before = smtp.to('forget-me@example.com').length;
-    await postJson(`${apps.baseUrl}/v1/subscriptions`, { email: 'forget-me@example.com' });
-    await smtp.waitFor(() => smtp.to('forget-me@example.com').length === before + 1);
-    expect(smtp.to('forget-me@example.com').at(-1)!.parsed.subject).toContain('Please confirm');
-    const link = linkFrom(smtp.to('forget-me@example.com').at(-1)!.parsed.text ?? '', `${PUBLIC}/confirm/`);
-    expect((await fetch(link.replace(PUBLIC, apps.baseUrl), { method: 'POST' })).status).toBe(200);
+    const before = stack.smtp.to('forget-me@example.com').length;
+    await postJson(`${stack.apps.baseUrl}/v1/subscriptions`, { email: 'forget-me@example.com' });
+    await stack.smtp.waitFor(() => stack.smtp.to('forget-me@example.com').length === before + 1);
+    expect(stack.smtp.to('forget-me@example.com').at(-1)!.parsed.subject).toContain('Please confirm');
+    const link = linkFrom(stack.smtp.to('forget-me@example.com').at(-1)!.parsed.text ?? '', `${PUBLIC}/confirm/`);
+    expect((await fetch(link.replace(PUBLIC, stack.apps.baseUrl), { method: 'POST' })).status).toBe(200);
     expect(
-      await query(db.url, `SELECT 1 FROM suppressions WHERE email_hash = $1`, [
-        emailHash(apps.config.appSecret, 'forget-me@example.com'),
+      await query(stack.db.url, `SELECT 1 FROM suppressions WHERE email_hash = $1`, [
+        emailHash(stack.apps.config.appSecret, 'forget-me@example.com'),
       ]),
     ).toHaveLength(0);
   });
 
   it('generic webhook (API key): hard bounce suppresses once, soft bounce does nothing', async () => {
     await activeReader('generic@example.com');
-    expect((await fetch(`${apps.baseUrl}/v1/webhooks/generic`, { method: 'POST' })).status).toBe(401);
+    expect((await fetch(`${stack.apps.baseUrl}/v1/webhooks/generic`, { method: 'POST' })).status).toBe(401);
     const before = await suppressionCount();
     expect(
-      (await admin(apps.baseUrl, 'POST', '/v1/webhooks/generic', { email: 'generic@example.com', type: 'soft' }))
+      (await admin(stack.apps.baseUrl, 'POST', '/v1/webhooks/generic', { email: 'generic@example.com', type: 'soft' }))
         .status,
     ).toBe(200);
     expect(await status('generic@example.com')).toBe('ok');
     for (let i = 0; i < 3; i += 1) {
       expect(
-        (await admin(apps.baseUrl, 'POST', '/v1/webhooks/generic', { email: 'generic@example.com', type: 'hard' }))
-          .status,
+        (
+          await admin(stack.apps.baseUrl, 'POST', '/v1/webhooks/generic', {
+            email: 'generic@example.com',
+            type: 'hard',
+          })
+        ).status,
       ).toBe(200);
     }
     expect(await suppressionCount()).toBe(before + 1);
     expect(await status('generic@example.com')).toBe('bounced');
     expect(
-      (await admin(apps.baseUrl, 'POST', '/v1/webhooks/generic', { email: 'x@example.com', type: 'weird' })).status,
+      (await admin(stack.apps.baseUrl, 'POST', '/v1/webhooks/generic', { email: 'x@example.com', type: 'weird' }))
+        .status,
     ).toBe(400);
   });
 
@@ -183,10 +181,10 @@ describe('subscriber records, privacy and bounce webhooks', () => {
       signature: { timestamp: ts, token: 'abc123token', signature },
       'event-data': { event: 'complained', recipient: 'mailgun@example.com', timestamp: Number(ts) },
     });
-    const bad = await postJson(`${apps.baseUrl}/v1/webhooks/mailgun`, payload('0'.repeat(64)));
+    const bad = await postJson(`${stack.apps.baseUrl}/v1/webhooks/mailgun`, payload('0'.repeat(64)));
     expect(bad.status).toBe(401);
     expect(await status('mailgun@example.com')).toBe('ok');
-    const good = await postJson(`${apps.baseUrl}/v1/webhooks/mailgun`, payload(sign(ts, 'abc123token')));
+    const good = await postJson(`${stack.apps.baseUrl}/v1/webhooks/mailgun`, payload(sign(ts, 'abc123token')));
     expect(good.status).toBe(200);
     expect(await status('mailgun@example.com')).toBe('complained');
   });
@@ -205,7 +203,7 @@ describe('subscriber records, privacy and bounce webhooks', () => {
     expect(
       (
         await postJson(
-          `${apps.baseUrl}/v1/webhooks/postmark`,
+          `${stack.apps.baseUrl}/v1/webhooks/postmark`,
           body('postmark@example.com', 'HardBounce'),
           auth('pm', 'wrong'),
         )
@@ -215,7 +213,7 @@ describe('subscriber records, privacy and bounce webhooks', () => {
     expect(
       (
         await postJson(
-          `${apps.baseUrl}/v1/webhooks/postmark`,
+          `${stack.apps.baseUrl}/v1/webhooks/postmark`,
           body('postmark@example.com', 'HardBounce'),
           auth('pm', 'pm-secret'),
         )
@@ -224,7 +222,7 @@ describe('subscriber records, privacy and bounce webhooks', () => {
     expect(
       (
         await postJson(
-          `${apps.baseUrl}/v1/webhooks/postmark`,
+          `${stack.apps.baseUrl}/v1/webhooks/postmark`,
           body('postmark-soft@example.com', 'SoftBounce'),
           auth('pm', 'pm-secret'),
         )
@@ -280,7 +278,7 @@ describe('subscriber records, privacy and bounce webhooks', () => {
       mail: { timestamp: new Date().toISOString(), source: 'newsletter@spine-health.example', destination: [email] },
     });
     const post = (body: unknown, token = SES_TOKEN) =>
-      fetch(`${apps.baseUrl}/v1/webhooks/ses?token=${token}`, {
+      fetch(`${stack.apps.baseUrl}/v1/webhooks/ses?token=${token}`, {
         method: 'POST',
         // SNS sends JSON as text/plain.
         headers: { 'content-type': 'text/plain; charset=UTF-8' },
@@ -391,19 +389,19 @@ describe('subscriber records, privacy and bounce webhooks', () => {
   });
 
   it('a suppressed address is skipped by the next digest and gets no confirmation', async () => {
-    const before = smtp.to('ses-hard@example.com').length;
-    await postJson(`${apps.baseUrl}/v1/subscriptions`, {
+    const before = stack.smtp.to('ses-hard@example.com').length;
+    await postJson(`${stack.apps.baseUrl}/v1/subscriptions`, {
       email: 'ses-hard@example.com',
       newsletters: ['sports-health'],
     });
-    const d = await admin<{ id: string }>(apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', {});
+    const d = await admin<{ id: string }>(stack.apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', {});
     await waitUntil(
-      () => admin<{ status: string }>(apps.baseUrl, 'GET', `/v1/digests/${d.body.id}`),
+      () => admin<{ status: string }>(stack.apps.baseUrl, 'GET', `/v1/digests/${d.body.id}`),
       (r) => r.body.status === 'sent',
       30_000,
       'digest',
     );
-    expect(smtp.to('ses-hard@example.com').length).toBe(before);
-    expect(smtp.to('ses-soft@example.com').length).toBeGreaterThan(2);
+    expect(stack.smtp.to('ses-hard@example.com').length).toBe(before);
+    expect(stack.smtp.to('ses-soft@example.com').length).toBeGreaterThan(2);
   });
 });

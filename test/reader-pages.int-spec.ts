@@ -1,9 +1,8 @@
 import 'reflect-metadata';
 import { signToken } from '#subscriptions/tokens.js';
-import { type RunningApps, startApps, testConfig } from './support/apps.js';
 import { addAudience } from './support/audience.js';
-import { createTestDatabase, query, seedDatabase } from './support/db.js';
-import { TestSmtp } from './support/smtp.js';
+import { query } from './support/db.js';
+import { useStack } from './support/stack.js';
 
 const PRIVACY = 'https://www.veritashealth.example/privacy';
 const GUIDE = 'Natural Back Pain Relief';
@@ -11,14 +10,12 @@ const FORM = { 'content-type': 'application/x-www-form-urlencoded', accept: 'tex
 
 /** Reader pages: honest signup offers, post/redirect/get, 404 for unknown newsletters, privacy links, preferences. */
 describe('reader pages', () => {
-  let db: { url: string; drop: () => Promise<void> };
-  let smtp: TestSmtp;
-  let apps: RunningApps;
+  const stack = useStack({ label: 'reader_pages', worker: false, env: { PRIVACY_URL: PRIVACY } });
 
   const get = (path: string) =>
-    fetch(`${apps.baseUrl}${path}`, { headers: { accept: 'text/html' }, redirect: 'manual' });
+    fetch(`${stack.apps.baseUrl}${path}`, { headers: { accept: 'text/html' }, redirect: 'manual' });
   const postForm = (path: string, form: [string, string][]) =>
-    fetch(`${apps.baseUrl}${path}`, {
+    fetch(`${stack.apps.baseUrl}${path}`, {
       method: 'POST',
       headers: FORM,
       body: new URLSearchParams(form).toString(),
@@ -27,27 +24,11 @@ describe('reader pages', () => {
   const statusOf = async (email: string) =>
     (
       await query<{ status: string }>(
-        db.url,
+        stack.db.url,
         `SELECT s.status FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id WHERE u.email = $1`,
         [email],
       )
     ).map((r) => r.status);
-
-  beforeAll(async () => {
-    db = await createTestDatabase('reader_pages');
-    await seedDatabase(db.url);
-    smtp = await new TestSmtp().start();
-    apps = await startApps(
-      testConfig({ dbUrl: db.url, smtpUrl: smtp.url, backend: 'postgres', env: { PRIVACY_URL: PRIVACY } }),
-      { worker: false },
-    );
-  });
-
-  afterAll(async () => {
-    await apps?.close();
-    await smtp?.stop();
-    await db?.drop();
-  });
 
   describe('a signup page offers only what its newsletter sends', () => {
     it.each(['arthritis-health', 'sports-health'])(
@@ -92,7 +73,7 @@ describe('reader pages', () => {
         '<span class="brand-name">Spine-health</span>',
       );
 
-      const json = await fetch(`${apps.baseUrl}/v1/subscriptions`, {
+      const json = await fetch(`${stack.apps.baseUrl}/v1/subscriptions`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ email: 'json.reader@example.com' }),
@@ -139,14 +120,14 @@ describe('reader pages', () => {
     const email = 'topics1@example.com';
 
     beforeAll(async () => {
-      await addAudience(db.url, { prefix: 'topics', count: 1, newsletter: 'spine-health' });
+      await addAudience(stack.db.url, { prefix: 'topics', count: 1, newsletter: 'spine-health' });
       const [sub] = await query<{ id: string }>(
-        db.url,
+        stack.db.url,
         `SELECT s.id::text FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id
           JOIN newsletters n ON n.id = s.newsletter_id WHERE u.email = $1 AND n.slug = 'spine-health'`,
         [email],
       );
-      token = signToken(apps.config.appSecret, 'unsubscribe', sub.id);
+      token = signToken(stack.apps.config.appSecret, 'unsubscribe', sub.id);
     });
 
     it('opens with nothing destructive selected: a topics form and a separate unsubscribe form', async () => {
@@ -176,7 +157,7 @@ describe('reader pages', () => {
       const noAction = await postForm(`/unsubscribe/${token}`, [['topics', 'Neck Pain']]);
       expect(await noAction.text()).toContain('Preferences saved');
       const [row] = await query<{ status: string; topics: string[] }>(
-        db.url,
+        stack.db.url,
         `SELECT s.status, s.topics FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id
           JOIN newsletters n ON n.id = s.newsletter_id WHERE u.email = $1 AND n.slug = 'spine-health'`,
         [email],
@@ -189,7 +170,7 @@ describe('reader pages', () => {
       expect(gone.status).toBe(200);
       expect(await gone.text()).toContain('You have been unsubscribed');
       expect(await statusOf(email)).toContain('unsubscribed');
-      const oneClick = await fetch(`${apps.baseUrl}/unsubscribe/${token}`, {
+      const oneClick = await fetch(`${stack.apps.baseUrl}/unsubscribe/${token}`, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         body: 'List-Unsubscribe=One-Click',

@@ -2,7 +2,8 @@ import { DataSource } from 'typeorm';
 import { loadConfig } from '#config/config.js';
 import { dataSourceOptions } from '#db/data-source.js';
 import { SLOT_MS, SendRateLimiter, slotCapacity } from '#mail/send-rate-limiter.service.js';
-import { createTestDatabase, query } from './support/db.js';
+import { query } from './support/db.js';
+import { useTestDatabase } from './support/stack.js';
 
 /**
  * The global send limiter against a real PostgreSQL: grants are positions in 50 ms slots, due
@@ -11,7 +12,7 @@ import { createTestDatabase, query } from './support/db.js';
  */
 describe('send rate limiter (positions in slots)', () => {
   const RATE = 400; // 0.99 × 400 / 20 = 19.8 sends per slot
-  let db: { url: string; drop: () => Promise<void> };
+  const testDb = useTestDatabase({ label: 'send-rate', seed: false });
   let ds: DataSource;
   let limiter: SendRateLimiter;
   // A slot well in the future, so that nothing else counts in it.
@@ -20,12 +21,11 @@ describe('send rate limiter (positions in slots)', () => {
   const at = (msIntoSlot: number) => jest.spyOn(Date, 'now').mockReturnValue(slot * SLOT_MS + msIntoSlot);
 
   beforeAll(async () => {
-    db = await createTestDatabase('send-rate');
-    ds = new DataSource(dataSourceOptions(db.url));
+    ds = new DataSource(dataSourceOptions(testDb.db.url));
     await ds.initialize();
     const config = loadConfig({
       NODE_ENV: 'test',
-      DATABASE_URL: db.url,
+      DATABASE_URL: testDb.db.url,
       SMTP_URL: 'smtp://127.0.0.1:2525',
       APP_SECRET: 'x'.repeat(32),
       SEND_RATE_PER_SECOND: String(RATE),
@@ -35,10 +35,8 @@ describe('send rate limiter (positions in slots)', () => {
 
   afterEach(() => jest.restoreAllMocks());
 
-  afterAll(async () => {
-    await ds.destroy();
-    await db.drop();
-  });
+  // Before the database is dropped.
+  testDb.onTeardown(() => ds?.destroy());
 
   it('schedules 0.99 × the rate, spread evenly over the slots', () => {
     let perSecond = 0;
@@ -67,7 +65,7 @@ describe('send rate limiter (positions in slots)', () => {
     const g = await limiter.grant(10);
     expect(g.first).toBe(past);
     expect(g.count).toBe(cap - past);
-    const [{ n }] = await query<{ n: number }>(db.url, 'SELECT n FROM send_rate WHERE slot = $1', [slot]);
+    const [{ n }] = await query<{ n: number }>(testDb.db.url, 'SELECT n FROM send_rate WHERE slot = $1', [slot]);
     expect(n).toBe(cap);
   });
 

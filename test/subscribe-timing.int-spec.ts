@@ -1,10 +1,9 @@
 import 'reflect-metadata';
 import { performance } from 'node:perf_hooks';
 import { admin } from './support/admin.js';
-import { type RunningApps, startApps, testConfig } from './support/apps.js';
-import { createTestDatabase, query, seedDatabase } from './support/db.js';
+import { query } from './support/db.js';
 import { postJson } from './support/http.js';
-import { TestSmtp } from './support/smtp.js';
+import { useStack } from './support/stack.js';
 
 /** Requests per class; the classes take turns (in a new random order each round). */
 const ROUNDS = 180;
@@ -83,31 +82,12 @@ function shuffle<T>(xs: T[]): T[] {
  * tell whether an address is new, pending, active, rate limited, bounced, complained or erased.
  */
 describe('subscribe timing (no enumeration by the clock)', () => {
-  let db: { url: string; drop: () => Promise<void> };
-  let smtp: TestSmtp;
-  let apps: RunningApps;
-  const url = () => `${apps.baseUrl}/v1/subscriptions`;
-
-  beforeAll(async () => {
-    db = await createTestDatabase('timing');
-    await seedDatabase(db.url);
-    smtp = await new TestSmtp().start();
-    apps = await startApps(
-      testConfig({
-        dbUrl: db.url,
-        smtpUrl: smtp.url,
-        backend: 'postgres',
-        env: { PUBLIC_POSTS_PER_IP_PER_MINUTE: '100000', CONFIRMATIONS_PER_ADDRESS_PER_DAY: String(PER_DAY) },
-      }),
-      { worker: false },
-    );
+  const stack = useStack({
+    label: 'timing',
+    worker: false,
+    env: { PUBLIC_POSTS_PER_IP_PER_MINUTE: '100000', CONFIRMATIONS_PER_ADDRESS_PER_DAY: String(PER_DAY) },
   });
-
-  afterAll(async () => {
-    await apps?.close();
-    await smtp?.stop();
-    await db?.drop();
-  });
+  const url = () => `${stack.apps.baseUrl}/v1/subscriptions`;
 
   const subscribe = async (email: string): Promise<void> => {
     const res = await postJson(url(), { email });
@@ -115,13 +95,13 @@ describe('subscribe timing (no enumeration by the clock)', () => {
     await res.arrayBuffer();
   };
   const webhook = async (email: string, type: 'hard' | 'complaint'): Promise<void> => {
-    expect((await admin(apps.baseUrl, 'POST', '/v1/webhooks/generic', { email, type })).status).toBe(200);
+    expect((await admin(stack.apps.baseUrl, 'POST', '/v1/webhooks/generic', { email, type })).status).toBe(200);
   };
   /** What the database holds about one class's addresses. */
   const footprint = async (cls: string) =>
     (
       await query<{ f: Footprint }>(
-        db.url,
+        stack.db.url,
         `SELECT json_build_object(
            'subscribers', (SELECT json_agg(json_build_object('status', u.status, 'updatedAt', u.updated_at) ORDER BY u.id)
                            FROM subscribers u WHERE u.email LIKE $1),
@@ -152,20 +132,21 @@ describe('subscribe timing (no enumeration by the clock)', () => {
     const erased = addresses('erased', total);
     for (const e of [...pending, ...active, ...limited, ...bounced, ...complained, ...erased]) await subscribe(e);
     await query(
-      db.url,
+      stack.db.url,
       `UPDATE subscriptions s SET status = 'active', confirmed_at = now() FROM subscribers u
         WHERE u.id = s.subscriber_id AND (u.email LIKE 'active-%' OR u.email LIKE 'bounced-%' OR u.email LIKE 'complained-%')`,
     );
     // Rate limited: the day's confirmation mails already spent (pending, so a request would send one).
     await query(
-      db.url,
+      stack.db.url,
       `INSERT INTO confirmation_requests (subscriber_id)
        SELECT u.id FROM subscribers u, generate_series(1, $1) WHERE u.email LIKE 'limited-%'`,
       [PER_DAY],
     );
     for (const e of bounced) await webhook(e, 'hard');
     for (const e of complained) await webhook(e, 'complaint');
-    for (const e of erased) expect((await admin(apps.baseUrl, 'DELETE', `/v1/subscribers/${e}`)).status).toBe(204);
+    for (const e of erased)
+      expect((await admin(stack.apps.baseUrl, 'DELETE', `/v1/subscribers/${e}`)).status).toBe(204);
 
     const before = {
       bounced: await footprint('bounced'),

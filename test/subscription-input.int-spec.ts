@@ -1,36 +1,13 @@
 import 'reflect-metadata';
-import { ADMIN_KEY, type RunningApps, startApps, testConfig } from './support/apps.js';
-import { createTestDatabase, query, seedDatabase } from './support/db.js';
+import { ADMIN_KEY } from './support/apps.js';
+import { query } from './support/db.js';
 import { postForm, postJson } from './support/http.js';
-import { TestSmtp } from './support/smtp.js';
+import { useStack } from './support/stack.js';
 
 /** Invariant 5: bad input gets a 4xx naming the field, never a 500, and leaves nothing half-written. */
 describe('subscription input validation', () => {
-  let db: { url: string; drop: () => Promise<void> };
-  let smtp: TestSmtp;
-  let apps: RunningApps;
-  const url = () => `${apps.baseUrl}/v1/subscriptions`;
-
-  beforeAll(async () => {
-    db = await createTestDatabase('input');
-    await seedDatabase(db.url);
-    smtp = await new TestSmtp().start();
-    apps = await startApps(
-      testConfig({
-        dbUrl: db.url,
-        smtpUrl: smtp.url,
-        backend: 'postgres',
-        env: { PUBLIC_POSTS_PER_IP_PER_MINUTE: '10000' },
-      }),
-      { worker: false },
-    );
-  });
-
-  afterAll(async () => {
-    await apps?.close();
-    await smtp?.stop();
-    await db?.drop();
-  });
+  const stack = useStack({ label: 'input', worker: false, env: { PUBLIC_POSTS_PER_IP_PER_MINUTE: '10000' } });
+  const url = () => `${stack.apps.baseUrl}/v1/subscriptions`;
 
   const cases: [string, unknown, RegExp][] = [
     ['missing email', { name: 'x' }, /email/],
@@ -91,7 +68,7 @@ describe('subscription input validation', () => {
 
   it('leaves nothing half-written after all that', async () => {
     const [counts] = await query<{ subs: number; subscribers: number; outbox: number; consent: number }>(
-      db.url,
+      stack.db.url,
       `SELECT (SELECT count(*)::int FROM subscriptions) AS subs, (SELECT count(*)::int FROM subscribers) AS subscribers,
               (SELECT count(*)::int FROM outbox) AS outbox, (SELECT count(*)::int FROM consent_records) AS consent`,
     );
@@ -112,7 +89,7 @@ describe('subscription input validation', () => {
     expect(page.headers.get('content-type')).toContain('text/html');
     expect(await page.text()).toContain('Check your inbox');
     const subs = await query<{ email: string; slug: string; status: string; topics: string[] }>(
-      db.url,
+      stack.db.url,
       `SELECT u.email, n.slug, s.status, s.topics FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id
        JOIN newsletters n ON n.id = s.newsletter_id ORDER BY n.slug`,
     );
@@ -121,7 +98,7 @@ describe('subscription input validation', () => {
       { email: 'form.reader@example.com', slug: 'sports-health', status: 'pending', topics: ['Neck Pain'] },
     ]);
     const consent = await query<{ action: string; consent_text: string; consent_version: string; ip: string }>(
-      db.url,
+      stack.db.url,
       `SELECT action, consent_text, consent_version, host(ip) AS ip FROM consent_records`,
     );
     expect(consent).toHaveLength(2);
@@ -131,15 +108,22 @@ describe('subscription input validation', () => {
 
   it('IDN domains are stored in ASCII form', async () => {
     expect((await postJson(url(), { email: 'leser@bücher.example' })).status).toBe(202);
-    const [row] = await query<{ email: string }>(db.url, `SELECT email FROM subscribers WHERE email LIKE 'leser@%'`);
+    const [row] = await query<{ email: string }>(
+      stack.db.url,
+      `SELECT email FROM subscribers WHERE email LIKE 'leser@%'`,
+    );
     expect(row.email).toBe('leser@xn--bcher-kva.example');
   });
   it('a newsletter created or made the default through the admin API counts at once', async () => {
     const admin = { authorization: `Bearer ${ADMIN_KEY}` };
-    const created = await postJson(`${apps.baseUrl}/v1/newsletters`, { slug: 'brand-new', name: 'Brand New' }, admin);
+    const created = await postJson(
+      `${stack.apps.baseUrl}/v1/newsletters`,
+      { slug: 'brand-new', name: 'Brand New' },
+      admin,
+    );
     expect(created.status).toBe(201);
     expect((await postJson(url(), { email: 'first@example.com', newsletters: ['brand-new'] })).status).toBe(202);
-    const patched = await fetch(`${apps.baseUrl}/v1/newsletters/brand-new`, {
+    const patched = await fetch(`${stack.apps.baseUrl}/v1/newsletters/brand-new`, {
       method: 'PATCH',
       headers: { ...admin, 'content-type': 'application/json' },
       body: JSON.stringify({ isDefault: true }),
@@ -147,7 +131,7 @@ describe('subscription input validation', () => {
     expect(patched.status).toBe(200);
     expect((await postJson(url(), { email: 'second@example.com' })).status).toBe(202);
     const rows = await query<{ email: string }>(
-      db.url,
+      stack.db.url,
       `SELECT u.email FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id
        JOIN newsletters n ON n.id = s.newsletter_id WHERE n.slug = 'brand-new' ORDER BY u.email`,
     );

@@ -1,33 +1,17 @@
 import 'reflect-metadata';
-import { type Backend, type RunningApps, headerBlock, linkFrom, startApps, testConfig } from './support/apps.js';
-import { createTestDatabase, query, seedDatabase } from './support/db.js';
-import { TestSmtp } from './support/smtp.js';
+import { type Backend, headerBlock, linkFrom } from './support/apps.js';
+import { query } from './support/db.js';
+import { useStack } from './support/stack.js';
 
 const PUBLIC = 'http://mailroom.test';
 
 describe.each<Backend>(['postgres', 'redis'])('reader journey on the %s queue backend', (backend) => {
-  let db: { url: string; drop: () => Promise<void> };
-  let smtp: TestSmtp;
-  let apps: RunningApps;
-  const local = (link: string) => link.replace(PUBLIC, apps.baseUrl);
-
-  beforeAll(async () => {
-    db = await createTestDatabase(`journey_${backend}`);
-    await seedDatabase(db.url);
-    smtp = await new TestSmtp().start();
-    apps = await startApps(testConfig({ dbUrl: db.url, smtpUrl: smtp.url, backend }));
-  });
-
-  afterAll(async () => {
-    await apps?.close();
-    await smtp?.stop();
-    if (process.env.KEEP_DB) console.log('kept', db.url);
-    else await db?.drop();
-  });
+  const stack = useStack({ label: `journey_${backend}`, queue: backend });
+  const local = (link: string) => link.replace(PUBLIC, stack.apps.baseUrl);
 
   it('subscribes, confirms by POST only, delivers the guide once, and unsubscribes in one click', async () => {
     const email = `reader-${backend}@example.com`;
-    const res = await fetch(`${apps.baseUrl}/v1/subscriptions`, {
+    const res = await fetch(`${stack.apps.baseUrl}/v1/subscriptions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({
@@ -42,15 +26,15 @@ describe.each<Backend>(['postgres', 'redis'])('reader journey on the %s queue ba
 
     // The subscription is durable before any mail.
     const subs = await query<{ status: string }>(
-      db.url,
+      stack.db.url,
       `SELECT s.status FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id WHERE u.email = $1`,
       [email],
     );
     expect(subs).toEqual([{ status: 'pending' }]);
 
-    const [confirmation] = await smtp
+    const [confirmation] = await stack.smtp
       .waitFor((m) => m.some((x) => x.envelope.to.includes(email)))
-      .then(() => smtp.to(email));
+      .then(() => stack.smtp.to(email));
     expect(confirmation.envelope.to).toEqual([email]);
     expect(confirmation.parsed.headers.get('auto-submitted')).toBe('auto-generated');
     expect(confirmation.parsed.messageId).toMatch(/^<.+@.+>$/);
@@ -69,7 +53,9 @@ describe.each<Backend>(['postgres', 'redis'])('reader journey on the %s queue ba
     expect(page.status).toBe(200);
     const pageHtml = await page.text();
     expect(pageHtml).toContain('<form method="post"');
-    expect((await query<{ status: string }>(db.url, `SELECT status FROM subscriptions`))[0].status).toBe('pending');
+    expect((await query<{ status: string }>(stack.db.url, `SELECT status FROM subscriptions`))[0].status).toBe(
+      'pending',
+    );
 
     const confirmed = await fetch(local(confirmLink), { method: 'POST', headers: { accept: 'application/json' } });
     expect(confirmed.status).toBe(200);
@@ -79,8 +65,8 @@ describe.each<Backend>(['postgres', 'redis'])('reader journey on the %s queue ba
     expect(again.status).toBe(200);
     expect(await again.text()).toContain("You're subscribed");
 
-    await smtp.waitFor(() => smtp.to(email).length >= 2);
-    const guideMail = smtp.to(email)[1];
+    await stack.smtp.waitFor(() => stack.smtp.to(email).length >= 2);
+    const guideMail = stack.smtp.to(email)[1];
     expect(guideMail.parsed.subject).toBe('Your free guide: Natural Back Pain Relief: 16 Choices for Lasting Comfort');
     const head = headerBlock(guideMail.raw);
     expect(head).toMatch(/^List-ID: "Spine-health" <spine-health\.mailroom\.test>$/m);
@@ -99,7 +85,7 @@ describe.each<Backend>(['postgres', 'redis'])('reader journey on the %s queue ba
     expect((guide.match(/class="choice"/g) ?? []).length).toBe(16);
 
     // Subscribing again while active: same answer, no new mail.
-    const repeat = await fetch(`${apps.baseUrl}/v1/subscriptions`, {
+    const repeat = await fetch(`${stack.apps.baseUrl}/v1/subscriptions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ email }),
@@ -116,23 +102,26 @@ describe.each<Backend>(['postgres', 'redis'])('reader journey on the %s queue ba
       redirect: 'manual',
     });
     expect(one.status).toBe(200);
-    const after = await query<{ status: string }>(db.url, `SELECT status FROM subscriptions`);
+    const after = await query<{ status: string }>(stack.db.url, `SELECT status FROM subscriptions`);
     expect(after).toEqual([{ status: 'unsubscribed' }]);
 
     // Re-subscribe: a new confirmation, and after confirming no second guide.
-    await fetch(`${apps.baseUrl}/v1/subscriptions`, {
+    await fetch(`${stack.apps.baseUrl}/v1/subscriptions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ email }),
     });
-    await smtp.waitFor(() => smtp.to(email).length >= 3);
-    const second = smtp.to(email)[2];
+    await stack.smtp.waitFor(() => stack.smtp.to(email).length >= 3);
+    const second = stack.smtp.to(email)[2];
     expect(second.parsed.subject).toContain('Please confirm');
     const link2 = linkFrom(second.parsed.text ?? '', `${PUBLIC}/confirm/`);
     expect((await fetch(local(link2), { method: 'POST' })).status).toBe(200);
     await new Promise((r) => setTimeout(r, 1000));
-    expect(smtp.to(email)).toHaveLength(3);
-    const log = await query<{ kind: string; status: string }>(db.url, `SELECT kind, status FROM mail_log ORDER BY id`);
+    expect(stack.smtp.to(email)).toHaveLength(3);
+    const log = await query<{ kind: string; status: string }>(
+      stack.db.url,
+      `SELECT kind, status FROM mail_log ORDER BY id`,
+    );
     expect(log).toEqual([
       { kind: 'confirmation', status: 'sent' },
       { kind: 'guide', status: 'sent' },

@@ -3,7 +3,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { DigestsService } from '#digests/digests.service.js';
 import { StaffUsersService } from '#staff/staff-users.service.js';
 import { emailHash, signToken } from '#subscriptions/tokens.js';
-import { linkFrom, type RunningApps, startApps, testConfig } from '../support/apps.js';
+import { linkFrom } from '../support/apps.js';
 import { addAudience } from '../support/audience.js';
 import {
   type AxeFinding,
@@ -15,8 +15,8 @@ import {
   overflowingElements,
   PHONE,
 } from '../support/browser.js';
-import { createTestDatabase, query, seedDatabase } from '../support/db.js';
-import { TestSmtp } from '../support/smtp.js';
+import { query } from '../support/db.js';
+import { useStack } from '../support/stack.js';
 
 const ADMIN = { email: 'ada.a11y@example.com', password: 'correct horse battery staple' };
 const PUBLIC = 'http://mailroom.test';
@@ -36,9 +36,7 @@ interface PageReport {
  * critical finding, nothing scrolling sideways on a phone, and the chart's labels at least 11 px.
  */
 describeInBrowser('accessibility in Chromium: axe-core on every console and reader page, at 1280 and 375 px', () => {
-  let db: { url: string; drop: () => Promise<void> };
-  let smtp: TestSmtp;
-  let apps: RunningApps;
+  const stack = useStack({ label: 'e2e_a11y', env: { PRIVACY_URL: PRIVACY } });
   let browser: Browser;
   let context: BrowserContext;
   let page: Page;
@@ -71,64 +69,56 @@ describeInBrowser('accessibility in Chromium: axe-core on every console and read
   }
 
   beforeAll(async () => {
-    db = await createTestDatabase('e2e_a11y');
-    await seedDatabase(db.url);
-    smtp = await new TestSmtp().start();
-    apps = await startApps(
-      testConfig({ dbUrl: db.url, smtpUrl: smtp.url, backend: 'postgres', env: { PRIVACY_URL: PRIVACY } }),
-    );
-    expect((await apps.api.get(StaffUsersService).create({ ...ADMIN, role: 'admin' })).ok).toBe(true);
-    await addAudience(db.url, { prefix: 'a11y-reader', count: 12, newsletter: 'spine-health' });
+    expect((await stack.apps.api.get(StaffUsersService).create({ ...ADMIN, role: 'admin' })).ok).toBe(true);
+    await addAudience(stack.db.url, { prefix: 'a11y-reader', count: 12, newsletter: 'spine-health' });
     await query(
-      db.url,
+      stack.db.url,
       `UPDATE subscriptions SET confirmed_at = now() - (((id % 7) * 7 + 1) * interval '1 day') WHERE status = 'active'`,
     );
     // Activity in every week, so the overview's week table has rows to scroll.
-    await addAudience(db.url, {
+    await addAudience(stack.db.url, {
       prefix: 'a11y-waiting',
       count: 3,
       newsletter: 'sports-health',
       subscription: 'pending',
     });
-    const bounced = await addAudience(db.url, {
+    const bounced = await addAudience(stack.db.url, {
       prefix: 'a11y-bounced',
       count: 1,
       newsletter: 'spine-health',
       subscriber: 'bounced',
     });
-    await query(db.url, `INSERT INTO suppressions (email_hash, reason, detail) VALUES ($1, 'bounced', $2)`, [
-      emailHash(apps.config.appSecret, bounced[0]),
+    await query(stack.db.url, `INSERT INTO suppressions (email_hash, reason, detail) VALUES ($1, 'bounced', $2)`, [
+      emailHash(stack.apps.config.appSecret, bounced[0]),
       '550 5.1.1 mailbox unknown',
     ]);
     // A scheduled digest (tomorrow) for the digest, send and cancel pages, and a finished one for the overview.
-    const digests = apps.api.get(DigestsService);
+    const digests = stack.apps.api.get(DigestsService);
     const tomorrow = new Date(Date.now() + 86_400_000).toISOString();
     await digests.create('spine-health', tomorrow);
     await query(
-      db.url,
+      stack.db.url,
       `INSERT INTO digests (newsletter_id, status, send_at, started_at, finished_at, trigger, recipients)
        SELECT id, 'sent', now() - interval '2 days', now() - interval '2 days', now() - interval '2 days', 'manual', 0
          FROM newsletters WHERE slug = 'spine-health'`,
     );
-    browser = await launchBrowser({ 'mailroom.test': new URL(apps.baseUrl).host });
+    browser = await launchBrowser({ 'mailroom.test': new URL(stack.apps.baseUrl).host });
     // bypassCSP: axe is evaluated in pages whose CSP allows only their own scripts.
     context = await browser.newContext({ viewport: DESKTOP, locale: 'en-US', bypassCSP: true });
     page = await context.newPage();
-    await page.goto(`${apps.baseUrl}/admin/login`);
+    await page.goto(`${stack.apps.baseUrl}/admin/login`);
     await page.getByLabel('Email').fill(ADMIN.email);
     await page.getByLabel('Password').fill(ADMIN.password);
     await Promise.all([
-      page.waitForURL(`${apps.baseUrl}/admin`),
+      page.waitForURL(`${stack.apps.baseUrl}/admin`),
       page.getByRole('button', { name: 'Sign in' }).click(),
     ]);
   });
 
-  afterAll(async () => {
+  // The browser closes first, before the apps it talks to.
+  stack.onTeardown(async () => {
     await context?.close();
     await browser?.close();
-    await apps?.close();
-    await smtp?.stop();
-    await db?.drop();
   });
 
   it('console: every page, signed out and signed in as an admin', async () => {
@@ -136,18 +126,21 @@ describeInBrowser('accessibility in Chromium: axe-core on every console and read
     const signedIn = page;
     const other = await browser.newContext({ viewport: DESKTOP, locale: 'en-US', bypassCSP: true });
     page = await other.newPage();
-    const reports = await audit(`${apps.baseUrl}/admin/login`);
+    const reports = await audit(`${stack.apps.baseUrl}/admin/login`);
     await other.close();
     page = signedIn;
 
-    const [digest] = await query<{ id: string }>(db.url, `SELECT id::text FROM digests WHERE status = 'scheduled'`);
+    const [digest] = await query<{ id: string }>(
+      stack.db.url,
+      `SELECT id::text FROM digests WHERE status = 'scheduled'`,
+    );
     const [reader] = await query<{ id: string }>(
-      db.url,
+      stack.db.url,
       `SELECT id::text FROM subscribers WHERE email = 'a11y-reader1@example.com'`,
     );
-    const [suppression] = await query<{ id: string }>(db.url, `SELECT id::text FROM suppressions LIMIT 1`);
-    const [article] = await query<{ id: string }>(db.url, `SELECT id::text FROM articles ORDER BY id LIMIT 1`);
-    const [user] = await query<{ id: string }>(db.url, `SELECT id::text FROM staff_users LIMIT 1`);
+    const [suppression] = await query<{ id: string }>(stack.db.url, `SELECT id::text FROM suppressions LIMIT 1`);
+    const [article] = await query<{ id: string }>(stack.db.url, `SELECT id::text FROM articles ORDER BY id LIMIT 1`);
+    const [user] = await query<{ id: string }>(stack.db.url, `SELECT id::text FROM staff_users LIMIT 1`);
     const paths = [
       '/admin',
       '/admin/newsletters',
@@ -171,12 +164,12 @@ describeInBrowser('accessibility in Chromium: axe-core on every console and read
       `/admin/users/${user.id}`,
       '/admin/nowhere',
     ];
-    for (const path of paths) reports.push(...(await audit(`${apps.baseUrl}${path}`, path)));
+    for (const path of paths) reports.push(...(await audit(`${stack.apps.baseUrl}${path}`, path)));
     expect(problems(reports)).toEqual([]);
   });
 
   it("the overview's week table is reachable by keyboard and its charts keep their 12 px labels on a phone", async () => {
-    await page.goto(`${apps.baseUrl}/admin`);
+    await page.goto(`${stack.apps.baseUrl}/admin`);
     const region = page.locator('#activity .table-wrap');
     await expect(region.getAttribute('tabindex')).resolves.toBe('0');
     await expect(region.getAttribute('role')).resolves.toBe('region');
@@ -211,8 +204,8 @@ describeInBrowser('accessibility in Chromium: axe-core on every console and read
     ]);
     reports.push(...(await audit(page.url(), '/subscribe/check-inbox')));
 
-    await smtp.waitFor(() => smtp.to(email).length >= 1);
-    const confirmLink = linkFrom(smtp.to(email)[0].parsed.text ?? '', `${PUBLIC}/confirm/`);
+    await stack.smtp.waitFor(() => stack.smtp.to(email).length >= 1);
+    const confirmLink = linkFrom(stack.smtp.to(email)[0].parsed.text ?? '', `${PUBLIC}/confirm/`);
     reports.push(...(await audit(confirmLink, '/confirm/:token')));
     await page.getByRole('button', { name: 'Yes, subscribe me' }).click();
     await page.waitForLoadState();
@@ -229,11 +222,11 @@ describeInBrowser('accessibility in Chromium: axe-core on every console and read
     await page.setViewportSize(DESKTOP);
 
     const [sub] = await query<{ id: string }>(
-      db.url,
+      stack.db.url,
       `SELECT s.id::text FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id WHERE u.email = $1`,
       [email],
     );
-    const prefs = `${PUBLIC}/unsubscribe/${signToken(apps.config.appSecret, 'unsubscribe', sub.id)}`;
+    const prefs = `${PUBLIC}/unsubscribe/${signToken(stack.apps.config.appSecret, 'unsubscribe', sub.id)}`;
     reports.push(...(await audit(prefs, '/unsubscribe/:token')));
     reports.push(...(await audit(`${prefs}?action=unsubscribe`, '/unsubscribe/:token?action=unsubscribe')));
     await page.getByLabel('Sciatica').check();

@@ -3,7 +3,6 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { StaffUsersService } from '#staff/staff-users.service.js';
 import { emailHash } from '#subscriptions/tokens.js';
 import { addAudience } from '../support/audience.js';
-import { type RunningApps, startApps, testConfig } from '../support/apps.js';
 import {
   describeInBrowser,
   horizontalOverflow,
@@ -12,15 +11,13 @@ import {
   screenshot,
   unlabelledControls,
 } from '../support/browser.js';
-import { createTestDatabase, query, seedDatabase } from '../support/db.js';
-import { TestSmtp } from '../support/smtp.js';
+import { query } from '../support/db.js';
+import { useStack } from '../support/stack.js';
 
 const ADMIN = { email: 'ada@example.com', password: 'correct horse battery staple' };
 
 describeInBrowser('staff console in Chromium: overview chart, subscribers, CSV import, suppressions', () => {
-  let db: { url: string; drop: () => Promise<void> };
-  let smtp: TestSmtp;
-  let apps: RunningApps;
+  const stack = useStack({ label: 'e2e_console_audience', worker: false });
   let browser: Browser;
   let context: BrowserContext;
   let page: Page;
@@ -42,52 +39,51 @@ describeInBrowser('staff console in Chromium: overview chart, subscribers, CSV i
   }
 
   beforeAll(async () => {
-    db = await createTestDatabase('e2e_console_audience');
-    await seedDatabase(db.url);
-    smtp = await new TestSmtp().start();
-    apps = await startApps(testConfig({ dbUrl: db.url, smtpUrl: smtp.url, backend: 'postgres' }), { worker: false });
-    expect((await apps.api.get(StaffUsersService).create({ ...ADMIN, role: 'admin' })).ok).toBe(true);
-    await addAudience(db.url, { prefix: 'reader', count: 12, newsletter: 'spine-health' });
-    await addAudience(db.url, { prefix: 'waiting', count: 3, newsletter: 'sports-health', subscription: 'pending' });
+    expect((await stack.apps.api.get(StaffUsersService).create({ ...ADMIN, role: 'admin' })).ok).toBe(true);
+    await addAudience(stack.db.url, { prefix: 'reader', count: 12, newsletter: 'spine-health' });
+    await addAudience(stack.db.url, {
+      prefix: 'waiting',
+      count: 3,
+      newsletter: 'sports-health',
+      subscription: 'pending',
+    });
     // A growing audience: confirmations spread over the last seven weeks.
     await query(
-      db.url,
+      stack.db.url,
       `UPDATE subscriptions SET confirmed_at = now() - (((id % 7) * 7 + 1) * interval '1 day')
         WHERE status = 'active'`,
     );
-    const bounced = await addAudience(db.url, {
+    const bounced = await addAudience(stack.db.url, {
       prefix: 'bounced',
       count: 1,
       newsletter: 'spine-health',
       subscriber: 'bounced',
     });
-    await query(db.url, `INSERT INTO suppressions (email_hash, reason, detail) VALUES ($1, 'bounced', $2)`, [
-      emailHash(apps.config.appSecret, bounced[0]),
+    await query(stack.db.url, `INSERT INTO suppressions (email_hash, reason, detail) VALUES ($1, 'bounced', $2)`, [
+      emailHash(stack.apps.config.appSecret, bounced[0]),
       '550 5.1.1 mailbox unknown',
     ]);
     browser = await launchBrowser();
     context = await browser.newContext({ viewport: { width: 1280, height: 860 }, locale: 'en-US' });
     page = await context.newPage();
-    await page.goto(`${apps.baseUrl}/admin/login`);
+    await page.goto(`${stack.apps.baseUrl}/admin/login`);
     await page.getByLabel('Email').fill(ADMIN.email);
     await page.getByLabel('Password').fill(ADMIN.password);
     await Promise.all([
-      page.waitForURL(`${apps.baseUrl}/admin`),
+      page.waitForURL(`${stack.apps.baseUrl}/admin`),
       page.getByRole('button', { name: 'Sign in' }).click(),
     ]);
   });
 
-  afterAll(async () => {
+  // The browser closes first, before the apps it talks to.
+  stack.onTeardown(async () => {
     await context?.close();
     await browser?.close();
-    await apps?.close();
-    await smtp?.stop();
-    await db?.drop();
   });
 
   it('the overview draws one growth chart per newsletter', async () => {
     await page.setViewportSize({ width: 1280, height: 860 });
-    await page.goto(`${apps.baseUrl}/admin`);
+    await page.goto(`${stack.apps.baseUrl}/admin`);
     await expect(page.locator('svg.chart').count()).resolves.toBe(3);
     await expect(page.locator('#chart-spine-health circle').count()).resolves.toBe(8);
     await expect(page.getByRole('img', { name: /Spine-health: active subscribers per week/ }).count()).resolves.toBe(1);
@@ -97,7 +93,7 @@ describeInBrowser('staff console in Chromium: overview chart, subscribers, CSV i
 
   it('searches subscribers and opens one', async () => {
     await page.setViewportSize({ width: 1280, height: 860 });
-    await page.goto(`${apps.baseUrl}/admin/subscribers`);
+    await page.goto(`${stack.apps.baseUrl}/admin/subscribers`);
     await page.getByLabel('Email starts with').fill('reader1');
     await page.getByLabel('Status').selectOption('active');
     await Promise.all([page.waitForURL(/q=reader1/), page.getByRole('button', { name: 'Search' }).click()]);
@@ -115,7 +111,7 @@ describeInBrowser('staff console in Chromium: overview chart, subscribers, CSV i
 
   it('imports a CSV file with a progress bar and shows the report', async () => {
     await page.setViewportSize({ width: 1280, height: 860 });
-    await page.goto(`${apps.baseUrl}/admin/subscribers/import`);
+    await page.goto(`${stack.apps.baseUrl}/admin/subscribers/import`);
     await page.getByLabel('Newsletter').selectOption('arthritis-health');
     const rows = ['email,name,topics,timezone,consented_at,source'];
     for (let i = 1; i <= 500; i += 1)
@@ -137,7 +133,7 @@ describeInBrowser('staff console in Chromium: overview chart, subscribers, CSV i
 
   it('an admin lifts a suppression through its confirmation page', async () => {
     await page.setViewportSize({ width: 1280, height: 860 });
-    await page.goto(`${apps.baseUrl}/admin/suppressions`);
+    await page.goto(`${stack.apps.baseUrl}/admin/suppressions`);
     await expect(page.locator('#suppressions-table').innerText()).resolves.toContain('bounced1@example.com');
     await check('console-audience-05-suppressions');
     await page.setViewportSize({ width: 1280, height: 860 });

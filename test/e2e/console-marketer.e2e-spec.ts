@@ -1,7 +1,6 @@
 import 'reflect-metadata';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { StaffUsersService } from '#staff/staff-users.service.js';
-import { type RunningApps, startApps, testConfig } from '../support/apps.js';
 import { addAudience } from '../support/audience.js';
 import {
   describeInBrowser,
@@ -11,20 +10,24 @@ import {
   SCREENSHOTS,
   screenshot,
 } from '../support/browser.js';
-import { createTestDatabase, query, seedDatabase } from '../support/db.js';
-import { TestSmtp } from '../support/smtp.js';
+import { query } from '../support/db.js';
+import { useStack } from '../support/stack.js';
 
 const MARKETER = { email: 'mia.marketer@example.com', password: 'marketing-password-1' };
 const RECIPIENTS = 40;
 
 describeInBrowser('marketer in Chromium: schedule, compose, preview, test, send, progress to 100 %', () => {
-  let db: { url: string; drop: () => Promise<void> };
-  let smtp: TestSmtp;
-  let apps: RunningApps;
+  let audience: string[];
+  const stack = useStack({
+    label: 'e2e_marketer',
+    env: { SEND_RATE_PER_SECOND: '20' },
+    prepare: async () => {
+      audience = await addAudience(stack.db.url, { prefix: 'weekly', count: RECIPIENTS, newsletter: 'spine-health' });
+    },
+  });
   let browser: Browser;
   let context: BrowserContext;
   let page: Page;
-  let audience: string[];
 
   /**
    * Screenshots of a page opened on its own: after a full-page capture, Chromium's hit testing on a
@@ -34,7 +37,7 @@ describeInBrowser('marketer in Chromium: schedule, compose, preview, test, send,
   async function snap(path: string, name: string): Promise<void> {
     const other = await context.newPage();
     try {
-      await other.goto(`${apps.baseUrl}${path}`);
+      await other.goto(`${stack.apps.baseUrl}${path}`);
       await screenshot(other, name);
       for (const width of ['desktop', 'mobile'] as const) {
         const frame = other.locator(`#preview-${width}`);
@@ -49,38 +52,29 @@ describeInBrowser('marketer in Chromium: schedule, compose, preview, test, send,
   }
 
   beforeAll(async () => {
-    db = await createTestDatabase('e2e_marketer');
-    await seedDatabase(db.url);
-    audience = await addAudience(db.url, { prefix: 'weekly', count: RECIPIENTS, newsletter: 'spine-health' });
-    smtp = await new TestSmtp().start();
-    apps = await startApps(
-      testConfig({ dbUrl: db.url, smtpUrl: smtp.url, backend: 'postgres', env: { SEND_RATE_PER_SECOND: '20' } }),
-    );
-    expect((await apps.api.get(StaffUsersService).create({ ...MARKETER, role: 'marketer' })).ok).toBe(true);
+    expect((await stack.apps.api.get(StaffUsersService).create({ ...MARKETER, role: 'marketer' })).ok).toBe(true);
     browser = await launchBrowser();
     context = await browser.newContext({ viewport: { width: 1280, height: 860 }, locale: 'en-US' });
     page = await context.newPage();
   });
 
-  afterAll(async () => {
+  // The browser closes first, before the apps it talks to.
+  stack.onTeardown(async () => {
     await context?.close();
     await browser?.close();
-    await apps?.close();
-    await smtp?.stop();
-    await db?.drop();
   });
 
   it('a marketer signs in, sets the weekly schedule, composes and previews a digest, tests it and sends it', async () => {
     // Sign in.
-    await page.goto(`${apps.baseUrl}/admin`);
+    await page.goto(`${stack.apps.baseUrl}/admin`);
     await page.getByLabel('Email').fill(MARKETER.email);
     await page.getByLabel('Password').fill(MARKETER.password);
     await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.waitForURL(`${apps.baseUrl}/admin`);
+    await page.waitForURL(`${stack.apps.baseUrl}/admin`);
     await screenshot(page, 'marketer-01-overview');
 
     // The weekly schedule, set with day, time and zone; the page says it in words with the next sends.
-    await page.goto(`${apps.baseUrl}/admin/newsletters/spine-health`);
+    await page.goto(`${stack.apps.baseUrl}/admin/newsletters/spine-health`);
     await page.locator('#schedule-day').selectOption({ label: 'Tuesday' });
     await page.locator('#schedule-time').fill('09:00');
     await page.locator('#schedule-timezone').selectOption('America/Chicago');
@@ -91,7 +85,7 @@ describeInBrowser('marketer in Chromium: schedule, compose, preview, test, send,
     await expect(page.locator('#schedule-words').innerText()).resolves.toMatch(/Tuesday.*09:00.*America\/Chicago/);
     expect(await page.locator('#next-sends li').count()).toBe(3);
     const [schedule] = await query<{ schedule_cron: string; schedule_timezone: string }>(
-      db.url,
+      stack.db.url,
       `SELECT schedule_cron, schedule_timezone FROM newsletters WHERE slug = 'spine-health'`,
     );
     expect(schedule).toEqual({ schedule_cron: '0 9 * * 2', schedule_timezone: 'America/Chicago' });
@@ -127,12 +121,12 @@ describeInBrowser('marketer in Chromium: schedule, compose, preview, test, send,
     await page.locator('#test-to').fill('qa@example.com');
     await page.locator('#send-test').click();
     await page.waitForURL(/notice=test-sent$/);
-    await smtp.waitFor(() => smtp.to('qa@example.com').length > 0);
-    const test = smtp.to('qa@example.com')[0];
+    await stack.smtp.waitFor(() => stack.smtp.to('qa@example.com').length > 0);
+    const test = stack.smtp.to('qa@example.com')[0];
     expect(test.parsed.subject).toMatch(/^\[Test\] Spine-health: /);
     for (const t of expected)
       expect(String(test.parsed.html)).toContain(t.replace(/'/g, '&#x27;').replace(/&(?!#)/g, '&amp;'));
-    expect(audience.some((a) => smtp.to(a).length > 0)).toBe(false);
+    expect(audience.some((a) => stack.smtp.to(a).length > 0)).toBe(false);
     await snap(`/admin/digests/new?newsletter=spine-health`, 'marketer-03-compose');
     await snap(`/admin/digests/${id}`, 'marketer-04-digest-scheduled');
 
@@ -153,8 +147,8 @@ describeInBrowser('marketer in Chromium: schedule, compose, preview, test, send,
     await screenshot(page, 'marketer-05-digest-sent');
     await page.setViewportSize(PHONE);
     expect(await horizontalOverflow(page)).toBeLessThanOrEqual(0);
-    const [row] = await query<{ status: string }>(db.url, `SELECT status FROM digests WHERE id = $1`, [id]);
+    const [row] = await query<{ status: string }>(stack.db.url, `SELECT status FROM digests WHERE id = $1`, [id]);
     expect(row.status).toBe('sent');
-    expect(audience.every((a) => smtp.to(a).length === 1)).toBe(true);
+    expect(audience.every((a) => stack.smtp.to(a).length === 1)).toBe(true);
   });
 });

@@ -1,18 +1,14 @@
 import 'reflect-metadata';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { StaffUsersService } from '#staff/staff-users.service.js';
-import { type RunningApps, startApps, testConfig } from '../support/apps.js';
 import { describeInBrowser, horizontalOverflow, launchBrowser, PHONE, screenshot } from '../support/browser.js';
-import { createTestDatabase, seedDatabase } from '../support/db.js';
-import { TestSmtp } from '../support/smtp.js';
+import { useStack } from '../support/stack.js';
 
 const MARKETER = { email: 'mark@example.com', password: 'marketing-password-1' };
 const LOCKED = { email: 'locked@example.com', password: 'the right password' };
 
 describeInBrowser('staff console in Chromium: sign-in refusals, rate limit, roles', () => {
-  let db: { url: string; drop: () => Promise<void> };
-  let smtp: TestSmtp;
-  let apps: RunningApps;
+  const stack = useStack({ label: 'e2e_console', worker: false });
   let browser: Browser;
   let context: BrowserContext;
   let page: Page;
@@ -29,11 +25,7 @@ describeInBrowser('staff console in Chromium: sign-in refusals, rate limit, role
   }
 
   beforeAll(async () => {
-    db = await createTestDatabase('e2e_console');
-    await seedDatabase(db.url);
-    smtp = await new TestSmtp().start();
-    apps = await startApps(testConfig({ dbUrl: db.url, smtpUrl: smtp.url, backend: 'postgres' }), { worker: false });
-    const users = apps.api.get(StaffUsersService);
+    const users = stack.apps.api.get(StaffUsersService);
     expect((await users.create({ ...MARKETER, role: 'marketer' })).ok).toBe(true);
     expect((await users.create({ ...LOCKED, role: 'marketer' })).ok).toBe(true);
     browser = await launchBrowser();
@@ -48,15 +40,13 @@ describeInBrowser('staff console in Chromium: sign-in refusals, rate limit, role
     await context?.close();
   });
 
-  afterAll(async () => {
+  // The browser closes first, before the apps it talks to.
+  stack.onTeardown(async () => {
     await browser?.close();
-    await apps?.close();
-    await smtp?.stop();
-    await db?.drop();
   });
 
   it('refuses a wrong password, then pauses the address after 5 failures (even the right password gets 429)', async () => {
-    await page.goto(`${apps.baseUrl}/admin/login`);
+    await page.goto(`${stack.apps.baseUrl}/admin/login`);
     await screenshot(page, 'console-01-login');
     expect(await signIn(LOCKED.email, 'not the password')).toBe(401);
     await expect(page.getByRole('alert').innerText()).resolves.toContain('Email or password is incorrect');
@@ -76,7 +66,7 @@ describeInBrowser('staff console in Chromium: sign-in refusals, rate limit, role
   });
 
   it('signs a marketer in; user management answers 403 and is not in the menu', async () => {
-    await page.goto(`${apps.baseUrl}/admin`);
+    await page.goto(`${stack.apps.baseUrl}/admin`);
     expect(new URL(page.url()).pathname).toBe('/admin/login');
     expect(await signIn(MARKETER.email, MARKETER.password)).toBe(303);
     expect(new URL(page.url()).pathname).toBe('/admin');
@@ -85,7 +75,7 @@ describeInBrowser('staff console in Chromium: sign-in refusals, rate limit, role
     expect(await page.locator('#nav-users').count()).toBe(0);
     await screenshot(page, 'console-04-marketer-overview');
 
-    const res = await page.goto(`${apps.baseUrl}/admin/users`);
+    const res = await page.goto(`${stack.apps.baseUrl}/admin/users`);
     expect(res?.status()).toBe(403);
     await expect(page.locator('body').innerText()).resolves.toContain('You do not have access to this page');
     await page.setViewportSize(PHONE);

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { readFile } from 'node:fs/promises';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { headerBlock, linkFrom, type RunningApps, startApps, testConfig } from '../support/apps.js';
+import { headerBlock, linkFrom } from '../support/apps.js';
 import {
   describeInBrowser,
   horizontalOverflow,
@@ -11,8 +11,8 @@ import {
   screenshot,
   unlabelledControls,
 } from '../support/browser.js';
-import { createTestDatabase, query, seedDatabase } from '../support/db.js';
-import { TestSmtp } from '../support/smtp.js';
+import { query } from '../support/db.js';
+import { useStack } from '../support/stack.js';
 
 const PUBLIC = 'http://mailroom.test';
 const GUIDE = 'Natural Back Pain Relief: 16 Choices for Lasting Comfort';
@@ -42,9 +42,7 @@ async function expectAccessibleAndResponsive(page: Page): Promise<void> {
 }
 
 describeInBrowser('reader journey in Chromium: signup page → mail → confirm → guide → preference centre', () => {
-  let db: { url: string; drop: () => Promise<void> };
-  let smtp: TestSmtp;
-  let apps: RunningApps;
+  const stack = useStack({ label: 'e2e_reader' });
   let browser: Browser;
   let context: BrowserContext;
   let page: Page;
@@ -52,11 +50,7 @@ describeInBrowser('reader journey in Chromium: signup page → mail → confirm 
   const consoleErrors: string[] = [];
 
   beforeAll(async () => {
-    db = await createTestDatabase('e2e_reader');
-    await seedDatabase(db.url);
-    smtp = await new TestSmtp().start();
-    apps = await startApps(testConfig({ dbUrl: db.url, smtpUrl: smtp.url, backend: 'postgres' }));
-    browser = await launchBrowser({ 'mailroom.test': new URL(apps.baseUrl).host });
+    browser = await launchBrowser({ 'mailroom.test': new URL(stack.apps.baseUrl).host });
     context = await newContext(browser);
     page = await context.newPage();
     page.on('console', (msg) => {
@@ -64,12 +58,10 @@ describeInBrowser('reader journey in Chromium: signup page → mail → confirm 
     });
   });
 
-  afterAll(async () => {
+  // The browser closes first, before the apps it talks to.
+  stack.onTeardown(async () => {
     await context?.close();
     await browser?.close();
-    await apps?.close();
-    await smtp?.stop();
-    await db?.drop();
   });
 
   it('a reader subscribes on the signup page, confirms from the mail, downloads the guide and leaves', async () => {
@@ -118,7 +110,7 @@ describeInBrowser('reader journey in Chromium: signup page → mail → confirm 
     await expectAccessibleAndResponsive(page);
     await screenshot(page, '03-check-inbox');
     const stored = await query<{ slug: string; status: string; topics: string[]; source: string }>(
-      db.url,
+      stack.db.url,
       `SELECT n.slug, s.status, s.topics, s.source FROM subscriptions s JOIN newsletters n ON n.id = s.newsletter_id
        JOIN subscribers u ON u.id = s.subscriber_id WHERE u.email = $1 ORDER BY n.slug`,
       [email],
@@ -129,8 +121,8 @@ describeInBrowser('reader journey in Chromium: signup page → mail → confirm 
     ]);
 
     // 3. The confirmation mail's link opens a page with a button; opening it confirms nothing.
-    await smtp.waitFor(() => smtp.to(email).length >= 1);
-    const confirmation = smtp.to(email)[0];
+    await stack.smtp.waitFor(() => stack.smtp.to(email).length >= 1);
+    const confirmation = stack.smtp.to(email)[0];
     const confirmLink = linkFrom(confirmation.parsed.text ?? '', `${PUBLIC}/confirm/`);
     const confirmPage = await page.goto(confirmLink);
     // A page behind a token may not be framed (no overlaid "Yes, subscribe me").
@@ -140,7 +132,7 @@ describeInBrowser('reader journey in Chromium: signup page → mail → confirm 
     await expectAccessibleAndResponsive(page);
     await screenshot(page, '04-confirm');
     expect(
-      (await query<{ status: string }>(db.url, `SELECT DISTINCT status FROM subscriptions`)).map((r) => r.status),
+      (await query<{ status: string }>(stack.db.url, `SELECT DISTINCT status FROM subscriptions`)).map((r) => r.status),
     ).toEqual(['pending']);
 
     await page.getByRole('button', { name: 'Yes, subscribe me' }).click();
@@ -150,7 +142,7 @@ describeInBrowser('reader journey in Chromium: signup page → mail → confirm 
     await expectAccessibleAndResponsive(page);
     await screenshot(page, '05-confirmed');
     expect(
-      (await query<{ status: string }>(db.url, `SELECT DISTINCT status FROM subscriptions`)).map((r) => r.status),
+      (await query<{ status: string }>(stack.db.url, `SELECT DISTINCT status FROM subscriptions`)).map((r) => r.status),
     ).toEqual(['active']);
 
     // 4. The guide: a download link on the success page, answering with the guide itself.
@@ -161,7 +153,7 @@ describeInBrowser('reader journey in Chromium: signup page → mail → confirm 
     expect(download.suggestedFilename()).toBe('natural-back-pain-relief.html');
     expect(await readFile(await download.path(), 'utf8')).toContain('<h1>Natural Back Pain Relief');
     // The same request again, to see the answer's status and headers (the page's CSP allows no fetch).
-    const res = await fetch(href.replace(PUBLIC, apps.baseUrl));
+    const res = await fetch(href.replace(PUBLIC, stack.apps.baseUrl));
     expect({
       status: res.status,
       type: res.headers.get('content-type'),
@@ -175,8 +167,8 @@ describeInBrowser('reader journey in Chromium: signup page → mail → confirm 
     });
 
     // The guide mail comes too, once, with the same kind of link and the one-click unsubscribe headers.
-    await smtp.waitFor(() => smtp.to(email).some((m) => /guide/i.test(m.parsed.subject ?? '')));
-    const guideMail = smtp.to(email).find((m) => /guide/i.test(m.parsed.subject ?? ''))!;
+    await stack.smtp.waitFor(() => stack.smtp.to(email).some((m) => /guide/i.test(m.parsed.subject ?? '')));
+    const guideMail = stack.smtp.to(email).find((m) => /guide/i.test(m.parsed.subject ?? ''))!;
     expect(linkFrom(guideMail.parsed.text ?? '', `${PUBLIC}/guides/natural-back-pain-relief/`)).toBeTruthy();
     expect(headerBlock(guideMail.raw)).toMatch(/^List-Unsubscribe-Post: List-Unsubscribe=One-Click$/m);
     // The footer's "Manage your preferences" link (its "Unsubscribe" link opens the same page at the unsubscribe form).
@@ -203,7 +195,7 @@ describeInBrowser('reader journey in Chromium: signup page → mail → confirm 
     expect(await brandAndHeading(page)).toEqual({ brand: 'Spine-health', h1: 'Preferences saved' });
     await screenshot(page, '07-preferences-saved');
     expect(
-      (await query<{ status: string }>(db.url, `SELECT DISTINCT status FROM subscriptions`)).map((r) => r.status),
+      (await query<{ status: string }>(stack.db.url, `SELECT DISTINCT status FROM subscriptions`)).map((r) => r.status),
     ).toEqual(['active']);
 
     // …then unsubscribe from all.
@@ -218,7 +210,7 @@ describeInBrowser('reader journey in Chromium: signup page → mail → confirm 
     await expectAccessibleAndResponsive(page);
     await screenshot(page, '08-unsubscribed');
     expect(
-      (await query<{ status: string }>(db.url, `SELECT DISTINCT status FROM subscriptions`)).map((r) => r.status),
+      (await query<{ status: string }>(stack.db.url, `SELECT DISTINCT status FROM subscriptions`)).map((r) => r.status),
     ).toEqual(['unsubscribed']);
 
     // The preference centre now shows where the reader stands.
@@ -247,7 +239,7 @@ describeInBrowser('reader journey in Chromium: signup page → mail → confirm 
     await page.locator('.preview').getByRole('button', { name: 'Subscribe' }).click();
     await page.waitForLoadState();
     expect(await brandAndHeading(page)).toEqual({ brand: 'Spine-health', h1: 'Check your inbox' });
-    await smtp.waitFor(() => smtp.to('from.embed@example.com').length >= 1);
+    await stack.smtp.waitFor(() => stack.smtp.to('from.embed@example.com').length >= 1);
 
     const bad = await page.goto(`${PUBLIC}/confirm/${'x'.repeat(43)}`);
     expect(bad?.status()).toBe(404);

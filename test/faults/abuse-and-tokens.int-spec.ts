@@ -3,10 +3,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { emailHash, signToken, verifyToken } from '#subscriptions/tokens.js';
-import { type RunningApps, headerBlock, linkFrom, startApps, testConfig } from '../support/apps.js';
-import { createTestDatabase, query, seedDatabase } from '../support/db.js';
+import { headerBlock, linkFrom } from '../support/apps.js';
+import { query } from '../support/db.js';
 import { postForm, postJson } from '../support/http.js';
-import { TestSmtp } from '../support/smtp.js';
+import { useStack } from '../support/stack.js';
 
 const PUBLIC = 'http://mailroom.test';
 
@@ -25,29 +25,7 @@ const median = (xs: number[]) => {
 };
 
 describe('abuse and token guessing', () => {
-  let db: { url: string; drop: () => Promise<void> };
-  let smtp: TestSmtp;
-  let apps: RunningApps;
-
-  beforeAll(async () => {
-    db = await createTestDatabase('abuse');
-    await seedDatabase(db.url);
-    smtp = await new TestSmtp().start();
-    apps = await startApps(
-      testConfig({
-        dbUrl: db.url,
-        smtpUrl: smtp.url,
-        backend: 'postgres',
-        env: { TRUST_PROXY: 'true', PUBLIC_POSTS_PER_IP_PER_MINUTE: '12' },
-      }),
-    );
-  });
-
-  afterAll(async () => {
-    await apps?.close();
-    await smtp?.stop();
-    await db?.drop();
-  });
+  const stack = useStack({ label: 'abuse', env: { TRUST_PROXY: 'true', PUBLIC_POSTS_PER_IP_PER_MINUTE: '12' } });
 
   it('1 000 signups of one address from 100 IPs: at most 3 confirmation mails, and 429 past each IP limit', async () => {
     const codes = new Map<number, number>();
@@ -55,7 +33,7 @@ describe('abuse and token guessing', () => {
       const batch = await Promise.all(
         Array.from({ length: 10 }, () =>
           postJson(
-            `${apps.baseUrl}/v1/subscriptions`,
+            `${stack.apps.baseUrl}/v1/subscriptions`,
             { email: 'target@example.com' },
             { 'x-forwarded-for': `198.51.100.${ip}` },
           ).then((r) => r.status),
@@ -70,20 +48,20 @@ describe('abuse and token guessing', () => {
       extra.push(
         (
           await postJson(
-            `${apps.baseUrl}/v1/subscriptions`,
+            `${stack.apps.baseUrl}/v1/subscriptions`,
             { email: `x${i}@example.com` },
             { 'x-forwarded-for': '198.51.100.7' },
           )
         ).status,
       );
     expect(extra).toEqual([202, 202, 429]); // 12 a minute per IP: 10 used above
-    await smtp.waitFor(() => smtp.to('target@example.com').length >= 3);
+    await stack.smtp.waitFor(() => stack.smtp.to('target@example.com').length >= 3);
     await new Promise((r) => setTimeout(r, 1500));
-    expect(smtp.to('target@example.com')).toHaveLength(3);
+    expect(stack.smtp.to('target@example.com')).toHaveLength(3);
   });
 
   it('100 000 random and bit-flipped tokens verify as nothing', () => {
-    const secret = apps.config.appSecret;
+    const secret = stack.apps.config.appSecret;
     const valid = signToken(secret, 'unsubscribe', '12345');
     let accepted = 0;
     for (let i = 0; i < 50_000; i += 1) {
@@ -103,19 +81,21 @@ describe('abuse and token guessing', () => {
 
   it('2 000 guessed links over HTTP change nothing', async () => {
     const email = 'guarded@example.com';
-    await postJson(`${apps.baseUrl}/v1/subscriptions`, { email }, { 'x-forwarded-for': '203.0.113.200' });
-    await smtp.waitFor(() => smtp.to(email).length >= 1);
-    const link = linkFrom(smtp.to(email)[0].parsed.text ?? '', `${PUBLIC}/confirm/`);
+    await postJson(`${stack.apps.baseUrl}/v1/subscriptions`, { email }, { 'x-forwarded-for': '203.0.113.200' });
+    await stack.smtp.waitFor(() => stack.smtp.to(email).length >= 1);
+    const link = linkFrom(stack.smtp.to(email)[0].parsed.text ?? '', `${PUBLIC}/confirm/`);
     expect(
       (
-        await fetch(link.replace(PUBLIC, apps.baseUrl), {
+        await fetch(link.replace(PUBLIC, stack.apps.baseUrl), {
           method: 'POST',
           headers: { 'x-forwarded-for': '203.0.113.201' },
         })
       ).status,
     ).toBe(200);
-    await smtp.waitFor(() => smtp.to(email).length >= 2);
-    const unsub = /<(http[^>]+)>/.exec(/^List-Unsubscribe: (.*)$/m.exec(headerBlock(smtp.to(email)[1].raw))![1])![1];
+    await stack.smtp.waitFor(() => stack.smtp.to(email).length >= 2);
+    const unsub = /<(http[^>]+)>/.exec(
+      /^List-Unsubscribe: (.*)$/m.exec(headerBlock(stack.smtp.to(email)[1].raw))![1],
+    )![1];
     const [id, exp, mac] = unsub.split('/').pop()!.split('.');
     const statuses = new Set<number>();
     for (let i = 0; i < 2000; i += 1) {
@@ -128,7 +108,7 @@ describe('abuse and token guessing', () => {
         `/guides/natural-back-pain-relief/${id}.${exp}.${mac}`,
       ];
       const path = guesses[i % guesses.length];
-      const res = await fetch(`${apps.baseUrl}${path}`, {
+      const res = await fetch(`${stack.apps.baseUrl}${path}`, {
         method: 'POST',
         headers: {
           'content-type': 'application/x-www-form-urlencoded',
@@ -140,7 +120,7 @@ describe('abuse and token guessing', () => {
     }
     expect([...statuses].every((s) => s === 404)).toBe(true);
     const [row] = await query<{ status: string }>(
-      db.url,
+      stack.db.url,
       `SELECT s.status FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id WHERE u.email = $1`,
       [email],
     );
@@ -154,7 +134,7 @@ describe('abuse and token guessing', () => {
     /** A fresh client IP per request: the per-IP limit is not what is measured here. */
     const nextIp = () => `198.18.${Math.floor((ip += 1) / 250)}.${ip % 250}`;
     const subscribe = (email: string) =>
-      postJson(`${apps.baseUrl}/v1/subscriptions`, { email }, { 'x-forwarded-for': nextIp() });
+      postJson(`${stack.apps.baseUrl}/v1/subscriptions`, { email }, { 'x-forwarded-for': nextIp() });
 
     /** `count` addresses in each state, set up the way readers and bounces put them there. */
     async function addresses(tag: string, count: number): Promise<Record<State, string[]>> {
@@ -164,13 +144,13 @@ describe('abuse and token guessing', () => {
       for (const state of STATES.filter((x) => x !== 'new'))
         for (const email of out[state]) expect((await subscribe(email)).status).toBe(202);
       await query(
-        db.url,
+        stack.db.url,
         `UPDATE subscriptions SET status = 'active', confirmed_at = now()
          WHERE subscriber_id IN (SELECT id FROM subscribers WHERE email = ANY($1::text[]))`,
         [[...out.active, ...out.unsubscribed]],
       );
       await query(
-        db.url,
+        stack.db.url,
         `UPDATE subscriptions SET status = 'unsubscribed', unsubscribed_at = now()
          WHERE subscriber_id IN (SELECT id FROM subscribers WHERE email = ANY($1::text[]))`,
         [out.unsubscribed],
@@ -178,11 +158,13 @@ describe('abuse and token guessing', () => {
       // A hard bounce: the keyed hash in the suppression list, the subscriber marked bounced.
       for (const email of out.suppressed)
         await query(
-          db.url,
+          stack.db.url,
           `INSERT INTO suppressions (email_hash, reason, detail) VALUES ($1, 'bounced', '550 5.1.1')`,
-          [emailHash(apps.config.appSecret, email)],
+          [emailHash(stack.apps.config.appSecret, email)],
         );
-      await query(db.url, `UPDATE subscribers SET status = 'bounced' WHERE email = ANY($1::text[])`, [out.suppressed]);
+      await query(stack.db.url, `UPDATE subscribers SET status = 'bounced' WHERE email = ANY($1::text[])`, [
+        out.suppressed,
+      ]);
       return out;
     }
 
@@ -194,7 +176,7 @@ describe('abuse and token guessing', () => {
         const a = await subscribe(set[state][0]);
         json.push(`${a.status} ${a.headers.get('content-type')} ${await a.text()}`);
         const b = await postForm(
-          `${apps.baseUrl}/v1/subscriptions`,
+          `${stack.apps.baseUrl}/v1/subscriptions`,
           { email: set[state][1] },
           {
             accept: 'text/html',
@@ -214,13 +196,13 @@ describe('abuse and token guessing', () => {
       const answers: string[] = [];
       for (const state of STATES.filter((x) => x !== 'new')) {
         const [{ id }] = await query<{ id: string }>(
-          db.url,
+          stack.db.url,
           `SELECT s.id::text AS id FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id WHERE u.email = $1`,
           [set[state][0]],
         );
         for (const accept of ['application/json', 'text/html']) {
           const res = await postForm(
-            `${apps.baseUrl}/unsubscribe/${signToken(apps.config.appSecret, 'unsubscribe', id)}`,
+            `${stack.apps.baseUrl}/unsubscribe/${signToken(stack.apps.config.appSecret, 'unsubscribe', id)}`,
             { 'List-Unsubscribe': 'One-Click' },
             { accept, 'x-forwarded-for': nextIp() },
           );

@@ -1,19 +1,15 @@
 import 'reflect-metadata';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { getQueueToken } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { DIGEST_QUEUE, MAIL_QUEUE } from '#queue/jobs.js';
 import { admin, waitUntil } from '../support/admin.js';
-import { type RunningApps, startApps, testConfig } from '../support/apps.js';
 import { addAudience } from '../support/audience.js';
-import { createTestDatabase, query, seedDatabase } from '../support/db.js';
+import { query } from '../support/db.js';
 import { postJson, sleep } from '../support/http.js';
-import { ThrowawayRedis, freePort } from '../support/redis-server.js';
-import { TestSmtp } from '../support/smtp.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
+import { type Stack, useStack } from '../support/stack.js';
 
 // The test process runs api, worker and SMTP sink on one event loop: a send can take seconds here,
 // so claims count as stale only after 30 s (longer than a sender keeps retrying its ledger write).
@@ -41,33 +37,21 @@ const DB_DOWN_MS = 20_000;
  */
 interface OutageStack {
   label: 'aof' | 'empty';
-  db: { url: string; drop: () => Promise<void> };
-  smtp: TestSmtp;
-  redis: ThrowawayRedis;
-  apps: RunningApps;
-  dir?: string;
+  stack: Stack;
 }
 
-async function outageStack(label: OutageStack['label']): Promise<OutageStack> {
-  const db = await createTestDatabase(`redis_down_${label}`);
-  await seedDatabase(db.url);
-  const smtp = await new TestSmtp({ parse: false }).start();
-  const dir = label === 'aof' ? mkdtempSync(join(tmpdir(), 'mailroom-redis-')) : undefined;
-  const redis = new ThrowawayRedis(await freePort(), { appendOnlyDir: dir });
-  await redis.start();
-  const config = testConfig({
-    dbUrl: db.url,
-    smtpUrl: smtp.url,
-    backend: 'redis',
+function useOutageStack(label: OutageStack['label']): OutageStack {
+  const stack = useStack({
+    label: `redis_down_${label}`,
+    smtp: { parse: false },
+    ownRedis: { appendOnly: label === 'aof' },
     env: { ...FAST_RECONCILE, PUBLIC_POSTS_PER_IP_PER_MINUTE: '100000', SEND_RATE_PER_SECOND: '10' },
   });
-  config.queue.redisUrl = redis.url;
-  const apps = await startApps(config);
-  return { label, db, smtp, redis, apps, dir };
+  return { label, stack };
 }
 
 /** Signs up a new address every `everyMs` until stopped; remembers which ones got their 202. */
-function signupStream(stack: OutageStack, everyMs: number) {
+function signupStream({ label, stack }: OutageStack, everyMs: number) {
   const accepted: { email: string; at: number }[] = [];
   const refused: { email: string; status: number }[] = [];
   let n = 0;
@@ -80,7 +64,7 @@ function signupStream(stack: OutageStack, everyMs: number) {
   };
   const loop = (async () => {
     while (running) {
-      await one(`${stack.label}-${(n += 1)}@example.com`);
+      await one(`${label}-${(n += 1)}@example.com`);
       await sleep(everyMs);
     }
   })();
@@ -88,8 +72,7 @@ function signupStream(stack: OutageStack, everyMs: number) {
     accepted,
     refused,
     /** Many at once: some of them are queued in Redis, not yet sent, when it dies. */
-    burst: (count: number) =>
-      Promise.all(Array.from({ length: count }, () => one(`${stack.label}-${(n += 1)}@example.com`))),
+    burst: (count: number) => Promise.all(Array.from({ length: count }, () => one(`${label}-${(n += 1)}@example.com`))),
     stop: async () => {
       running = false;
       await loop;
@@ -98,26 +81,10 @@ function signupStream(stack: OutageStack, everyMs: number) {
 }
 
 describe('Redis stopped for 60 s while signups arrive', () => {
-  const stacks: OutageStack[] = [];
+  const stacks = [useOutageStack('aof'), useOutageStack('empty')];
 
-  beforeAll(async () => {
-    stacks.push(await outageStack('aof'), await outageStack('empty'));
-  }, 60_000);
-
-  afterAll(async () => {
-    for (const s of stacks) {
-      // A clean close needs the queue to answer.
-      await s.redis.start().catch(() => undefined);
-      await s.apps.close();
-      await s.redis.stop();
-      await s.smtp.stop();
-      await s.db.drop();
-      if (s.dir) rmSync(s.dir, { recursive: true, force: true });
-    }
-  });
-
-  const outage = async (stack: OutageStack) => {
-    const stream = signupStream(stack, 400);
+  const outage = async ({ label, stack }: OutageStack) => {
+    const stream = signupStream({ label, stack }, 400);
     await stack.smtp.waitFor((m) => m.length >= 5, 20_000);
     // A burst faster than the send rate: confirmations wait in Redis when it dies.
     await stream.burst(40);
@@ -156,7 +123,7 @@ describe('Redis stopped for 60 s while signups arrive', () => {
     const per = new Map<string, number>();
     for (const m of stack.smtp.messages) for (const t of m.envelope.to) per.set(t, (per.get(t) ?? 0) + 1);
     return {
-      label: stack.label,
+      label,
       downSeconds: REDIS_DOWN_MS / 1000,
       accepted: stream.accepted.length,
       acceptedWhileDown: whileDown.size,
@@ -198,71 +165,50 @@ describe('Redis stopped for 60 s while signups arrive', () => {
 });
 
 describe('Redis comes back empty', () => {
-  let db: { url: string; drop: () => Promise<void> };
-  let smtp: TestSmtp;
-  let redis: ThrowawayRedis;
-  let apps: RunningApps;
-
-  beforeAll(async () => {
-    db = await createTestDatabase('redis_empty');
-    await seedDatabase(db.url);
-    smtp = await new TestSmtp({ parse: false }).start();
-    redis = new ThrowawayRedis(await freePort());
-    await redis.start();
-    await addAudience(db.url, { prefix: 'empty', count: 600, newsletter: 'spine-health' });
-    const config = testConfig({
-      dbUrl: db.url,
-      smtpUrl: smtp.url,
-      backend: 'redis',
-      env: { ...FAST_RECONCILE, DIGEST_BATCH_SIZE: '50' },
-    });
-    config.queue.redisUrl = redis.url;
-    apps = await startApps(config);
-  });
-
-  afterAll(async () => {
-    await apps?.close();
-    await redis?.stop();
-    await smtp?.stop();
-    await db?.drop();
+  const stack = useStack({
+    label: 'redis_empty',
+    smtp: { parse: false },
+    ownRedis: {},
+    env: { ...FAST_RECONCILE, DIGEST_BATCH_SIZE: '50' },
+    prepare: () => addAudience(stack.db.url, { prefix: 'empty', count: 600, newsletter: 'spine-health' }),
   });
 
   const wipe = async () => {
-    const r = new Redis(redis.url);
+    const r = new Redis(stack.redis.url);
     await r.flushall();
     await r.quit();
   };
 
   it('a confirmation whose job was lost is rebuilt from the outbox and sent once', async () => {
-    const mail = apps.worker!.get<Queue>(getQueueToken(MAIL_QUEUE));
+    const mail = stack.apps.worker!.get<Queue>(getQueueToken(MAIL_QUEUE));
     await mail.pause();
-    await postJson(`${apps.baseUrl}/v1/subscriptions`, { email: 'lost-job@example.com' });
+    await postJson(`${stack.apps.baseUrl}/v1/subscriptions`, { email: 'lost-job@example.com' });
     await waitUntil(
-      () => query<{ n: number }>(db.url, `SELECT count(*)::int AS n FROM outbox WHERE dispatched_at IS NOT NULL`),
+      () => query<{ n: number }>(stack.db.url, `SELECT count(*)::int AS n FROM outbox WHERE dispatched_at IS NOT NULL`),
       (r) => r[0].n >= 1,
       10_000,
       'event dispatched',
     );
     await wipe(); // the job and the pause flag are gone with it
-    await smtp.waitFor(() => smtp.to('lost-job@example.com').length >= 1, 20_000);
+    await stack.smtp.waitFor(() => stack.smtp.to('lost-job@example.com').length >= 1, 20_000);
     await new Promise((r) => setTimeout(r, 1500));
-    expect(smtp.to('lost-job@example.com')).toHaveLength(1);
+    expect(stack.smtp.to('lost-job@example.com')).toHaveLength(1);
   });
 
   it('a digest whose batch jobs were lost mid-send is resumed and completes once per reader', async () => {
-    const digests = apps.worker!.get<Queue>(getQueueToken(DIGEST_QUEUE));
-    const created = await admin<{ id: string }>(apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', {});
-    await smtp.waitFor((m) => m.length >= 100, 20_000);
+    const digests = stack.apps.worker!.get<Queue>(getQueueToken(DIGEST_QUEUE));
+    const created = await admin<{ id: string }>(stack.apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', {});
+    await stack.smtp.waitFor((m) => m.length >= 100, 20_000);
     await digests.pause();
     await wipe();
     await waitUntil(
-      () => admin<{ status: string }>(apps.baseUrl, 'GET', `/v1/digests/${created.body.id}`),
+      () => admin<{ status: string }>(stack.apps.baseUrl, 'GET', `/v1/digests/${created.body.id}`),
       (r) => r.body.status === 'sent',
       60_000,
       'resumed digest',
     );
     const per = new Map<string, number>();
-    for (const m of smtp.messages)
+    for (const m of stack.smtp.messages)
       for (const t of m.envelope.to) if (t.startsWith('empty')) per.set(t, (per.get(t) ?? 0) + 1);
     expect(per.size).toBe(600);
     const dupes = [...per.values()].filter((n) => n > 1).length;
@@ -273,127 +219,107 @@ describe('Redis comes back empty', () => {
 });
 
 describe('PostgreSQL unreachable during a send', () => {
-  let db: { url: string; drop: () => Promise<void> };
-  let smtp: TestSmtp;
+  const stack = useStack({
+    label: 'pg_down',
+    queue: 'redis',
+    worker: false,
+    smtp: { parse: false },
+    env: { ...FAST_RECONCILE, SEND_RATE_PER_SECOND: '300' },
+    prepare: () => addAudience(stack.db.url, { prefix: 'dbdown', count: 1500, newsletter: 'spine-health' }),
+  });
   let proxy: TcpProxy;
-  let apps: RunningApps;
 
   beforeAll(async () => {
-    db = await createTestDatabase('pg_down');
-    await seedDatabase(db.url);
-    smtp = await new TestSmtp({ parse: false }).start();
-    await addAudience(db.url, { prefix: 'dbdown', count: 1500, newsletter: 'spine-health' });
-    proxy = await new TcpProxy('127.0.0.1', Number(new URL(db.url).port || 5432)).start();
-    const viaProxy = new URL(db.url);
+    proxy = await new TcpProxy('127.0.0.1', Number(new URL(stack.db.url).port || 5432)).start();
+    const viaProxy = new URL(stack.db.url);
     viaProxy.port = String(proxy.port);
     viaProxy.hostname = '127.0.0.1';
     // The api talks to PostgreSQL directly; the worker (relay, sender, reconciler) through the proxy.
-    const apiConfig = testConfig({
-      dbUrl: db.url,
-      smtpUrl: smtp.url,
-      backend: 'redis',
-      env: { ...FAST_RECONCILE, SEND_RATE_PER_SECOND: '300' },
-    });
-    apps = await startApps(apiConfig, { worker: false });
-    const workerConfig = { ...apiConfig, db: { url: viaProxy.toString() } };
-    const { createWorker } = await import('../../apps/worker/src/bootstrap.js');
-    const worker = await createWorker(workerConfig);
-    await worker.init();
-    apps.worker = worker;
+    await stack.apps.startWorker({ ...stack.config, db: { url: viaProxy.toString() } });
+    // The worker closes cleanly only with its database back.
+    stack.onTeardown(() => proxy.restore());
   });
 
   afterAll(async () => {
-    proxy?.restore();
-    await apps?.close();
     await proxy?.stop();
-    await smtp?.stop();
-    await db?.drop();
   });
 
   it(
     `sends nothing without its ledger claim while the database is away ${DB_DOWN_MS / 1000} s, and resumes by itself`,
     async () => {
-      const created = await admin<{ id: string }>(apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', {});
-      await smtp.waitFor((m) => m.length >= 300, 30_000);
-      const beforeCut = smtp.messages.length;
+      const created = await admin<{ id: string }>(
+        stack.apps.baseUrl,
+        'POST',
+        '/v1/newsletters/spine-health/digests',
+        {},
+      );
+      await stack.smtp.waitFor((m) => m.length >= 300, 30_000);
+      const beforeCut = stack.smtp.messages.length;
       proxy.cut();
       const cutAt = Date.now();
       // What was already claimed and handed to SMTP may still arrive in the first second…
       await sleep(1000);
-      const atCut = smtp.messages.length;
+      const atCut = stack.smtp.messages.length;
       await sleep(DB_DOWN_MS - 1000);
       // …after that nothing can be claimed while PostgreSQL is away, so nothing goes out.
-      const duringCut = smtp.messages.length - atCut;
+      const duringCut = stack.smtp.messages.length - atCut;
       proxy.restore();
       const downMs = Date.now() - cutAt;
       await waitUntil(
-        () => admin<{ status: string }>(apps.baseUrl, 'GET', `/v1/digests/${created.body.id}`),
+        () => admin<{ status: string }>(stack.apps.baseUrl, 'GET', `/v1/digests/${created.body.id}`),
         (r) => r.body.status === 'sent',
         90_000,
         'digest after outage',
       );
       const resumedSeconds = Math.round((Date.now() - cutAt - downMs) / 100) / 10;
       const per = new Map<string, number>();
-      for (const m of smtp.messages) for (const t of m.envelope.to) per.set(t, (per.get(t) ?? 0) + 1);
+      for (const m of stack.smtp.messages) for (const t of m.envelope.to) per.set(t, (per.get(t) ?? 0) + 1);
       const [{ sent }] = await query<{ sent: number }>(
-        db.url,
+        stack.db.url,
         `SELECT count(*)::int AS sent FROM deliveries WHERE digest_id = $1 AND status = 'sent'`,
         [created.body.id],
       );
       record('databaseDown', {
         recipients: 1500,
         delivered: per.size,
-        messages: smtp.messages.length,
+        messages: stack.smtp.messages.length,
         sentBeforeCut: beforeCut,
         inFlightAtCut: atCut - beforeCut,
         sentWhileDown: duringCut,
         outageSeconds: Math.round(downMs / 100) / 10,
         secondsToFinishAfterRestore: resumedSeconds,
-        duplicates: smtp.messages.length - per.size,
+        duplicates: stack.smtp.messages.length - per.size,
       });
       expect(duringCut).toBe(0);
       expect(per.size).toBe(1500);
       expect(sent).toBe(1500);
       // Every message that went out has its ledger row; extra copies only for messages in flight at the cut.
-      expect(smtp.messages.length - per.size).toBeLessThanOrEqual(20);
+      expect(stack.smtp.messages.length - per.size).toBeLessThanOrEqual(20);
     },
     DB_DOWN_MS + 150_000,
   );
 });
 
 describe('policy rejections (5.7.x)', () => {
-  let db: { url: string; drop: () => Promise<void> };
-  let smtp: TestSmtp;
-  let apps: RunningApps;
-
-  beforeAll(async () => {
-    db = await createTestDatabase('policy');
-    await seedDatabase(db.url);
-    smtp = await new TestSmtp({ parse: false }).start();
-    await addAudience(db.url, { prefix: 'pol', count: 200, newsletter: 'sports-health' });
-    apps = await startApps(
-      testConfig({
-        dbUrl: db.url,
-        smtpUrl: smtp.url,
-        backend: 'postgres',
-        env: { DIGEST_POLICY_FAILURE_LIMIT: '5', SEND_RATE_PER_SECOND: '200', DIGEST_BATCH_SIZE: '20' },
-      }),
-    );
-  });
-
-  afterAll(async () => {
-    await apps?.close();
-    await smtp?.stop();
-    await db?.drop();
+  const stack = useStack({
+    label: 'policy',
+    smtp: { parse: false },
+    env: { DIGEST_POLICY_FAILURE_LIMIT: '5', SEND_RATE_PER_SECOND: '200', DIGEST_BATCH_SIZE: '20' },
+    prepare: () => addAudience(stack.db.url, { prefix: 'pol', count: 200, newsletter: 'sports-health' }),
   });
 
   it('suppress no one, and after the configured number the digest stops and says why', async () => {
-    smtp.rcptHook = () => ({ code: 554, message: '5.7.1 Service unavailable; client host blocked by policy' });
-    const created = await admin<{ id: string }>(apps.baseUrl, 'POST', '/v1/newsletters/sports-health/digests', {});
+    stack.smtp.rcptHook = () => ({ code: 554, message: '5.7.1 Service unavailable; client host blocked by policy' });
+    const created = await admin<{ id: string }>(
+      stack.apps.baseUrl,
+      'POST',
+      '/v1/newsletters/sports-health/digests',
+      {},
+    );
     const d = await waitUntil(
       () =>
         admin<{ status: string; reason: string; failed: number }>(
-          apps.baseUrl,
+          stack.apps.baseUrl,
           'GET',
           `/v1/digests/${created.body.id}`,
         ),
@@ -403,10 +329,10 @@ describe('policy rejections (5.7.x)', () => {
     );
     expect(d.body.reason).toMatch(/^paused: \d+ messages were rejected by the receiving servers' policy \(5\.7\.x\)/);
     expect(d.body.failed).toBeLessThan(200);
-    const [{ n }] = await query<{ n: number }>(db.url, `SELECT count(*)::int AS n FROM suppressions`);
+    const [{ n }] = await query<{ n: number }>(stack.db.url, `SELECT count(*)::int AS n FROM suppressions`);
     expect(n).toBe(0);
     const [{ bounced }] = await query<{ bounced: number }>(
-      db.url,
+      stack.db.url,
       `SELECT count(*)::int AS bounced FROM subscribers WHERE status <> 'ok'`,
     );
     expect(bounced).toBe(0);

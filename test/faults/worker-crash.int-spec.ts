@@ -1,12 +1,11 @@
 import 'reflect-metadata';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { admin, waitUntil } from '../support/admin.js';
-import { ADMIN_KEY, type RunningApps, startApps, testConfig } from '../support/apps.js';
+import { ADMIN_KEY } from '../support/apps.js';
 import { addAudience } from '../support/audience.js';
-import { TEST_REDIS_URL, createTestDatabase, query, seedDatabase } from '../support/db.js';
-import { TestSmtp } from '../support/smtp.js';
+import { query } from '../support/db.js';
 import { WorkerProcess, buildOnce } from '../support/worker-process.js';
+import { useStack } from '../support/stack.js';
 
 /**
  * Fault injection with real worker processes: kill -9 three times during a 5 000-recipient
@@ -14,44 +13,14 @@ import { WorkerProcess, buildOnce } from '../support/worker-process.js';
  */
 describe('a worker killed or stopped mid-send', () => {
   const N = 5000;
-  let db: { url: string; drop: () => Promise<void> };
-  let smtp: TestSmtp;
-  let apps: RunningApps;
-  let env: Record<string, string>;
-  const report: Record<string, unknown> = {};
-
-  const counts = () => {
-    const m = new Map<string, number>();
-    for (const msg of smtp.messages) for (const t of msg.envelope.to) m.set(t, (m.get(t) ?? 0) + 1);
-    return m;
-  };
-  const inFlight = async (digestId: string) =>
-    (
-      await query<{ n: number }>(
-        db.url,
-        `SELECT count(*)::int AS n FROM deliveries WHERE digest_id = $1 AND status = 'sending'`,
-        [digestId],
-      )
-    )[0].n;
-  const digest = (id: string) =>
-    admin<{ status: string; sent: number }>(apps.baseUrl, 'GET', `/v1/digests/${id}`).then((r) => r.body);
-
-  beforeAll(async () => {
-    buildOnce();
-    db = await createTestDatabase('faults');
-    await seedDatabase(db.url);
-    smtp = await new TestSmtp({ parse: false }).start();
-    await addAudience(db.url, { prefix: 'crash', count: N, newsletter: 'spine-health' });
-    const secret = randomBytes(32).toString('hex');
-    const prefix = `mrfault-${randomBytes(4).toString('hex')}`;
-    env = {
-      NODE_ENV: 'test',
-      DATABASE_URL: db.url,
-      SMTP_URL: smtp.url,
-      REDIS_URL: TEST_REDIS_URL,
-      QUEUE_PREFIX: prefix,
-      APP_SECRET: secret,
-      PUBLIC_URL: 'http://mailroom.test',
+  // Before the stack: the worker processes run the build.
+  beforeAll(() => buildOnce());
+  const stack = useStack({
+    label: 'faults',
+    queue: 'redis',
+    worker: false,
+    smtp: { parse: false },
+    env: {
       LOG_LEVEL: 'warn',
       OUTBOX_POLL_MS: '50',
       JOB_BACKOFF_MS: '200',
@@ -62,32 +31,49 @@ describe('a worker killed or stopped mid-send', () => {
       SEND_RATE_PER_SECOND: '100000',
       DIGEST_BATCH_SIZE: '250',
       SMTP_POOL_SIZE: '5',
-    };
-    const config = testConfig({ dbUrl: db.url, smtpUrl: smtp.url, backend: 'redis', env });
-    config.appSecret = secret;
-    config.queue.prefix = prefix;
-    apps = await startApps(config, { worker: false });
+    },
+    prepare: () => addAudience(stack.db.url, { prefix: 'crash', count: N, newsletter: 'spine-health' }),
+  });
+  /** The worker processes' environment: this stack's database, SMTP sink, queue prefix and secret. */
+  let env: Record<string, string>;
+  const report: Record<string, unknown> = {};
+
+  const counts = () => {
+    const m = new Map<string, number>();
+    for (const msg of stack.smtp.messages) for (const t of msg.envelope.to) m.set(t, (m.get(t) ?? 0) + 1);
+    return m;
+  };
+  const inFlight = async (digestId: string) =>
+    (
+      await query<{ n: number }>(
+        stack.db.url,
+        `SELECT count(*)::int AS n FROM deliveries WHERE digest_id = $1 AND status = 'sending'`,
+        [digestId],
+      )
+    )[0].n;
+  const digest = (id: string) =>
+    admin<{ status: string; sent: number }>(stack.apps.baseUrl, 'GET', `/v1/digests/${id}`).then((r) => r.body);
+
+  beforeAll(() => {
+    env = stack.processEnv();
   });
 
   afterAll(async () => {
-    await apps?.close();
-    await smtp?.stop();
-    await db?.drop();
     mkdirSync('artifacts', { recursive: true });
     writeFileSync('artifacts/faults.json', JSON.stringify(report, null, 2));
   });
 
   it('kill -9 three times during a 5 000-recipient digest: everyone gets it, duplicates ≤ messages in flight', async () => {
     let worker = new WorkerProcess(env).start();
-    const created = await admin<{ id: string }>(apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', {});
+    const created = await admin<{ id: string }>(stack.apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', {});
     const id = created.body.id;
     const kills: { atMessages: number; inFlight: number }[] = [];
     for (let k = 1; k <= 3; k += 1) {
-      const target = Math.min(N - 200, smtp.messages.length + 900);
-      await smtp.waitFor((m) => m.length >= target, 60_000);
+      const target = Math.min(N - 200, stack.smtp.messages.length + 900);
+      await stack.smtp.waitFor((m) => m.length >= target, 60_000);
       const flying = await inFlight(id);
       await worker.stop('SIGKILL');
-      kills.push({ atMessages: smtp.messages.length, inFlight: flying });
+      kills.push({ atMessages: stack.smtp.messages.length, inFlight: flying });
       worker = new WorkerProcess(env).start();
     }
     await waitUntil(
@@ -104,7 +90,7 @@ describe('a worker killed or stopped mid-send', () => {
     report.kill9 = {
       recipients: N,
       delivered: c.size,
-      messages: smtp.messages.length,
+      messages: stack.smtp.messages.length,
       duplicates,
       kills,
       maxCopies: Math.max(...c.values()),
@@ -116,7 +102,7 @@ describe('a worker killed or stopped mid-send', () => {
   });
 
   it('SIGTERM during a send: in-flight messages finish within 30 s, nothing is left claimed, no duplicates after restart', async () => {
-    await admin(apps.baseUrl, 'POST', '/v1/articles', {
+    await admin(stack.apps.baseUrl, 'POST', '/v1/articles', {
       url: 'https://www.spine-health.example/news/graceful',
       title: 'Graceful shutdown',
       publishedAt: new Date().toISOString(),
@@ -124,15 +110,15 @@ describe('a worker killed or stopped mid-send', () => {
     });
     const slow = { ...env, SEND_RATE_PER_SECOND: '400' };
     let worker = new WorkerProcess(slow).start();
-    const start = smtp.messages.length;
-    const created = await admin<{ id: string }>(apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', {});
-    await smtp.waitFor((m) => m.length >= start + 600, 60_000);
+    const start = stack.smtp.messages.length;
+    const created = await admin<{ id: string }>(stack.apps.baseUrl, 'POST', '/v1/newsletters/spine-health/digests', {});
+    await stack.smtp.waitFor((m) => m.length >= start + 600, 60_000);
     const tookMs = await worker.stop('SIGTERM');
     // Nest closes everything, then re-raises the signal: exiting by SIGTERM is the graceful path.
     expect(worker.exitCode === 0 || worker.signal === 'SIGTERM').toBe(true);
     expect(tookMs).toBeLessThan(30_000);
     expect(await inFlight(created.body.id)).toBe(0);
-    const atStop = smtp.messages.length - start;
+    const atStop = stack.smtp.messages.length - start;
     worker = new WorkerProcess({ ...env }).start();
     await waitUntil(
       () => digest(created.body.id),
@@ -142,7 +128,7 @@ describe('a worker killed or stopped mid-send', () => {
     );
     await worker.stop('SIGTERM');
     const got = new Map<string, number>();
-    for (const m of smtp.messages.slice(start)) for (const t of m.envelope.to) got.set(t, (got.get(t) ?? 0) + 1);
+    for (const m of stack.smtp.messages.slice(start)) for (const t of m.envelope.to) got.set(t, (got.get(t) ?? 0) + 1);
     report.sigterm = {
       stopMs: tookMs,
       sentBeforeStop: atStop,
@@ -154,9 +140,9 @@ describe('a worker killed or stopped mid-send', () => {
   });
 
   it('the admin key still guards the API in this setup', async () => {
-    expect((await fetch(`${apps.baseUrl}/v1/digests/1`)).status).toBe(401);
+    expect((await fetch(`${stack.apps.baseUrl}/v1/digests/1`)).status).toBe(401);
     expect(
-      (await fetch(`${apps.baseUrl}/v1/digests/1`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).status,
+      (await fetch(`${stack.apps.baseUrl}/v1/digests/1`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).status,
     ).toBe(200);
   });
 });
