@@ -7,6 +7,7 @@ import { classifySmtpError, isHardBounce, isPolicyRejection } from '#mail/smtp-e
 import type { SubscriptionMailService } from '#mail/subscription-mail.service.js';
 import { emailHash } from '#subscriptions/tokens.js';
 import { type ClaimWatch, decideClaim } from './claim-decision.js';
+import type { SuppressionsRepository } from '#subscriptions/suppressions.repository.js';
 import type { DeliveriesRepository } from './deliveries.repository.js';
 import type { DigestMessage } from './digest-message.js';
 import type { DigestsRepository, Recipient } from './digests.repository.js';
@@ -34,6 +35,7 @@ export interface BatchTools {
   ds: DataSource;
   repo: DigestsRepository;
   deliveries: DeliveriesRepository;
+  suppressions: SuppressionsRepository;
   transport: MailTransport;
   mail: SubscriptionMailService;
   revocations: Revocations;
@@ -122,9 +124,9 @@ export class BatchRun {
 
   /** Suppressed addresses (keyed hashes survive erasure) are skipped in one query. */
   private async withoutSuppressed(recipients: Recipient[]): Promise<Recipient[]> {
-    const { ds, repo, deliveries, config } = this.tools;
+    const { ds, repo, suppressions, config } = this.tools;
     const hashes = recipients.map((r) => emailHash(config.appSecret, r.email));
-    const suppressed = await deliveries.suppressed(ds, hashes);
+    const suppressed = await suppressions.suppressed(ds, hashes, 'mail');
     if (suppressed.size === 0) return recipients;
     const skip = hashes.map((h) => suppressed.has(h.toString('hex')));
     await repo.skipMany(

@@ -7,19 +7,9 @@ type Db = EntityManager | DataSource;
 /** PostgreSQL regex for an SMTP reply with enhanced status 5.7.x ("554 5.7.1", "550-5.7.26"). */
 const POLICY_RE = '\\m5\\d\\d[ -]5\\.7\\.';
 
-/** The send path's SQL beyond `DigestsRepository`'s: suppressions at send time, empty and paused digests. */
+/** The send path's SQL beyond `DigestsRepository`'s: empty and paused digests, policy rejections. */
 @Injectable()
 export class DeliveriesRepository {
-  /** Which of these keyed address hashes are suppressed (hex). */
-  async suppressed(db: Db, hashes: Buffer[]): Promise<Set<string>> {
-    const found = await rows<{ h: Buffer }>(
-      db,
-      `SELECT email_hash AS h FROM suppressions WHERE email_hash = ANY($1::bytea[])`,
-      [hashes],
-    );
-    return new Set(found.map((x) => x.h.toString('hex')));
-  }
-
   /** A digest that reached 0 recipients: `skipped`, reason "no active subscribers" (false if it is no longer sending). */
   async skipIfEmpty(db: Db, digestId: string): Promise<boolean> {
     const r = await rows(

@@ -6,6 +6,7 @@ import { LedgerPg } from '#db/ledger-pg.service.js';
 import { MailTransport } from '#mail/mail-transport.service.js';
 import { SendRateLimiter } from '#mail/send-rate-limiter.service.js';
 import { SubscriptionMailService } from '#mail/subscription-mail.service.js';
+import { SuppressionsRepository } from '#subscriptions/suppressions.repository.js';
 import { type BatchOutcome, BatchRun, type BatchTools } from './batch-run.js';
 import { DeliveriesRepository } from './deliveries.repository.js';
 import { DigestMessage } from './digest-message.js';
@@ -38,6 +39,7 @@ export class DigestSender implements BeforeApplicationShutdown {
     @InjectDataSource() private readonly ds: DataSource,
     private readonly repo: DigestsRepository,
     deliveries: DeliveriesRepository,
+    suppressions: SuppressionsRepository,
     ledgerPg: LedgerPg,
     private readonly renderer: DigestRenderer,
     transport: MailTransport,
@@ -53,6 +55,7 @@ export class DigestSender implements BeforeApplicationShutdown {
       ds,
       repo,
       deliveries,
+      suppressions,
       transport,
       mail,
       revocations,

@@ -4,9 +4,9 @@ import { CronExpressionParser } from 'cron-parser';
 import type { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { Newsletter } from '#db/entities/index.js';
+import { OutboxRepository } from '#queue/outbox.repository.js';
 import { normalizeEmail } from '#subscriptions/email.js';
 import { assertCron } from '#subscriptions/newsletters.service.js';
-import { SubscriptionsRepository } from '#subscriptions/subscriptions.repository.js';
 import { DigestRenderer, type IssueArticle, type IssueTemplates } from './digest-renderer.service.js';
 import { type DigestListItem, type DigestRow, DigestsRepository } from './digests.repository.js';
 import { SchedulesRepository } from './schedules.repository.js';
@@ -66,7 +66,7 @@ export class DigestsService {
     @InjectDataSource() private readonly ds: DataSource,
     private readonly repo: DigestsRepository,
     private readonly schedules: SchedulesRepository,
-    private readonly events: SubscriptionsRepository,
+    private readonly outbox: OutboxRepository,
     private readonly renderer: DigestRenderer,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
@@ -100,7 +100,7 @@ export class DigestsService {
     return this.ds.transaction(async (em) => {
       const { id } = await this.repo.create(em, n.id, when, 'manual', null);
       if (articleIds) await this.repo.attachArticles(em, id, articleIds);
-      await this.events.addEvent(em, {
+      await this.outbox.add(em, {
         type: 'digest.requested',
         payload: { digestId: id, sendAt: when.toISOString() },
       });
@@ -178,7 +178,7 @@ export class DigestsService {
     return this.ds.transaction(async (em) => {
       if (!(await this.repo.sendNow(em, d.id)))
         throw new ConflictException(`Digest ${id} is already ${d.status}: it cannot be sent now`);
-      await this.events.addEvent(em, {
+      await this.outbox.add(em, {
         type: 'digest.requested',
         payload: { digestId: d.id, sendAt: new Date().toISOString() },
       });
@@ -280,7 +280,7 @@ export class DigestsService {
     const check = normalizeEmail(to);
     if (!check.ok) throw new BadRequestException([check.reason.replace(/^email/, 'to')]);
     await this.ds.transaction((em) =>
-      this.events.addEvent(em, { type: 'digest.test-requested', payload: { digestId: d.id, to: check.email } }),
+      this.outbox.add(em, { type: 'digest.test-requested', payload: { digestId: d.id, to: check.email } }),
     );
     return { status: 'queued' };
   }
@@ -302,7 +302,7 @@ export class DigestsService {
     const n = await this.newsletter(slug);
     await this.ds.transaction(async (em) => {
       await this.schedules.set(em, n.id, cron.trim(), timezone);
-      await this.events.addEvent(em, { type: 'schedule.changed', payload: { newsletterId: n.id } });
+      await this.outbox.add(em, { type: 'schedule.changed', payload: { newsletterId: n.id } });
     });
     return { cron: cron.trim(), timezone, next: nextRuns(cron.trim(), timezone, 3) };
   }
@@ -311,7 +311,7 @@ export class DigestsService {
     const n = await this.newsletter(slug);
     await this.ds.transaction(async (em) => {
       await this.schedules.clear(em, n.id);
-      await this.events.addEvent(em, { type: 'schedule.changed', payload: { newsletterId: n.id } });
+      await this.outbox.add(em, { type: 'schedule.changed', payload: { newsletterId: n.id } });
     });
   }
 }

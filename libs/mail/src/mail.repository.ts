@@ -23,7 +23,7 @@ export interface MailLogEntry {
   detail: string | null;
 }
 
-/** SQL of the mail lib: lifecycle mail's reads and claims, the mail log, suppressions, the send-rate slots. */
+/** SQL of the mail lib: lifecycle mail's reads and claims, the mail log, the send-rate slots. */
 @Injectable()
 export class MailRepository {
   async newsletters(db: Db, ids: number[]): Promise<NewsletterRow[]> {
@@ -47,29 +47,9 @@ export class MailRepository {
     return s ?? null;
   }
 
-  /** Why an address is suppressed, or null when it is not. */
-  async suppressionReason(db: Db, emailHash: Buffer): Promise<string | null> {
-    const [s] = await rows<{ reason: string }>(db, `SELECT reason FROM suppressions WHERE email_hash = $1`, [
-      emailHash,
-    ]);
-    return s?.reason ?? null;
-  }
-
-  /** The address is suppressed for every newsletter, and its subscriber marked so. */
-  async suppress(
-    ds: DataSource,
-    subscriberId: string,
-    emailHash: Buffer,
-    reason: 'bounced' | 'complained',
-    detail: string,
-  ): Promise<void> {
-    await ds.transaction(async (em) => {
-      await em.query(
-        `INSERT INTO suppressions (email_hash, reason, detail) VALUES ($1, $2, $3) ON CONFLICT (email_hash) DO NOTHING`,
-        [emailHash, reason, detail],
-      );
-      await em.query(`UPDATE subscribers SET status = $2, updated_at = now() WHERE id = $1`, [subscriberId, reason]);
-    });
+  /** A subscriber whose address bounced or complained (the suppression is `SuppressionsRepository`'s). */
+  async markSubscriber(db: Db, subscriberId: string, reason: 'bounced' | 'complained'): Promise<void> {
+    await db.query(`UPDATE subscribers SET status = $2, updated_at = now() WHERE id = $1`, [subscriberId, reason]);
   }
 
   async log(db: Db, e: MailLogEntry): Promise<void> {

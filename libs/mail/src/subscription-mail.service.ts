@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { UnrecoverableError } from 'bullmq';
 import type { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '#config/config.js';
+import { SuppressionsRepository } from '#subscriptions/suppressions.repository.js';
 import { emailHash, newRandomToken, signToken } from '#subscriptions/tokens.js';
 import { listUnsubscribeHeaders } from './list-headers.js';
 import { MailRenderer, headerValue } from './mail-renderer.service.js';
@@ -20,6 +21,7 @@ export class SubscriptionMailService {
   constructor(
     @InjectDataSource() private readonly ds: DataSource,
     private readonly repo: MailRepository,
+    private readonly suppressions: SuppressionsRepository,
     private readonly renderer: MailRenderer,
     private readonly transport: MailTransport,
     private readonly limiter: SendRateLimiter,
@@ -33,9 +35,8 @@ export class SubscriptionMailService {
   ): Promise<{ id: string; email: string; name: string | null } | null> {
     const s = await this.repo.subscriber(this.ds, id);
     if (!s || s.status !== 'ok') return null;
-    const reason = await this.repo.suppressionReason(this.ds, emailHash(this.config.appSecret, s.email));
-    if (reason === null || (allowErased && reason === 'erased')) return s;
-    return null;
+    const hash = emailHash(this.config.appSecret, s.email);
+    return (await this.suppressions.isSuppressed(this.ds, hash, allowErased ? 'opt-in' : 'mail')) ? null : s;
   }
 
   private async log(
@@ -51,13 +52,11 @@ export class SubscriptionMailService {
 
   /** Hard bounce: the address is suppressed for every newsletter and never mailed again. */
   async suppress(subscriberId: string, email: string, reason: 'bounced' | 'complained', detail: string): Promise<void> {
-    await this.repo.suppress(
-      this.ds,
-      subscriberId,
-      emailHash(this.config.appSecret, email),
-      reason,
-      detail.slice(0, 500),
-    );
+    const hash = emailHash(this.config.appSecret, email);
+    await this.ds.transaction(async (em) => {
+      await this.suppressions.recordBounce(em, hash, reason, detail.slice(0, 500));
+      await this.repo.markSubscriber(em, subscriberId, reason);
+    });
   }
 
   /** Turns an SMTP failure into the job's outcome: retry (throw) or give up (UnrecoverableError). */

@@ -4,9 +4,9 @@ import { stringify } from 'csv-stringify';
 import { Readable } from 'node:stream';
 import type { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '#config/config.js';
-import { rows } from '#db/sql.js';
 import { checkImportRow, IMPORT_COLUMNS, type ImportColumn, type ImportRow, type InvalidLine } from './csv-fields.js';
 import { CsvFileError, discardRest, readCsv } from './csv-reader.js';
+import { type ChunkParams, ImportExportRepository } from './import-export.repository.js';
 import { emailHash } from './tokens.js';
 
 export interface ImportReport {
@@ -25,54 +25,6 @@ const MAX_REPORTED = 20;
 /** Chunks written or waiting their turn at once: parsing runs ahead of the database by this much. */
 const IN_FLIGHT = 3;
 
-type ChunkParams = [
-  string[],
-  (string | null)[],
-  (string | null)[],
-  string[],
-  string[],
-  (string | null)[],
-  Buffer[],
-  number,
-];
-
-/**
- * One chunk of rows as parallel arrays ($1 email … $7 email hash, in file order; $8 the newsletter).
- * Data-modifying CTEs all run once, on one snapshot; ORDER BY keeps ids in file order.
- */
-const IMPORT_CHUNK_SQL = `
-WITH input AS (
-  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::bytea[])
-    WITH ORDINALITY AS t(email, name, timezone, topics, consented_at, source, hash, ord)
-), allowed AS (
-  SELECT i.* FROM input i WHERE NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = i.hash)
-), subs AS (
-  INSERT INTO subscribers (email, name, timezone)
-  SELECT email, name, timezone FROM allowed ORDER BY ord
-  ON CONFLICT (email) DO UPDATE SET name = COALESCE(EXCLUDED.name, subscribers.name),
-    timezone = COALESCE(EXCLUDED.timezone, subscribers.timezone), updated_at = now()
-  RETURNING id, email, status
-), ok AS (
-  SELECT a.ord, s.id AS subscriber_id, a.topics, a.consented_at, a.source
-  FROM allowed a JOIN subs s ON s.email = a.email WHERE s.status = 'ok'
-), upserted AS (
-  -- New → active; pending → active; active → topics refreshed; unsubscribed → left alone (they chose to leave).
-  INSERT INTO subscriptions (subscriber_id, newsletter_id, status, topics, source, confirmed_at)
-  SELECT i.subscriber_id, $8, 'active', CASE WHEN i.topics = '' THEN '{}'::text[] ELSE string_to_array(i.topics, '|') END, i.source, i.consented_at
-  FROM ok i ORDER BY i.ord
-  ON CONFLICT (subscriber_id, newsletter_id) DO UPDATE SET
-    status = CASE WHEN subscriptions.status = 'pending' THEN 'active' ELSE subscriptions.status END,
-    confirmed_at = CASE WHEN subscriptions.status = 'pending' THEN EXCLUDED.confirmed_at ELSE subscriptions.confirmed_at END,
-    topics = CASE WHEN cardinality(EXCLUDED.topics) > 0 THEN EXCLUDED.topics ELSE subscriptions.topics END
-  WHERE subscriptions.status <> 'unsubscribed'
-  RETURNING subscriber_id, (xmax = 0) AS created
-), consent AS (
-  INSERT INTO consent_records (subscriber_id, newsletter_id, action, source_url, consent_text, consent_version)
-  SELECT ok.subscriber_id, $8, 'import', ok.source, 'Imported as already consented on ' || to_char(ok.consented_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), 'import'
-  FROM ok JOIN upserted u ON u.subscriber_id = ok.subscriber_id ORDER BY ok.ord
-)
-SELECT (SELECT count(*) FROM allowed)::int AS allowed, (SELECT count(*) FROM ok)::int AS ok,
-  (SELECT count(*) FROM upserted)::int AS upserted, (SELECT count(*) FROM upserted WHERE created)::int AS created`;
 const COLUMNS: readonly string[] = IMPORT_COLUMNS;
 
 /** Spreadsheet apps run cells that start with these: neutralise them in exports. */
@@ -89,13 +41,14 @@ function cell(v: string | null): string {
 export class ImportExportService {
   constructor(
     @InjectDataSource() private readonly ds: DataSource,
+    private readonly repo: ImportExportRepository,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   private async newsletterId(slug: string): Promise<number> {
-    const r = await rows<{ id: number }>(this.ds, `SELECT id FROM newsletters WHERE slug = $1`, [slug]);
-    if (r.length === 0) throw new NotFoundException(`Newsletter "${slug}" does not exist`);
-    return r[0].id;
+    const id = await this.repo.newsletterId(this.ds, slug);
+    if (id === null) throw new NotFoundException(`Newsletter "${slug}" does not exist`);
+    return id;
   }
 
   /**
@@ -208,11 +161,7 @@ export class ImportExportService {
    * whose status is ok get an active subscription (unless they unsubscribed) and a consent record.
    */
   private async writeChunk(em: EntityManager, params: ChunkParams, report: ImportReport): Promise<void> {
-    const [counts] = await rows<{ allowed: number; ok: number; created: number; upserted: number }>(
-      em,
-      IMPORT_CHUNK_SQL,
-      params,
-    );
+    const counts = await this.repo.writeChunk(em, params);
     report.skipped += params[0].length - counts.allowed; // suppressed
     report.skipped += counts.allowed - counts.ok; // bounced, complained or suppressed subscribers
     report.skipped += counts.ok - counts.upserted; // unsubscribed from this newsletter
@@ -223,26 +172,11 @@ export class ImportExportService {
   /** A streamed CSV of a newsletter's subscribers, paged by keyset. */
   async export(slug: string): Promise<Readable> {
     const newsletterId = await this.newsletterId(slug);
-    const ds = this.ds;
+    const { ds, repo } = this;
     async function* pages(): AsyncGenerator<string[]> {
       let after = '0';
       for (;;) {
-        const page = await rows<{
-          id: string;
-          email: string;
-          name: string | null;
-          topics: string[];
-          timezone: string | null;
-          status: string;
-          confirmed_at: Date | null;
-          source: string | null;
-        }>(
-          ds,
-          `SELECT u.id, u.email, u.name, s.topics, u.timezone, s.status, s.confirmed_at, s.source
-           FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id
-           WHERE s.newsletter_id = $1 AND u.id > $2 ORDER BY u.id LIMIT 1000`,
-          [newsletterId, after],
-        );
+        const page = await repo.exportPage(ds, newsletterId, after);
         if (page.length === 0) return;
         for (const r of page) {
           yield [

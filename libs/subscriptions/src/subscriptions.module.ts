@@ -4,6 +4,7 @@ import { ApiKeysRepository } from './api-keys.repository.js';
 import { ApiKeysService } from './api-keys.service.js';
 import { GuidesRepository } from './guides.repository.js';
 import { GuidesService } from './guides.service.js';
+import { ImportExportRepository } from './import-export.repository.js';
 import { ImportExportService } from './import-export.service.js';
 import { SubscriberAdminService } from './subscriber-admin.service.js';
 import { SubscriberDirectoryService } from './subscriber-directory.service.js';
@@ -26,6 +27,7 @@ const PROVIDERS = [
   ApiKeysService,
   GuidesRepository,
   GuidesService,
+  ImportExportRepository,
   ImportExportService,
   NewsletterCatalog,
   NewslettersRepository,

@@ -3,7 +3,6 @@ import { randomUUID } from 'node:crypto';
 import type { EntityManager } from 'typeorm';
 import type { ConsentAction, SubscriptionStatus } from '#db/entities/index.js';
 import type { DomainEvent } from '#queue/jobs.js';
-import { OutboxRepository } from '#queue/outbox.repository.js';
 import type { PreparedPg } from '#db/prepared-pg.service.js';
 import { rows } from '#db/sql.js';
 
@@ -36,8 +35,6 @@ export interface ConsentContext {
  */
 @Injectable()
 export class SubscriptionsRepository {
-  constructor(private readonly outbox: OutboxRepository) {}
-
   /**
    * Subscription requests, one or several, in one statement and one round trip: the
    * `mailroom_subscribe` function (migration SubscribeFunction) runs these two steps for each,
@@ -115,14 +112,6 @@ export class SubscriptionsRepository {
         ctx.consentVersion ?? null,
       ],
     );
-  }
-
-  /**
-   * @deprecated Use OutboxRepository.add (the outbox's one way in); kept while libs/digests still
-   * calls it here.
-   */
-  async addEvent(em: EntityManager, event: DomainEvent): Promise<string> {
-    return this.outbox.add(em, event);
   }
 
   async lockConfirmToken(
