@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { domainToASCII } from 'node:url';
 import { headerBlock } from './support/apps.js';
+import { admin, waitUntil } from './support/admin.js';
 import { query } from './support/db.js';
 import { postJson, sleep } from './support/http.js';
 import { useStack } from './support/stack.js';
@@ -83,6 +84,35 @@ describe('SMTP replies and message hygiene', () => {
       email: 'nobody@example.com',
       newsletters: ['sports-health'],
     });
+    await sleep(800);
+    expect(tries).toBe(1);
+  });
+
+  it('an erased address that signs up again and then hard-bounces is listed as bounced, not erased', async () => {
+    const email = 'comeback@example.com';
+    await postJson(`${stack.apps.baseUrl}/v1/subscriptions`, { email });
+    await stack.smtp.waitFor(() => stack.smtp.to(email).length >= 1, 30_000);
+    expect((await admin(stack.apps.baseUrl, 'DELETE', `/v1/subscribers/${email}`)).status).toBe(204);
+    const listed = () =>
+      query<{ n: number; reasons: string[] }>(
+        stack.db.url,
+        `SELECT count(*)::int AS n, array_agg(reason ORDER BY reason) AS reasons FROM suppressions`,
+      );
+    const [erased] = await listed();
+    expect(erased.reasons).toContain('erased');
+
+    let tries = 0;
+    stack.smtp.rcptHook = (addr) => {
+      if (addr !== email) return null;
+      tries += 1;
+      return { code: 550, message: '5.1.1 Recipient address rejected: User unknown' };
+    };
+    await postJson(`${stack.apps.baseUrl}/v1/subscriptions`, { email });
+    const [after] = await waitUntil(listed, ([r]) => !r.reasons.includes('erased'), 30_000, 'the bounce');
+    expect(tries).toBe(1);
+    expect(after.n).toBe(erased.n); // the same entry, now saying bounced
+    // Listed as bounced, a new sign-up gets no confirmation.
+    await postJson(`${stack.apps.baseUrl}/v1/subscriptions`, { email });
     await sleep(800);
     expect(tries).toBe(1);
   });
