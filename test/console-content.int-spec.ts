@@ -589,7 +589,12 @@ describe('console: newsletters, articles and digests', () => {
       expect(shown.text).toContain(`href="/admin/digests/${id}/send" id="send-now">Send now…</a>`);
       const ask = await m.get(`/admin/digests/${id}/send`);
       expect(ask.status).toBe(200);
-      expect(ask.text).toMatch(new RegExp(`Send digest #${id} to ${RECIPIENTS} readers of Spine-health[^<]* now\\?`));
+      // A scheduled digest already names the subject it will carry.
+      expect(ask.text).toMatch(
+        new RegExp(
+          `Send digest #${id} “Spine-health[^”]*: [^”]+” to ${RECIPIENTS} readers of Spine-health[^<]* now\\?`,
+        ),
+      );
       expect(ask.text).toContain(`<form method="post" action="/admin/digests/${id}/send" id="send-confirm-form">`);
       expect((await progress(id)).status).toBe('scheduled');
       const now = await m.post(`/admin/digests/${id}/send`, { _csrf: csrf });

@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { createHash } from 'node:crypto';
 import { signToken } from '#subscriptions/tokens.js';
 import { addAudience } from './support/audience.js';
 import { query } from './support/db.js';
@@ -80,6 +81,57 @@ describe('reader pages', () => {
       });
       expect(json.status).toBe(202);
       expect(await json.json()).toEqual({ status: 'pending' });
+    });
+
+    it("fills the reader's time zone from the browser: a hidden field whose script the page's CSP allows by hash", async () => {
+      for (const path of ['/subscribe?newsletter=sports-health', '/subscribe/embed?newsletter=sports-health']) {
+        const res = await get(path);
+        const html = await res.text();
+        // The one inline script (the embed page's copy is its preview; the textarea shows it escaped).
+        const scripts = [...html.matchAll(/<script\b([^>]*)>([\s\S]*?)<\/script>/gi)];
+        expect([path, scripts.length]).toEqual([path, 1]);
+        const [whole, attrs, body] = scripts[0];
+        expect([path, attrs]).toEqual([path, '']);
+        expect(html).toContain(`<input type="hidden" name="timezone" disabled>${whole}`);
+        expect(body).toContain('Intl.DateTimeFormat().resolvedOptions().timeZone');
+        const hash = createHash('sha256').update(body, 'utf8').digest('base64');
+        const directives = (res.headers.get('content-security-policy') ?? '').split(';').map((d) => d.trim());
+        expect([path, directives.filter((d) => d.startsWith('script-src'))]).toEqual([
+          path,
+          [`script-src 'sha256-${hash}'`],
+        ]);
+        expect(directives).toContain("default-src 'none'");
+      }
+      // A page without the field allows no script.
+      const landing = await get('/subscribe/check-inbox');
+      expect(landing.headers.get('content-security-policy')).not.toContain('script-src');
+    });
+
+    it('stores the timezone a form posts on the subscriber; without script (no field) it stays unknown', async () => {
+      const filled = await postForm('/v1/subscriptions', [
+        ['email', 'tz.berlin@example.com'],
+        ['newsletters', 'sports-health'],
+        ['timezone', 'Europe/Berlin'],
+      ]);
+      expect([filled.status, filled.headers.get('location')]).toEqual([
+        303,
+        '/subscribe/check-inbox?newsletter=sports-health',
+      ]);
+      const noScript = await postForm('/v1/subscriptions', [
+        ['email', 'tz.noscript@example.com'],
+        ['newsletters', 'sports-health'],
+      ]);
+      expect(noScript.status).toBe(303);
+      const rows = await query<{ email: string; timezone: string | null }>(
+        stack.db.url,
+        `SELECT email, timezone FROM subscribers WHERE email = ANY($1) ORDER BY email`,
+        [['tz.berlin@example.com', 'tz.noscript@example.com']],
+      );
+      expect(rows).toEqual([
+        { email: 'tz.berlin@example.com', timezone: 'Europe/Berlin' },
+        { email: 'tz.noscript@example.com', timezone: null },
+      ]);
+      expect(await statusOf('tz.berlin@example.com')).toEqual(['pending']);
     });
 
     it('a bad form still gets the 400 page', async () => {

@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { headerBlock, linkFrom } from '../support/apps.js';
@@ -34,8 +35,8 @@ async function expectAccessibleAndResponsive(page: Page): Promise<void> {
   expect(await page.locator('h1').count()).toBe(1);
   expect(await page.getAttribute('html', 'lang')).toBe('en');
   expect(await unlabelledControls(page)).toEqual([]);
-  // No external asset: every stylesheet is inline, no script, no remote image.
-  expect(await page.locator('link[rel=stylesheet], script, img[src^="http"]').count()).toBe(0);
+  // No external asset: every stylesheet and script is inline, no remote image.
+  expect(await page.locator('link[rel=stylesheet], script[src], img[src^="http"]').count()).toBe(0);
   await page.setViewportSize(PHONE);
   expect(await horizontalOverflow(page)).toBeLessThanOrEqual(0);
   await page.setViewportSize({ width: 1280, height: 860 });
@@ -70,10 +71,17 @@ describeInBrowser('reader journey in Chromium: signup page → mail → confirm 
     // 1. The signup page, as linked from an article.
     const signup = await page.goto(`${PUBLIC}/subscribe?newsletter=spine-health&source=${encodeURIComponent(ARTICLE)}`);
     expect(signup?.status()).toBe(200);
-    // Nothing but inline styles and forms posting back: no script, nothing from elsewhere.
+    // Nothing but inline styles, forms posting back and the time-zone script (by its hash): nothing from elsewhere.
+    const script = (await page.locator('main form script').textContent()) ?? '';
+    const hash = createHash('sha256').update(script, 'utf8').digest('base64');
     expect(signup?.headers()['content-security-policy']).toBe(
-      `default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self' ${PUBLIC}; base-uri 'none'; frame-ancestors *`,
+      `default-src 'none'; script-src 'sha256-${hash}'; style-src 'unsafe-inline'; img-src data:; form-action 'self' ${PUBLIC}; base-uri 'none'; frame-ancestors *`,
     );
+    // The script ran: the hidden field carries the browser's zone and is sent with the form.
+    const zone = await page.evaluate<string>('Intl.DateTimeFormat().resolvedOptions().timeZone');
+    expect(zone).toMatch(/^[A-Za-z]/);
+    expect(await page.locator('main form input[name=timezone]').isDisabled()).toBe(false);
+    expect(await page.locator('main form input[name=timezone]').inputValue()).toBe(zone);
     expect(await brandAndHeading(page)).toEqual({ brand: 'Spine-health', h1: 'Subscribe to our weekly newsletter' });
     await expect(page.locator('.offer .title').innerText()).resolves.toBe(GUIDE);
     await expect(page.getByText('We respect your privacy. Unsubscribe at any time.')).toBeTruthy();
@@ -119,6 +127,11 @@ describeInBrowser('reader journey in Chromium: signup page → mail → confirm 
       { slug: 'arthritis-health', status: 'pending', topics: ['Neck Pain'], source: ARTICLE },
       { slug: 'spine-health', status: 'pending', topics: ['Neck Pain'], source: ARTICLE },
     ]);
+    expect(
+      await query<{ timezone: string | null }>(stack.db.url, `SELECT timezone FROM subscribers WHERE email = $1`, [
+        email,
+      ]),
+    ).toEqual([{ timezone: zone }]);
 
     // 3. The confirmation mail's link opens a page with a button; opening it confirms nothing.
     await stack.smtp.waitFor(() => stack.smtp.to(email).length >= 1);
@@ -228,6 +241,10 @@ describeInBrowser('reader journey in Chromium: signup page → mail → confirm 
     const snippet = await page.getByLabel('HTML snippet').inputValue();
     expect(snippet).toContain(`<form method="post" action="${PUBLIC}/v1/subscriptions">`);
     expect(snippet).toContain('<input type="hidden" name="newsletters" value="spine-health">');
+    expect(snippet).toContain('<input type="hidden" name="timezone" disabled><script>');
+    // The preview's copy of the snippet script runs (the embed page allows it by hash) and fills the field.
+    const zone = await page.evaluate<string>('Intl.DateTimeFormat().resolvedOptions().timeZone');
+    expect(await page.locator('.preview input[name=timezone]').inputValue()).toBe(zone);
     await expect(page.locator('.preview .mr-signup').innerText()).resolves.toMatch(
       /^Subscribe to our weekly newsletter and get our FREE Guide: Natural Back Pain Relief: 16 Choices for Lasting Comfort\.\s+Email address[\s\S]*We respect your privacy\. Unsubscribe at any time\./,
     );
@@ -240,6 +257,18 @@ describeInBrowser('reader journey in Chromium: signup page → mail → confirm 
     await page.waitForLoadState();
     expect(await brandAndHeading(page)).toEqual({ brand: 'Spine-health', h1: 'Check your inbox' });
     await stack.smtp.waitFor(() => stack.smtp.to('from.embed@example.com').length >= 1);
+    // No CSP violation on the embed page either (its preview runs the snippet's script).
+    expect(consoleErrors).toEqual([]);
+
+    // Another reader's browser, another zone in the field.
+    const chicago = await browser.newContext({ timezoneId: 'America/Chicago' });
+    try {
+      const other = await chicago.newPage();
+      await other.goto(`${PUBLIC}/subscribe`);
+      expect(await other.locator('main form input[name=timezone]').inputValue()).toBe('America/Chicago');
+    } finally {
+      await chicago.close();
+    }
 
     const bad = await page.goto(`${PUBLIC}/confirm/${'x'.repeat(43)}`);
     expect(bad?.status()).toBe(404);

@@ -12,6 +12,7 @@ import { RevocationNotices1764800000000 } from './migrations/1764800000000-revoc
 import { SubscribeRehearsal1764900000000 } from './migrations/1764900000000-subscribe-rehearsal.js';
 import { NewsletterLookback1765000000000 } from './migrations/1765000000000-newsletter-lookback.js';
 import { OutboxAdd1765100000000 } from './migrations/1765100000000-outbox-add.js';
+import { DigestVoice1765200000000 } from './migrations/1765200000000-digest-voice.js';
 
 export const MIGRATIONS = [
   Init1764000000000,
@@ -24,6 +25,7 @@ export const MIGRATIONS = [
   SubscribeRehearsal1764900000000,
   NewsletterLookback1765000000000,
   OutboxAdd1765100000000,
+  DigestVoice1765200000000,
 ];
 
 export function dataSourceOptions(url: string): DataSourceOptions {

@@ -7,6 +7,7 @@ import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { DIGEST_QUEUE, type DigestJob, jobIds } from '#queue/jobs.js';
 import { DeliveriesRepository } from './deliveries.repository.js';
 import { DigestRenderer } from './digest-renderer.service.js';
+import { voiceOf } from './digest-voice.js';
 import { type DigestRow, DigestsRepository } from './digests.repository.js';
 
 export type PlanOutcome = 'planned' | 'skipped' | 'cancelled';
@@ -83,7 +84,7 @@ export class DigestPlanner {
     const render = async () => {
       if (d.html_template) return;
       const articles = await this.repo.articles(this.ds, d.id);
-      const issue = await this.renderer.renderIssue(d.newsletter_name, articles, d.send_at);
+      const issue = await this.renderer.renderIssue(d.newsletter_name, articles, d.send_at, voiceOf(d));
       await this.repo.storeTemplates(this.ds, d.id, issue);
     };
     let recipients: number;

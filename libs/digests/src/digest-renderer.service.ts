@@ -6,6 +6,7 @@ import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { TEMPLATES_DIR } from '#core/paths.js';
 import { QpTextSplice, type SplicedText } from '#mail/bulk-message.js';
 import { compileMjml, headerValue, htmlToText, mailSource, preheaderText } from '#mail/mail-renderer.service.js';
+import { digestSubject, introHtml, type IssueVoice, PREHEADER_MAX_GIVEN } from './digest-voice.js';
 
 export interface IssueArticle {
   url: string;
@@ -207,6 +208,13 @@ export function htmlPart(wire: string): HtmlPart {
   return hasOverlongLine(ascii) ? ascii : { raw: HTML_7BIT_HEADERS + ascii };
 }
 
+/** The inbox preview: the editor's preheader, else the article titles. */
+export function issuePreheader(voice: IssueVoice, titles: string[]): string {
+  return voice.preheader?.trim()
+    ? preheaderText(voice.preheader, PREHEADER_MAX_GIVEN)
+    : preheaderText(titles.join(' · '));
+}
+
 /** The footer's reader block (why you get this, unsubscribe, preferences): see templates/mail/layout.mjml. */
 const READER_BLOCK = /<div class="mr-reader">[\s\S]*?<\/div>/;
 /** The hidden preheader, first in the body: a test copy's banner goes right after it. */
@@ -254,17 +262,25 @@ export class DigestRenderer implements OnModuleInit {
     this.issueTemplate = Handlebars.compile(await mailSource(body));
   }
 
-  subjectFor(newsletterName: string, articles: IssueArticle[]): string {
-    const [first, ...rest] = articles;
-    return headerValue(`${newsletterName}: ${first.title}${rest.length ? ` and ${rest.length} more` : ''}`);
-  }
-
-  async renderIssue(newsletterName: string, articles: IssueArticle[], issueDate: Date): Promise<IssueTemplates> {
-    const subject = this.subjectFor(newsletterName, articles);
+  /**
+   * The issue with the editor's voice (see `IssueVoice`): subject, inbox preview (also the first
+   * line of the text part) and an intro after the greeting.
+   */
+  async renderIssue(
+    newsletterName: string,
+    articles: IssueArticle[],
+    issueDate: Date,
+    voice: IssueVoice = {},
+  ): Promise<IssueTemplates> {
+    const titles = articles.map((a) => a.title);
+    const subject = digestSubject(voice, { newsletterName, titles, date: issueDate });
+    const preview = issuePreheader(voice, titles);
+    const intro = introHtml(voice.intro);
     const mjml = this.issueTemplate({
       ...PERSONAL,
       subject: inert(subject),
-      preview: inert(preheaderText(articles.map((a) => a.title).join(' · '))),
+      preview: inert(preview),
+      intro: intro ? inert(intro) : null,
       newsletterName: inert(newsletterName),
       tagline: 'Your weekly guide to a healthier back and joints',
       issueLabel: issueDate.toLocaleDateString('en-US', {
@@ -286,7 +302,8 @@ export class DigestRenderer implements OnModuleInit {
       privacyUrl: this.config.privacyUrl ? inert(this.config.privacyUrl) : null,
     });
     const { html, text } = await compileMjml(mjml);
-    return { subject, html, text };
+    // The preheader leads the text part too (the HTML's is hidden, and html-to-text skips it).
+    return { subject, html, text: preview ? `${inert(preview)}\n\n${text}` : text };
   }
 
   private compiled(key: string, issue: IssueTemplates): Compiled {

@@ -17,7 +17,14 @@ export interface DigestRow {
   status: DigestStatus;
   trigger: 'manual' | 'schedule';
   send_at: Date;
+  /** The rendered subject (set when the issue is rendered). */
   subject: string | null;
+  /** The editor's subject, preheader and Markdown intro, as written (see digest-voice.ts). */
+  subject_given: string | null;
+  preheader: string | null;
+  intro: string | null;
+  /** The newsletter's subject template. */
+  subject_template: string | null;
   html_template: string | null;
   text_template: string | null;
   recipients: number | null;
@@ -55,7 +62,7 @@ export class DigestsRepository {
     if (!/^\d{1,18}$/.test(id)) return null;
     const found = await rows<DigestRow>(
       db,
-      `SELECT d.*, n.slug AS newsletter_slug, n.name AS newsletter_name, n.from_name, n.from_email
+      `SELECT d.*, n.slug AS newsletter_slug, n.name AS newsletter_name, n.from_name, n.from_email, n.subject_template
        FROM digests d JOIN newsletters n ON n.id = d.newsletter_id WHERE d.id = $1 ${lock ? 'FOR UPDATE OF d' : ''}`,
       [id],
     );
@@ -68,12 +75,14 @@ export class DigestsRepository {
     sendAt: Date,
     trigger: 'manual' | 'schedule',
     triggerKey: string | null,
+    voice: { subject?: string | null; preheader?: string | null; intro?: string | null } = {},
   ): Promise<{ id: string; created: boolean }> {
     const inserted = await rows<{ id: string }>(
       db,
-      `INSERT INTO digests (newsletter_id, status, trigger, trigger_key, send_at) VALUES ($1, 'scheduled', $2, $3, $4)
+      `INSERT INTO digests (newsletter_id, status, trigger, trigger_key, send_at, subject_given, preheader, intro)
+       VALUES ($1, 'scheduled', $2, $3, $4, $5, $6, $7)
        ON CONFLICT (trigger_key) DO NOTHING RETURNING id`,
-      [newsletterId, trigger, triggerKey, sendAt],
+      [newsletterId, trigger, triggerKey, sendAt, voice.subject ?? null, voice.preheader ?? null, voice.intro ?? null],
     );
     if (inserted.length) return { id: inserted[0].id, created: true };
     const existing = await rows<{ id: string }>(db, `SELECT id FROM digests WHERE trigger_key = $1`, [triggerKey]);

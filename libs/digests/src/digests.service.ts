@@ -7,7 +7,8 @@ import { Newsletter } from '#db/entities/index.js';
 import { OutboxRepository } from '#queue/outbox.repository.js';
 import { normalizeEmail } from '#subscriptions/email.js';
 import { assertCron } from '#subscriptions/newsletters.service.js';
-import { DigestRenderer, type IssueArticle, type IssueTemplates } from './digest-renderer.service.js';
+import { DigestRenderer, type IssueArticle, type IssueTemplates, issuePreheader } from './digest-renderer.service.js';
+import { checkVoice, digestSubject, voiceOf } from './digest-voice.js';
 import { type DigestListItem, type DigestRow, DigestsRepository } from './digests.repository.js';
 import { SchedulesRepository } from './schedules.repository.js';
 
@@ -19,6 +20,8 @@ export interface DigestView {
   trigger: DigestRow['trigger'];
   sendAt: Date;
   subject: string | null;
+  /** The inbox preview (the editor's, else the article titles). */
+  preheader: string | null;
   reason: string | null;
   recipients: number;
   sent: number;
@@ -86,8 +89,11 @@ export class DigestsService {
     slug: string,
     sendAt: string | undefined,
     compose: { articleIds?: string[]; articleUrls?: string[] } = {},
+    given: { subject?: unknown; preheader?: unknown; intro?: unknown } = {},
   ): Promise<{ id: string; status: DigestRow['status'] }> {
     const n = await this.newsletter(slug);
+    const checked = checkVoice(given);
+    if ('errors' in checked) throw new BadRequestException(checked.errors);
     const articleIds = await this.composedArticles(compose);
     let when = new Date();
     if (sendAt !== undefined) {
@@ -98,7 +104,7 @@ export class DigestsService {
       }
     }
     return this.ds.transaction(async (em) => {
-      const { id } = await this.repo.create(em, n.id, when, 'manual', null);
+      const { id } = await this.repo.create(em, n.id, when, 'manual', null, checked.voice);
       if (articleIds) await this.repo.attachArticles(em, id, articleIds);
       await this.outbox.add(em, {
         type: 'digest.requested',
@@ -154,11 +160,20 @@ export class DigestsService {
    * The HTML of a digest not created yet, with these articles in this order, exactly as it would
    * be sent (with a sample reader's personal parts).
    */
-  async previewDraft(slug: string, articleIds: string[]): Promise<string> {
+  async previewDraft(
+    slug: string,
+    articleIds: string[],
+    given: { subject?: unknown; preheader?: unknown; intro?: unknown } = {},
+  ): Promise<string> {
     const n = await this.newsletter(slug);
+    const checked = checkVoice(given);
+    if ('errors' in checked) throw new BadRequestException(checked.errors);
     const ids = await this.composedArticles({ articleIds });
     const articles = await this.repo.articlesByIds(this.ds, ids ?? []);
-    const issue = await this.renderer.renderIssue(n.name, articles, new Date());
+    const issue = await this.renderer.renderIssue(n.name, articles, new Date(), {
+      ...checked.voice,
+      subjectTemplate: n.subjectTemplate,
+    });
     return this.samplePersonal(`draft:${n.slug}:${Date.now()}:${ids?.join(',')}`, n.slug, issue);
   }
 
@@ -241,7 +256,7 @@ export class DigestsService {
       status: d.status,
       trigger: d.trigger,
       sendAt: d.send_at,
-      subject: d.subject,
+      ...this.voiceView(d, articles),
       reason: d.reason,
       recipients: d.recipients ?? ledgerRows(counts),
       sent: counts.sent ?? 0,
@@ -252,6 +267,17 @@ export class DigestsService {
       createdAt: d.created_at,
       startedAt: d.started_at,
       finishedAt: d.finished_at,
+    };
+  }
+
+  /** Subject and preheader as sent (or as they would be, with the articles it would carry now). */
+  private voiceView(d: DigestRow, articles: IssueArticle[]): { subject: string | null; preheader: string | null } {
+    const voice = voiceOf(d);
+    if (articles.length === 0) return { subject: d.subject ?? d.subject_given, preheader: d.preheader };
+    const titles = articles.map((a) => a.title);
+    return {
+      subject: d.subject ?? digestSubject(voice, { newsletterName: d.newsletter_name, titles, date: d.send_at }),
+      preheader: issuePreheader(voice, titles),
     };
   }
 
@@ -270,7 +296,7 @@ export class DigestsService {
       const articles = await this.repo.issueArticles(this.ds, d, this.config.digest.maxArticles);
       if (articles.length === 0)
         throw new ConflictException('Nothing to preview: there is no new article for this digest');
-      issue = await this.renderer.renderIssue(d.newsletter_name, articles, d.send_at);
+      issue = await this.renderer.renderIssue(d.newsletter_name, articles, d.send_at, voiceOf(d));
     }
     return this.samplePersonal(`preview:${d.id}:${d.html_template ? 'final' : Date.now()}`, d.newsletter_slug, issue);
   }

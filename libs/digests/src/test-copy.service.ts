@@ -7,6 +7,7 @@ import { MailTransport } from '#mail/mail-transport.service.js';
 import { senderOf } from '#mail/sender-address.js';
 import { digestListId, issueOf } from './digest-message.js';
 import { DigestRenderer, hasTestCopySlots, testCopyOf } from './digest-renderer.service.js';
+import { voiceOf } from './digest-voice.js';
 import { DigestsRepository } from './digests.repository.js';
 
 /** Test copies of a digest: one to any address, outside the ledger, logged as a digest test. */
@@ -34,7 +35,7 @@ export class TestCopySender {
     if (!issue || !hasTestCopySlots(issue.html)) {
       const articles = await this.repo.issueArticles(this.ds, d, this.config.digest.maxArticles);
       if (articles.length === 0) return 'skipped';
-      issue = await this.renderer.renderIssue(d.newsletter_name, articles, d.send_at);
+      issue = await this.renderer.renderIssue(d.newsletter_name, articles, d.send_at, voiceOf(d));
     }
     // A test copy says so, and carries no unsubscribe (header or link): no subscription stands behind it.
     const copy = testCopyOf(issue, requestedBy);

@@ -6,6 +6,7 @@ import { Guide, Newsletter } from '#db/entities/index.js';
 import { OutboxRepository } from '#queue/outbox.repository.js';
 import { NewsletterCatalog } from './newsletter-catalog.service.js';
 import { NewslettersRepository } from './newsletters.repository.js';
+import { subjectTemplateError } from './subject-template.js';
 
 export interface NewsletterInput {
   slug?: string;
@@ -18,6 +19,8 @@ export interface NewsletterInput {
   feedUrl?: string | null;
   /** 1–365 (validated by the DTO); default 7. */
   lookbackDays?: number;
+  /** The digests' subject template (see subject-template.ts); null or empty: the built-in one. */
+  subjectTemplate?: string | null;
   isDefault?: boolean;
   schedule?: { cron: string; timezone: string };
 }
@@ -31,6 +34,7 @@ export interface NewsletterView {
   guide: string | null;
   feedUrl: string | null;
   lookbackDays: number;
+  subjectTemplate: string | null;
   isDefault: boolean;
   schedule: { cron: string; timezone: string } | null;
   createdAt: Date;
@@ -71,6 +75,7 @@ export class NewslettersService {
       guide: guide?.slug ?? null,
       feedUrl: n.feedUrl,
       lookbackDays: n.lookbackDays,
+      subjectTemplate: n.subjectTemplate,
       isDefault: n.isDefault,
       schedule: n.scheduleCron && n.scheduleTimezone ? { cron: n.scheduleCron, timezone: n.scheduleTimezone } : null,
       createdAt: n.createdAt,
@@ -111,6 +116,12 @@ export class NewslettersService {
       if (!Number.isInteger(input.lookbackDays) || input.lookbackDays < 1 || input.lookbackDays > 365)
         throw new BadRequestException(['lookbackDays must be between 1 and 365']);
       n.lookbackDays = input.lookbackDays;
+    }
+    if (input.subjectTemplate !== undefined) {
+      const template = input.subjectTemplate?.trim() || null;
+      const error = template === null ? null : subjectTemplateError(template);
+      if (error) throw new BadRequestException([error]);
+      n.subjectTemplate = template;
     }
     if (input.guide === null) n.guideId = null;
     else if (input.guide !== undefined) {

@@ -14,6 +14,7 @@ import {
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IssueArticle } from '#digests/digest-renderer.service.js';
+import { checkVoice } from '#digests/digest-voice.js';
 import { DigestsService, type DigestProgress, MAX_COMPOSED } from '#digests/digests.service.js';
 import { describeSchedule, localInputValue, timeZones, zonedLocalToUtc } from '#digests/weekly-schedule.js';
 import { AudienceCountRepository } from '#subscriptions/audience-count.repository.js';
@@ -71,6 +72,23 @@ interface ComposeValues {
   when: 'now' | 'later' | '';
   sendAt: string;
   timezone: string;
+  /** The editor's voice, as typed (see digest-voice.ts). */
+  subject: string;
+  preheader: string;
+  intro: string;
+}
+
+/** The preview URL of a draft: its articles in order and the editor's voice. */
+function draftPreviewSrc(
+  slug: string,
+  chosen: string[],
+  v: { subject: string; preheader: string; intro: string },
+): string {
+  const q = new URLSearchParams({ newsletter: slug, articles: chosen.join(',') });
+  if (v.subject) q.set('subject', v.subject);
+  if (v.preheader) q.set('preheader', v.preheader);
+  if (v.intro) q.set('intro', v.intro);
+  return `/admin/digests/preview?${q.toString()}`;
 }
 
 /**
@@ -138,6 +156,9 @@ export class ConsoleDigestsController {
       when: '',
       sendAt: localInputValue(inAnHour, timezone),
       timezone,
+      subject: '',
+      preheader: '',
+      intro: '',
     });
   }
 
@@ -169,8 +190,14 @@ export class ConsoleDigestsController {
             : '',
       sendAt: field(body, 'sendAt'),
       timezone: field(body, 'timezone') || 'UTC',
+      subject: field(body, 'subject'),
+      preheader: field(body, 'preheader'),
+      intro: field(body, 'intro'),
     };
     const errors: FormErrors = {};
+    const voice = checkVoice(values);
+    if ('errors' in voice)
+      for (const e of voice.errors) errors[e.split(' ')[0]] = e.charAt(0).toUpperCase() + e.slice(1);
     if (chosen.length === 0) errors.articles = 'Choose at least one article';
     if (chosen.length > MAX_COMPOSED) errors.articles = `A digest carries at most ${MAX_COMPOSED} articles`;
     let sendAt: string | undefined;
@@ -198,13 +225,16 @@ export class ConsoleDigestsController {
             ...(checked.has(a.id) ? [{ name: 'article', value: a.id }] : []),
           ]),
           { name: 'when', value: 'now' },
+          { name: 'subject', value: values.subject },
+          { name: 'preheader', value: values.preheader },
+          { name: 'intro', value: values.intro },
         ],
       });
       return;
     }
     if ((action === 'send-confirmed' || action === 'schedule') && Object.keys(errors).length === 0) {
       try {
-        const { id } = await this.digests.create(n.slug, sendAt, { articleIds: chosen });
+        const { id } = await this.digests.create(n.slug, sendAt, { articleIds: chosen }, values);
         await reply.redirect(`/admin/digests/${id}?notice=${action === 'schedule' ? 'scheduled' : 'sending'}`, 303);
         return;
       } catch (err) {
@@ -226,7 +256,11 @@ export class ConsoleDigestsController {
     const ids = queryString(query.articles)
       .split(',')
       .filter((x) => x !== '');
-    const html = await this.digests.previewDraft(slug, ids);
+    const html = await this.digests.previewDraft(slug, ids, {
+      subject: queryString(query.subject),
+      preheader: queryString(query.preheader),
+      intro: queryString(query.intro),
+    });
     await this.sendPreview(reply, html);
   }
 
@@ -387,9 +421,7 @@ export class ConsoleDigestsController {
   ): Promise<void> {
     const chosen = items.filter((i) => i.checked).map((i) => i.id);
     const previewSrc =
-      chosen.length > 0 && chosen.length <= MAX_COMPOSED
-        ? `/admin/digests/preview?newsletter=${encodeURIComponent(n.slug)}&articles=${chosen.join(',')}`
-        : null;
+      chosen.length > 0 && chosen.length <= MAX_COMPOSED ? draftPreviewSrc(n.slug, chosen, values) : null;
     await sendPage(
       reply,
       status,

@@ -20,7 +20,12 @@ export class DigestsController {
 
   @Post('newsletters/:slug/digests')
   create(@Param('slug') slug: string, @Body() dto: CreateDigestDto) {
-    return this.digests.create(slug, dto.sendAt, { articleUrls: dto.articles });
+    return this.digests.create(
+      slug,
+      dto.sendAt,
+      { articleUrls: dto.articles },
+      { subject: dto.subject, preheader: dto.preheader, intro: dto.intro },
+    );
   }
 
   @Put('newsletters/:slug/schedule')

@@ -1,9 +1,14 @@
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import Handlebars from 'handlebars';
+import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { TEMPLATES_DIR } from '#core/paths.js';
+import { TIMEZONE_FIELD, TIMEZONE_SCRIPT } from '../subscriptions/embed-snippet.js';
+
+/** The CSP source allowing the time-zone field's inline script, and nothing else. */
+const TIMEZONE_SCRIPT_SOURCE = `'sha256-${createHash('sha256').update(TIMEZONE_SCRIPT, 'utf8').digest('base64')}'`;
 
 /**
  * The publisher's name for pages that concern no single newsletter: the first part of the postal
@@ -56,15 +61,17 @@ export class PagesService implements OnModuleInit {
 
   /**
    * Security headers for a reader page: a Content-Security-Policy that allows only the inline
-   * styles and forms posting back here (no script, nothing from elsewhere). Pages behind a token
+   * styles and forms posting back here (nothing from elsewhere, and no script but the time-zone
+   * field's, by its hash, on the pages that carry it: `timezoneField`). Pages behind a token
    * (confirm, preference centre) may not be framed, so no other site can overlay their buttons;
    * the signup page may be, for publishers who frame it.
    */
-  headers(opts: { frameable?: boolean } = {}): Record<string, string> {
+  headers(opts: { frameable?: boolean; timezoneField?: boolean } = {}): Record<string, string> {
     const origin = new URL(this.config.publicUrl).origin;
     return {
       'content-security-policy': [
         "default-src 'none'",
+        ...(opts.timezoneField ? [`script-src ${TIMEZONE_SCRIPT_SOURCE}`] : []),
         "style-src 'unsafe-inline'",
         'img-src data:',
         `form-action 'self' ${origin}`,
@@ -77,6 +84,8 @@ export class PagesService implements OnModuleInit {
   }
 
   async onModuleInit(): Promise<void> {
+    // `{{> timezone-field}}`: the embed snippet's field, so the page, the snippet and the CSP hash agree.
+    this.hbs.registerPartial('timezone-field', `${TIMEZONE_FIELD}\n`);
     const dir = join(TEMPLATES_DIR, 'pages');
     for (const file of await readdir(dir)) {
       if (!file.endsWith('.hbs')) continue;

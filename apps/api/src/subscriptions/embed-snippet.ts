@@ -1,3 +1,16 @@
+/**
+ * Fills the hidden field just before it with the reader's IANA time zone and enables it. Static
+ * text: the hosted signup page allows it by its sha256 hash, and on a publisher's page it is the
+ * snippet's only script (block-scoped, nothing left on `window`). Without it (no JavaScript, a CSP
+ * refusing inline scripts, an old browser, a zone the browser cannot name) the field stays disabled,
+ * so the form sends no `timezone` and the reader's zone stays unknown.
+ */
+export const TIMEZONE_SCRIPT =
+  'try { const f = document.currentScript.previousElementSibling, z = Intl.DateTimeFormat().resolvedOptions().timeZone; if (f.name === "timezone" && z && z !== "Etc/Unknown") { f.value = z; f.disabled = false; } } catch (e) {}';
+
+/** The hidden `timezone` field with its script, the same in the snippet and on the hosted signup page. */
+export const TIMEZONE_FIELD = `<input type="hidden" name="timezone" disabled><script>${TIMEZONE_SCRIPT}</script>`;
+
 /** Escapes a value for an HTML text node or a double-quoted attribute. */
 function esc(value: string): string {
   return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -5,10 +18,10 @@ function esc(value: string): string {
 
 /**
  * The signup box a publisher pastes at the end of an article: a plain HTML form that posts to
- * `POST /v1/subscriptions` (the answer is the hosted "check your inbox" page). No script, no
- * external asset; its styles are scoped under `.mr-signup` and the form still works where a
- * Content-Security-Policy refuses inline styles. The wording is the consent text stored with
- * every signup, so keep it as it is.
+ * `POST /v1/subscriptions` (the answer is the hosted "check your inbox" page). One short inline
+ * script (TIMEZONE_FIELD), no external asset; its styles are scoped under `.mr-signup` and the form
+ * still works where a Content-Security-Policy refuses inline styles or scripts. The wording is the
+ * consent text stored with every signup, so keep it as it is.
  */
 export function embedSnippet(opts: {
   publicUrl: string;
@@ -49,6 +62,7 @@ export function embedSnippet(opts: {
       <input id="mr-email" name="email" type="email" required maxlength="254" autocomplete="email" placeholder="you@example.com">
       <button type="submit">Subscribe</button>
     </div>${newsletter}
+    ${TIMEZONE_FIELD}
     <div class="mr-hp" aria-hidden="true"><label for="mr-website">Leave this empty</label><input id="mr-website" name="website" type="text" tabindex="-1" autocomplete="off"></div>
   </form>
   <p class="mr-privacy">We respect your privacy. Unsubscribe at any time.${privacy}</p>

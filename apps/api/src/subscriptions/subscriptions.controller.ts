@@ -88,7 +88,7 @@ export class SubscriptionsController {
     );
     // Publishers may frame the signup page (and so its answer, "check your inbox").
     await reply
-      .headers(this.pages.headers({ frameable: true }))
+      .headers(this.pages.headers({ frameable: true, timezoneField: true }))
       .type('text/html; charset=utf-8')
       .send(html);
   }
@@ -130,6 +130,10 @@ export class SubscriptionsController {
       { snippet, newsletters: box.newsletters, chosen: chosen?.slug, guideTitle: box.guideTitle },
       { newsletters: [], wide: true },
     );
-    await reply.headers(this.pages.headers()).type('text/html; charset=utf-8').send(html);
+    // The preview carries the snippet's time-zone script.
+    await reply
+      .headers(this.pages.headers({ timezoneField: true }))
+      .type('text/html; charset=utf-8')
+      .send(html);
   }
 }

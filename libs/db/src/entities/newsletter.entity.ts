@@ -16,6 +16,8 @@ export class Newsletter {
   @Column({ type: 'text', name: 'feed_error', nullable: true }) feedError: string | null;
   /** How old an article not yet carried may be and still go into the next digest (1–365). */
   @Column({ type: 'int', name: 'lookback_days', default: 7 }) lookbackDays: number;
+  /** The subject of its digests unless a digest gives its own (see digest-voice.ts); null: the built-in one. */
+  @Column({ type: 'text', name: 'subject_template', nullable: true }) subjectTemplate: string | null;
   @Column({ type: 'boolean', name: 'is_default', default: false }) isDefault: boolean;
   @Column({ type: 'text', name: 'schedule_cron', nullable: true }) scheduleCron: string | null;
   @Column({ type: 'text', name: 'schedule_timezone', nullable: true }) scheduleTimezone: string | null;

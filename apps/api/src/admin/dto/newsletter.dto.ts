@@ -89,6 +89,16 @@ export class CreateNewsletterDto {
   @Max(365, { message: 'lookbackDays must be between 1 and 365' })
   lookbackDays?: number;
 
+  @ApiPropertyOptional({
+    example: '{{newsletter}}: {{firstTitle}}{{#if more}} and {{more}} more{{/if}}',
+    description:
+      "the subject of this newsletter's digests unless a digest gives its own: a Handlebars template over newsletter, firstTitle, count, more, date (≤ 200 characters, one line)",
+  })
+  @IsOptional()
+  @IsString({ message: 'subjectTemplate must be a string' })
+  @MaxLength(200, { message: 'subjectTemplate must be at most 200 characters' })
+  subjectTemplate?: string;
+
   @ApiPropertyOptional({ description: 'the default newsletter for subscriptions that name none' })
   @IsOptional()
   @IsBoolean({ message: 'isDefault must be true or false' })

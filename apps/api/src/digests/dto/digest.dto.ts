@@ -33,6 +33,34 @@ export class CreateDigestDto {
     { each: true, message: 'articles must be an array of http(s) article URLs' },
   )
   articles?: string[];
+
+  @ApiPropertyOptional({
+    example: 'Five ways to ease sciatica this winter',
+    description: 'the subject (one line, ≤ 150)',
+  })
+  @IsOptional()
+  @IsString({ message: 'subject must be a string' })
+  @MaxLength(150, { message: 'subject must be at most 150 characters' })
+  subject?: string;
+
+  @ApiPropertyOptional({
+    example: 'Plus: what your mattress has to do with it.',
+    description: 'the inbox preview: first text of the HTML body (hidden) and of the text part (one line, ≤ 200)',
+  })
+  @IsOptional()
+  @IsString({ message: 'preheader must be a string' })
+  @MaxLength(200, { message: 'preheader must be at most 200 characters' })
+  preheader?: string;
+
+  @ApiPropertyOptional({
+    example: 'This week our physical therapists answer **your** questions.',
+    description:
+      'Markdown shown after the greeting (≤ 5 000); raw HTML and images are not kept, links only http(s) and mailto',
+  })
+  @IsOptional()
+  @IsString({ message: 'intro must be a string' })
+  @MaxLength(5000, { message: 'intro must be at most 5000 characters' })
+  intro?: string;
 }
 
 export class TestDigestDto {
