@@ -182,5 +182,27 @@ describe.each<Backend>(['postgres', 'redis'])("the editor's voice on the %s queu
     expect(refused.status).toBe(400);
     expect(refused.text).toContain('id="compose-subject-error"');
     expect(refused.text).toContain('Subject must be at most 150 characters');
+
+    // The newsletter page sets the default subject.
+    const nl = await m.get('/admin/newsletters/spine-health');
+    expect(nl.text).toContain('id="nl-subject-template"');
+    expect(nl.text).toContain('<code>{{newsletter}}</code>');
+    const save = (subjectTemplate: string) =>
+      m.post('/admin/newsletters/spine-health', {
+        _csrf: ConsoleBrowser.csrf(nl.text),
+        name: 'Spine-health',
+        subjectTemplate,
+      });
+    const wrong = await save('{{reader}} news');
+    expect(wrong.status).toBe(400);
+    expect(wrong.text).toContain('id="nl-subject-template-error"');
+    expect(wrong.text).toContain('subjectTemplate uses unknown variables: reader');
+    expect((await save('{{newsletter}} weekly: {{firstTitle}}')).status).toBe(303);
+    const [row] = await query<{ subject_template: string }>(
+      stack.db.url,
+      `SELECT subject_template FROM newsletters WHERE slug = 'spine-health'`,
+    );
+    expect(row.subject_template).toBe('{{newsletter}} weekly: {{firstTitle}}');
+    expect((await save('')).status).toBe(303);
   });
 });

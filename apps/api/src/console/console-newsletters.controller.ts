@@ -33,10 +33,10 @@ const NOTICES: Record<string, string> = {
   unscheduled: 'Schedule removed: no weekly digest goes out until you set one again.',
 };
 
-const DETAIL_FIELDS = ['name', 'description', 'fromName', 'fromEmail', 'guide', 'feedUrl'] as const;
+const DETAIL_FIELDS = ['name', 'description', 'fromName', 'fromEmail', 'guide', 'feedUrl', 'subjectTemplate'] as const;
 type DetailField = (typeof DETAIL_FIELDS)[number];
 
-/** Newsletters: name, sender, guide and feed, and the weekly schedule as a day, a time and a zone. */
+/** Newsletters: name, sender, guide, feed and digest subject, and the weekly schedule as a day, a time and a zone. */
 @ApiExcludeController()
 @Controller('admin/newsletters')
 @UseGuards(StaffGuard)
@@ -105,6 +105,7 @@ export class ConsoleNewslettersController {
           fromEmail: orNull(values.fromEmail),
           guide: orNull(values.guide),
           feedUrl: orNull(values.feedUrl),
+          subjectTemplate: orNull(values.subjectTemplate),
         });
         await reply.redirect(`/admin/newsletters/${n.slug}?notice=saved`, 303);
         return;
@@ -112,6 +113,7 @@ export class ConsoleNewslettersController {
         const message = badRequestMessage(err);
         if (message === null) throw err;
         if (/^guide/.test(message)) errors.guide = message;
+        else if (/^subjectTemplate/.test(message)) errors.subjectTemplate = message;
         else errors.form = message;
       }
     }
@@ -198,6 +200,7 @@ export class ConsoleNewslettersController {
       fromEmail: n.fromEmail ?? '',
       guide: n.guide ?? '',
       feedUrl: n.feedUrl ?? '',
+      subjectTemplate: n.subjectTemplate ?? '',
     };
     await sendPage(
       reply,
