@@ -13,6 +13,7 @@ import { SubscribeRehearsal1764900000000 } from './migrations/1764900000000-subs
 import { NewsletterLookback1765000000000 } from './migrations/1765000000000-newsletter-lookback.js';
 import { OutboxAdd1765100000000 } from './migrations/1765100000000-outbox-add.js';
 import { DigestVoice1765200000000 } from './migrations/1765200000000-digest-voice.js';
+import { DigestVariants1765300000000 } from './migrations/1765300000000-digest-variants.js';
 
 export const MIGRATIONS = [
   Init1764000000000,
@@ -26,6 +27,7 @@ export const MIGRATIONS = [
   NewsletterLookback1765000000000,
   OutboxAdd1765100000000,
   DigestVoice1765200000000,
+  DigestVariants1765300000000,
 ];
 
 export function dataSourceOptions(url: string): DataSourceOptions {

@@ -6,7 +6,7 @@ import { headerValue } from '#mail/mail-renderer.service.js';
 import { senderAddress, senderOf } from '#mail/sender-address.js';
 import { signToken } from '#subscriptions/tokens.js';
 import type { DigestRenderer, IssueTemplates, PersonalVars } from './digest-renderer.service.js';
-import type { DigestRow, Recipient } from './digests.repository.js';
+import type { DigestRow, Recipient, VariantTemplates } from './digests.repository.js';
 
 /** The issue's templates as stored with the digest. */
 export function issueOf(d: DigestRow): IssueTemplates {
@@ -18,34 +18,52 @@ export function digestListId(d: DigestRow, publicHost: string): string {
   return listIdValue(d.newsletter_name, `${d.newsletter_slug}.${publicHost}`);
 }
 
+interface Variant {
+  /** The renderer's cache key for this variant's compiled templates. */
+  key: string;
+  issue: IssueTemplates;
+  /** The message's shared MIME parts, for `BulkMessageTemplate.build` per recipient. */
+  template: BulkMessageTemplate;
+}
+
 /**
  * One digest's message, composed per recipient from what every message of the issue shares
  * (From, List-ID, the compiled templates, the MIME parts), worked out once per batch.
  */
 export class DigestMessage {
-  /** The renderer's cache key for this issue's compiled templates. */
-  private readonly key: string;
-  private readonly issue: IssueTemplates;
   private readonly from: Sender;
   private readonly listId: string;
-  /** The message's shared MIME parts, for `BulkMessageTemplate.build` per recipient. */
-  private readonly template: BulkMessageTemplate;
+  /** Per variant (index = variant; 0 is the issue as it is): what its messages share. */
+  private readonly variants: Variant[] = [];
 
   constructor(
     private readonly d: DigestRow,
     private readonly renderer: DigestRenderer,
     private readonly config: Pick<AppConfig, 'publicUrl' | 'appSecret' | 'mailFrom'>,
+    variants: VariantTemplates[] = [],
   ) {
-    this.key = `digest:${d.id}`;
-    this.issue = issueOf(d);
     this.from = senderOf({ name: d.newsletter_name, from_name: d.from_name, from_email: d.from_email }, config);
     this.listId = digestListId(d, new URL(config.publicUrl).hostname);
-    this.template = new BulkMessageTemplate({
-      from: this.from,
-      fromAddress: senderAddress(this.from),
-      subject: this.issue.subject,
-      headers: { 'List-ID': this.listId, 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' },
-    });
+    this.variants[0] = this.variant(0, issueOf(d));
+    for (const v of variants) this.variants[v.variant] = this.variant(v.variant, v);
+  }
+
+  private variant(n: number, issue: IssueTemplates): Variant {
+    return {
+      key: `digest:${this.d.id}:${n}`,
+      issue,
+      template: new BulkMessageTemplate({
+        from: this.from,
+        fromAddress: senderAddress(this.from),
+        subject: issue.subject,
+        headers: { 'List-ID': this.listId, 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' },
+      }),
+    };
+  }
+
+  /** The recipient's variant (the issue as it is when that one is missing). */
+  private of(r: Recipient): Variant {
+    return this.variants[r.variant] ?? this.variants[0];
   }
 
   /**
@@ -54,9 +72,10 @@ export class DigestMessage {
    */
   build(r: Recipient, buffer: MessageBuffer): BuiltMessage | null {
     const unsubscribeUrl = this.unsubscribeUrl(r.subscriptionId);
-    const spliced = this.renderer.personalizeSpliced(this.key, this.issue, this.vars(r, unsubscribeUrl));
+    const v = this.of(r);
+    const spliced = this.renderer.personalizeSpliced(v.key, v.issue, this.vars(r, unsubscribeUrl));
     if (!spliced) return null;
-    return this.template.build(
+    return v.template.build(
       {
         to: { name: headerValue(r.name ?? ''), address: r.email },
         headers: { 'List-Unsubscribe': listUnsubscribeValue(unsubscribeUrl) },
@@ -70,7 +89,8 @@ export class DigestMessage {
   /** The recipient's message as nodemailer options, for recipients the spliced form does not fit. */
   options(r: Recipient): Omit<SendMailOptions, 'list'> {
     const unsubscribeUrl = this.unsubscribeUrl(r.subscriptionId);
-    const mail = this.renderer.personalizeForSending(this.key, this.issue, this.vars(r, unsubscribeUrl));
+    const v = this.of(r);
+    const mail = this.renderer.personalizeForSending(v.key, v.issue, this.vars(r, unsubscribeUrl));
     return {
       from: this.from,
       to: { name: headerValue(r.name ?? ''), address: r.email },

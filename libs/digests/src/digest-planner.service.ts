@@ -6,8 +6,9 @@ import type { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { DIGEST_QUEUE, type DigestJob, jobIds } from '#queue/jobs.js';
 import { DeliveriesRepository } from './deliveries.repository.js';
-import { DigestRenderer } from './digest-renderer.service.js';
+import { DigestRenderer, type IssueArticle } from './digest-renderer.service.js';
 import { voiceOf } from './digest-voice.js';
+import { planVariants, topicKey, type VariantPlan } from './issue-variants.js';
 import { type DigestRow, DigestsRepository } from './digests.repository.js';
 
 export type PlanOutcome = 'planned' | 'skipped' | 'cancelled';
@@ -81,11 +82,20 @@ export class DigestPlanner {
     if (step !== 'continue') return step;
 
     const d = (await this.repo.find(this.ds, digestId))!;
+    const articles = await this.repo.articles(this.ds, d.id);
+    const plan = await this.variantPlan(d, articles);
+    // Each variant rendered once (one mjml2html each); variant 0, the digest's own, last: once it
+    // is stored, every variant is.
     const render = async () => {
       if (d.html_template) return;
-      const articles = await this.repo.articles(this.ds, d.id);
-      const issue = await this.renderer.renderIssue(d.newsletter_name, articles, d.send_at, voiceOf(d));
-      await this.repo.storeTemplates(this.ds, d.id, issue);
+      const byId = new Map(articles.map((a) => [a.id, a]));
+      for (const v of [...plan.variants.slice(1), plan.variants[0]]) {
+        const list = v.articleIds.flatMap((id) => byId.get(id) ?? []);
+        const topics = v.variant === 0 ? null : { mode: d.personalize, topics: v.topics };
+        const issue = await this.renderer.renderIssue(d.newsletter_name, list, d.send_at, voiceOf(d), topics);
+        if (v.variant === 0) await this.repo.storeTemplates(this.ds, d.id, issue);
+        else await this.repo.storeVariantTemplates(this.ds, d.id, v.variant, issue);
+      }
     };
     let recipients: number;
     if (d.recipients !== null) {
@@ -93,7 +103,7 @@ export class DigestPlanner {
       await render();
       await this.enqueueBatches(d.id);
       recipients = d.recipients;
-    } else recipients = await this.fanOut(d, render);
+    } else recipients = await this.fanOut(d, render, plan.keptTopics);
     // Nobody to send to is not a send: recorded as skipped with the reason, never as "sent".
     if (recipients === 0 && (await this.deliveries.skipIfEmpty(this.ds, d.id))) {
       this.logger.log(`Digest ${d.id} skipped: no active subscribers`);
@@ -115,10 +125,10 @@ export class DigestPlanner {
    * written stay, their rows are not added twice). The recipient count is set last: until then no
    * batch can mark the digest sent.
    */
-  private async fanOut(d: DigestRow, render: () => Promise<void>): Promise<number> {
+  private async fanOut(d: DigestRow, render: () => Promise<void>, keptTopics: string[]): Promise<number> {
     const { batchSize, concurrency } = this.config.digest;
     const firstSize = batchSize * concurrency;
-    let page = await this.repo.fanOutPage(this.ds, d.id, d.newsletter_id, '0', firstSize);
+    let page = await this.repo.fanOutPage(this.ds, d.id, d.newsletter_id, '0', firstSize, keptTopics);
     const [analyzed, rendered] = await Promise.allSettled([
       page.n > 0 ? this.repo.analyzeLedger(this.ds) : Promise.resolve(),
       render(),
@@ -135,11 +145,29 @@ export class DigestPlanner {
       pages += 1;
       if (page.n < asked) break;
       asked = size;
-      page = await this.repo.fanOutPage(this.ds, d.id, d.newsletter_id, after, size);
+      page = await this.repo.fanOutPage(this.ds, d.id, d.newsletter_id, after, size, keptTopics);
     }
     // The whole audience is in: statistics that know it (the first page's are kept when it was all).
     if (pages > 1) await this.repo.analyzeLedger(this.ds);
     return this.repo.setRecipients(this.ds, d.id);
+  }
+
+  /**
+   * The issue's topic variants (see `planVariants`), planned before the ledger is written so that
+   * each row gets its variant; a retried plan reads the first plan back.
+   */
+  private async variantPlan(d: DigestRow, articles: (IssueArticle & { id: string })[]): Promise<VariantPlan> {
+    if (d.variant_topics === null) {
+      const issueTopics = [...new Set(articles.flatMap((a) => a.topics.map(topicKey)))];
+      const signatures =
+        d.personalize === 'off' ? [] : await this.repo.topicSignatures(this.ds, d.newsletter_id, issueTopics);
+      const plan = planVariants(d.personalize, articles, signatures);
+      await this.ds.transaction((em) => this.repo.storeVariantPlan(em, d.id, plan));
+      if (plan.note) this.logger.log(`Digest ${d.id}: ${plan.note}`);
+    }
+    const stored = await this.repo.variants(this.ds, d.id);
+    const again = await this.repo.find(this.ds, d.id);
+    return { variants: stored, keptTopics: again?.variant_topics ?? [], note: again?.variant_note ?? null };
   }
 
   /**

@@ -7,6 +7,7 @@ import { TEMPLATES_DIR } from '#core/paths.js';
 import { QpTextSplice, type SplicedText } from '#mail/bulk-message.js';
 import { compileMjml, headerValue, htmlToText, mailSource, preheaderText } from '#mail/mail-renderer.service.js';
 import { digestSubject, introHtml, type IssueVoice, PREHEADER_MAX_GIVEN } from './digest-voice.js';
+import { MAX_VARIANTS, type PersonalizeMode, topicKey } from './issue-variants.js';
 
 export interface IssueArticle {
   url: string;
@@ -208,6 +209,25 @@ export function htmlPart(wire: string): HtmlPart {
   return hasOverlongLine(ascii) ? ascii : { raw: HTML_7BIT_HEADERS + ascii };
 }
 
+/** A list in words: "A", "A and B", "A, B and C". */
+function inWords(items: string[]): string {
+  return items.length <= 1 ? (items[0] ?? '') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`;
+}
+
+/**
+ * What a topic variant says about itself (so the copy is true for what the reader got): the
+ * reader's topics (keys) named as the articles name them.
+ */
+export function topicsLine(mode: PersonalizeMode, topics: string[], articles: IssueArticle[]): string {
+  if (mode === 'off' || topics.length === 0) return '';
+  const names = new Map<string, string>();
+  for (const a of articles) for (const t of a.topics) if (!names.has(topicKey(t))) names.set(topicKey(t), t.trim());
+  const list = inWords(topics.map((k) => names.get(k) ?? k));
+  return mode === 'only'
+    ? `This issue holds only the articles on ${list}, the topics you follow.`
+    : `The articles on ${list}, the topics you follow, come first.`;
+}
+
 /** The inbox preview: the editor's preheader, else the article titles. */
 export function issuePreheader(voice: IssueVoice, titles: string[]): string {
   return voice.preheader?.trim()
@@ -271,6 +291,7 @@ export class DigestRenderer implements OnModuleInit {
     articles: IssueArticle[],
     issueDate: Date,
     voice: IssueVoice = {},
+    variant: { mode: PersonalizeMode; topics: string[] } | null = null,
   ): Promise<IssueTemplates> {
     const titles = articles.map((a) => a.title);
     const subject = digestSubject(voice, { newsletterName, titles, date: issueDate });
@@ -281,6 +302,7 @@ export class DigestRenderer implements OnModuleInit {
       subject: inert(subject),
       preview: inert(preview),
       intro: intro ? inert(intro) : null,
+      topicsLine: variant ? inert(topicsLine(variant.mode, variant.topics, articles)) : null,
       newsletterName: inert(newsletterName),
       tagline: 'Your weekly guide to a healthier back and joints',
       issueLabel: issueDate.toLocaleDateString('en-US', {
@@ -317,7 +339,8 @@ export class DigestRenderer implements OnModuleInit {
         splice: WireSplice.of(wire),
         textSplice: TextSplice.of(issue.text),
       };
-      if (this.cache.size > 50) this.cache.delete(this.cache.keys().next().value as string);
+      // Room for every variant of a few issues at once (a digest has up to MAX_VARIANTS).
+      if (this.cache.size > 4 * MAX_VARIANTS) this.cache.delete(this.cache.keys().next().value as string);
       this.cache.set(key, c);
     }
     return c;

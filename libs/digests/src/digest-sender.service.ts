@@ -99,7 +99,8 @@ export class DigestSender implements BeforeApplicationShutdown {
     await this.revocations.start();
     const d = await this.repo.find(this.ds, digestId);
     if (!d || d.status !== 'sending' || !d.html_template) return d?.status === 'cancelled' ? 'cancelled' : 'skipped';
-    const message = new DigestMessage(d, this.renderer, this.config);
+    const variants = d.variants > 1 ? await this.repo.variantTemplates(this.ds, digestId) : [];
+    const message = new DigestMessage(d, this.renderer, this.config, variants);
     return new BatchRun(this.tools, message, digestId, rank).run(from, to);
   }
 

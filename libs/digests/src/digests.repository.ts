@@ -4,6 +4,7 @@ import { Newsletter } from '#db/entities/index.js';
 import type { LedgerPg } from '#db/ledger-pg.service.js';
 import { rows } from '#db/sql.js';
 import type { IssueArticle, IssueTemplates } from './digest-renderer.service.js';
+import type { IssueVariant, TopicSignature, VariantPlan } from './issue-variants.js';
 
 export type DigestStatus = 'scheduled' | 'sending' | 'sent' | 'cancelled' | 'failed' | 'skipped';
 
@@ -23,8 +24,14 @@ export interface DigestRow {
   subject_given: string | null;
   preheader: string | null;
   intro: string | null;
-  /** The newsletter's subject template. */
+  /** The newsletter's subject template and personalize mode. */
   subject_template: string | null;
+  personalize: 'off' | 'order' | 'only';
+  /** Issue topics (keys) its variants are keyed on; null until planned. */
+  variant_topics: string[] | null;
+  variant_note: string | null;
+  /** How many variants the issue has (0 until planned). */
+  variants: number;
   html_template: string | null;
   text_template: string | null;
   recipients: number | null;
@@ -39,6 +46,13 @@ export interface Recipient {
   subscriptionId: string;
   email: string;
   name: string | null;
+  /** The issue variant this reader gets (0: the issue as it is). */
+  variant: number;
+}
+
+/** A variant's rendered templates. */
+export interface VariantTemplates extends IssueTemplates {
+  variant: number;
 }
 
 /** A line of the digest list. */
@@ -55,6 +69,10 @@ export interface DigestListItem {
 
 type Db = EntityManager | DataSource;
 
+/** A reader's topics as a variant key: lower-cased, trimmed, only those in `keptSql` (text[]), distinct and sorted. */
+const TOPIC_SET_SQL = (topicsSql: string, keptSql: string) =>
+  `ARRAY(SELECT DISTINCT lower(btrim(t)) AS k FROM unnest(${topicsSql}) t WHERE lower(btrim(t)) = ANY(${keptSql}) ORDER BY k)`;
+
 /** SQL for digests, their articles and the delivery ledger. Hot paths are set-based. */
 @Injectable()
 export class DigestsRepository {
@@ -62,7 +80,8 @@ export class DigestsRepository {
     if (!/^\d{1,18}$/.test(id)) return null;
     const found = await rows<DigestRow>(
       db,
-      `SELECT d.*, n.slug AS newsletter_slug, n.name AS newsletter_name, n.from_name, n.from_email, n.subject_template
+      `SELECT d.*, n.slug AS newsletter_slug, n.name AS newsletter_name, n.from_name, n.from_email, n.subject_template,
+         n.personalize, (SELECT count(*)::int FROM digest_variants v WHERE v.digest_id = d.id) AS variants
        FROM digests d JOIN newsletters n ON n.id = d.newsletter_id WHERE d.id = $1 ${lock ? 'FOR UPDATE OF d' : ''}`,
       [id],
     );
@@ -297,6 +316,67 @@ export class DigestsRepository {
     ]);
   }
 
+  /** The newsletter's active readers grouped by which of the issue's topics (keys) they have. */
+  async topicSignatures(db: Db, newsletterId: number, issueTopics: string[]): Promise<TopicSignature[]> {
+    if (issueTopics.length === 0) return [];
+    return rows<TopicSignature>(
+      db,
+      `SELECT ${TOPIC_SET_SQL('s.topics', '$2::text[]')} AS topics, count(*)::int AS readers
+       FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id
+       WHERE s.newsletter_id = $1 AND s.status = 'active' AND u.status = 'ok'
+       GROUP BY 1`,
+      [newsletterId, issueTopics],
+    );
+  }
+
+  /** A digest's variants and their keys, once (a retried plan keeps the first plan). */
+  async storeVariantPlan(em: EntityManager, digestId: string, plan: VariantPlan): Promise<void> {
+    const set = await rows(
+      em,
+      `UPDATE digests SET variant_topics = $2, variant_note = $3 WHERE id = $1 AND variant_topics IS NULL RETURNING 1`,
+      [digestId, plan.keptTopics, plan.note],
+    );
+    if (set.length === 0) return;
+    for (const v of plan.variants) {
+      await em.query(
+        `INSERT INTO digest_variants (digest_id, variant, topics, article_ids, readers) VALUES ($1, $2, $3, $4::bigint[], $5)`,
+        [digestId, v.variant, v.topics, v.articleIds, v.readers],
+      );
+      if (v.variant > 0)
+        await em.query(`INSERT INTO digest_variant_keys (digest_id, topics, variant) VALUES ($1, $2, $3)`, [
+          digestId,
+          v.topics,
+          v.variant,
+        ]);
+    }
+  }
+
+  async variants(db: Db, digestId: string): Promise<(IssueVariant & { rendered: boolean })[]> {
+    return rows(
+      db,
+      `SELECT variant, topics, article_ids::text[] AS "articleIds", readers, html_template IS NOT NULL AS rendered
+       FROM digest_variants WHERE digest_id = $1 ORDER BY variant`,
+      [digestId],
+    );
+  }
+
+  async storeVariantTemplates(db: Db, digestId: string, variant: number, t: IssueTemplates): Promise<void> {
+    await db.query(
+      `UPDATE digest_variants SET subject = $3, html_template = $4, text_template = $5 WHERE digest_id = $1 AND variant = $2`,
+      [digestId, variant, t.subject, t.html, t.text],
+    );
+  }
+
+  /** The rendered templates of every variant but 0 (whose are the digest's own). */
+  async variantTemplates(db: Db, digestId: string): Promise<VariantTemplates[]> {
+    return rows<VariantTemplates>(
+      db,
+      `SELECT variant, subject, html_template AS html, text_template AS text FROM digest_variants
+       WHERE digest_id = $1 AND variant > 0 AND html_template IS NOT NULL ORDER BY variant`,
+      [digestId],
+    );
+  }
+
   /**
    * The delivery ledger, one page at a time: the next `size` confirmed, mailable subscribers after
    * `afterSubscriberId` (subscriber id order) get their row. Returns how many the page held and
@@ -309,18 +389,23 @@ export class DigestsRepository {
     newsletterId: number,
     afterSubscriberId: string,
     size: number,
+    keptTopics: string[] = [],
   ): Promise<{ n: number; last: string | null }> {
+    // Each row's variant: the reader's topics cut down to the kept ones, looked up in the keys.
     const [r] = await rows<{ n: number; last: string | null }>(
       db,
       `WITH page AS MATERIALIZED (
-         SELECT s.subscriber_id, s.id FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id
+         SELECT s.subscriber_id, s.id, s.topics FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id
          WHERE s.newsletter_id = $2 AND s.status = 'active' AND u.status = 'ok' AND s.subscriber_id > $3
          ORDER BY s.subscriber_id LIMIT $4),
        added AS (
-         INSERT INTO deliveries (digest_id, subscriber_id, subscription_id)
-         SELECT $1, subscriber_id, id FROM page ON CONFLICT DO NOTHING)
+         INSERT INTO deliveries (digest_id, subscriber_id, subscription_id, variant)
+         SELECT $1, p.subscriber_id, p.id, COALESCE(k.variant, 0) FROM page p
+         LEFT JOIN digest_variant_keys k ON cardinality($5::text[]) > 0 AND k.digest_id = $1
+           AND k.topics = ${TOPIC_SET_SQL('p.topics', '$5')}
+         ON CONFLICT DO NOTHING)
        SELECT count(*)::int AS n, max(subscriber_id)::text AS last FROM page`,
-      [digestId, newsletterId, afterSubscriberId, size],
+      [digestId, newsletterId, afterSubscriberId, size, keptTopics],
     );
     return r;
   }
@@ -401,7 +486,7 @@ export class DigestsRepository {
   async pendingRecipients(db: Db, digestId: string, from: string, to: string): Promise<Recipient[]> {
     return rows<Recipient>(
       db,
-      `SELECT d.subscriber_id AS "subscriberId", d.subscription_id AS "subscriptionId", u.email, u.name
+      `SELECT d.subscriber_id AS "subscriberId", d.subscription_id AS "subscriptionId", u.email, u.name, d.variant
        FROM deliveries d JOIN subscribers u ON u.id = d.subscriber_id
        WHERE d.digest_id = $1 AND d.subscriber_id BETWEEN $2 AND $3 AND d.status = 'pending'
        ORDER BY d.subscriber_id`,

@@ -9,6 +9,7 @@ import { normalizeEmail } from '#subscriptions/email.js';
 import { assertCron } from '#subscriptions/newsletters.service.js';
 import { DigestRenderer, type IssueArticle, type IssueTemplates, issuePreheader } from './digest-renderer.service.js';
 import { checkVoice, digestSubject, voiceOf } from './digest-voice.js';
+import { topicKey, variantArticles } from './issue-variants.js';
 import { type DigestListItem, type DigestRow, DigestsRepository } from './digests.repository.js';
 import { SchedulesRepository } from './schedules.repository.js';
 
@@ -22,6 +23,10 @@ export interface DigestView {
   subject: string | null;
   /** The inbox preview (the editor's, else the article titles). */
   preheader: string | null;
+  /** Distinct renders the issue needed (0 until it is planned; at most MAX_VARIANTS). */
+  variants: number;
+  /** Said when readers had to be grouped to stay within MAX_VARIANTS. */
+  variantNote: string | null;
   reason: string | null;
   recipients: number;
   sent: number;
@@ -257,6 +262,8 @@ export class DigestsService {
       trigger: d.trigger,
       sendAt: d.send_at,
       ...this.voiceView(d, articles),
+      variants: d.variants,
+      variantNote: d.variant_note,
       reason: d.reason,
       recipients: d.recipients ?? ledgerRows(counts),
       sent: counts.sent ?? 0,
@@ -286,8 +293,9 @@ export class DigestsService {
   }
 
   /** The HTML exactly as a reader sees it (with a sample reader's personal parts). */
-  async preview(id: string): Promise<string> {
+  async preview(id: string, topics?: string): Promise<string> {
     const d = await this.found(id);
+    if (topics !== undefined) return this.previewForTopics(d, topics);
     let issue =
       d.html_template && d.text_template && d.subject
         ? { subject: d.subject, html: d.html_template, text: d.text_template }
@@ -299,6 +307,42 @@ export class DigestsService {
       issue = await this.renderer.renderIssue(d.newsletter_name, articles, d.send_at, voiceOf(d));
     }
     return this.samplePersonal(`preview:${d.id}:${d.html_template ? 'final' : Date.now()}`, d.newsletter_slug, issue);
+  }
+
+  /**
+   * The variant a reader with these topics (comma-separated) gets: the same article order and
+   * copy as the digest's own variants (rendered here, not stored).
+   */
+  private async previewForTopics(d: DigestRow, raw: string): Promise<string> {
+    const given = raw
+      .split(',')
+      .map(topicKey)
+      .filter((t) => t.length > 0 && t.length <= 50)
+      .slice(0, 20);
+    const articles =
+      d.status === 'scheduled'
+        ? await this.repo.issueArticles(this.ds, d, this.config.digest.maxArticles)
+        : await this.repo.articles(this.ds, d.id);
+    if (articles.length === 0)
+      throw new ConflictException('Nothing to preview: there is no new article for this digest');
+    const issueTopics = new Set(articles.flatMap((a) => a.topics.map(topicKey)));
+    const mine = [...new Set(given.filter((t) => issueTopics.has(t)))].sort();
+    const ids = variantArticles(d.personalize, articles, mine);
+    const byId = new Map(articles.map((a) => [a.id, a]));
+    const list = ids.flatMap((i) => byId.get(i) ?? []);
+    const personal = d.personalize === 'off' || mine.length === 0 ? null : { mode: d.personalize, topics: mine };
+    const issue = await this.renderer.renderIssue(d.newsletter_name, list, d.send_at, voiceOf(d), personal);
+    return this.samplePersonal(`preview:${d.id}:${Date.now()}:${mine.join(',')}`, d.newsletter_slug, issue);
+  }
+
+  /** The issue's variants: the reader topics each was made for and how many readers got it. */
+  async variants(id: string): Promise<{ variant: number; topics: string[]; readers: number }[]> {
+    const d = await this.found(id);
+    return (await this.repo.variants(this.ds, d.id)).map(({ variant, topics, readers }) => ({
+      variant,
+      topics,
+      readers,
+    }));
   }
 
   async sendTest(id: string, to: unknown): Promise<{ status: 'queued' }> {

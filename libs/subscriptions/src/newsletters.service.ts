@@ -21,6 +21,8 @@ export interface NewsletterInput {
   lookbackDays?: number;
   /** The digests' subject template (see subject-template.ts); null or empty: the built-in one. */
   subjectTemplate?: string | null;
+  /** off, order (default) or only (validated by the DTO). */
+  personalize?: 'off' | 'order' | 'only';
   isDefault?: boolean;
   schedule?: { cron: string; timezone: string };
 }
@@ -35,6 +37,7 @@ export interface NewsletterView {
   feedUrl: string | null;
   lookbackDays: number;
   subjectTemplate: string | null;
+  personalize: 'off' | 'order' | 'only';
   isDefault: boolean;
   schedule: { cron: string; timezone: string } | null;
   createdAt: Date;
@@ -76,6 +79,7 @@ export class NewslettersService {
       feedUrl: n.feedUrl,
       lookbackDays: n.lookbackDays,
       subjectTemplate: n.subjectTemplate,
+      personalize: n.personalize,
       isDefault: n.isDefault,
       schedule: n.scheduleCron && n.scheduleTimezone ? { cron: n.scheduleCron, timezone: n.scheduleTimezone } : null,
       createdAt: n.createdAt,
@@ -122,6 +126,11 @@ export class NewslettersService {
       const error = template === null ? null : subjectTemplateError(template);
       if (error) throw new BadRequestException([error]);
       n.subjectTemplate = template;
+    }
+    if (input.personalize !== undefined) {
+      if (!['off', 'order', 'only'].includes(input.personalize))
+        throw new BadRequestException(['personalize must be one of off, order, only']);
+      n.personalize = input.personalize;
     }
     if (input.guide === null) n.guideId = null;
     else if (input.guide !== undefined) {

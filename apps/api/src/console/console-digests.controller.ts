@@ -268,16 +268,21 @@ export class ConsoleDigestsController {
   async show(
     @Param('id') raw: string,
     @Query('notice') key: unknown,
+    @Query('topics') topics: unknown,
     @Req() req: FastifyRequest,
     @Res() reply: FastifyReply,
   ): Promise<void> {
-    await this.digestPage(req, reply, 200, digestId(raw), { notice: notice(NOTICES, key) });
+    await this.digestPage(req, reply, 200, digestId(raw), {
+      notice: notice(NOTICES, key),
+      topics: queryString(topics).slice(0, 500),
+    });
   }
 
   /** The digest's HTML exactly as sent (or as it would be), for its preview frames. */
   @Get(':id/preview')
-  async preview(@Param('id') raw: string, @Res() reply: FastifyReply): Promise<void> {
-    await this.sendPreview(reply, await this.digests.preview(digestId(raw)));
+  async preview(@Param('id') raw: string, @Query('topics') topics: unknown, @Res() reply: FastifyReply): Promise<void> {
+    const given = queryString(topics);
+    await this.sendPreview(reply, await this.digests.preview(digestId(raw), given ? given.slice(0, 500) : undefined));
   }
 
   /** The progress bar's figures (polled every second by the digest page). */
@@ -450,9 +455,16 @@ export class ConsoleDigestsController {
     reply: FastifyReply,
     status: number,
     id: string,
-    vars: { notice?: string; testErrors?: FormErrors; testTo?: string },
+    vars: { notice?: string; testErrors?: FormErrors; testTo?: string; topics?: string },
   ): Promise<void> {
     const d = await this.digests.get(id);
+    const topics = vars.topics ?? '';
+    const variants = (await this.digests.variants(id)).map((v) => ({
+      ...v,
+      label: v.topics.length ? v.topics.join(', ') : 'everyone else',
+      href: `/admin/digests/${d.id}${v.topics.length ? `?topics=${encodeURIComponent(v.topics.join(','))}` : ''}#preview-heading`,
+      current: v.topics.join(',') === topics,
+    }));
     const zone = (await this.zones()).get(d.newsletter) ?? 'UTC';
     const progress: DigestProgress = await this.digests.progress(id);
     const open = OPEN_STATUSES.has(d.status);
@@ -475,6 +487,9 @@ export class ConsoleDigestsController {
           open,
           scheduled: d.status === 'scheduled',
           canPreview: d.articles.length > 0,
+          variants: variants.length > 1 ? variants : null,
+          topics,
+          previewSrc: `/admin/digests/${d.id}/preview${topics ? `?topics=${encodeURIComponent(topics)}` : ''}`,
           testTo: vars.testTo ?? staffOf(req).email,
         },
       ),

@@ -64,8 +64,8 @@ export class DigestsController {
   }
 
   @Get('digests/:id/preview')
-  async preview(@Param('id') id: string, @Res() reply: FastifyReply): Promise<void> {
-    const html = await this.digests.preview(id);
+  async preview(@Param('id') id: string, @Query('topics') topics: unknown, @Res() reply: FastifyReply): Promise<void> {
+    const html = await this.digests.preview(id, typeof topics === 'string' ? topics : undefined);
     await reply.header('Cache-Control', 'no-store').type('text/html; charset=utf-8').send(html);
   }
 

@@ -18,6 +18,8 @@ export class Newsletter {
   @Column({ type: 'int', name: 'lookback_days', default: 7 }) lookbackDays: number;
   /** The subject of its digests unless a digest gives its own (see digest-voice.ts); null: the built-in one. */
   @Column({ type: 'text', name: 'subject_template', nullable: true }) subjectTemplate: string | null;
+  /** What each reader's digest carries: their topics first (`order`), only theirs (`only`), or one order for all (`off`). */
+  @Column({ type: 'text', default: 'order' }) personalize: 'off' | 'order' | 'only';
   @Column({ type: 'boolean', name: 'is_default', default: false }) isDefault: boolean;
   @Column({ type: 'text', name: 'schedule_cron', nullable: true }) scheduleCron: string | null;
   @Column({ type: 'text', name: 'schedule_timezone', nullable: true }) scheduleTimezone: string | null;

@@ -3,6 +3,7 @@ import { Type } from 'class-transformer';
 import {
   IsBoolean,
   IsEmail,
+  IsIn,
   IsInt,
   IsOptional,
   IsString,
@@ -98,6 +99,16 @@ export class CreateNewsletterDto {
   @IsString({ message: 'subjectTemplate must be a string' })
   @MaxLength(200, { message: 'subjectTemplate must be at most 200 characters' })
   subjectTemplate?: string;
+
+  @ApiPropertyOptional({
+    enum: ['off', 'order', 'only'],
+    default: 'order',
+    description:
+      "what each reader's digest carries: their topics' articles first (order), only those or the whole issue when none match (only), or one order for all (off)",
+  })
+  @IsOptional()
+  @IsIn(['off', 'order', 'only'], { message: 'personalize must be one of off, order, only' })
+  personalize?: 'off' | 'order' | 'only';
 
   @ApiPropertyOptional({ description: 'the default newsletter for subscriptions that name none' })
   @IsOptional()
