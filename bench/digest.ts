@@ -101,8 +101,10 @@ export async function timedDigest(opts: {
   recipients: number;
   worker?: Child;
   timeoutMs: number;
+  /** Adds the digest's fresh articles (default: six like the seeded ones). */
+  articles?: (dbUrl: string, slug: string, tag: string) => Promise<void>;
 }): Promise<DigestRun> {
-  await addArticles(opts.dbUrl, opts.slug, `t${Date.now()}-${++articleTag}`);
+  await (opts.articles ?? addArticles)(opts.dbUrl, opts.slug, `t${Date.now()}-${++articleTag}`);
   const start = opts.worker ? await probe(opts.worker) : null;
   const before = start?.mjmlCalls ?? null;
   const mark = await sinkCount(opts.sink);

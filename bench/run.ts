@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick | --n N] [--reps R] [--only digest,memory,digest-pg,rate,render,subscribe,import]
+ * `npm run bench [-- --quick | --n N] [--reps R] [--only digest,variants,memory,digest-pg,rate,render,subscribe,import]
  *  [--rate R] [--keep-logs]`
  *
  * Runs Mailroom's benchmarks side by side on this machine, against PostgreSQL and Redis on
@@ -29,6 +29,7 @@ import {
   timedDigest,
 } from './digest.js';
 import { type RateResult, rateDigest } from './rate.js';
+import { addVariantAudience, benchVariants } from './variants.js';
 import { type RenderResult, bench3 } from './render.js';
 import { type Triple, formatValue, machine, meets, writeReport } from './report.js';
 import { type Bench4Result, type Bench5Result, bench4, bench5 } from './subscribe.js';
@@ -49,7 +50,7 @@ import {
   waitForHttp,
 } from './support.js';
 
-const ALL = ['memory', 'digest', 'render', 'subscribe', 'import', 'rate', 'digest-pg'] as const;
+const ALL = ['memory', 'digest', 'variants', 'render', 'subscribe', 'import', 'rate', 'digest-pg'] as const;
 type BenchName = (typeof ALL)[number];
 
 interface Args {
@@ -248,7 +249,7 @@ async function main(): Promise<void> {
   // so that its first 60 s could hold more than 60 × R messages if the rate were not kept.
   const rateWindowS = args.quick ? 5 : 60;
   const rateRecipients = args.rate * (rateWindowS + (args.quick ? 2 : 5));
-  const needDigestDb = want('memory') || want('digest') || want('digest-pg') || want('rate');
+  const needDigestDb = want('memory') || want('digest') || want('variants') || want('digest-pg') || want('rate');
   const needApiDb = want('subscribe') || want('import');
 
   // ------------------------------------------------------------ set-up
@@ -263,6 +264,7 @@ async function main(): Promise<void> {
     await addAudience(digestDb, 'big', args.n, 'spine-health');
     await addAudience(digestDb, 'small', smallN, 'arthritis-health');
     await addAudience(digestDb, 'rate', rateRecipients, 'sports-health');
+    if (want('variants')) await addVariantAudience(digestDb, args.n);
   }
   if (apiDb) await seeded(apiDb);
   log(`databases ready (${((now() - t0) / 1000).toFixed(1)} s)`);
@@ -362,6 +364,35 @@ async function main(): Promise<void> {
         connections: 5,
       }),
     );
+  }
+
+  // ------------------------------------------------------------ 1c. topic variants: 64 vs one
+  if (sink && digestApi && want('variants')) {
+    log(`1c. topic variants: a digest of 64 variants vs one, ${args.n} readers, ${args.reps} alternated reps`);
+    const w = warm ?? startWorker('worker-variants', digestDb, sink, { redis: true, prefix: redisPrefix });
+    const v = await benchVariants({
+      dbUrl: digestDb,
+      apiUrl: digestApi.url,
+      sink,
+      worker: w,
+      n: args.n,
+      reps: args.reps,
+    });
+    if (!warm) await w.stop();
+    const calls = v.many.map((d) => d.mjmlCalls).filter((c): c is number => c !== null);
+    triples.push({ name: 'variants64_vs_one', value: v.ratio, target: '>=0.9' });
+    if (calls.length) triples.push({ name: 'mjml_calls_64_variants', value: Math.max(...calls), target: '=64' });
+    section(`1c. Topic variants — Redis queue backend, ${args.n} readers, six articles, 64 variants vs one`, [
+      "Readers follow the 63 sets of six topics (and none): `personalize: order` needs 64 variants, `off` one. Same audience, same articles' size, alternated on one worker.",
+      '',
+      '| rep | 64 variants | mjml2html calls | first message after | one variant | mjml2html calls | ratio |',
+      '|---:|---:|---:|---:|---:|---:|---:|',
+      ...v.many.map(
+        (m, i) =>
+          `| ${i + 1} | ${m.mailsPerS.toFixed(0)} mails/s | ${m.mjmlCalls ?? 'n/a'} | ${m.firstMs.toFixed(0)} ms | ${v.one[i].mailsPerS.toFixed(0)} mails/s | ${v.one[i].mjmlCalls ?? 'n/a'} | ${(m.mailsPerS / v.one[i].mailsPerS).toFixed(3)} |`,
+      ),
+      `| median | | | | | | ${v.ratio.toFixed(3)} |`,
+    ]);
   }
   await warm?.stop();
 

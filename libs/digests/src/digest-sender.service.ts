@@ -12,7 +12,7 @@ import { DeliveriesRepository } from './deliveries.repository.js';
 import { DigestMessage } from './digest-message.js';
 import { DigestPlanner, type PlanOutcome } from './digest-planner.service.js';
 import { DigestRenderer } from './digest-renderer.service.js';
-import { DigestsRepository } from './digests.repository.js';
+import { type DigestRow, DigestsRepository } from './digests.repository.js';
 import { LedgerWriter, LedgerWriters } from './ledger-writer.js';
 import { Permits } from './permits.js';
 import { PLACES_PER_CONNECTION, Places } from './places.js';
@@ -32,6 +32,8 @@ export class DigestSender implements BeforeApplicationShutdown {
   private readonly logger = new Logger(DigestSender.name);
   private readonly tools: BatchTools;
   private readonly batches = new Set<Promise<unknown>>();
+  /** Each digest's message, shared by its batches (see `messageOf`). */
+  private readonly messages = new Map<string, DigestMessage>();
   /** Batches started here, in order: a batch's rank for the sending places. */
   private batchesStarted = 0;
 
@@ -99,9 +101,24 @@ export class DigestSender implements BeforeApplicationShutdown {
     await this.revocations.start();
     const d = await this.repo.find(this.ds, digestId);
     if (!d || d.status !== 'sending' || !d.html_template) return d?.status === 'cancelled' ? 'cancelled' : 'skipped';
-    const variants = d.variants > 1 ? await this.repo.variantTemplates(this.ds, digestId) : [];
-    const message = new DigestMessage(d, this.renderer, this.config, variants);
+    const message = await this.messageOf(d);
     return new BatchRun(this.tools, message, digestId, rank).run(from, to);
+  }
+
+  /**
+   * A digest's message, built once per worker and shared by its batches: with variants, their
+   * templates (up to 64 issues) are read and prepared once, not per batch.
+   */
+  private async messageOf(d: DigestRow): Promise<DigestMessage> {
+    let message = this.messages.get(d.id);
+    if (!message) {
+      const variants = d.variants > 1 ? await this.repo.variantTemplates(this.ds, d.id) : [];
+      message = new DigestMessage(d, this.renderer, this.config, variants);
+      this.messages.set(d.id, message);
+      // The last few digests only (a worker sends a few at a time).
+      if (this.messages.size > 8) this.messages.delete(this.messages.keys().next().value as string);
+    }
+    return message;
   }
 
   /** Re-queues the batches of a digest whose jobs were lost (see `DigestPlanner.resume`). */

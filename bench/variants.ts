@@ -1,0 +1,103 @@
+/**
+ * Topic variants: the same audience and the same six articles sent with `personalize: order`
+ * (each reader's topic set a variant: 63 sets of six topics plus the issue as it is = 64) and with
+ * `personalize: off` (one variant), alternated, on one worker.
+ */
+import { type DigestRun, timedDigest } from './digest.js';
+import { type Child, log, query, SUMMARY } from './support.js';
+import type { Sink } from './digest.js';
+
+export const VARIANT_SLUG = 'bench-variants';
+const TOPICS = 6;
+
+/** The newsletter and its readers: reader i follows the topics of the bits of i mod 64. */
+export async function addVariantAudience(url: string, n: number): Promise<void> {
+  await query(url, `INSERT INTO newsletters (slug, name) VALUES ($1, 'Bench variants') ON CONFLICT DO NOTHING`, [
+    VARIANT_SLUG,
+  ]);
+  await query(
+    url,
+    `WITH s AS (
+       INSERT INTO subscribers (email, name, status)
+       SELECT 'variant' || g || '@example.com', 'Reader ' || g, 'ok' FROM generate_series(1, $1::int) g
+       RETURNING id)
+     INSERT INTO subscriptions (subscriber_id, newsletter_id, status, confirmed_at, topics)
+     SELECT s.id, (SELECT id FROM newsletters WHERE slug = $2), 'active', now(),
+       ARRAY(SELECT 'Bench topic ' || b FROM generate_series(1, $3::int) b WHERE ((s.id % 64) >> (b - 1)) & 1 = 1)
+     FROM s`,
+    [n, VARIANT_SLUG, TOPICS],
+  );
+  await query(url, 'ANALYZE subscribers; ANALYZE subscriptions');
+}
+
+/** Six fresh articles, article k on topic k (same size as the main digest's). */
+async function addVariantArticles(url: string, newsletter: string, tag: string): Promise<void> {
+  await query(
+    url,
+    `WITH a AS (
+       INSERT INTO articles (url, title, summary, topics, published_at)
+       SELECT 'https://www.spine-health.example/bench/' || $2 || '/' || g,
+              'Bench article ' || g || ': ' || $2 || ' — relieving upper back pain at the desk',
+              $3, ARRAY['Bench topic ' || g], now() - g * interval '1 millisecond'
+       FROM generate_series(1, $4::int) g
+       RETURNING id)
+     INSERT INTO article_newsletters (article_id, newsletter_id)
+     SELECT a.id, (SELECT id FROM newsletters WHERE slug = $1) FROM a`,
+    [newsletter, tag, SUMMARY, TOPICS],
+  );
+}
+
+export interface VariantsResult {
+  many: DigestRun[];
+  one: DigestRun[];
+  /** Median of the reps' (64-variant rate ÷ one-variant rate). */
+  ratio: number;
+}
+
+export async function benchVariants(opts: {
+  dbUrl: string;
+  apiUrl: string;
+  sink: Sink;
+  worker: Child;
+  n: number;
+  reps: number;
+}): Promise<VariantsResult> {
+  const run = async (mode: 'order' | 'off') => {
+    await query(opts.dbUrl, `UPDATE newsletters SET personalize = $2 WHERE slug = $1`, [VARIANT_SLUG, mode]);
+    return timedDigest({
+      dbUrl: opts.dbUrl,
+      apiUrl: opts.apiUrl,
+      sink: opts.sink,
+      slug: VARIANT_SLUG,
+      recipients: opts.n,
+      worker: opts.worker,
+      timeoutMs: Math.max(120_000, opts.n * 20),
+      articles: addVariantArticles,
+    });
+  };
+  await run('order'); // warm-up, not counted
+  const many: DigestRun[] = [];
+  const one: DigestRun[] = [];
+  const ratios: number[] = [];
+  for (let rep = 1; rep <= opts.reps; rep++) {
+    // Alternated (odd reps 64 first, even reps one first), so that drift hits both alike.
+    let mm: DigestRun;
+    let o: DigestRun;
+    if (rep % 2) {
+      mm = await run('order');
+      o = await run('off');
+    } else {
+      o = await run('off');
+      mm = await run('order');
+    }
+    many.push(mm);
+    one.push(o);
+    ratios.push(mm.mailsPerS / o.mailsPerS);
+    log(
+      `  variants rep ${rep}: 64 variants ${mm.mailsPerS.toFixed(0)}/s (mjml ${mm.mjmlCalls}, first message after ${mm.firstMs.toFixed(0)} ms), ` +
+        `one ${o.mailsPerS.toFixed(0)}/s (mjml ${o.mjmlCalls}) → ${(mm.mailsPerS / o.mailsPerS).toFixed(3)}`,
+    );
+  }
+  const sorted = [...ratios].sort((a, b) => a - b);
+  return { many, one, ratio: sorted[Math.floor(sorted.length / 2)] };
+}
