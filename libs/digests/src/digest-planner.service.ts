@@ -6,7 +6,7 @@ import type { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { DIGEST_QUEUE, type DigestJob, jobIds } from '#queue/jobs.js';
 import { DeliveriesRepository } from './deliveries.repository.js';
-import { DigestRenderer, type IssueArticle } from './digest-renderer.service.js';
+import { DigestRenderer, type IssueArticle, type IssueTemplates } from './digest-renderer.service.js';
 import { voiceOf } from './digest-voice.js';
 import { planVariants, topicKey, type VariantPlan } from './issue-variants.js';
 import { type DigestRow, DigestsRepository } from './digests.repository.js';
@@ -84,18 +84,29 @@ export class DigestPlanner {
     const d = (await this.repo.find(this.ds, digestId))!;
     const articles = await this.repo.articles(this.ds, d.id);
     const plan = await this.variantPlan(d, articles);
-    // Each variant rendered once (one mjml2html each); variant 0, the digest's own, last: once it
-    // is stored, every variant is.
+    // Each variant rendered once (one mjml2html each). Variant 0 first, validated; the others are
+    // the same markup in another order, so MJML's validation is not run again. Variant 0 is stored
+    // last: once the digest's own templates are there, every variant's are.
     const render = async () => {
       if (d.html_template) return;
       const byId = new Map(articles.map((a) => [a.id, a]));
-      for (const v of [...plan.variants.slice(1), plan.variants[0]]) {
+      let own: IssueTemplates | null = null;
+      for (const v of plan.variants) {
         const list = v.articleIds.flatMap((id) => byId.get(id) ?? []);
         const topics = v.variant === 0 ? null : { mode: d.personalize, topics: v.topics };
-        const issue = await this.renderer.renderIssue(d.newsletter_name, list, d.send_at, voiceOf(d), topics);
-        if (v.variant === 0) await this.repo.storeTemplates(this.ds, d.id, issue);
+        const validation = v.variant === 0 ? 'strict' : 'skip';
+        const issue = await this.renderer.renderIssue(
+          d.newsletter_name,
+          list,
+          d.send_at,
+          voiceOf(d),
+          topics,
+          validation,
+        );
+        if (v.variant === 0) own = issue;
         else await this.repo.storeVariantTemplates(this.ds, d.id, v.variant, issue);
       }
+      await this.repo.storeTemplates(this.ds, d.id, own!);
     };
     let recipients: number;
     if (d.recipients !== null) {

@@ -292,6 +292,7 @@ export class DigestRenderer implements OnModuleInit {
     issueDate: Date,
     voice: IssueVoice = {},
     variant: { mode: PersonalizeMode; topics: string[] } | null = null,
+    validation: 'strict' | 'skip' = 'strict',
   ): Promise<IssueTemplates> {
     const titles = articles.map((a) => a.title);
     const subject = digestSubject(voice, { newsletterName, titles, date: issueDate });
@@ -323,7 +324,7 @@ export class DigestRenderer implements OnModuleInit {
       postalAddress: inert(this.config.postalAddress),
       privacyUrl: this.config.privacyUrl ? inert(this.config.privacyUrl) : null,
     });
-    const { html, text } = await compileMjml(mjml);
+    const { html, text } = await compileMjml(mjml, validation);
     // The preheader leads the text part too (the HTML's is hidden, and html-to-text skips it).
     return { subject, html, text: preview ? `${inert(preview)}\n\n${text}` : text };
   }
