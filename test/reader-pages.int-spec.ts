@@ -7,6 +7,7 @@ import { useStack } from './support/stack.js';
 
 const PRIVACY = 'https://www.veritashealth.example/privacy';
 const GUIDE = 'Natural Back Pain Relief';
+/** A browser's form post: it asks for HTML. */
 const FORM = { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' };
 
 /** Reader pages: honest signup offers, post/redirect/get, 404 for unknown newsletters, privacy links, preferences. */
@@ -53,7 +54,7 @@ describe('reader pages', () => {
   });
 
   describe('signup form', () => {
-    it('answers an HTML form post with a 303 to the check-inbox page; JSON keeps 202 pending', async () => {
+    it("answers a browser's form post with a 303 to the check-inbox page; scripts and JSON get 202 pending", async () => {
       const res = await postForm('/v1/subscriptions', [
         ['email', 'form.reader@example.com'],
         ['newsletters', 'sports-health'],
@@ -73,6 +74,17 @@ describe('reader pages', () => {
       expect(await (await get('/subscribe/check-inbox')).text()).toContain(
         '<span class="brand-name">Spine-health</span>',
       );
+
+      // A form post from a client that does not ask for HTML (a script) gets the contract's answer.
+      const script = await fetch(`${stack.apps.baseUrl}/v1/subscriptions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams([['email', 'form.script@example.com']]).toString(),
+        redirect: 'manual',
+      });
+      expect(script.status).toBe(202);
+      expect(await script.json()).toEqual({ status: 'pending' });
+      expect(await statusOf('form.script@example.com')).toEqual(['pending']);
 
       const json = await fetch(`${stack.apps.baseUrl}/v1/subscriptions`, {
         method: 'POST',

@@ -20,6 +20,15 @@ export function wantsHtml(req: FastifyRequest): boolean {
   return accept.includes('text/html') && !accept.includes('application/json');
 }
 
+/**
+ * A browser (it asks for HTML): a successful form post is sent on to a page (303). Any other
+ * client, a form post included, gets the JSON answer the contract names.
+ */
+export function asksForHtml(req: FastifyRequest): boolean {
+  const accept = String(req.headers.accept ?? '');
+  return accept.includes('text/html') && !accept.includes('application/json');
+}
+
 export function wantsJson(req: FastifyRequest): boolean {
   return String(req.headers.accept ?? '').includes('application/json');
 }

@@ -9,7 +9,7 @@ import {
 import { ThrottlerGuard } from '@nestjs/throttler';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { SubscriptionsService } from '#subscriptions/subscriptions.service.js';
-import { consentContext, wantsHtml } from '../common/request-context.js';
+import { asksForHtml, consentContext } from '../common/request-context.js';
 import { PagesService } from '../pages/pages.service.js';
 import { KNOWN_TOPICS } from '../unsubscribe/unsubscribe.controller.js';
 import { CreateSubscriptionDto } from './dto/create-subscription.dto.js';
@@ -36,7 +36,7 @@ export class SubscriptionsController {
   @HttpCode(202)
   @ApiAcceptedResponse({ description: 'Always { "status": "pending" }, whether or not the address is known' })
   @ApiSeeOtherResponse({
-    description: 'An HTML form post: to the "check your inbox" page (a reload does not post again)',
+    description: 'A browser (Accept: text/html): to the "check your inbox" page (a reload does not post again)',
   })
   @ApiBadRequestResponse({ description: 'Invalid input; the message names the field' })
   @ApiTooManyRequestsResponse({ description: 'Too many requests from this IP' })
@@ -46,7 +46,7 @@ export class SubscriptionsController {
     @Res() reply: FastifyReply,
   ): Promise<void> {
     await this.subscriptions.subscribe(dto, consentContext(req, dto.source));
-    if (wantsHtml(req)) {
+    if (asksForHtml(req)) {
       // Post/redirect/get: the page depends on the newsletters asked for, never on what is known
       // about the address. Relative, so it works wherever the form was posted from.
       const query = new URLSearchParams(
