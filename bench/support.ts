@@ -110,20 +110,30 @@ export async function addAudience(url: string, prefix: string, count: number, ne
 export const SUMMARY =
   'Physical therapists explain what usually helps, what to avoid in the first days and when a visit to a doctor is worth it.';
 
-/** Fresh articles for the next digest of a newsletter (the planner only takes articles no digest carried yet). */
-export async function addArticles(url: string, newsletter: string, tag: string, count = 6): Promise<void> {
+/**
+ * Fresh articles for the next digest of a newsletter (the planner only takes articles no digest
+ * carried yet); with `ownTopics`, article g is on "Bench topic g" alone.
+ */
+export async function addArticles(
+  url: string,
+  newsletter: string,
+  tag: string,
+  count = 6,
+  ownTopics = false,
+): Promise<void> {
   await query(
     url,
     `WITH a AS (
        INSERT INTO articles (url, title, summary, topics, published_at)
        SELECT 'https://www.spine-health.example/bench/' || $2 || '/' || g,
               'Bench article ' || g || ': ' || $2 || ' — relieving upper back pain at the desk',
-              $3, ARRAY['Upper Back Pain','Exercise'], now() - g * interval '1 millisecond'
+              $3, CASE WHEN $5 THEN ARRAY['Bench topic ' || g] ELSE ARRAY['Upper Back Pain','Exercise'] END,
+              now() - g * interval '1 millisecond'
        FROM generate_series(1, $4::int) g
        RETURNING id)
      INSERT INTO article_newsletters (article_id, newsletter_id)
      SELECT a.id, (SELECT id FROM newsletters WHERE slug = $1) FROM a`,
-    [newsletter, tag, SUMMARY, count],
+    [newsletter, tag, SUMMARY, count, ownTopics],
   );
 }
 

@@ -4,7 +4,7 @@
  * `personalize: off` (one variant), alternated, on one worker.
  */
 import { type DigestRun, timedDigest } from './digest.js';
-import { type Child, log, query, SUMMARY } from './support.js';
+import { addArticles, type Child, log, query } from './support.js';
 import type { Sink } from './digest.js';
 
 export const VARIANT_SLUG = 'bench-variants';
@@ -31,21 +31,8 @@ export async function addVariantAudience(url: string, n: number): Promise<void> 
 }
 
 /** Six fresh articles, article k on topic k (same size as the main digest's). */
-async function addVariantArticles(url: string, newsletter: string, tag: string): Promise<void> {
-  await query(
-    url,
-    `WITH a AS (
-       INSERT INTO articles (url, title, summary, topics, published_at)
-       SELECT 'https://www.spine-health.example/bench/' || $2 || '/' || g,
-              'Bench article ' || g || ': ' || $2 || ' — relieving upper back pain at the desk',
-              $3, ARRAY['Bench topic ' || g], now() - g * interval '1 millisecond'
-       FROM generate_series(1, $4::int) g
-       RETURNING id)
-     INSERT INTO article_newsletters (article_id, newsletter_id)
-     SELECT a.id, (SELECT id FROM newsletters WHERE slug = $1) FROM a`,
-    [newsletter, tag, SUMMARY, TOPICS],
-  );
-}
+const addVariantArticles = (url: string, newsletter: string, tag: string) =>
+  addArticles(url, newsletter, tag, TOPICS, true);
 
 export interface VariantsResult {
   many: DigestRun[];
