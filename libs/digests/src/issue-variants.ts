@@ -1,8 +1,6 @@
 /** How a newsletter's digest follows each reader's topics (see CONTRACT: Personal digests). */
 export type PersonalizeMode = 'off' | 'order' | 'only';
 
-export const PERSONALIZE_MODES: readonly PersonalizeMode[] = ['off', 'order', 'only'];
-
 /** Most distinct renders one issue may need; beyond, readers are grouped by their most common topics. */
 export const MAX_VARIANTS = 64;
 
