@@ -14,6 +14,7 @@ import { NewsletterLookback1765000000000 } from './migrations/1765000000000-news
 import { OutboxAdd1765100000000 } from './migrations/1765100000000-outbox-add.js';
 import { DigestVoice1765200000000 } from './migrations/1765200000000-digest-voice.js';
 import { DigestVariants1765300000000 } from './migrations/1765300000000-digest-variants.js';
+import { DigestWaves1765400000000 } from './migrations/1765400000000-digest-waves.js';
 
 export const MIGRATIONS = [
   Init1764000000000,
@@ -28,6 +29,7 @@ export const MIGRATIONS = [
   OutboxAdd1765100000000,
   DigestVoice1765200000000,
   DigestVariants1765300000000,
+  DigestWaves1765400000000,
 ];
 
 export function dataSourceOptions(url: string): DataSourceOptions {

@@ -85,19 +85,22 @@ export class BatchRun {
     this.permits = new BatchPermits(tools.permits);
   }
 
-  /** Sends the range's pending rows; rows a crashed attempt left in flight are sent again. */
-  async run(from: string, to: string): Promise<BatchOutcome> {
+  /**
+   * Sends the range's pending rows (of one wave, for a local digest); rows a crashed attempt left
+   * in flight are sent again.
+   */
+  async run(from: string, to: string, wave: number | null = null): Promise<BatchOutcome> {
     const { ds, repo, config, logger } = this.tools;
     const digestId = this.digestId;
     // Sends this worker has not recorded yet (the database was away) are written first: their
     // rows must not look abandoned to the release below.
     await this.tools.ledgers.existing(digestId)?.drain();
-    const released = await repo.releaseInFlight(ds, digestId, from, to, config.reliability.deliveryStaleSeconds);
+    const released = await repo.releaseInFlight(ds, digestId, from, to, config.reliability.deliveryStaleSeconds, wave);
     if (released)
       logger.warn(
         `Digest ${digestId} batch ${from}-${to}: ${released} message(s) were in flight at a crash and will be sent again`,
       );
-    this.queue = await this.withoutSuppressed(await repo.pendingRecipients(ds, digestId, from, to));
+    this.queue = await this.withoutSuppressed(await repo.pendingRecipients(ds, digestId, from, to, wave));
 
     const ledger = this.tools.ledgers.use(digestId);
     this.ledger = ledger;

@@ -1,22 +1,29 @@
-import { InjectQueue } from '@nestjs/bullmq';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import type { Queue } from 'bullmq';
 import type { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '#config/config.js';
-import { DIGEST_QUEUE, type DigestJob, jobIds } from '#queue/jobs.js';
+import { OutboxRepository } from '#queue/outbox.repository.js';
+import type { AlreadySent } from './already-sent.js';
+import { BatchQueue } from './batch-queue.service.js';
 import { DeliveriesRepository } from './deliveries.repository.js';
+import { DigestWaves, type WaveOutcome } from './digest-waves.service.js';
+import { EARLIEST_ZONE, wallClockAt } from './local-waves.js';
 import { DigestRenderer, type IssueArticle, type IssueTemplates } from './digest-renderer.service.js';
 import { voiceOf } from './digest-voice.js';
 import { planVariants, topicKey, type VariantPlan } from './issue-variants.js';
 import { type DigestRow, DigestsRepository } from './digests.repository.js';
 
-export type PlanOutcome = 'planned' | 'skipped' | 'cancelled';
-
-/** Batch jobs queued with one addBulk. */
-const ENQUEUE_CHUNK = 500;
+export type PlanOutcome = 'planned' | 'skipped' | 'cancelled' | 'deferred';
 /** After the first, the fan-out writes the ledger this many batches' worth of rows a statement. */
 const FAN_OUT_PAGE_BATCHES = 20;
+/**
+ * Held (a session advisory lock) from reading what readers were already sent to the end of the
+ * fan-out: two digests carrying one article are planned one after the other, so the second sees
+ * the first's rows and no reader gets the article twice.
+ */
+const PLAN_LOCK = 0x6d61696c; // 'mail'
+/** A local digest due later than this is planned when its first wave's time comes instead. */
+const DEFER_MS = 60_000;
 
 /**
  * The worker's planning of digests: articles chosen, the issue rendered once, the delivery ledger
@@ -28,16 +35,23 @@ export class DigestPlanner {
 
   constructor(
     @InjectDataSource() private readonly ds: DataSource,
-    @InjectQueue(DIGEST_QUEUE) private readonly queue: Queue,
     private readonly repo: DigestsRepository,
     private readonly deliveries: DeliveriesRepository,
     private readonly renderer: DigestRenderer,
+    private readonly batches: BatchQueue,
+    private readonly waves: DigestWaves,
+    private readonly outbox: OutboxRepository,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  /** A schedule fired: one digest per firing (the job id is the key), planned at once. */
-  async fromSchedule(newsletterId: number, firingKey: string, dueAt: Date): Promise<PlanOutcome> {
-    const { id } = await this.repo.create(this.ds, newsletterId, dueAt, 'schedule', firingKey);
+  /**
+   * A schedule fired: one digest per firing (the job id is the key), planned at once. A local
+   * schedule fires in the earliest zone (see SchedulesService): its wall-clock time there is the
+   * time each reader gets it in their own zone.
+   */
+  async fromSchedule(newsletterId: number, firingKey: string, dueAt: Date, local = false): Promise<PlanOutcome> {
+    const localTime = local ? wallClockAt(dueAt, EARLIEST_ZONE) : null;
+    const { id } = await this.repo.create(this.ds, newsletterId, dueAt, 'schedule', firingKey, {}, localTime);
     return this.plan(id);
   }
 
@@ -48,9 +62,21 @@ export class DigestPlanner {
       if (!d) return 'skipped' as const;
       if (d.status !== 'scheduled' && d.status !== 'sending')
         return d.status === 'cancelled' ? ('cancelled' as const) : ('skipped' as const);
+      if (d.status === 'scheduled' && d.delivery === 'local') {
+        // Planned when the first reader's time comes; each wave checks its own lateness.
+        const first = await this.waves.firstWaveAt(em, d);
+        if (first && first.getTime() - Date.now() > DEFER_MS) {
+          await this.repo.moveSendAt(em, d.id, first);
+          await this.outbox.add(em, {
+            type: 'digest.requested',
+            payload: { digestId: d.id, sendAt: first.toISOString() },
+          });
+          return 'deferred' as const;
+        }
+      }
       if (d.status === 'scheduled') {
         const lateMs = Date.now() - d.send_at.getTime();
-        if (lateMs > this.config.digest.graceMinutes * 60_000) {
+        if (d.delivery !== 'local' && lateMs > this.config.digest.graceMinutes * 60_000) {
           await this.repo.setStatus(
             em,
             d.id,
@@ -83,46 +109,81 @@ export class DigestPlanner {
 
     const d = (await this.repo.find(this.ds, digestId))!;
     const articles = await this.repo.articles(this.ds, d.id);
-    const plan = await this.variantPlan(d, articles);
-    // Each variant rendered once (one mjml2html each). Variant 0 first, validated; the others are
-    // the same markup in another order, so MJML's validation is not run again. Variant 0 is stored
-    // last: once the digest's own templates are there, every variant's are.
-    const render = async () => {
-      if (d.html_template) return;
-      const byId = new Map(articles.map((a) => [a.id, a]));
-      let own: IssueTemplates | null = null;
-      for (const v of plan.variants) {
-        const list = v.articleIds.flatMap((id) => byId.get(id) ?? []);
-        const topics = v.variant === 0 ? null : { mode: d.personalize, topics: v.topics };
-        const validation = v.variant === 0 ? 'strict' : 'skip';
-        const issue = await this.renderer.renderIssue(
-          d.newsletter_name,
-          list,
-          d.send_at,
-          voiceOf(d),
-          topics,
-          validation,
-        );
-        if (v.variant === 0) own = issue;
-        else await this.repo.storeVariantTemplates(this.ds, d.id, v.variant, issue);
-      }
-      await this.repo.storeTemplates(this.ds, d.id, own!);
-    };
-    let recipients: number;
     if (d.recipients !== null) {
       // A retried plan whose fan-out had finished: the batches again (the ledger makes a second job harmless).
-      await render();
-      await this.enqueueBatches(d.id);
-      recipients = d.recipients;
-    } else recipients = await this.fanOut(d, render, plan.keptTopics);
+      const plan = await this.variantPlan(d, articles, null);
+      await this.render(d, articles, plan);
+      if (d.delivery === 'local') await this.waves.startDue(d.id);
+      else await this.batches.enqueue(d.id);
+      return this.finishPlan(d.id, d.recipients);
+    }
+    const recipients = await this.underPlanLock(async () => {
+      const already = await this.repo.alreadySent(
+        this.ds,
+        d.id,
+        articles.map((a) => a.id),
+      );
+      const plan = await this.variantPlan(d, articles, already);
+      const waves = d.delivery === 'local' ? await this.waves.plan(d) : undefined;
+      return this.fanOut(d, () => this.render(d, articles, plan), { keptTopics: plan.keptTopics, already, waves });
+    });
+    if (d.delivery === 'local') await this.waves.startDue(d.id);
+    return this.finishPlan(d.id, recipients);
+  }
+
+  private async finishPlan(digestId: string, recipients: number): Promise<PlanOutcome> {
     // Nobody to send to is not a send: recorded as skipped with the reason, never as "sent".
-    if (recipients === 0 && (await this.deliveries.skipIfEmpty(this.ds, d.id))) {
-      this.logger.log(`Digest ${d.id} skipped: no active subscribers`);
+    if (recipients === 0 && (await this.deliveries.skipIfEmpty(this.ds, digestId))) {
+      this.logger.log(`Digest ${digestId} skipped: no active subscribers`);
       return 'skipped';
     }
-    if (await this.repo.completeIfDone(this.ds, d.id)) this.logger.log(`Digest ${d.id} sent (no recipient left)`);
-    this.logger.log(`Digest ${d.id} planned for ${recipients} recipients`);
+    if (await this.repo.completeIfDone(this.ds, digestId))
+      this.logger.log(`Digest ${digestId} sent (no recipient left)`);
+    this.logger.log(`Digest ${digestId} planned for ${recipients} recipients`);
     return 'planned';
+  }
+
+  /** Runs `fn` holding PLAN_LOCK on a connection of its own (a crashed worker's lock goes with its connection). */
+  private async underPlanLock<T>(fn: () => Promise<T>): Promise<T> {
+    const qr = this.ds.createQueryRunner();
+    await qr.connect();
+    try {
+      await qr.query(`SELECT pg_advisory_lock($1)`, [PLAN_LOCK]);
+      try {
+        return await fn();
+      } finally {
+        await qr.query(`SELECT pg_advisory_unlock($1)`, [PLAN_LOCK]);
+      }
+    } finally {
+      await qr.release();
+    }
+  }
+
+  /**
+   * Each variant rendered once (one mjml2html each). Variant 0 first, validated; the others are
+   * the same markup in another order, so MJML's validation is not run again. Variant 0 is stored
+   * last: once the digest's own templates are there, every variant's are.
+   */
+  private async render(d: DigestRow, articles: (IssueArticle & { id: string })[], plan: VariantPlan): Promise<void> {
+    if (d.html_template) return;
+    const byId = new Map(articles.map((a) => [a.id, a]));
+    let own: IssueTemplates | null = null;
+    for (const v of plan.variants) {
+      const list = v.articleIds.flatMap((id) => byId.get(id) ?? []);
+      const personal = v.variant === 0 ? null : { mode: d.personalize, topics: v.topics, alreadySent: v.seen.length };
+      const validation = v.variant === 0 ? 'strict' : 'skip';
+      const issue = await this.renderer.renderIssue(
+        d.newsletter_name,
+        list,
+        d.send_at,
+        voiceOf(d),
+        personal,
+        validation,
+      );
+      if (v.variant === 0) own = issue;
+      else await this.repo.storeVariantTemplates(this.ds, d.id, v.variant, issue);
+    }
+    await this.repo.storeTemplates(this.ds, d.id, own!);
   }
 
   /**
@@ -136,10 +197,20 @@ export class DigestPlanner {
    * written stay, their rows are not added twice). The recipient count is set last: until then no
    * batch can mark the digest sent.
    */
-  private async fanOut(d: DigestRow, render: () => Promise<void>, keptTopics: string[]): Promise<number> {
+  private async fanOut(
+    d: DigestRow,
+    render: () => Promise<void>,
+    how: {
+      keptTopics: string[];
+      already: AlreadySent;
+      waves?: { defaultZone: string; defaultWave: number };
+    },
+  ): Promise<number> {
     const { batchSize, concurrency } = this.config.digest;
     const firstSize = batchSize * concurrency;
-    let page = await this.repo.fanOutPage(this.ds, d.id, d.newsletter_id, '0', firstSize, keptTopics);
+    // A local digest's batches are queued per wave, when its time comes (see DigestWaves).
+    const enqueueAsWritten = !how.waves;
+    let page = await this.repo.fanOutPage(this.ds, d.id, d.newsletter_id, '0', firstSize, how);
     const [analyzed, rendered] = await Promise.allSettled([
       page.n > 0 ? this.repo.analyzeLedger(this.ds) : Promise.resolve(),
       render(),
@@ -151,12 +222,12 @@ export class DigestPlanner {
     let after = '0';
     let pages = 0;
     while (page.last !== null) {
-      await this.enqueueBatches(d.id, undefined, after, page.last);
+      if (enqueueAsWritten) await this.batches.enqueue(d.id, { from: after, upTo: page.last });
       after = page.last;
       pages += 1;
       if (page.n < asked) break;
       asked = size;
-      page = await this.repo.fanOutPage(this.ds, d.id, d.newsletter_id, after, size, keptTopics);
+      page = await this.repo.fanOutPage(this.ds, d.id, d.newsletter_id, after, size, how);
     }
     // The whole audience is in: statistics that know it (the first page's are kept when it was all).
     if (pages > 1) await this.repo.analyzeLedger(this.ds);
@@ -164,17 +235,21 @@ export class DigestPlanner {
   }
 
   /**
-   * The issue's topic variants (see `planVariants`), planned before the ledger is written so that
-   * each row gets its variant; a retried plan reads the first plan back.
+   * The issue's variants (see `planVariants`), planned before the ledger is written so that each
+   * row gets its variant; a retried plan reads the first plan back (`already` is then not needed).
    */
-  private async variantPlan(d: DigestRow, articles: (IssueArticle & { id: string })[]): Promise<VariantPlan> {
-    if (d.variant_topics === null) {
-      const issueTopics = [...new Set(articles.flatMap((a) => a.topics.map(topicKey)))];
-      const signatures =
-        d.personalize === 'off' ? [] : await this.repo.topicSignatures(this.ds, d.newsletter_id, issueTopics);
+  private async variantPlan(
+    d: DigestRow,
+    articles: (IssueArticle & { id: string })[],
+    already: AlreadySent | null,
+  ): Promise<VariantPlan> {
+    if (d.variant_topics === null && already) {
+      const issueTopics = d.personalize === 'off' ? [] : [...new Set(articles.flatMap((a) => a.topics.map(topicKey)))];
+      const signatures = await this.repo.topicSignatures(this.ds, d.newsletter_id, issueTopics, already);
       const plan = planVariants(d.personalize, articles, signatures);
       await this.ds.transaction((em) => this.repo.storeVariantPlan(em, d.id, plan));
       if (plan.note) this.logger.log(`Digest ${d.id}: ${plan.note}`);
+      if (plan.hadAll) this.logger.log(`Digest ${d.id}: ${plan.hadAll} reader(s) were already sent every article`);
     }
     const stored = await this.repo.variants(this.ds, d.id);
     const again = await this.repo.find(this.ds, d.id);
@@ -183,49 +258,20 @@ export class DigestPlanner {
 
   /**
    * Re-queues the batches of a digest whose jobs were lost (a queue that came back empty, jobs
-   * that failed for good). The ledger makes a second job for a range harmless.
+   * that failed for good); a local digest's waves whose time has come. The ledger makes a second
+   * job for a range harmless.
    */
   async resume(digestId: string, round: string): Promise<number> {
-    return this.enqueueBatches(digestId, round);
+    const d = await this.repo.find(this.ds, digestId);
+    if (d?.delivery === 'local') {
+      await this.waves.startDue(digestId, round);
+      return 0;
+    }
+    return this.batches.enqueue(digestId, { round });
   }
 
-  /**
-   * Keyset pages over the ledger (after `from`, up to `upTo` when given), enqueued with addBulk;
-   * memory holds one chunk of job ranges at a time.
-   */
-  private async enqueueBatches(
-    digestId: string,
-    round?: string,
-    from = '0',
-    upTo: string | null = null,
-  ): Promise<number> {
-    let after = from;
-    let total = 0;
-    let chunk: {
-      name: 'send-digest-batch';
-      data: Extract<DigestJob, { name: 'send-digest-batch' }>['data'];
-      opts: { jobId: string };
-    }[] = [];
-    for (;;) {
-      const range = await this.repo.nextRange(this.ds, digestId, after, this.config.digest.batchSize, upTo);
-      if (range) {
-        chunk.push({
-          name: 'send-digest-batch',
-          data: { digestId, fromSubscriberId: range.from, toSubscriberId: range.to },
-          opts: {
-            jobId: round
-              ? `${jobIds.digestBatch(digestId, range.from)}-r${round}`
-              : jobIds.digestBatch(digestId, range.from),
-          },
-        });
-        after = range.to;
-      }
-      if (chunk.length >= ENQUEUE_CHUNK || (!range && chunk.length > 0)) {
-        await this.queue.addBulk(chunk);
-        total += chunk.length;
-        chunk = [];
-      }
-      if (!range) return total;
-    }
+  /** A local digest's wave is due (its delayed job). */
+  async startWave(digestId: string, wave: number): Promise<WaveOutcome> {
+    return this.waves.start(digestId, wave);
   }
 }

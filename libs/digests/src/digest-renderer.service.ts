@@ -218,14 +218,23 @@ function inWords(items: string[]): string {
  * What a topic variant says about itself (so the copy is true for what the reader got): the
  * reader's topics (keys) named as the articles name them.
  */
-export function topicsLine(mode: PersonalizeMode, topics: string[], articles: IssueArticle[]): string {
-  if (mode === 'off' || topics.length === 0) return '';
+export function topicsLine(mode: PersonalizeMode, topics: string[], articles: IssueArticle[], alreadySent = 0): string {
+  // Articles left out because another digest already sent them to this reader.
+  const left =
+    alreadySent === 0
+      ? ''
+      : alreadySent === 1
+        ? 'One article we already sent you is left out.'
+        : `${alreadySent} articles we already sent you are left out.`;
+  if (mode === 'off' || topics.length === 0) return left;
   const names = new Map<string, string>();
   for (const a of articles) for (const t of a.topics) if (!names.has(topicKey(t))) names.set(topicKey(t), t.trim());
   const list = inWords(topics.map((k) => names.get(k) ?? k));
-  return mode === 'only'
-    ? `This issue holds only the articles on ${list}, the topics you follow.`
-    : `The articles on ${list}, the topics you follow, come first.`;
+  const line =
+    mode === 'only'
+      ? `This issue holds only the articles on ${list}, the topics you follow.`
+      : `The articles on ${list}, the topics you follow, come first.`;
+  return left ? `${line} ${left}` : line;
 }
 
 /** The inbox preview: the editor's preheader, else the article titles. */
@@ -291,7 +300,7 @@ export class DigestRenderer implements OnModuleInit {
     articles: IssueArticle[],
     issueDate: Date,
     voice: IssueVoice = {},
-    variant: { mode: PersonalizeMode; topics: string[] } | null = null,
+    variant: { mode: PersonalizeMode; topics: string[]; alreadySent?: number } | null = null,
     validation: 'strict' | 'skip' = 'strict',
   ): Promise<IssueTemplates> {
     const titles = articles.map((a) => a.title);
@@ -303,7 +312,7 @@ export class DigestRenderer implements OnModuleInit {
       subject: inert(subject),
       preview: inert(preview),
       intro: intro ? inert(intro) : null,
-      topicsLine: variant ? inert(topicsLine(variant.mode, variant.topics, articles)) : null,
+      topicsLine: variant ? inert(topicsLine(variant.mode, variant.topics, articles, variant.alreadySent)) : null,
       newsletterName: inert(newsletterName),
       tagline: 'Your weekly guide to a healthier back and joints',
       issueLabel: issueDate.toLocaleDateString('en-US', {

@@ -85,8 +85,8 @@ export class DigestSender implements BeforeApplicationShutdown {
    * One batch: claim each delivery row before SMTP, mark it after. Sent rows are never sent again;
    * rows a crashed attempt left in flight are sent again (at-least-once for those alone).
    */
-  async sendBatch(digestId: string, from: string, to: string): Promise<BatchOutcome> {
-    const run = this.runBatch(digestId, from, to);
+  async sendBatch(digestId: string, from: string, to: string, wave: number | null = null): Promise<BatchOutcome> {
+    const run = this.runBatch(digestId, from, to, wave);
     this.batches.add(run);
     try {
       return await run;
@@ -95,14 +95,14 @@ export class DigestSender implements BeforeApplicationShutdown {
     }
   }
 
-  private async runBatch(digestId: string, from: string, to: string): Promise<BatchOutcome> {
+  private async runBatch(digestId: string, from: string, to: string, wave: number | null): Promise<BatchOutcome> {
     if (this.tools.shutdown.requested) throw new Error('worker shutting down: batch left to another worker');
     const rank = this.batchesStarted++;
     await this.revocations.start();
     const d = await this.repo.find(this.ds, digestId);
     if (!d || d.status !== 'sending' || !d.html_template) return d?.status === 'cancelled' ? 'cancelled' : 'skipped';
     const message = await this.messageOf(d);
-    return new BatchRun(this.tools, message, digestId, rank).run(from, to);
+    return new BatchRun(this.tools, message, digestId, rank).run(from, to, wave);
   }
 
   /**

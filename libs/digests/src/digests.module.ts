@@ -4,7 +4,10 @@ import { MailModule } from '#mail/mail.module.js';
 import { SubscriptionsModule } from '#subscriptions/subscriptions.module.js';
 import { ArticlesRepository } from './articles.repository.js';
 import { ArticlesService } from './articles.service.js';
+import { BatchQueue } from './batch-queue.service.js';
 import { DigestRenderer } from './digest-renderer.service.js';
+import { DigestWaves } from './digest-waves.service.js';
+import { DigestWavesRepository } from './digest-waves.repository.js';
 import { DeliveriesRepository } from './deliveries.repository.js';
 import { DigestPlanner } from './digest-planner.service.js';
 import { DigestSender } from './digest-sender.service.js';
@@ -21,8 +24,11 @@ import { TestCopySender } from './test-copy.service.js';
 const PROVIDERS = [
   ArticlesRepository,
   ArticlesService,
+  BatchQueue,
   DigestRenderer,
   DigestPlanner,
+  DigestWaves,
+  DigestWavesRepository,
   DigestSender,
   DigestsRepository,
   DigestsService,
@@ -45,6 +51,7 @@ const ADMIN_PROVIDERS = [
   ArticlesRepository,
   ArticlesService,
   DigestRenderer,
+  DigestWavesRepository,
   DigestsRepository,
   DigestsService,
   FeedsRepository,

@@ -4,6 +4,7 @@ import { Newsletter } from '#db/entities/index.js';
 import type { LedgerPg } from '#db/ledger-pg.service.js';
 import { rows } from '#db/sql.js';
 import type { IssueArticle, IssueTemplates } from './digest-renderer.service.js';
+import { type AlreadySent, alreadySentSql } from './already-sent.js';
 import type { IssueVariant, TopicSignature, VariantPlan } from './issue-variants.js';
 
 export type DigestStatus = 'scheduled' | 'sending' | 'sent' | 'cancelled' | 'failed' | 'skipped';
@@ -32,6 +33,11 @@ export interface DigestRow {
   variant_note: string | null;
   /** How many variants the issue has (0 until planned). */
   variants: number;
+  /** `local`: sent at `local_time` (wall clock) in each reader's zone, in waves (see local-waves.ts). */
+  delivery: 'newsletter' | 'local';
+  local_time: string | null;
+  /** The newsletter's schedule zone: a local digest's zone for readers without one. */
+  schedule_timezone: string | null;
   html_template: string | null;
   text_template: string | null;
   recipients: number | null;
@@ -81,7 +87,7 @@ export class DigestsRepository {
     const found = await rows<DigestRow>(
       db,
       `SELECT d.*, n.slug AS newsletter_slug, n.name AS newsletter_name, n.from_name, n.from_email, n.subject_template,
-         n.personalize, (SELECT count(*)::int FROM digest_variants v WHERE v.digest_id = d.id) AS variants
+         n.personalize, n.schedule_timezone, (SELECT count(*)::int FROM digest_variants v WHERE v.digest_id = d.id) AS variants
        FROM digests d JOIN newsletters n ON n.id = d.newsletter_id WHERE d.id = $1 ${lock ? 'FOR UPDATE OF d' : ''}`,
       [id],
     );
@@ -95,13 +101,23 @@ export class DigestsRepository {
     trigger: 'manual' | 'schedule',
     triggerKey: string | null,
     voice: { subject?: string | null; preheader?: string | null; intro?: string | null } = {},
+    localTime: string | null = null,
   ): Promise<{ id: string; created: boolean }> {
     const inserted = await rows<{ id: string }>(
       db,
-      `INSERT INTO digests (newsletter_id, status, trigger, trigger_key, send_at, subject_given, preheader, intro)
-       VALUES ($1, 'scheduled', $2, $3, $4, $5, $6, $7)
+      `INSERT INTO digests (newsletter_id, status, trigger, trigger_key, send_at, subject_given, preheader, intro, delivery, local_time)
+       VALUES ($1, 'scheduled', $2, $3, $4, $5, $6, $7, CASE WHEN $8::text IS NULL THEN 'newsletter' ELSE 'local' END, $8)
        ON CONFLICT (trigger_key) DO NOTHING RETURNING id`,
-      [newsletterId, trigger, triggerKey, sendAt, voice.subject ?? null, voice.preheader ?? null, voice.intro ?? null],
+      [
+        newsletterId,
+        trigger,
+        triggerKey,
+        sendAt,
+        voice.subject ?? null,
+        voice.preheader ?? null,
+        voice.intro ?? null,
+        localTime,
+      ],
     );
     if (inserted.length) return { id: inserted[0].id, created: true };
     const existing = await rows<{ id: string }>(db, `SELECT id FROM digests WHERE trigger_key = $1`, [triggerKey]);
@@ -126,6 +142,11 @@ export class DigestsRepository {
       [id],
     );
     return moved.length > 0;
+  }
+
+  /** A local digest waits for its first reader's time: its send time moves there. */
+  async moveSendAt(db: Db, id: string, at: Date): Promise<void> {
+    await db.query(`UPDATE digests SET send_at = $2 WHERE id = $1 AND status = 'scheduled'`, [id, at]);
   }
 
   /** Cancels a scheduled or sending digest; false when it is neither. */
@@ -316,16 +337,49 @@ export class DigestsRepository {
     ]);
   }
 
-  /** The newsletter's active readers grouped by which of the issue's topics (keys) they have. */
-  async topicSignatures(db: Db, newsletterId: number, issueTopics: string[]): Promise<TopicSignature[]> {
-    if (issueTopics.length === 0) return [];
+  /**
+   * Other digests that carry any of these articles, and in which of their variants: what "already
+   * sent" is read from (see already-sent.ts). Cancelled and failed digests count for the rows they sent.
+   */
+  async alreadySent(db: Db, digestId: string, articleIds: string[]): Promise<AlreadySent> {
+    if (articleIds.length === 0) return { digests: [], open: [], pairs: [] };
+    const found = await rows<{ digest: string; variant: number; article: string; open: boolean }>(
+      db,
+      `WITH carried AS (
+         SELECT da.digest_id, da.article_id, g.status = 'sending' AS open FROM digest_articles da
+         JOIN digests g ON g.id = da.digest_id
+         WHERE da.article_id = ANY($2::bigint[]) AND da.digest_id <> $1 AND g.status IN ('sending', 'sent', 'cancelled', 'failed'))
+       SELECT c.digest_id::text AS digest, v.variant, c.article_id::text AS article, c.open FROM carried c
+       JOIN digest_variants v ON v.digest_id = c.digest_id AND c.article_id = ANY(v.article_ids)
+       UNION ALL
+       SELECT c.digest_id::text, -1, c.article_id::text, c.open FROM carried c
+       WHERE NOT EXISTS (SELECT 1 FROM digest_variants v WHERE v.digest_id = c.digest_id)`,
+      [digestId, articleIds],
+    );
+    const digests = [...new Set(found.map((f) => f.digest))];
+    const open = [...new Set(found.filter((f) => f.open).map((f) => f.digest))];
+    return { digests, open, pairs: found.map(({ digest, variant, article }) => ({ digest, variant, article })) };
+  }
+
+  /**
+   * The newsletter's active readers grouped by which of the issue's topics (keys) they have and
+   * which of its articles other digests already sent them.
+   */
+  async topicSignatures(
+    db: Db,
+    newsletterId: number,
+    issueTopics: string[],
+    already: AlreadySent,
+  ): Promise<TopicSignature[]> {
+    if (issueTopics.length === 0 && already.digests.length === 0) return [];
+    const seen = alreadySentSql(already, 's.subscriber_id', 3);
     return rows<TopicSignature>(
       db,
-      `SELECT ${TOPIC_SET_SQL('s.topics', '$2::text[]')} AS topics, count(*)::int AS readers
+      `SELECT ${TOPIC_SET_SQL('s.topics', '$2::text[]')} AS topics, ${seen.sql}::text[] AS seen, count(*)::int AS readers
        FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id
        WHERE s.newsletter_id = $1 AND s.status = 'active' AND u.status = 'ok'
-       GROUP BY 1`,
-      [newsletterId, issueTopics],
+       GROUP BY 1, 2`,
+      [newsletterId, issueTopics, ...seen.params],
     );
   }
 
@@ -339,22 +393,21 @@ export class DigestsRepository {
     if (set.length === 0) return;
     for (const v of plan.variants) {
       await em.query(
-        `INSERT INTO digest_variants (digest_id, variant, topics, article_ids, readers) VALUES ($1, $2, $3, $4::bigint[], $5)`,
-        [digestId, v.variant, v.topics, v.articleIds, v.readers],
+        `INSERT INTO digest_variants (digest_id, variant, topics, seen, article_ids, readers)
+         VALUES ($1, $2, $3, $4::bigint[], $5::bigint[], $6)`,
+        [digestId, v.variant, v.topics, v.seen, v.articleIds, v.readers],
       );
-      if (v.variant > 0)
-        await em.query(`INSERT INTO digest_variant_keys (digest_id, topics, variant) VALUES ($1, $2, $3)`, [
-          digestId,
-          v.topics,
-          v.variant,
-        ]);
+      await em.query(
+        `INSERT INTO digest_variant_keys (digest_id, topics, seen, variant) VALUES ($1, $2, $3::bigint[], $4)`,
+        [digestId, v.topics, v.seen, v.variant],
+      );
     }
   }
 
   async variants(db: Db, digestId: string): Promise<(IssueVariant & { rendered: boolean })[]> {
     return rows(
       db,
-      `SELECT variant, topics, article_ids::text[] AS "articleIds", readers, html_template IS NOT NULL AS rendered
+      `SELECT variant, topics, seen::text[] AS seen, article_ids::text[] AS "articleIds", readers, html_template IS NOT NULL AS rendered
        FROM digest_variants WHERE digest_id = $1 ORDER BY variant`,
       [digestId],
     );
@@ -382,6 +435,11 @@ export class DigestsRepository {
    * `afterSubscriberId` (subscriber id order) get their row. Returns how many the page held and
    * its last subscriber id (null once there are none left). Rows already there (a retried plan)
    * stay as they are.
+   *
+   * Each row's variant: the reader's topics cut down to the kept ones and the issue's articles
+   * already sent to them, looked up in the keys (their topics, else none, with the fewest articles
+   * left out that still leave out all they had). A reader no variant fits, or who had every
+   * article, gets a skipped row. With `waves`, each row's wave is the one of the reader's zone.
    */
   async fanOutPage(
     db: Db,
@@ -389,23 +447,50 @@ export class DigestsRepository {
     newsletterId: number,
     afterSubscriberId: string,
     size: number,
-    keptTopics: string[] = [],
+    how: { keptTopics?: string[]; already?: AlreadySent; waves?: { defaultZone: string; defaultWave: number } } = {},
   ): Promise<{ n: number; last: string | null }> {
-    // Each row's variant: the reader's topics cut down to the kept ones, looked up in the keys.
+    const keptTopics = how.keptTopics ?? [];
+    const params: unknown[] = [digestId, newsletterId, afterSubscriberId, size];
+    const param = (v: unknown) => `$${params.push(v)}`;
+    const plain = keptTopics.length === 0 && (how.already?.digests.length ?? 0) === 0;
+    let variant = '0';
+    let skipped = 'false';
+    if (!plain) {
+      const kept = param(keptTopics);
+      const seen = alreadySentSql(
+        how.already ?? { digests: [], open: [], pairs: [] },
+        'p.subscriber_id',
+        params.length + 1,
+      );
+      params.push(...seen.params);
+      const lookup = `(SELECT k.variant FROM digest_variant_keys k WHERE k.digest_id = $1
+          AND k.topics IN (${TOPIC_SET_SQL('p.topics', `${kept}::text[]`)}, '{}') AND k.seen @> ${seen.sql}
+          ORDER BY k.topics = '{}', cardinality(k.seen), k.variant LIMIT 1)`;
+      variant = `COALESCE(${lookup}, -1)`;
+      skipped = `p.variant < 0`;
+    }
+    const wave = how.waves
+      ? `COALESCE((SELECT w.wave FROM digest_waves w WHERE w.digest_id = $1
+           AND COALESCE(p.timezone, ${param(how.waves.defaultZone)}) = ANY(w.timezones) LIMIT 1), ${param(how.waves.defaultWave)})`
+      : '0';
     const [r] = await rows<{ n: number; last: string | null }>(
       db,
       `WITH page AS MATERIALIZED (
-         SELECT s.subscriber_id, s.id, s.topics FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id
+         SELECT s.subscriber_id, s.id, s.topics, u.timezone FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id
          WHERE s.newsletter_id = $2 AND s.status = 'active' AND u.status = 'ok' AND s.subscriber_id > $3
          ORDER BY s.subscriber_id LIMIT $4),
+       chosen AS MATERIALIZED (
+         SELECT p.*, ${variant} AS variant FROM page p),
        added AS (
-         INSERT INTO deliveries (digest_id, subscriber_id, subscription_id, variant)
-         SELECT $1, p.subscriber_id, p.id, COALESCE(k.variant, 0) FROM page p
-         LEFT JOIN digest_variant_keys k ON cardinality($5::text[]) > 0 AND k.digest_id = $1
-           AND k.topics = ${TOPIC_SET_SQL('p.topics', '$5')}
+         INSERT INTO deliveries (digest_id, subscriber_id, subscription_id, variant, wave, status, detail, finished_at)
+         SELECT $1, p.subscriber_id, p.id, GREATEST(p.variant, 0), ${wave},
+           CASE WHEN ${skipped} THEN 'skipped' ELSE 'pending' END,
+           CASE WHEN ${skipped} THEN 'every article of this issue that fits this reader was sent to them before' END,
+           CASE WHEN ${skipped} THEN now() END
+         FROM chosen p
          ON CONFLICT DO NOTHING)
        SELECT count(*)::int AS n, max(subscriber_id)::text AS last FROM page`,
-      [digestId, newsletterId, afterSubscriberId, size, keptTopics],
+      params,
     );
     return r;
   }
@@ -431,21 +516,26 @@ export class DigestsRepository {
     return n;
   }
 
-  /** Next keyset page of recipients (up to `upTo`, when given): just its first and last subscriber id. */
+  /**
+   * Next keyset page of recipients (up to `upTo`, when given; of one wave, when given): just its
+   * first and last subscriber id.
+   */
   async nextRange(
     db: Db,
     digestId: string,
     afterSubscriberId: string,
     size: number,
     upTo: string | null = null,
+    wave: number | null = null,
   ): Promise<{ from: string; to: string } | null> {
     const [r] = await rows<{ from: string | null; to: string | null }>(
       db,
       `SELECT min(subscriber_id)::text AS "from", max(subscriber_id)::text AS "to" FROM (
          SELECT subscriber_id FROM deliveries
          WHERE digest_id = $1 AND subscriber_id > $2 AND ($4::bigint IS NULL OR subscriber_id <= $4)
+           AND ($5::int IS NULL OR wave = $5)
          ORDER BY subscriber_id LIMIT $3) page`,
-      [digestId, afterSubscriberId, size, upTo],
+      [digestId, afterSubscriberId, size, upTo, wave],
     );
     return r.from && r.to ? { from: r.from, to: r.to } : null;
   }
@@ -454,13 +544,20 @@ export class DigestsRepository {
    * Rows a dead attempt left in flight go back to pending (the in-flight window at a crash). Only
    * stale claims: a live sender's claims are younger than any SMTP timeout.
    */
-  async releaseInFlight(db: Db, digestId: string, from: string, to: string, staleSeconds: number): Promise<number> {
+  async releaseInFlight(
+    db: Db,
+    digestId: string,
+    from: string,
+    to: string,
+    staleSeconds: number,
+    wave: number | null = null,
+  ): Promise<number> {
     const r = await rows(
       db,
       `UPDATE deliveries SET status = 'pending', claimed_at = NULL
        WHERE digest_id = $1 AND subscriber_id BETWEEN $2 AND $3 AND status = 'sending'
-         AND claimed_at < now() - make_interval(secs => $4) RETURNING 1`,
-      [digestId, from, to, staleSeconds],
+         AND claimed_at < now() - make_interval(secs => $4) AND ($5::int IS NULL OR wave = $5) RETURNING 1`,
+      [digestId, from, to, staleSeconds, wave],
     );
     return r.length;
   }
@@ -469,28 +566,42 @@ export class DigestsRepository {
     await db.query(`UPDATE digests SET resumed_at = now() WHERE id = $1`, [digestId]);
   }
 
-  /** Digests still sending whose ledger has not moved for a while: their batch jobs were lost. */
+  /**
+   * Digests still sending whose ledger has not moved for a while: their batch jobs were lost.
+   * Rows of a local digest's waves still to come are not open yet; a wave's time counts as movement.
+   */
   async stuck(db: Db, afterMs: number): Promise<string[]> {
     const list = await rows<{ id: string }>(
       db,
       `SELECT d.id FROM digests d
        WHERE d.status = 'sending' AND d.html_template IS NOT NULL AND d.recipients IS NOT NULL
-         AND EXISTS (SELECT 1 FROM deliveries x WHERE x.digest_id = d.id AND x.status IN ('pending','sending'))
-         AND GREATEST((SELECT max(GREATEST(x.claimed_at, x.finished_at)) FROM deliveries x WHERE x.digest_id = d.id), d.started_at, d.resumed_at)
+         AND EXISTS (SELECT 1 FROM deliveries x WHERE x.digest_id = d.id AND x.status IN ('pending','sending')
+                     AND NOT EXISTS (SELECT 1 FROM digest_waves w WHERE w.digest_id = d.id AND w.wave = x.wave
+                                     AND w.status = 'waiting' AND w.send_at > now()))
+         AND GREATEST((SELECT max(GREATEST(x.claimed_at, x.finished_at)) FROM deliveries x WHERE x.digest_id = d.id),
+                      d.started_at, d.resumed_at,
+                      (SELECT max(w.send_at) FROM digest_waves w WHERE w.digest_id = d.id AND w.send_at <= now()))
              < now() - make_interval(secs => $1::float8 / 1000)`,
       [afterMs],
     );
     return list.map((r) => r.id);
   }
 
-  async pendingRecipients(db: Db, digestId: string, from: string, to: string): Promise<Recipient[]> {
+  async pendingRecipients(
+    db: Db,
+    digestId: string,
+    from: string,
+    to: string,
+    wave: number | null = null,
+  ): Promise<Recipient[]> {
     return rows<Recipient>(
       db,
       `SELECT d.subscriber_id AS "subscriberId", d.subscription_id AS "subscriptionId", u.email, u.name, d.variant
        FROM deliveries d JOIN subscribers u ON u.id = d.subscriber_id
        WHERE d.digest_id = $1 AND d.subscriber_id BETWEEN $2 AND $3 AND d.status = 'pending'
+         AND ($4::int IS NULL OR d.wave = $4)
        ORDER BY d.subscriber_id`,
-      [digestId, from, to],
+      [digestId, from, to, wave],
     );
   }
 

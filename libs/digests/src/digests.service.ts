@@ -9,7 +9,10 @@ import { normalizeEmail } from '#subscriptions/email.js';
 import { assertCron } from '#subscriptions/newsletters.service.js';
 import { DigestRenderer, type IssueArticle, type IssueTemplates, issuePreheader } from './digest-renderer.service.js';
 import { checkVoice, digestSubject, voiceOf } from './digest-voice.js';
+import { DigestWavesRepository } from './digest-waves.repository.js';
 import { topicKey, variantArticles } from './issue-variants.js';
+import { EARLIEST_ZONE, LATEST_ZONE, localInstant, parseWallClock, planWaves } from './local-waves.js';
+import { isTimeZone } from './weekly-schedule.js';
 import { type DigestListItem, type DigestRow, DigestsRepository } from './digests.repository.js';
 import { SchedulesRepository } from './schedules.repository.js';
 
@@ -23,6 +26,11 @@ export interface DigestView {
   subject: string | null;
   /** The inbox preview (the editor's, else the article titles). */
   preheader: string | null;
+  /** `local`: sent at `localTime` in each reader's own zone, in `waves`. */
+  delivery: DigestRow['delivery'];
+  localTime: string | null;
+  /** One per distinct send instant (UTC offset) for a local digest; one for the newsletter's time otherwise. */
+  waves: DigestWaveView[];
   /** Distinct renders the issue needed (0 until it is planned; at most MAX_VARIANTS). */
   variants: number;
   /** Said when readers had to be grouped to stay within MAX_VARIANTS. */
@@ -37,6 +45,20 @@ export interface DigestView {
   createdAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
+}
+
+export interface DigestWaveView {
+  /** The wave's main zone (most readers); `timezones` names them all. */
+  timezone: string;
+  timezones: string[];
+  utcOffset: string | null;
+  sendAt: Date;
+  recipients: number;
+  sent: number;
+  failed: number;
+  skipped: number;
+  status: 'waiting' | 'sending' | 'sent' | 'skipped' | 'cancelled' | 'failed';
+  reason: string | null;
 }
 
 export interface DigestProgress {
@@ -74,6 +96,7 @@ export class DigestsService {
     @InjectDataSource() private readonly ds: DataSource,
     private readonly repo: DigestsRepository,
     private readonly schedules: SchedulesRepository,
+    private readonly waves: DigestWavesRepository,
     private readonly outbox: OutboxRepository,
     private readonly renderer: DigestRenderer,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -95,13 +118,25 @@ export class DigestsService {
     sendAt: string | undefined,
     compose: { articleIds?: string[]; articleUrls?: string[] } = {},
     given: { subject?: unknown; preheader?: unknown; intro?: unknown } = {},
+    delivery: 'newsletter' | 'local' = 'newsletter',
   ): Promise<{ id: string; status: DigestRow['status'] }> {
     const n = await this.newsletter(slug);
     const checked = checkVoice(given);
     if ('errors' in checked) throw new BadRequestException(checked.errors);
     const articleIds = await this.composedArticles(compose);
     let when = new Date();
-    if (sendAt !== undefined) {
+    let localTime: string | null = null;
+    if (delivery === 'local') {
+      // sendAt is a wall-clock time, each reader's own: planned when the first zone reaches it.
+      localTime = parseWallClock(sendAt);
+      if (!localTime)
+        throw new BadRequestException([
+          'sendAt is required with delivery "local": a date and time such as 2026-12-08T09:00',
+        ]);
+      if (localInstant(localTime, LATEST_ZONE).getTime() < Date.now() - this.config.digest.graceMinutes * 60_000)
+        throw new BadRequestException(['sendAt is in the past in every time zone']);
+      when = localInstant(localTime, EARLIEST_ZONE);
+    } else if (sendAt !== undefined) {
       when = new Date(sendAt);
       if (Number.isNaN(when.getTime())) throw new BadRequestException(['sendAt must be an ISO 8601 date-time']);
       if (when.getTime() < Date.now() - this.config.digest.graceMinutes * 60_000) {
@@ -109,7 +144,7 @@ export class DigestsService {
       }
     }
     return this.ds.transaction(async (em) => {
-      const { id } = await this.repo.create(em, n.id, when, 'manual', null, checked.voice);
+      const { id } = await this.repo.create(em, n.id, when, 'manual', null, checked.voice, localTime);
       if (articleIds) await this.repo.attachArticles(em, id, articleIds);
       await this.outbox.add(em, {
         type: 'digest.requested',
@@ -262,6 +297,9 @@ export class DigestsService {
       trigger: d.trigger,
       sendAt: d.send_at,
       ...this.voiceView(d, articles),
+      delivery: d.delivery,
+      localTime: d.local_time,
+      waves: await this.waveViews(d, counts),
       variants: d.variants,
       variantNote: d.variant_note,
       reason: d.reason,
@@ -275,6 +313,63 @@ export class DigestsService {
       startedAt: d.started_at,
       finishedAt: d.finished_at,
     };
+  }
+
+  /**
+   * A local digest's waves (before it is planned: as its readers' zones would make them now); any
+   * other digest is one wave at its time.
+   */
+  private async waveViews(d: DigestRow, counts: Record<string, number>): Promise<DigestWaveView[]> {
+    const ended = d.status === 'cancelled' || d.status === 'failed' ? d.status : null;
+    if (d.delivery !== 'local') {
+      const status = ended ?? (d.status === 'scheduled' ? 'waiting' : d.status === 'sending' ? 'sending' : d.status);
+      return [
+        {
+          timezone: d.schedule_timezone ?? 'UTC',
+          timezones: [d.schedule_timezone ?? 'UTC'],
+          utcOffset: null,
+          sendAt: d.send_at,
+          recipients: d.recipients ?? ledgerRows(counts),
+          sent: counts.sent ?? 0,
+          failed: counts.failed ?? 0,
+          skipped: counts.skipped ?? 0,
+          status,
+          reason: d.status === 'skipped' ? d.reason : null,
+        },
+      ];
+    }
+    const stored = await this.waves.list(this.ds, d.id);
+    if (stored.length === 0 && d.status === 'scheduled' && d.local_time) {
+      const fallback = d.schedule_timezone && isTimeZone(d.schedule_timezone) ? d.schedule_timezone : 'UTC';
+      const zones = (await this.waves.zones(this.ds, d.newsletter_id, fallback)).map((z) =>
+        isTimeZone(z.timezone) ? z : { timezone: fallback, readers: z.readers },
+      );
+      return planWaves(d.local_time, zones).map((w) => ({
+        timezone: w.timezone,
+        timezones: w.timezones,
+        utcOffset: w.utcOffset,
+        sendAt: w.sendAt,
+        recipients: w.readers,
+        sent: 0,
+        failed: 0,
+        skipped: 0,
+        status: 'waiting' as const,
+        reason: null,
+      }));
+    }
+    return stored.map((w) => ({
+      timezone: w.timezone,
+      timezones: w.timezones,
+      utcOffset: w.utcOffset,
+      sendAt: w.sendAt,
+      recipients: w.recipients,
+      sent: w.sent,
+      failed: w.failed,
+      skipped: w.skipped,
+      status:
+        w.status === 'skipped' ? 'skipped' : (ended ?? (w.status === 'sending' && w.open === 0 ? 'sent' : w.status)),
+      reason: w.reason,
+    }));
   }
 
   /** Subject and preheader as sent (or as they would be, with the articles it would carry now). */
@@ -363,18 +458,20 @@ export class DigestsService {
     return { id: d.id, status: 'cancelled' };
   }
 
+  /** The answer's `next` are the newsletter-zone times, for a local schedule too. */
   async setSchedule(
     slug: string,
     cron: string,
     timezone: string,
-  ): Promise<{ cron: string; timezone: string; next: string[] }> {
+    delivery: 'newsletter' | 'local' = 'newsletter',
+  ): Promise<{ cron: string; timezone: string; delivery: 'newsletter' | 'local'; next: string[] }> {
     assertCron(cron, timezone);
     const n = await this.newsletter(slug);
     await this.ds.transaction(async (em) => {
-      await this.schedules.set(em, n.id, cron.trim(), timezone);
+      await this.schedules.set(em, n.id, cron.trim(), timezone, delivery);
       await this.outbox.add(em, { type: 'schedule.changed', payload: { newsletterId: n.id } });
     });
-    return { cron: cron.trim(), timezone, next: nextRuns(cron.trim(), timezone, 3) };
+    return { cron: cron.trim(), timezone, delivery, next: nextRuns(cron.trim(), timezone, 3) };
   }
 
   async removeSchedule(slug: string): Promise<void> {

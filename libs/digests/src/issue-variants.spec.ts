@@ -54,4 +54,46 @@ describe('issue variants', () => {
     const readers = signatures.reduce((n, s) => n + s.readers, 0);
     expect(plan.variants.reduce((n, v) => n + v.readers, 0)).toBe(readers);
   });
+
+  it('leaves out what a reader was already sent, in every mode, and skips readers who had it all', () => {
+    expect(variantArticles('order', ARTICLES, ['neck pain'], ['4'])).toEqual(['2', '1', '3']);
+    expect(variantArticles('only', ARTICLES, ['neck pain'], ['2', '4'])).toEqual(['1', '3']);
+    expect(variantArticles('off', ARTICLES, [], ['1'])).toEqual(['2', '3', '4']);
+    const plan = planVariants('order', ARTICLES, [
+      { topics: ['neck pain'], seen: [], readers: 5 },
+      { topics: ['neck pain'], seen: ['4'], readers: 2 },
+      { topics: [], seen: ['10', '4'], readers: 3 },
+      { topics: [], seen: ['1', '2', '3', '4'], readers: 4 },
+      { topics: [], readers: 1 },
+    ]);
+    expect(plan.variants.map((v) => [v.topics, v.seen, v.articleIds, v.readers])).toEqual([
+      [[], [], ['1', '2', '3', '4'], 1],
+      [['neck pain'], [], ['2', '4', '1', '3'], 5],
+      // "10" is not an article of this issue: only the issue's own count.
+      [[], ['4'], ['1', '2', '3'], 3],
+      [['neck pain'], ['4'], ['2', '1', '3'], 2],
+    ]);
+    expect(plan.hadAll).toBe(4);
+    const off = planVariants('off', ARTICLES, [
+      { topics: ['neck pain'], seen: ['2'], readers: 5 },
+      { topics: ['sciatica'], seen: [], readers: 1 },
+    ]);
+    expect(off.variants.map((v) => [v.topics, v.seen, v.readers])).toEqual([
+      [[], [], 1],
+      [[], ['2'], 5],
+    ]);
+  });
+
+  it('never drops a seen set: past 64 of them, the least common share one variant leaving out all their articles', () => {
+    const articles = Array.from({ length: 80 }, (_, i) => ({ id: String(i + 1), topics: ['t'] }));
+    const signatures = articles.map((a, i) => ({ topics: ['t'], seen: [a.id], readers: 100 - i }));
+    const plan = planVariants('order', articles, signatures);
+    expect(plan.variants).toHaveLength(MAX_VARIANTS);
+    expect(plan.keptTopics).toEqual([]);
+    const last = plan.variants[MAX_VARIANTS - 1];
+    expect(last.seen).toEqual(articles.slice(MAX_VARIANTS - 2).map((a) => a.id));
+    expect(last.articleIds).toHaveLength(MAX_VARIANTS - 2);
+    expect(plan.note).toContain('share one variant');
+    expect(plan.variants.reduce((n, v) => n + v.readers, 0)).toBe(signatures.reduce((n, s) => n + s.readers, 0));
+  });
 });

@@ -14,9 +14,13 @@ export interface VariantArticle {
   topics: string[];
 }
 
-/** Readers of the newsletter with the same issue topics (keys, sorted) among their own. */
+/**
+ * Readers of the newsletter with the same issue topics (keys, sorted) among their own and the same
+ * articles of this issue already sent to them by other digests (`seen`, ids sorted as numbers).
+ */
 export interface TopicSignature {
   topics: string[];
+  seen?: string[];
   readers: number;
 }
 
@@ -25,6 +29,8 @@ export interface IssueVariant {
   variant: number;
   /** The reader topics (keys, sorted) this variant was made for; empty for variant 0. */
   topics: string[];
+  /** Articles of the issue its readers were already sent (left out of `articleIds`). */
+  seen: string[];
   articleIds: string[];
   readers: number;
 }
@@ -35,14 +41,24 @@ export interface VariantPlan {
   keptTopics: string[];
   /** Said in the digest's record when readers had to be grouped. */
   note: string | null;
+  /** Readers who were already sent every article of the issue: they get no mail. */
+  hadAll?: number;
 }
 
 /**
  * The articles of the variant for a reader with these topics (keys): `order` puts the articles on
  * any of them first (each group in issue order); `only` keeps just those, or the whole issue when
- * none match; `off` (or no topic) is the issue as it is.
+ * none match; `off` (or no topic) is the issue as it is. Articles in `seen` (already sent to the
+ * reader by another digest) are left out before any of that.
  */
-export function variantArticles(mode: PersonalizeMode, articles: VariantArticle[], topics: string[]): string[] {
+export function variantArticles(
+  mode: PersonalizeMode,
+  issue: VariantArticle[],
+  topics: string[],
+  seen: string[] = [],
+): string[] {
+  const had = new Set(seen);
+  const articles = issue.filter((a) => !had.has(a.id));
   const all = articles.map((a) => a.id);
   if (mode === 'off' || topics.length === 0) return all;
   const wanted = new Set(topics);
@@ -53,62 +69,89 @@ export function variantArticles(mode: PersonalizeMode, articles: VariantArticle[
   return [...matching, ...all.filter((id) => !first.has(id))];
 }
 
+const byNumber = (a: string, b: string) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+
 /**
- * The variants of one issue: one per distinct set of reader topics the issue's articles carry
- * (plus variant 0, the issue as it is), at most MAX_VARIANTS. When there would be more, the
- * least common topics are left out of every reader's set until they fit, and the note says so.
+ * The variants of one issue: one per distinct pair of reader topics the issue's articles carry and
+ * articles of it the readers were already sent (plus variant 0, the issue as it is), at most
+ * MAX_VARIANTS. When there would be more, the least common topics are left out of every reader's
+ * set until they fit, and the note says so. Seen sets are never dropped (a reader must not get an
+ * article twice): when they alone pass the bound, the least common are merged into one variant that
+ * leaves out all their articles. Readers who were sent every article get no variant (`hadAll`).
  */
 export function planVariants(
   mode: PersonalizeMode,
   articles: VariantArticle[],
   signatures: TopicSignature[],
 ): VariantPlan {
-  const readersOf = (pred: (s: TopicSignature) => boolean) =>
-    signatures.filter(pred).reduce((n, s) => n + s.readers, 0);
-  const base: IssueVariant = {
-    variant: 0,
-    topics: [],
-    articleIds: articles.map((a) => a.id),
-    readers: readersOf(() => true),
-  };
-  if (mode === 'off') return { variants: [base], keptTopics: [], note: null };
+  const issueIds = new Set(articles.map((a) => a.id));
+  const hadAllOf = (s: TopicSignature) => (s.seen ?? []).filter((id) => issueIds.has(id)).length >= issueIds.size;
+  const hadAll = signatures.filter(hadAllOf).reduce((n, s) => n + s.readers, 0);
+  const readers = signatures
+    .filter((s) => !hadAllOf(s))
+    .map((s) => ({
+      topics: mode === 'off' ? [] : s.topics,
+      seen: [...new Set(s.seen ?? [])].filter((id) => issueIds.has(id)).sort(byNumber),
+      readers: s.readers,
+    }));
+  const total = readers.reduce((n, s) => n + s.readers, 0);
+  const variant = (topics: string[], seen: string[], n: number): Omit<IssueVariant, 'variant'> => ({
+    topics,
+    seen,
+    articleIds: variantArticles(mode, articles, topics, seen),
+    readers: n,
+  });
 
   // Topics by how many readers have them, most first (ties by name, so a plan is repeatable).
   const weight = new Map<string, number>();
-  for (const s of signatures) for (const t of s.topics) weight.set(t, (weight.get(t) ?? 0) + s.readers);
+  for (const s of readers) for (const t of s.topics) weight.set(t, (weight.get(t) ?? 0) + s.readers);
   let kept = [...weight.keys()].sort((a, b) => weight.get(b)! - weight.get(a)! || a.localeCompare(b));
   const all = kept.length;
   for (;;) {
     const keep = new Set(kept);
-    const groups = new Map<string, { topics: string[]; readers: number }>();
-    for (const s of signatures) {
+    const groups = new Map<string, { topics: string[]; seen: string[]; readers: number }>();
+    for (const s of readers) {
       const topics = s.topics.filter((t) => keep.has(t));
-      if (topics.length === 0) continue;
-      const key = topics.join('\u0000');
-      const g = groups.get(key) ?? { topics, readers: 0 };
+      if (topics.length === 0 && s.seen.length === 0) continue;
+      const key = `${topics.join('\u0000')}\u0001${s.seen.join(',')}`;
+      const g = groups.get(key) ?? { topics, seen: s.seen, readers: 0 };
       g.readers += s.readers;
       groups.set(key, g);
     }
-    if (groups.size + 1 <= MAX_VARIANTS || kept.length === 0) {
-      const variants = [base];
-      const sorted = [...groups.values()].sort(
-        (a, b) => b.readers - a.readers || a.topics.join().localeCompare(b.topics.join()),
-      );
-      for (const g of sorted) {
-        variants.push({
-          variant: variants.length,
-          topics: g.topics,
-          articleIds: variantArticles(mode, articles, g.topics),
-          readers: g.readers,
-        });
-      }
-      base.readers -= variants.slice(1).reduce((n, v) => n + v.readers, 0);
-      const note =
-        kept.length < all
-          ? `Readers grouped by their ${kept.length} most common of ${all} topics: their topic sets would have needed more than ${MAX_VARIANTS} variants.`
-          : null;
-      return { variants, keptTopics: [...kept].sort(), note };
+    if (groups.size + 1 > MAX_VARIANTS && kept.length > 0) {
+      kept = kept.slice(0, -1);
+      continue;
     }
-    kept = kept.slice(0, -1);
+    let sorted = [...groups.values()].sort(
+      (a, b) =>
+        b.readers - a.readers ||
+        a.topics.join().localeCompare(b.topics.join()) ||
+        a.seen.join().localeCompare(b.seen.join()),
+    );
+    let merged: { seen: string[]; readers: number } | null = null;
+    if (sorted.length + 1 > MAX_VARIANTS) {
+      // Only seen sets are left to tell readers apart: the least common share one variant.
+      const rest = sorted.slice(MAX_VARIANTS - 2);
+      sorted = sorted.slice(0, MAX_VARIANTS - 2);
+      merged = {
+        seen: [...new Set(rest.flatMap((g) => g.seen))].sort(byNumber),
+        readers: rest.reduce((n, g) => n + g.readers, 0),
+      };
+    }
+    const variants: IssueVariant[] = [{ variant: 0, ...variant([], [], 0) }];
+    for (const g of sorted) variants.push({ variant: variants.length, ...variant(g.topics, g.seen, g.readers) });
+    if (merged && merged.seen.length < issueIds.size)
+      variants.push({ variant: variants.length, ...variant([], merged.seen, merged.readers) });
+    variants[0].readers = total - variants.slice(1).reduce((n, v) => n + v.readers, 0);
+    const notes: string[] = [];
+    if (kept.length < all)
+      notes.push(
+        `Readers grouped by their ${kept.length} most common of ${all} topics: their topic sets would have needed more than ${MAX_VARIANTS} variants.`,
+      );
+    if (merged)
+      notes.push(
+        `${merged.readers} readers with the least common sets of articles already sent share one variant that leaves out all of those articles.`,
+      );
+    return { variants, keptTopics: [...kept].sort(), note: notes.length ? notes.join(' ') : null, hadAll };
   }
 }

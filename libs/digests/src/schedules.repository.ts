@@ -8,6 +8,7 @@ export interface NewsletterSchedule {
   slug: string;
   cron: string;
   timezone: string;
+  delivery: 'newsletter' | 'local';
 }
 
 /** SQL for each newsletter's weekly digest schedule (a cron and its time zone). */
@@ -19,15 +20,23 @@ export class SchedulesRepository {
   async scheduled(): Promise<NewsletterSchedule[]> {
     return rows<NewsletterSchedule>(
       this.ds,
-      `SELECT id AS "newsletterId", slug, schedule_cron AS cron, schedule_timezone AS timezone
+      `SELECT id AS "newsletterId", slug, schedule_cron AS cron, schedule_timezone AS timezone,
+         schedule_delivery AS delivery
        FROM newsletters WHERE schedule_cron IS NOT NULL AND schedule_timezone IS NOT NULL`,
     );
   }
 
-  async set(em: EntityManager, newsletterId: number, cron: string, timezone: string): Promise<void> {
+  async set(
+    em: EntityManager,
+    newsletterId: number,
+    cron: string,
+    timezone: string,
+    delivery: 'newsletter' | 'local' = 'newsletter',
+  ): Promise<void> {
     await em.query(
-      `UPDATE newsletters SET schedule_cron = $2, schedule_timezone = $3, updated_at = now() WHERE id = $1`,
-      [newsletterId, cron, timezone],
+      `UPDATE newsletters SET schedule_cron = $2, schedule_timezone = $3, schedule_delivery = $4, updated_at = now()
+       WHERE id = $1`,
+      [newsletterId, cron, timezone, delivery],
     );
   }
 

@@ -3,6 +3,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { Queue } from 'bullmq';
 import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { DIGEST_QUEUE, jobIds } from '#queue/jobs.js';
+import { EARLIEST_ZONE } from './local-waves.js';
 import { SchedulesRepository } from './schedules.repository.js';
 
 /**
@@ -32,10 +33,16 @@ export class SchedulesService {
     for (const n of wanted) {
       const key = jobIds.scheduler(n.slug);
       keys.add(key);
+      // A local schedule fires when the earliest zone's clocks reach its time: that wall-clock
+      // time is then each reader's, and the digest is planned for their waves (see DigestWaves).
+      const local = n.delivery === 'local';
       await this.queue.upsertJobScheduler(
         key,
-        { pattern: n.cron, tz: n.timezone },
-        { name: 'scheduled-digest', data: { newsletterId: n.newsletterId } },
+        { pattern: n.cron, tz: local ? EARLIEST_ZONE : n.timezone },
+        {
+          name: 'scheduled-digest',
+          data: local ? { newsletterId: n.newsletterId, local } : { newsletterId: n.newsletterId },
+        },
       );
     }
     await this.queue.upsertJobScheduler(

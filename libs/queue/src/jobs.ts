@@ -17,8 +17,13 @@ export type MailJob =
 /** Digests and feeds: planning, fan-out batches, schedules, feed polling. */
 export type DigestJob =
   | { name: 'plan-digest'; data: { digestId: string } }
-  | { name: 'send-digest-batch'; data: { digestId: string; fromSubscriberId: string; toSubscriberId: string } }
-  | { name: 'scheduled-digest'; data: { newsletterId: number } }
+  | {
+      name: 'send-digest-batch';
+      /** `wave`: a local digest's batches are of one wave (see local-waves.ts). */
+      data: { digestId: string; fromSubscriberId: string; toSubscriberId: string; wave?: number };
+    }
+  | { name: 'send-digest-wave'; data: { digestId: string; wave: number } }
+  | { name: 'scheduled-digest'; data: { newsletterId: number; local?: boolean } }
   | { name: 'sync-schedules'; data: Record<string, never> }
   | { name: 'poll-feeds'; data: Record<string, never> }
   | { name: 'poll-feed'; data: { newsletterId: number } };
@@ -32,6 +37,7 @@ export type DigestJobName = DigestJob['name'];
  */
 export const jobIds = {
   digestBatch: (digestId: string, fromSubscriberId: string) => `digest-${digestId}-from-${fromSubscriberId}`,
+  digestWave: (digestId: string, wave: number) => `digest-${digestId}-wave-${wave}`,
   feed: (newsletterId: number, slot: number) => `feed-${newsletterId}-${slot}`,
   scheduler: (slug: string) => `schedule-${slug}`,
   feedScheduler: 'feeds-poll',

@@ -24,7 +24,7 @@ export interface NewsletterInput {
   /** off, order (default) or only (validated by the DTO). */
   personalize?: 'off' | 'order' | 'only';
   isDefault?: boolean;
-  schedule?: { cron: string; timezone: string };
+  schedule?: { cron: string; timezone: string; delivery?: 'newsletter' | 'local' };
 }
 
 export interface NewsletterView {
@@ -39,7 +39,7 @@ export interface NewsletterView {
   subjectTemplate: string | null;
   personalize: 'off' | 'order' | 'only';
   isDefault: boolean;
-  schedule: { cron: string; timezone: string } | null;
+  schedule: { cron: string; timezone: string; delivery: 'newsletter' | 'local' } | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -81,7 +81,10 @@ export class NewslettersService {
       subjectTemplate: n.subjectTemplate,
       personalize: n.personalize,
       isDefault: n.isDefault,
-      schedule: n.scheduleCron && n.scheduleTimezone ? { cron: n.scheduleCron, timezone: n.scheduleTimezone } : null,
+      schedule:
+        n.scheduleCron && n.scheduleTimezone
+          ? { cron: n.scheduleCron, timezone: n.scheduleTimezone, delivery: n.scheduleDelivery }
+          : null,
       createdAt: n.createdAt,
       updatedAt: n.updatedAt,
     };
@@ -142,6 +145,7 @@ export class NewslettersService {
       assertCron(input.schedule.cron, input.schedule.timezone);
       n.scheduleCron = input.schedule.cron.trim();
       n.scheduleTimezone = input.schedule.timezone;
+      n.scheduleDelivery = input.schedule.delivery ?? 'newsletter';
     }
     if (input.isDefault === true) {
       await this.newsletters.clearDefaultExcept(em, n.slug);

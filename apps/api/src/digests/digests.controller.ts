@@ -25,12 +25,13 @@ export class DigestsController {
       dto.sendAt,
       { articleUrls: dto.articles },
       { subject: dto.subject, preheader: dto.preheader, intro: dto.intro },
+      dto.delivery,
     );
   }
 
   @Put('newsletters/:slug/schedule')
   schedule(@Param('slug') slug: string, @Body() dto: ScheduleDto) {
-    return this.digests.setSchedule(slug, dto.cron, dto.timezone);
+    return this.digests.setSchedule(slug, dto.cron, dto.timezone, dto.delivery);
   }
 
   @Delete('newsletters/:slug/schedule')

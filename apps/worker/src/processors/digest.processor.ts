@@ -4,6 +4,7 @@ import type { Job, Queue } from 'bullmq';
 import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { DigestPlanner } from '#digests/digest-planner.service.js';
 import { type DigestOutcome, DigestSender } from '#digests/digest-sender.service.js';
+import type { WaveOutcome } from '#digests/digest-waves.service.js';
 import { type FeedResult, FeedsService } from '#digests/feeds.service.js';
 import { SchedulesService } from '#digests/schedules.service.js';
 import { DIGEST_QUEUE, type DigestJob, jobIds } from '#queue/jobs.js';
@@ -54,24 +55,36 @@ export class DigestProcessor extends WorkerHost implements OnApplicationBootstra
     this.logger.warn(`${job?.name ?? 'job'} ${job?.id ?? ''} failed: ${err.message}`);
   }
 
-  async process(job: Job): Promise<DigestOutcome | FeedResult | { schedules: number; removed: number } | number> {
+  async process(
+    job: Job,
+  ): Promise<DigestOutcome | WaveOutcome | FeedResult | { schedules: number; removed: number } | number> {
     const result = await this.run(job);
     // Jobs published from the outbox carry the event id: mark the event handled.
     if (job.id && UUID.test(job.id)) await this.outbox.markHandled(this.ds.manager, job.id);
     return result;
   }
 
-  private async run(job: Job): Promise<DigestOutcome | FeedResult | { schedules: number; removed: number } | number> {
+  private async run(
+    job: Job,
+  ): Promise<DigestOutcome | WaveOutcome | FeedResult | { schedules: number; removed: number } | number> {
     const typed = { name: job.name, data: job.data } as DigestJob;
     switch (typed.name) {
       case 'plan-digest':
         return this.planner.plan(typed.data.digestId);
       case 'send-digest-batch':
-        return this.sender.sendBatch(typed.data.digestId, typed.data.fromSubscriberId, typed.data.toSubscriberId);
+        return this.sender.sendBatch(
+          typed.data.digestId,
+          typed.data.fromSubscriberId,
+          typed.data.toSubscriberId,
+          typed.data.wave ?? null,
+        );
+      case 'send-digest-wave':
+        return this.planner.startWave(typed.data.digestId, typed.data.wave);
       case 'scheduled-digest': {
         // The firing's due time: when the scheduler meant it to run, not when a worker got to it.
         const due = new Date(job.timestamp + (job.opts.delay ?? 0));
-        return this.planner.fromSchedule(typed.data.newsletterId, job.id ?? `${job.name}:${due.getTime()}`, due);
+        const key = job.id ?? `${job.name}:${due.getTime()}`;
+        return this.planner.fromSchedule(typed.data.newsletterId, key, due, typed.data.local === true);
       }
       case 'sync-schedules':
         return this.schedules.sync();

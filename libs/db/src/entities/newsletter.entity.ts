@@ -23,6 +23,8 @@ export class Newsletter {
   @Column({ type: 'boolean', name: 'is_default', default: false }) isDefault: boolean;
   @Column({ type: 'text', name: 'schedule_cron', nullable: true }) scheduleCron: string | null;
   @Column({ type: 'text', name: 'schedule_timezone', nullable: true }) scheduleTimezone: string | null;
+  /** `local`: the schedule's time of day applies in each reader's own zone (see local-waves.ts). */
+  @Column({ type: 'text', name: 'schedule_delivery', default: 'newsletter' }) scheduleDelivery: 'newsletter' | 'local';
   @CreateDateColumn({ type: 'timestamptz', name: 'created_at' }) createdAt: Date;
   @UpdateDateColumn({ type: 'timestamptz', name: 'updated_at' }) updatedAt: Date;
 }

@@ -28,6 +28,15 @@ export class ScheduleDto {
   @IsString({ message: 'schedule.timezone must be a string' })
   @IsTimeZone({ message: 'schedule.timezone must be an IANA time zone such as America/Chicago' })
   timezone: string;
+
+  @ApiPropertyOptional({
+    enum: ['newsletter', 'local'],
+    default: 'newsletter',
+    description: "local: the cron's time of day in each reader's own time zone",
+  })
+  @IsOptional()
+  @IsIn(['newsletter', 'local'], { message: 'schedule.delivery must be "newsletter" or "local"' })
+  delivery?: 'newsletter' | 'local';
 }
 
 export class CreateNewsletterDto {

@@ -3,6 +3,7 @@ import {
   ArrayMaxSize,
   ArrayMinSize,
   IsArray,
+  IsIn,
   IsISO8601,
   IsOptional,
   IsString,
@@ -15,6 +16,15 @@ export class CreateDigestDto {
   @IsOptional()
   @IsISO8601({ strict: true }, { message: 'sendAt must be an ISO 8601 date-time' })
   sendAt?: string;
+
+  @ApiPropertyOptional({
+    enum: ['newsletter', 'local'],
+    default: 'newsletter',
+    description: "local: sendAt's date and time of day (any offset ignored) in each reader's own time zone",
+  })
+  @IsOptional()
+  @IsIn(['newsletter', 'local'], { message: 'delivery must be "newsletter" or "local"' })
+  delivery?: 'newsletter' | 'local';
 
   @ApiPropertyOptional({
     type: [String],

@@ -1,0 +1,94 @@
+import { Injectable } from '@nestjs/common';
+import type { DataSource, EntityManager } from 'typeorm';
+import { rows } from '#db/sql.js';
+import type { Wave, ZoneReaders } from './local-waves.js';
+
+type Db = EntityManager | DataSource;
+
+export type WaveStatus = 'waiting' | 'sending' | 'skipped';
+
+/** A stored wave with its ledger figures. */
+export interface WaveRow {
+  wave: number;
+  sendAt: Date;
+  utcOffset: string;
+  timezone: string;
+  timezones: string[];
+  readers: number;
+  status: WaveStatus;
+  reason: string | null;
+  recipients: number;
+  sent: number;
+  failed: number;
+  skipped: number;
+  open: number;
+}
+
+/** SQL for a local digest's waves: readers whose local send time falls on one instant (see local-waves.ts). */
+@Injectable()
+export class DigestWavesRepository {
+  /** The newsletter's active readers by zone (`fallback` for readers without one). */
+  async zones(db: Db, newsletterId: number, fallback: string): Promise<ZoneReaders[]> {
+    return rows<ZoneReaders>(
+      db,
+      `SELECT COALESCE(u.timezone, $2) AS timezone, count(*)::int AS readers
+       FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id
+       WHERE s.newsletter_id = $1 AND s.status = 'active' AND u.status = 'ok' GROUP BY 1`,
+      [newsletterId, fallback],
+    );
+  }
+
+  /** A digest's waves, once (a retried plan keeps the first). */
+  async store(em: EntityManager, digestId: string, waves: Wave[]): Promise<void> {
+    for (const w of waves) {
+      await em.query(
+        `INSERT INTO digest_waves (digest_id, wave, send_at, utc_offset, timezone, timezones, readers)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
+        [digestId, w.wave, w.sendAt, w.utcOffset, w.timezone, w.timezones, w.readers],
+      );
+    }
+  }
+
+  async list(db: Db, digestId: string): Promise<WaveRow[]> {
+    return rows<WaveRow>(
+      db,
+      `SELECT w.wave, w.send_at AS "sendAt", w.utc_offset AS "utcOffset", w.timezone, w.timezones, w.readers,
+         w.status, w.reason,
+         count(x.subscriber_id)::int AS recipients,
+         count(*) FILTER (WHERE x.status = 'sent')::int AS sent,
+         count(*) FILTER (WHERE x.status = 'failed')::int AS failed,
+         count(*) FILTER (WHERE x.status = 'skipped')::int AS skipped,
+         count(*) FILTER (WHERE x.status IN ('pending', 'sending'))::int AS open
+       FROM digest_waves w LEFT JOIN deliveries x ON x.digest_id = w.digest_id AND x.wave = w.wave
+       WHERE w.digest_id = $1 GROUP BY w.digest_id, w.wave ORDER BY w.wave`,
+      [digestId],
+    );
+  }
+
+  /** The wave goes out: true for the one caller that moved it from waiting. */
+  async start(db: Db, digestId: string, wave: number): Promise<boolean> {
+    const r = await rows(
+      db,
+      `UPDATE digest_waves SET status = 'sending' WHERE digest_id = $1 AND wave = $2 AND status = 'waiting' RETURNING 1`,
+      [digestId, wave],
+    );
+    return r.length > 0;
+  }
+
+  /** A wave that will not be sent: it and its rows still pending are marked skipped with the reason. */
+  async skip(em: EntityManager, digestId: string, wave: number, reason: string): Promise<boolean> {
+    const r = await rows(
+      em,
+      `UPDATE digest_waves SET status = 'skipped', reason = $3
+       WHERE digest_id = $1 AND wave = $2 AND status = 'waiting' RETURNING 1`,
+      [digestId, wave, reason],
+    );
+    if (r.length === 0) return false;
+    await em.query(
+      `UPDATE deliveries SET status = 'skipped', detail = $3, finished_at = now()
+       WHERE digest_id = $1 AND wave = $2 AND status = 'pending'`,
+      [digestId, wave, reason],
+    );
+    return true;
+  }
+}

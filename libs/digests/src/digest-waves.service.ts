@@ -1,0 +1,141 @@
+import { InjectQueue } from '@nestjs/bullmq';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type { Queue } from 'bullmq';
+import type { DataSource, EntityManager } from 'typeorm';
+import { APP_CONFIG, type AppConfig } from '#config/config.js';
+import { DIGEST_QUEUE, jobIds } from '#queue/jobs.js';
+import { BatchQueue } from './batch-queue.service.js';
+import { DigestWavesRepository } from './digest-waves.repository.js';
+import { type DigestRow, DigestsRepository } from './digests.repository.js';
+import { planWaves, type ZoneReaders } from './local-waves.js';
+import { isTimeZone } from './weekly-schedule.js';
+
+export type WaveOutcome = 'queued' | 'waiting' | 'skipped' | 'cancelled';
+
+/** A wave job that runs this early waits for its time rather than being queued again. */
+const EARLY_WAIT_MS = 60_000;
+
+/**
+ * A local digest's waves (see local-waves.ts): planned once from the readers' zones, each sent when
+ * its time comes (a delayed job), through the same ledger and batches as any digest; a wave more
+ * than DIGEST_GRACE_MINUTES late (the workers were down) is skipped with the reason, never sent late.
+ */
+@Injectable()
+export class DigestWaves {
+  private readonly logger = new Logger(DigestWaves.name);
+
+  constructor(
+    @InjectDataSource() private readonly ds: DataSource,
+    @InjectQueue(DIGEST_QUEUE) private readonly queue: Queue,
+    private readonly digests: DigestsRepository,
+    private readonly repo: DigestWavesRepository,
+    private readonly batches: BatchQueue,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  /** The zone of readers without one: the newsletter's schedule zone, else UTC. */
+  private fallbackZone(d: DigestRow): string {
+    return d.schedule_timezone && isTimeZone(d.schedule_timezone) ? d.schedule_timezone : 'UTC';
+  }
+
+  /** Readers by zone; a zone this runtime does not know counts as the fallback. */
+  private async zones(db: DataSource | EntityManager, d: DigestRow): Promise<ZoneReaders[]> {
+    const fallback = this.fallbackZone(d);
+    const zones = await this.repo.zones(db, d.newsletter_id, fallback);
+    return zones.map((z) => (isTimeZone(z.timezone) ? z : { timezone: fallback, readers: z.readers }));
+  }
+
+  /** When the first reader's local time comes (null: no reader). */
+  async firstWaveAt(db: EntityManager, d: DigestRow): Promise<Date | null> {
+    const waves = planWaves(d.local_time!, await this.zones(db, d));
+    return waves[0]?.sendAt ?? null;
+  }
+
+  /** Plans the waves once (a retried plan keeps them); returns what the fan-out needs to give each row its wave. */
+  async plan(d: DigestRow): Promise<{ defaultZone: string; defaultWave: number }> {
+    let list = await this.repo.list(this.ds, d.id);
+    if (list.length === 0) {
+      const planned = planWaves(d.local_time!, await this.zones(this.ds, d));
+      await this.ds.transaction((em) => this.repo.store(em, d.id, planned));
+      list = await this.repo.list(this.ds, d.id);
+      this.logger.log(`Digest ${d.id}: ${list.length} wave(s) at ${d.local_time} local time`);
+    }
+    const defaultZone = this.fallbackZone(d);
+    return { defaultZone, defaultWave: list.find((w) => w.timezones.includes(defaultZone))?.wave ?? 0 };
+  }
+
+  /**
+   * After the fan-out (and on a resume): waves whose time has come go out or are skipped, later
+   * ones get a delayed job; waves already going out get their batches again (`round`: new job ids).
+   */
+  async startDue(digestId: string, round?: string): Promise<void> {
+    for (const w of await this.repo.list(this.ds, digestId)) {
+      if (w.status === 'skipped') continue;
+      if (w.status === 'sending') {
+        await this.batches.enqueue(digestId, { round, wave: w.wave });
+        continue;
+      }
+      const wait = w.sendAt.getTime() - Date.now();
+      if (wait > 0)
+        await this.queue.add(
+          'send-digest-wave',
+          { digestId, wave: w.wave },
+          { jobId: jobIds.digestWave(digestId, w.wave), delay: wait },
+        );
+      else await this.start(digestId, w.wave);
+    }
+    await this.endIfAllSkipped(digestId);
+  }
+
+  /** A wave's time came: it goes out, or is skipped when it is more than the grace late. */
+  async start(digestId: string, wave: number): Promise<WaveOutcome> {
+    const d = await this.digests.find(this.ds, digestId);
+    if (!d || d.status !== 'sending') return d?.status === 'cancelled' ? 'cancelled' : 'skipped';
+    const w = (await this.repo.list(this.ds, digestId)).find((x) => x.wave === wave);
+    if (!w || w.status === 'skipped') return 'skipped';
+    if (w.status === 'waiting') {
+      let early = w.sendAt.getTime() - Date.now();
+      if (early > 0 && early <= EARLY_WAIT_MS) {
+        await new Promise((r) => setTimeout(r, early));
+        early = 0;
+      }
+      if (early > 0) {
+        await this.queue.add(
+          'send-digest-wave',
+          { digestId, wave },
+          { jobId: `${jobIds.digestWave(digestId, wave)}-at-${Date.now()}`, delay: early },
+        );
+        return 'waiting';
+      }
+      const graceMs = this.config.digest.graceMinutes * 60_000;
+      if (-early > graceMs) {
+        const reason = `past due: this wave (${w.timezone}) was due at ${w.sendAt.toISOString()}, more than ${this.config.digest.graceMinutes} minutes before it could be sent`;
+        await this.ds.transaction((em) => this.repo.skip(em, digestId, wave, reason));
+        this.logger.warn(`Digest ${digestId} wave ${wave} skipped: ${reason}`);
+        await this.endIfAllSkipped(digestId);
+        await this.digests.completeIfDone(this.ds, digestId);
+        return 'skipped';
+      }
+      await this.repo.start(this.ds, digestId, wave);
+    }
+    await this.batches.enqueue(digestId, { wave });
+    return 'queued';
+  }
+
+  /** Every wave skipped (the workers were down all day): the digest is skipped, not "sent". */
+  private async endIfAllSkipped(digestId: string): Promise<void> {
+    const list = await this.repo.list(this.ds, digestId);
+    if (list.length === 0 || list.some((w) => w.status !== 'skipped')) return;
+    await this.ds.transaction(async (em) => {
+      const d = await this.digests.find(em, digestId, true);
+      if (d?.status === 'sending')
+        await this.digests.setStatus(
+          em,
+          digestId,
+          'skipped',
+          `past due: every wave's time passed more than ${this.config.digest.graceMinutes} minutes before it could be sent`,
+        );
+    });
+  }
+}
