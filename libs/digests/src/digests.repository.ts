@@ -485,7 +485,7 @@ export class DigestsRepository {
          INSERT INTO deliveries (digest_id, subscriber_id, subscription_id, variant, wave, status, detail, finished_at)
          SELECT $1, p.subscriber_id, p.id, GREATEST(p.variant, 0), ${wave},
            CASE WHEN ${skipped} THEN 'skipped' ELSE 'pending' END,
-           CASE WHEN ${skipped} THEN 'every article of this issue that fits this reader was sent to them before' END,
+           CASE WHEN ${skipped} THEN 'already sent every article of this issue by an earlier digest' END,
            CASE WHEN ${skipped} THEN now() END
          FROM chosen p
          ON CONFLICT DO NOTHING)
