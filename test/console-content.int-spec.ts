@@ -208,6 +208,25 @@ describe('console: newsletters, articles and digests', () => {
       });
       expect(daily.status).toBe(303);
       expect((await m.get('/admin/newsletters/arthritis-health')).text).toContain('every day at 18:30, Europe/Berlin');
+      expect((await m.get('/admin/newsletters/arthritis-health')).text).not.toContain('id="schedule-local"');
+
+      // In each reader's own zone: the box sets delivery "local", and the page says so.
+      const local = await m.post('/admin/newsletters/sports-health/schedule', {
+        _csrf: csrf,
+        day: '1',
+        time: '07:00',
+        timezone: 'Europe/Berlin',
+        delivery: 'local',
+      });
+      expect(local.status).toBe(303);
+      const [l] = await query<{ schedule_delivery: string }>(
+        stack.db.url,
+        `SELECT schedule_delivery FROM newsletters WHERE slug = 'sports-health'`,
+      );
+      expect(l.schedule_delivery).toBe('local');
+      const localPage = (await m.get('/admin/newsletters/sports-health')).text;
+      expect(localPage).toContain("at that time in each reader's own time zone");
+      expect(localPage).toMatch(/id="schedule-delivery" name="delivery" value="local" checked/);
     });
 
     it('refuses a bad time or zone with a message next to the field', async () => {

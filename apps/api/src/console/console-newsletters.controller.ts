@@ -129,13 +129,23 @@ export class ConsoleNewslettersController {
     @Res() reply: FastifyReply,
   ): Promise<void> {
     const n = await this.newsletters.get(newsletterSlug(slug));
-    const input = { day: field(body, 'day'), time: field(body, 'time'), timezone: field(body, 'timezone') };
+    const input = {
+      day: field(body, 'day'),
+      time: field(body, 'time'),
+      timezone: field(body, 'timezone'),
+      delivery: field(body, 'delivery') === 'local' ? 'local' : 'newsletter',
+    };
     const parsed = parseWeeklyForm(input);
     if (!parsed.ok) {
       await this.page(req, reply, 400, n, { scheduleErrors: parsed.errors, scheduleValues: input });
       return;
     }
-    await this.digests.setSchedule(n.slug, parsed.cron, parsed.timezone);
+    await this.digests.setSchedule(
+      n.slug,
+      parsed.cron,
+      parsed.timezone,
+      input.delivery === 'local' ? 'local' : 'newsletter',
+    );
     await reply.redirect(`/admin/newsletters/${n.slug}?notice=scheduled`, 303);
   }
 
@@ -178,7 +188,7 @@ export class ConsoleNewslettersController {
       errors?: FormErrors;
       values?: Record<string, string>;
       scheduleErrors?: WeeklyScheduleErrors;
-      scheduleValues?: { day: string; time: string; timezone: string };
+      scheduleValues?: { day: string; time: string; timezone: string; delivery: string };
     },
   ): Promise<void> {
     const weekly = n.schedule ? weeklyOf(n.schedule.cron) : null;
@@ -186,6 +196,7 @@ export class ConsoleNewslettersController {
       day: weekly ? String(weekly.day) : '1',
       time: weekly?.time ?? '09:00',
       timezone: n.schedule?.timezone ?? 'UTC',
+      delivery: n.schedule?.delivery ?? 'newsletter',
     };
     const days = [
       { value: 'daily', label: 'Every day' },
