@@ -42,15 +42,16 @@ export async function sinkTimes(sink: Sink, from: number): Promise<number[]> {
   return (await sink.child.request<{ times: number[] }>({ cmd: 'times', from }, 'times')).times;
 }
 
-export async function createDigest(apiUrl: string, slug: string): Promise<string> {
+export async function createDigest(apiUrl: string, slug: string, body: object = {}): Promise<string> {
   const res = await fetch(`${apiUrl}/v1/newsletters/${slug}/digests`, {
     method: 'POST',
     headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
-    body: '{}',
+    body: JSON.stringify(body),
   });
-  const body = (await res.json()) as { id?: string };
-  if (res.status !== 201 || !body.id) throw new Error(`POST digests answered ${res.status}: ${JSON.stringify(body)}`);
-  return body.id;
+  const answer = (await res.json()) as { id?: string };
+  if (res.status !== 201 || !answer.id)
+    throw new Error(`POST digests answered ${res.status}: ${JSON.stringify(answer)}`);
+  return answer.id;
 }
 
 /** Waits for the digest to end (sent) and checks its ledger. */
@@ -103,6 +104,8 @@ export async function timedDigest(opts: {
   timeoutMs: number;
   /** Adds the digest's fresh articles (default: six like the seeded ones). */
   articles?: (dbUrl: string, slug: string, tag: string) => Promise<void>;
+  /** The POST body of the digest (default `{}`: now, at the newsletter's time), made when it is created. */
+  body?: () => object;
 }): Promise<DigestRun> {
   await (opts.articles ?? addArticles)(opts.dbUrl, opts.slug, `t${Date.now()}-${++articleTag}`);
   const start = opts.worker ? await probe(opts.worker) : null;
@@ -113,7 +116,7 @@ export async function timedDigest(opts: {
   const database = new URL(opts.dbUrl).pathname.slice(1);
   const cpu0 = cpuSnapshot(pids, database);
   const t0 = now();
-  const id = await createDigest(opts.apiUrl, opts.slug);
+  const id = await createDigest(opts.apiUrl, opts.slug, opts.body?.() ?? {});
   const { at, count } = await reached;
   const ms = at - t0;
   const cpu1 = cpuSnapshot(pids, database);

@@ -1,14 +1,40 @@
 /**
- * Topic variants: the same audience and the same six articles sent with `personalize: order`
- * (each reader's topic set a variant: 63 sets of six topics plus the issue as it is = 64) and with
- * `personalize: off` (one variant), alternated, on one worker.
+ * Topic variants and local time: the same audience and the same six articles sent with
+ * `personalize: order` (each reader's topic set a variant: 63 sets of six topics plus the issue as
+ * it is = 64) in local time (readers in 20 zones, one wave each, all of them due: a digest whose
+ * wall-clock time has just come in the last zone) and with `personalize: off` at the newsletter's
+ * time (one variant, one wave), alternated, on one worker (which needs DIGEST_GRACE_MINUTES ≥ 1 440).
  */
 import { type DigestRun, timedDigest } from './digest.js';
+import { wallClockAt } from '#digests/local-waves.js';
 import { addArticles, type Child, log, query } from './support.js';
 import type { Sink } from './digest.js';
 
 export const VARIANT_SLUG = 'bench-variants';
 const TOPICS = 6;
+/** Twenty real zones from UTC−10 to UTC+8 (one a half-hour zone): twenty waves. */
+export const VARIANT_ZONES = [
+  'Pacific/Honolulu',
+  'America/Anchorage',
+  'America/Los_Angeles',
+  'America/Denver',
+  'America/Chicago',
+  'America/New_York',
+  'America/Halifax',
+  'America/Sao_Paulo',
+  'Atlantic/South_Georgia',
+  'Atlantic/Azores',
+  'Europe/London',
+  'Europe/Berlin',
+  'Europe/Athens',
+  'Europe/Moscow',
+  'Asia/Dubai',
+  'Asia/Karachi',
+  'Asia/Kolkata',
+  'Asia/Dhaka',
+  'Asia/Bangkok',
+  'Asia/Singapore',
+];
 
 /** The newsletter and its readers: reader i follows the topics of the bits of i mod 64. */
 export async function addVariantAudience(url: string, n: number): Promise<void> {
@@ -18,14 +44,15 @@ export async function addVariantAudience(url: string, n: number): Promise<void> 
   await query(
     url,
     `WITH s AS (
-       INSERT INTO subscribers (email, name, status)
-       SELECT 'variant' || g || '@example.com', 'Reader ' || g, 'ok' FROM generate_series(1, $1::int) g
+       INSERT INTO subscribers (email, name, status, timezone)
+       SELECT 'variant' || g || '@example.com', 'Reader ' || g, 'ok', ($4::text[])[1 + g % cardinality($4::text[])]
+       FROM generate_series(1, $1::int) g
        RETURNING id)
      INSERT INTO subscriptions (subscriber_id, newsletter_id, status, confirmed_at, topics)
      SELECT s.id, (SELECT id FROM newsletters WHERE slug = $2), 'active', now(),
        ARRAY(SELECT 'Bench topic ' || b FROM generate_series(1, $3::int) b WHERE ((s.id % 64) >> (b - 1)) & 1 = 1)
      FROM s`,
-    [n, VARIANT_SLUG, TOPICS],
+    [n, VARIANT_SLUG, TOPICS, VARIANT_ZONES],
   );
   await query(url, 'ANALYZE subscribers; ANALYZE subscriptions');
 }
@@ -60,6 +87,12 @@ export async function benchVariants(opts: {
       worker: opts.worker,
       timeoutMs: Math.max(120_000, opts.n * 20),
       articles: addVariantArticles,
+      // 64 variants in 20 local waves: the wall-clock time a minute ago in the last zone (UTC−10),
+      // so every wave is due (the first ones up to 18 hours late, within the worker's grace).
+      body: () =>
+        mode === 'order'
+          ? { delivery: 'local', sendAt: wallClockAt(new Date(Date.now() - 60_000), VARIANT_ZONES[0]) }
+          : {},
     });
   };
   await run('order'); // warm-up, not counted
