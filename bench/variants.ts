@@ -115,7 +115,9 @@ export async function benchVariants(opts: {
     ratios.push(mm.mailsPerS / o.mailsPerS);
     log(
       `  variants rep ${rep}: 64 variants ${mm.mailsPerS.toFixed(0)}/s (mjml ${mm.mjmlCalls}, first message after ${mm.firstMs.toFixed(0)} ms), ` +
-        `one ${o.mailsPerS.toFixed(0)}/s (mjml ${o.mjmlCalls}) → ${(mm.mailsPerS / o.mailsPerS).toFixed(3)}`,
+        `one ${o.mailsPerS.toFixed(0)}/s (mjml ${o.mjmlCalls}, first after ${o.firstMs.toFixed(0)} ms) → ${(mm.mailsPerS / o.mailsPerS).toFixed(3)}; ` +
+        `worker CPU ms/1000 mails ${mm.cpu.worker?.toFixed(0)} vs ${o.cpu.worker?.toFixed(0)}, PostgreSQL ${mm.cpu.postgres.toFixed(0)} vs ${o.cpu.postgres.toFixed(0)}, ` +
+        `worker thread busy ${((mm.workerBusy ?? 0) * 100).toFixed(0)} % vs ${((o.workerBusy ?? 0) * 100).toFixed(0)} %`,
     );
   }
   const sorted = [...ratios].sort((a, b) => a - b);

@@ -5,7 +5,7 @@ import type { Queue } from 'bullmq';
 import type { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { DIGEST_QUEUE, type DigestJob, jobIds } from '#queue/jobs.js';
-import { DigestsRepository } from './digests.repository.js';
+import { type BatchFilter, DigestsRepository } from './digests.repository.js';
 
 /** Batch jobs queued with one addBulk. */
 const ENQUEUE_CHUNK = 500;
@@ -23,14 +23,16 @@ export class BatchQueue {
   ) {}
 
   /**
-   * Keyset pages over the ledger (after `from`, up to `upTo` when given, of one `wave` when
-   * given), enqueued with addBulk; memory holds one chunk of job ranges at a time. A `round`
-   * (a resume) gives the jobs new ids; without, a range's job id is fixed, so queuing it twice is harmless.
+   * Keyset pages over the ledger (after `from`, up to `upTo` when given, only the rows `filter`
+   * keeps), enqueued with addBulk; memory holds one chunk of job ranges at a time. A `round` (a
+   * resume) gives the jobs new ids; without, a range's job id is fixed, so queuing it twice is
+   * harmless (and ranges of disjoint filters never share a first row).
    */
   async enqueue(
     digestId: string,
-    at: { round?: string; from?: string; upTo?: string | null; wave?: number | null } = {},
+    at: { round?: string; from?: string; upTo?: string | null; filter?: BatchFilter } = {},
   ): Promise<number> {
+    const filter = at.filter ?? {};
     let after = at.from ?? '0';
     let total = 0;
     let chunk: { name: BatchJob['name']; data: BatchJob['data']; opts: { jobId: string } }[] = [];
@@ -41,7 +43,7 @@ export class BatchQueue {
         after,
         this.config.digest.batchSize,
         at.upTo ?? null,
-        at.wave ?? null,
+        filter,
       );
       if (range) {
         const id = jobIds.digestBatch(digestId, range.from);
@@ -51,7 +53,8 @@ export class BatchQueue {
             digestId,
             fromSubscriberId: range.from,
             toSubscriberId: range.to,
-            ...(at.wave !== undefined && at.wave !== null ? { wave: at.wave } : {}),
+            ...(filter.waves ? { waves: filter.waves } : {}),
+            ...(filter.variants ? { variants: filter.variants } : {}),
           },
           opts: { jobId: at.round ? `${id}-r${at.round}` : id },
         });

@@ -10,7 +10,7 @@ import { type ClaimWatch, decideClaim } from './claim-decision.js';
 import type { SuppressionsRepository } from '#subscriptions/suppressions.repository.js';
 import type { DeliveriesRepository } from './deliveries.repository.js';
 import type { DigestMessage } from './digest-message.js';
-import type { DigestsRepository, Recipient } from './digests.repository.js';
+import type { BatchFilter, DigestsRepository, Recipient } from './digests.repository.js';
 import type { Claim, LedgerWriter, LedgerWriters, SentRecord } from './ledger-writer.js';
 import { BatchPermits, type Permits } from './permits.js';
 import type { Places } from './places.js';
@@ -86,21 +86,28 @@ export class BatchRun {
   }
 
   /**
-   * Sends the range's pending rows (of one wave, for a local digest); rows a crashed attempt left
-   * in flight are sent again.
+   * Sends the range's pending rows (those the filter keeps); rows a crashed attempt left in flight
+   * are sent again.
    */
-  async run(from: string, to: string, wave: number | null = null): Promise<BatchOutcome> {
+  async run(from: string, to: string, filter: BatchFilter = {}): Promise<BatchOutcome> {
     const { ds, repo, config, logger } = this.tools;
     const digestId = this.digestId;
     // Sends this worker has not recorded yet (the database was away) are written first: their
     // rows must not look abandoned to the release below.
     await this.tools.ledgers.existing(digestId)?.drain();
-    const released = await repo.releaseInFlight(ds, digestId, from, to, config.reliability.deliveryStaleSeconds, wave);
+    const released = await repo.releaseInFlight(
+      ds,
+      digestId,
+      from,
+      to,
+      config.reliability.deliveryStaleSeconds,
+      filter,
+    );
     if (released)
       logger.warn(
         `Digest ${digestId} batch ${from}-${to}: ${released} message(s) were in flight at a crash and will be sent again`,
       );
-    this.queue = await this.withoutSuppressed(await repo.pendingRecipients(ds, digestId, from, to, wave));
+    this.queue = await this.withoutSuppressed(await repo.pendingRecipients(ds, digestId, from, to, filter));
 
     const ledger = this.tools.ledgers.use(digestId);
     this.ledger = ledger;

@@ -45,7 +45,16 @@ export class DigestMessage {
     this.from = senderOf({ name: d.newsletter_name, from_name: d.from_name, from_email: d.from_email }, config);
     this.listId = digestListId(d, new URL(config.publicUrl).hostname);
     this.variants[0] = this.variant(0, issueOf(d));
+    this.add(variants);
+  }
+
+  /** Variants rendered after this message was first built (they render while the first batches send). */
+  add(variants: VariantTemplates[]): void {
     for (const v of variants) this.variants[v.variant] = this.variant(v.variant, v);
+  }
+
+  has(variant: number): boolean {
+    return this.variants[variant] !== undefined;
   }
 
   private variant(n: number, issue: IssueTemplates): Variant {
@@ -61,9 +70,14 @@ export class DigestMessage {
     };
   }
 
-  /** The recipient's variant (the issue as it is when that one is missing). */
+  /**
+   * The recipient's variant. One not rendered yet is an error, never another variant: that one
+   * could carry an article the reader was already sent (the batch fails and is retried).
+   */
   private of(r: Recipient): Variant {
-    return this.variants[r.variant] ?? this.variants[0];
+    const v = this.variants[r.variant];
+    if (!v) throw new Error(`Digest ${this.d.id}: variant ${r.variant} is not rendered yet`);
+    return v;
   }
 
   /**

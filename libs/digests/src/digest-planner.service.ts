@@ -8,9 +8,9 @@ import { BatchQueue } from './batch-queue.service.js';
 import { DeliveriesRepository } from './deliveries.repository.js';
 import { DigestWaves, type WaveOutcome } from './digest-waves.service.js';
 import { EARLIEST_ZONE, wallClockAt } from './local-waves.js';
-import { DigestRenderer, type IssueArticle, type IssueTemplates } from './digest-renderer.service.js';
+import { DigestRenderer, type IssueArticle } from './digest-renderer.service.js';
 import { voiceOf } from './digest-voice.js';
-import { planVariants, topicKey, type VariantPlan } from './issue-variants.js';
+import { type IssueVariant, planVariants, topicKey, type VariantPlan } from './issue-variants.js';
 import { type DigestRow, DigestsRepository } from './digests.repository.js';
 
 export type PlanOutcome = 'planned' | 'skipped' | 'cancelled' | 'deferred';
@@ -22,6 +22,9 @@ const FAN_OUT_PAGE_BATCHES = 20;
  * the first's rows and no reader gets the article twice.
  */
 const PLAN_LOCK = 0x6d61696c; // 'mail'
+/** A variant plan as stored, with which variants are rendered already. */
+type StoredPlan = VariantPlan & { variants: (IssueVariant & { rendered: boolean })[] };
+
 /** A local digest due later than this is planned when its first wave's time comes instead. */
 const DEFER_MS = 60_000;
 
@@ -125,9 +128,10 @@ export class DigestPlanner {
       );
       const plan = await this.variantPlan(d, articles, already);
       const waves = d.delivery === 'local' ? await this.waves.plan(d) : undefined;
-      return this.fanOut(d, () => this.render(d, articles, plan), { keptTopics: plan.keptTopics, already, waves });
+      const how = { keptTopics: plan.keptTopics, already, waves };
+      if (plan.variants.length > 1 || waves) return this.fanOutWhileRendering(d, articles, plan, how);
+      return this.fanOut(d, () => this.render(d, articles, plan), how);
     });
-    if (d.delivery === 'local') await this.waves.startDue(d.id);
     return this.finishPlan(d.id, recipients);
   }
 
@@ -164,11 +168,21 @@ export class DigestPlanner {
    * the same markup in another order, so MJML's validation is not run again. Variant 0 is stored
    * last: once the digest's own templates are there, every variant's are.
    */
-  private async render(d: DigestRow, articles: (IssueArticle & { id: string })[], plan: VariantPlan): Promise<void> {
-    if (d.html_template) return;
+  private async render(
+    d: DigestRow,
+    articles: (IssueArticle & { id: string })[],
+    plan: StoredPlan,
+    onRendered: (variant: number) => void = () => undefined,
+    afterFirst: Promise<unknown> = Promise.resolve(),
+  ): Promise<void> {
     const byId = new Map(articles.map((a) => [a.id, a]));
-    let own: IssueTemplates | null = null;
     for (const v of plan.variants) {
+      if (v.variant === 1) await afterFirst;
+      // A retried plan renders only what is missing.
+      if (v.variant === 0 ? d.html_template : v.rendered) {
+        onRendered(v.variant);
+        continue;
+      }
       const list = v.articleIds.flatMap((id) => byId.get(id) ?? []);
       const personal = v.variant === 0 ? null : { mode: d.personalize, topics: v.topics, alreadySent: v.seen.length };
       const validation = v.variant === 0 ? 'strict' : 'skip';
@@ -180,10 +194,88 @@ export class DigestPlanner {
         personal,
         validation,
       );
-      if (v.variant === 0) own = issue;
+      if (v.variant === 0) await this.repo.storeTemplates(this.ds, d.id, issue);
       else await this.repo.storeVariantTemplates(this.ds, d.id, v.variant, issue);
+      onRendered(v.variant);
     }
-    await this.repo.storeTemplates(this.ds, d.id, own!);
+  }
+
+  /**
+   * A digest of several variants, or a local one. The ledger is written a page at a time while the
+   * variants render; the batches of a page are queued for the variants rendered by then, and a
+   * variant rendered later gets the batches of every page written before it. So the first mail
+   * leaves once variant 0 and the first page are in, not after the whole ledger and the 64th
+   * render, and rendering (the worker's thread) overlaps the fan-out and the sending. A local
+   * digest's batches are of its waves due now (`DigestWaves.dueNow`); later waves get a delayed
+   * job once the ledger is complete. A failed render or enqueue fails the plan (retried: what is
+   * done stays done, and a range's job id is fixed).
+   */
+  private async fanOutWhileRendering(
+    d: DigestRow,
+    articles: (IssueArticle & { id: string })[],
+    plan: StoredPlan,
+    how: { keptTopics: string[]; already: AlreadySent; waves?: { defaultZone: string; defaultWave: number } },
+  ): Promise<number> {
+    // Waves going out now (null: all rows, a newsletter-time digest).
+    const going = how.waves ? await this.waves.dueNow(d.id) : null;
+    const rendered: number[] = [];
+    /** Per rendered variant, the subscriber id up to which its rows have batches. */
+    const through = new Map<number, string>();
+    const ledger = { written: '0' };
+    // Variants rendered since the last flush are queued together once they hold a batch of
+    // readers (or a page is written, or rendering ends): a batch job per variant would cost more
+    // than it saves.
+    const readersOf = new Map(plan.variants.map((v) => [v.variant, v.readers]));
+    let unflushed = 0;
+    let queued: Promise<void> = Promise.resolve();
+    const flush = (): Promise<void> => {
+      queued = queued.then(async () => {
+        if (going !== null && going.length === 0) return;
+        const upTo = ledger.written;
+        const groups = new Map<string, number[]>();
+        for (const v of rendered) {
+          const from = through.get(v) ?? '0';
+          if (from !== upTo) groups.set(from, [...(groups.get(from) ?? []), v]);
+        }
+        for (const [from, variants] of groups) {
+          await this.batches.enqueue(d.id, { from, upTo, filter: going ? { waves: going, variants } : { variants } });
+          for (const v of variants) through.set(v, upTo);
+        }
+      });
+      // Failures surface where `queued` is awaited below, not as an unhandled rejection.
+      queued.catch(() => undefined);
+      return queued;
+    };
+    const rendering = this.render(d, articles, plan, (v) => {
+      rendered.push(v);
+      unflushed += readersOf.get(v) ?? 0;
+      if (unflushed >= this.config.digest.batchSize) {
+        unflushed = 0;
+        void flush();
+      }
+    });
+    rendering.catch(() => undefined);
+
+    const { batchSize, concurrency } = this.config.digest;
+    let asked = batchSize * concurrency;
+    let page = await this.repo.fanOutPage(this.ds, d.id, d.newsletter_id, '0', asked, how);
+    // Fresh statistics before the first batches' statements are planned (see `analyzeLedger`).
+    if (page.n > 0) await this.repo.analyzeLedger(this.ds);
+    let pages = 0;
+    while (page.last !== null) {
+      ledger.written = page.last;
+      void flush();
+      pages += 1;
+      if (page.n < asked) break;
+      asked = Math.max(asked, batchSize * FAN_OUT_PAGE_BATCHES);
+      page = await this.repo.fanOutPage(this.ds, d.id, d.newsletter_id, ledger.written, asked, how);
+    }
+    if (pages > 1) await this.repo.analyzeLedger(this.ds);
+    const recipients = await this.repo.setRecipients(this.ds, d.id);
+    if (how.waves) await this.waves.later(d.id);
+    await rendering;
+    await flush();
+    return recipients;
   }
 
   /**
@@ -242,7 +334,7 @@ export class DigestPlanner {
     d: DigestRow,
     articles: (IssueArticle & { id: string })[],
     already: AlreadySent | null,
-  ): Promise<VariantPlan> {
+  ): Promise<StoredPlan> {
     if (d.variant_topics === null && already) {
       const issueTopics = d.personalize === 'off' ? [] : [...new Set(articles.flatMap((a) => a.topics.map(topicKey)))];
       const signatures = await this.repo.topicSignatures(this.ds, d.newsletter_id, issueTopics, already);

@@ -12,7 +12,7 @@ import { DeliveriesRepository } from './deliveries.repository.js';
 import { DigestMessage } from './digest-message.js';
 import { DigestPlanner, type PlanOutcome } from './digest-planner.service.js';
 import { DigestRenderer } from './digest-renderer.service.js';
-import { type DigestRow, DigestsRepository } from './digests.repository.js';
+import { type BatchFilter, type DigestRow, DigestsRepository } from './digests.repository.js';
 import { LedgerWriter, LedgerWriters } from './ledger-writer.js';
 import { Permits } from './permits.js';
 import { PLACES_PER_CONNECTION, Places } from './places.js';
@@ -85,8 +85,8 @@ export class DigestSender implements BeforeApplicationShutdown {
    * One batch: claim each delivery row before SMTP, mark it after. Sent rows are never sent again;
    * rows a crashed attempt left in flight are sent again (at-least-once for those alone).
    */
-  async sendBatch(digestId: string, from: string, to: string, wave: number | null = null): Promise<BatchOutcome> {
-    const run = this.runBatch(digestId, from, to, wave);
+  async sendBatch(digestId: string, from: string, to: string, filter: BatchFilter = {}): Promise<BatchOutcome> {
+    const run = this.runBatch(digestId, from, to, filter);
     this.batches.add(run);
     try {
       return await run;
@@ -95,30 +95,40 @@ export class DigestSender implements BeforeApplicationShutdown {
     }
   }
 
-  private async runBatch(digestId: string, from: string, to: string, wave: number | null): Promise<BatchOutcome> {
+  private async runBatch(digestId: string, from: string, to: string, filter: BatchFilter): Promise<BatchOutcome> {
     if (this.tools.shutdown.requested) throw new Error('worker shutting down: batch left to another worker');
     const rank = this.batchesStarted++;
     await this.revocations.start();
     const d = await this.repo.find(this.ds, digestId);
     if (!d || d.status !== 'sending' || !d.html_template) return d?.status === 'cancelled' ? 'cancelled' : 'skipped';
-    const message = await this.messageOf(d);
-    return new BatchRun(this.tools, message, digestId, rank).run(from, to, wave);
+    const message = await this.messageOf(d, filter.variants ?? null);
+    return new BatchRun(this.tools, message, digestId, rank).run(from, to, filter);
   }
 
   /**
    * A digest's message, built once per worker and shared by its batches: with variants, their
-   * templates (up to 64 issues) are read and prepared once, not per batch.
+   * templates (up to 64 issues) are read and prepared once, not per batch. Variants are rendered
+   * while the first batches send, so a batch of variants this worker has not read yet (`needed`,
+   * or all of them) reads just those.
    */
-  private async messageOf(d: DigestRow): Promise<DigestMessage> {
+  private async messageOf(d: DigestRow, needed: number[] | null): Promise<DigestMessage> {
     let message = this.messages.get(d.id);
     if (!message) {
-      const variants = d.variants > 1 ? await this.repo.variantTemplates(this.ds, d.id) : [];
-      message = new DigestMessage(d, this.renderer, this.config, variants);
+      message = new DigestMessage(d, this.renderer, this.config);
       this.messages.set(d.id, message);
       // The last few digests only (a worker sends a few at a time).
       if (this.messages.size > 8) this.messages.delete(this.messages.keys().next().value as string);
     }
-    return message;
+    const have = message;
+    const missing = (needed ?? Array.from({ length: d.variants }, (_, i) => i)).filter((v) => !have.has(v));
+    if (missing.length > 0) have.add(await this.repo.variantTemplates(this.ds, d.id, missing));
+    // Before any row is claimed: the batch is retried once the plan has rendered them.
+    const unrendered = missing.filter((v) => !have.has(v));
+    if (unrendered.length > 0)
+      throw new Error(
+        `Digest ${d.id}: variant(s) ${unrendered.join(', ')} not rendered yet; the batch will be retried`,
+      );
+    return have;
   }
 
   /** Re-queues the batches of a digest whose jobs were lost (see `DigestPlanner.resume`). */

@@ -7,6 +7,14 @@ type Db = EntityManager | DataSource;
 
 export type WaveStatus = 'waiting' | 'sending' | 'skipped';
 
+/** A stored wave, without its ledger figures. */
+export interface WaveState {
+  wave: number;
+  sendAt: Date;
+  timezone: string;
+  status: WaveStatus;
+}
+
 /** A stored wave with its ledger figures. */
 export interface WaveRow {
   wave: number;
@@ -65,6 +73,14 @@ export class DigestWavesRepository {
     );
   }
 
+  async states(db: Db, digestId: string): Promise<WaveState[]> {
+    return rows<WaveState>(
+      db,
+      `SELECT wave, send_at AS "sendAt", timezone, status FROM digest_waves WHERE digest_id = $1 ORDER BY wave`,
+      [digestId],
+    );
+  }
+
   /** The wave goes out: true for the one caller that moved it from waiting. */
   async start(db: Db, digestId: string, wave: number): Promise<boolean> {
     const r = await rows(
@@ -73,6 +89,16 @@ export class DigestWavesRepository {
       [digestId, wave],
     );
     return r.length > 0;
+  }
+
+  /** Rows still pending in waves that were skipped: skipped with their wave's reason. */
+  async skipRowsOfSkipped(db: Db, digestId: string): Promise<void> {
+    await db.query(
+      `UPDATE deliveries x SET status = 'skipped', detail = w.reason, finished_at = now()
+       FROM digest_waves w
+       WHERE w.digest_id = $1 AND w.status = 'skipped' AND x.digest_id = $1 AND x.wave = w.wave AND x.status = 'pending'`,
+      [digestId],
+    );
   }
 
   /** A wave that will not be sent: it and its rows still pending are marked skipped with the reason. */

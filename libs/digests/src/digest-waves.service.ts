@@ -6,7 +6,7 @@ import type { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { DIGEST_QUEUE, jobIds } from '#queue/jobs.js';
 import { BatchQueue } from './batch-queue.service.js';
-import { DigestWavesRepository } from './digest-waves.repository.js';
+import { DigestWavesRepository, type WaveState } from './digest-waves.repository.js';
 import { type DigestRow, DigestsRepository } from './digests.repository.js';
 import { planWaves, type ZoneReaders } from './local-waves.js';
 import { isTimeZone } from './weekly-schedule.js';
@@ -66,33 +66,66 @@ export class DigestWaves {
   }
 
   /**
-   * After the fan-out (and on a resume): waves whose time has come go out or are skipped, later
-   * ones get a delayed job; waves already going out get their batches again (`round`: new job ids).
+   * Waves whose time has come go out (marked sending) or are skipped when more than the grace
+   * late. Returns the waves going out (also those already going out).
    */
-  async startDue(digestId: string, round?: string): Promise<void> {
-    for (const w of await this.repo.list(this.ds, digestId)) {
-      if (w.status === 'skipped') continue;
-      if (w.status === 'sending') {
-        await this.batches.enqueue(digestId, { round, wave: w.wave });
-        continue;
+  async dueNow(digestId: string): Promise<number[]> {
+    const going: number[] = [];
+    for (const w of await this.repo.states(this.ds, digestId)) {
+      if (w.status === 'sending') going.push(w.wave);
+      if (w.status !== 'waiting' || w.sendAt.getTime() > Date.now()) continue;
+      if (Date.now() - w.sendAt.getTime() > this.config.digest.graceMinutes * 60_000) await this.skipLate(digestId, w);
+      else {
+        await this.repo.start(this.ds, digestId, w.wave);
+        going.push(w.wave);
       }
-      const wait = w.sendAt.getTime() - Date.now();
-      if (wait > 0)
-        await this.queue.add(
-          'send-digest-wave',
-          { digestId, wave: w.wave },
-          { jobId: jobIds.digestWave(digestId, w.wave), delay: wait },
-        );
-      else await this.start(digestId, w.wave);
     }
-    await this.endIfAllSkipped(digestId);
+    return going;
   }
 
-  /** A wave's time came: it goes out, or is skipped when it is more than the grace late. */
+  /**
+   * Once the ledger is complete: rows of skipped waves are skipped too (a wave can be skipped
+   * before its rows are written), and each wave still waiting gets a delayed job at its time (one
+   * whose time came meanwhile is started by it at once).
+   */
+  async later(digestId: string): Promise<void> {
+    await this.repo.skipRowsOfSkipped(this.ds, digestId);
+    await this.endIfAllSkipped(digestId);
+    for (const w of await this.repo.states(this.ds, digestId)) {
+      if (w.status !== 'waiting') continue;
+      await this.queue.add(
+        'send-digest-wave',
+        { digestId, wave: w.wave },
+        { jobId: jobIds.digestWave(digestId, w.wave), delay: Math.max(0, w.sendAt.getTime() - Date.now()) },
+      );
+    }
+  }
+
+  /** After the fan-out and on a resume: `dueNow` and `later`. Returns the waves going out. */
+  async begin(digestId: string): Promise<number[]> {
+    const going = await this.dueNow(digestId);
+    await this.later(digestId);
+    return going;
+  }
+
+  /** `begin`, then the batches of every wave going out (a resume: `round` gives them new job ids). */
+  async startDue(digestId: string, round?: string): Promise<void> {
+    const going = await this.begin(digestId);
+    if (going.length > 0) await this.batches.enqueue(digestId, { round, filter: { waves: going } });
+    await this.digests.completeIfDone(this.ds, digestId);
+  }
+
+  private async skipLate(digestId: string, w: WaveState): Promise<void> {
+    const reason = `past due: this wave (${w.timezone}) was due at ${w.sendAt.toISOString()}, more than ${this.config.digest.graceMinutes} minutes before it could be sent`;
+    if (await this.ds.transaction((em) => this.repo.skip(em, digestId, w.wave, reason)))
+      this.logger.warn(`Digest ${digestId} wave ${w.wave} skipped: ${reason}`);
+  }
+
+  /** A wave's time came (its delayed job): it goes out, or is skipped when it is more than the grace late. */
   async start(digestId: string, wave: number): Promise<WaveOutcome> {
     const d = await this.digests.find(this.ds, digestId);
     if (!d || d.status !== 'sending') return d?.status === 'cancelled' ? 'cancelled' : 'skipped';
-    const w = (await this.repo.list(this.ds, digestId)).find((x) => x.wave === wave);
+    const w = (await this.repo.states(this.ds, digestId)).find((x) => x.wave === wave);
     if (!w || w.status === 'skipped') return 'skipped';
     if (w.status === 'waiting') {
       let early = w.sendAt.getTime() - Date.now();
@@ -108,24 +141,21 @@ export class DigestWaves {
         );
         return 'waiting';
       }
-      const graceMs = this.config.digest.graceMinutes * 60_000;
-      if (-early > graceMs) {
-        const reason = `past due: this wave (${w.timezone}) was due at ${w.sendAt.toISOString()}, more than ${this.config.digest.graceMinutes} minutes before it could be sent`;
-        await this.ds.transaction((em) => this.repo.skip(em, digestId, wave, reason));
-        this.logger.warn(`Digest ${digestId} wave ${wave} skipped: ${reason}`);
+      if (-early > this.config.digest.graceMinutes * 60_000) {
+        await this.skipLate(digestId, w);
         await this.endIfAllSkipped(digestId);
         await this.digests.completeIfDone(this.ds, digestId);
         return 'skipped';
       }
       await this.repo.start(this.ds, digestId, wave);
     }
-    await this.batches.enqueue(digestId, { wave });
+    await this.batches.enqueue(digestId, { filter: { waves: [wave] } });
     return 'queued';
   }
 
   /** Every wave skipped (the workers were down all day): the digest is skipped, not "sent". */
   private async endIfAllSkipped(digestId: string): Promise<void> {
-    const list = await this.repo.list(this.ds, digestId);
+    const list = await this.repo.states(this.ds, digestId);
     if (list.length === 0 || list.some((w) => w.status !== 'skipped')) return;
     await this.ds.transaction(async (em) => {
       const d = await this.digests.find(em, digestId, true);

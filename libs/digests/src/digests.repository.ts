@@ -47,6 +47,15 @@ export interface DigestRow {
   finished_at: Date | null;
 }
 
+/**
+ * Which rows of a range a batch sends: of these waves (a local digest's waves that are due) and of
+ * these variants (those rendered so far); all when absent.
+ */
+export interface BatchFilter {
+  waves?: number[];
+  variants?: number[];
+}
+
 export interface Recipient {
   subscriberId: string;
   subscriptionId: string;
@@ -420,13 +429,14 @@ export class DigestsRepository {
     );
   }
 
-  /** The rendered templates of every variant but 0 (whose are the digest's own). */
-  async variantTemplates(db: Db, digestId: string): Promise<VariantTemplates[]> {
+  /** The rendered templates of every variant but 0 (whose are the digest's own), or of those given. */
+  async variantTemplates(db: Db, digestId: string, only: number[] | null = null): Promise<VariantTemplates[]> {
     return rows<VariantTemplates>(
       db,
       `SELECT variant, subject, html_template AS html, text_template AS text FROM digest_variants
-       WHERE digest_id = $1 AND variant > 0 AND html_template IS NOT NULL ORDER BY variant`,
-      [digestId],
+       WHERE digest_id = $1 AND variant > 0 AND html_template IS NOT NULL AND ($2::int[] IS NULL OR variant = ANY($2))
+       ORDER BY variant`,
+      [digestId, only],
     );
   }
 
@@ -517,8 +527,8 @@ export class DigestsRepository {
   }
 
   /**
-   * Next keyset page of recipients (up to `upTo`, when given; of one wave, when given): just its
-   * first and last subscriber id.
+   * Next keyset page of recipients (up to `upTo`, when given; only rows the filter keeps): just
+   * its first and last subscriber id.
    */
   async nextRange(
     db: Db,
@@ -526,16 +536,16 @@ export class DigestsRepository {
     afterSubscriberId: string,
     size: number,
     upTo: string | null = null,
-    wave: number | null = null,
+    filter: BatchFilter = {},
   ): Promise<{ from: string; to: string } | null> {
     const [r] = await rows<{ from: string | null; to: string | null }>(
       db,
       `SELECT min(subscriber_id)::text AS "from", max(subscriber_id)::text AS "to" FROM (
          SELECT subscriber_id FROM deliveries
          WHERE digest_id = $1 AND subscriber_id > $2 AND ($4::bigint IS NULL OR subscriber_id <= $4)
-           AND ($5::int IS NULL OR wave = $5)
+           AND ($5::int[] IS NULL OR wave = ANY($5)) AND ($6::int[] IS NULL OR variant = ANY($6))
          ORDER BY subscriber_id LIMIT $3) page`,
-      [digestId, afterSubscriberId, size, upTo, wave],
+      [digestId, afterSubscriberId, size, upTo, filter.waves ?? null, filter.variants ?? null],
     );
     return r.from && r.to ? { from: r.from, to: r.to } : null;
   }
@@ -550,14 +560,14 @@ export class DigestsRepository {
     from: string,
     to: string,
     staleSeconds: number,
-    wave: number | null = null,
+    filter: BatchFilter = {},
   ): Promise<number> {
     const r = await rows(
       db,
       `UPDATE deliveries SET status = 'pending', claimed_at = NULL
        WHERE digest_id = $1 AND subscriber_id BETWEEN $2 AND $3 AND status = 'sending'
-         AND claimed_at < now() - make_interval(secs => $4) AND ($5::int IS NULL OR wave = $5) RETURNING 1`,
-      [digestId, from, to, staleSeconds, wave],
+         AND claimed_at < now() - make_interval(secs => $4) AND ($5::int[] IS NULL OR wave = ANY($5)) AND ($6::int[] IS NULL OR variant = ANY($6)) RETURNING 1`,
+      [digestId, from, to, staleSeconds, filter.waves ?? null, filter.variants ?? null],
     );
     return r.length;
   }
@@ -575,6 +585,7 @@ export class DigestsRepository {
       db,
       `SELECT d.id FROM digests d
        WHERE d.status = 'sending' AND d.html_template IS NOT NULL AND d.recipients IS NOT NULL
+         AND NOT EXISTS (SELECT 1 FROM digest_variants v WHERE v.digest_id = d.id AND v.variant > 0 AND v.html_template IS NULL)
          AND EXISTS (SELECT 1 FROM deliveries x WHERE x.digest_id = d.id AND x.status IN ('pending','sending')
                      AND NOT EXISTS (SELECT 1 FROM digest_waves w WHERE w.digest_id = d.id AND w.wave = x.wave
                                      AND w.status = 'waiting' AND w.send_at > now()))
@@ -592,16 +603,16 @@ export class DigestsRepository {
     digestId: string,
     from: string,
     to: string,
-    wave: number | null = null,
+    filter: BatchFilter = {},
   ): Promise<Recipient[]> {
     return rows<Recipient>(
       db,
       `SELECT d.subscriber_id AS "subscriberId", d.subscription_id AS "subscriptionId", u.email, u.name, d.variant
        FROM deliveries d JOIN subscribers u ON u.id = d.subscriber_id
        WHERE d.digest_id = $1 AND d.subscriber_id BETWEEN $2 AND $3 AND d.status = 'pending'
-         AND ($4::int IS NULL OR d.wave = $4)
+         AND ($4::int[] IS NULL OR d.wave = ANY($4)) AND ($5::int[] IS NULL OR d.variant = ANY($5))
        ORDER BY d.subscriber_id`,
-      [digestId, from, to, wave],
+      [digestId, from, to, filter.waves ?? null, filter.variants ?? null],
     );
   }
 

@@ -367,7 +367,7 @@ export class DigestsService {
       failed: w.failed,
       skipped: w.skipped,
       status:
-        w.status === 'skipped' ? 'skipped' : (ended ?? (w.status === 'sending' && w.open === 0 ? 'sent' : w.status)),
+        w.status === 'skipped' ? 'skipped' : w.status === 'sending' && w.open === 0 ? 'sent' : (ended ?? w.status),
       reason: w.reason,
     }));
   }

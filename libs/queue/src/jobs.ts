@@ -19,8 +19,14 @@ export type DigestJob =
   | { name: 'plan-digest'; data: { digestId: string } }
   | {
       name: 'send-digest-batch';
-      /** `wave`: a local digest's batches are of one wave (see local-waves.ts). */
-      data: { digestId: string; fromSubscriberId: string; toSubscriberId: string; wave?: number };
+      /** `waves`, `variants`: only the rows of these (due waves, variants rendered so far); all when absent. */
+      data: {
+        digestId: string;
+        fromSubscriberId: string;
+        toSubscriberId: string;
+        waves?: number[];
+        variants?: number[];
+      };
     }
   | { name: 'send-digest-wave'; data: { digestId: string; wave: number } }
   | { name: 'scheduled-digest'; data: { newsletterId: number; local?: boolean } }

@@ -72,12 +72,10 @@ export class DigestProcessor extends WorkerHost implements OnApplicationBootstra
       case 'plan-digest':
         return this.planner.plan(typed.data.digestId);
       case 'send-digest-batch':
-        return this.sender.sendBatch(
-          typed.data.digestId,
-          typed.data.fromSubscriberId,
-          typed.data.toSubscriberId,
-          typed.data.wave ?? null,
-        );
+        return this.sender.sendBatch(typed.data.digestId, typed.data.fromSubscriberId, typed.data.toSubscriberId, {
+          waves: typed.data.waves,
+          variants: typed.data.variants,
+        });
       case 'send-digest-wave':
         return this.planner.startWave(typed.data.digestId, typed.data.wave);
       case 'scheduled-digest': {
