@@ -164,9 +164,10 @@ export class DigestPlanner {
   }
 
   /**
-   * Each variant rendered once (one mjml2html each). Variant 0 first, validated; the others are
-   * the same markup in another order, so MJML's validation is not run again. Variant 0 is stored
-   * last: once the digest's own templates are there, every variant's are.
+   * Each variant rendered once (one mjml2html each), in order, each stored as soon as it is
+   * rendered and then announced (`onRendered`) so that its batches can go. Variant 0 first,
+   * validated (the digest's own templates: a batch runs only once they are there); the others are
+   * the same markup in another order, so MJML's validation is not run again.
    */
   private async render(
     d: DigestRow,

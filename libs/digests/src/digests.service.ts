@@ -131,7 +131,9 @@ export class DigestsService {
       localTime = parseWallClock(sendAt);
       if (!localTime)
         throw new BadRequestException([
-          'sendAt is required with delivery "local": a date and time such as 2026-12-08T09:00',
+          sendAt === undefined
+            ? 'sendAt is required with delivery "local": the wall-clock time each reader gets it at, such as 2026-12-08T09:00'
+            : 'sendAt must be a date and time such as 2026-12-08T09:00 (with delivery "local", any offset is ignored)',
         ]);
       if (localInstant(localTime, LATEST_ZONE).getTime() < Date.now() - this.config.digest.graceMinutes * 60_000)
         throw new BadRequestException(['sendAt is in the past in every time zone']);

@@ -13,11 +13,11 @@ export const LATEST_ZONE = 'Etc/GMT+12';
 const MINUTE = 60_000;
 const DAY = 24 * 60 * MINUTE;
 const WALL =
-  /^((\d{4})-(\d{2})-(\d{2})T(?:[01]\d|2[0-3]):[0-5]\d)(?::[0-5]\d(?:\.\d{1,9})?)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)?$/;
+  /^((\d{4})-(\d{2})-(\d{2})[T ](?:[01]\d|2[0-3]):[0-5]\d)(?::[0-5]\d(?:\.\d{1,9})?)?(?:Z|[+-](?:[01]\d|2[0-3]):?[0-5]\d)?$/;
 
 /**
- * Parses sendAt given for local delivery: 'YYYY-MM-DDTHH:mm', optional ':ss' and fraction, optional 'Z'
- * or ±hh:mm which are IGNORED (the digits are the wall clock). Returns null when it is not such a string
+ * Parses sendAt given for local delivery: 'YYYY-MM-DDTHH:mm' (or a space for the T), optional ':ss'
+ * and fraction, optional 'Z' or ±hh:mm (±hhmm) which are IGNORED (the digits are the wall clock). Returns null when it is not such a string
  * or not a real calendar date/time (2026-02-30, 24:00). Seconds are dropped (minute precision).
  */
 export function parseWallClock(input: unknown): WallClock | null {
@@ -27,7 +27,7 @@ export function parseWallClock(input: unknown): WallClock | null {
   // The pattern keeps hours to 00-23 (Luxon would take 24:00); Luxon rejects 2026-02-30.
   const [year, month, day] = m.slice(2, 5).map(Number);
   if (!DateTime.fromObject({ year, month, day }, { zone: 'utc' }).isValid) return null;
-  return m[1];
+  return m[1].replace(' ', 'T');
 }
 
 function ianaZone(zone: string): IANAZone {
