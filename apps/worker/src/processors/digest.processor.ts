@@ -1,5 +1,5 @@
 import { InjectQueue, OnWorkerEvent, Processor, WorkerHost } from '@nestjs/bullmq';
-import { Inject, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import { type BeforeApplicationShutdown, Inject, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import type { Job, Queue } from 'bullmq';
 import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { DigestPlanner } from '#digests/digest-planner.service.js';
@@ -17,7 +17,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** Digests and feeds: plan, send batches, fire schedules, poll feeds (each feed its own job). */
 @Processor(DIGEST_QUEUE, { autorun: false })
-export class DigestProcessor extends WorkerHost implements OnApplicationBootstrap {
+export class DigestProcessor extends WorkerHost implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(DigestProcessor.name);
   private readonly onError = throttledErrorLogger(this.logger, 'Digest worker cannot reach the queue');
 
@@ -43,6 +43,19 @@ export class DigestProcessor extends WorkerHost implements OnApplicationBootstra
     void this.queue
       .add('sync-schedules', {}, { jobId: jobIds.syncSchedules(Date.now()) })
       .catch((err: unknown) => this.logger.warn(`Could not queue the schedule sync: ${String(err)}`));
+  }
+
+  /**
+   * Stops taking jobs while the queue is still open: at shutdown @nestjs/bullmq closes queues and
+   * workers together, and a running job (a schedule sync) whose next queue call met a closed
+   * PostgreSQL queue waited forever, and the worker's close with it. Batches stop claiming first
+   * (`DigestSender`), so the jobs still running end within its 25 s.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.sender.beforeApplicationShutdown();
+    // A plan job mid fan-out may take a while: past 30 s, shutdown goes on (its job is retried).
+    const deadline = new Promise((resolve) => setTimeout(resolve, 30_000).unref());
+    await Promise.race([this.worker.close(), deadline]);
   }
 
   @OnWorkerEvent('error')
