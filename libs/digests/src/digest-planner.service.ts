@@ -11,7 +11,7 @@ import { EARLIEST_ZONE, wallClockAt } from './local-waves.js';
 import { DigestRenderer, type IssueArticle } from './digest-renderer.service.js';
 import { voiceOf } from './digest-voice.js';
 import { type IssueVariant, planVariants, topicKey, type VariantPlan } from './issue-variants.js';
-import { type DigestRow, DigestsRepository } from './digests.repository.js';
+import { type DigestRow, DigestsRepository, type FanOutWaves } from './digests.repository.js';
 
 export type PlanOutcome = 'planned' | 'skipped' | 'cancelled' | 'deferred';
 /** After the first, the fan-out writes the ledger this many batches' worth of rows a statement. */
@@ -215,7 +215,7 @@ export class DigestPlanner {
     d: DigestRow,
     articles: (IssueArticle & { id: string })[],
     plan: StoredPlan,
-    how: { keptTopics: string[]; already: AlreadySent; waves?: { defaultZone: string; defaultWave: number } },
+    how: { keptTopics: string[]; already: AlreadySent; waves?: FanOutWaves },
   ): Promise<number> {
     // Waves going out now (null: all rows, a newsletter-time digest).
     const going = how.waves ? await this.waves.dueNow(d.id) : null;
@@ -296,7 +296,7 @@ export class DigestPlanner {
     how: {
       keptTopics: string[];
       already: AlreadySent;
-      waves?: { defaultZone: string; defaultWave: number };
+      waves?: FanOutWaves;
     },
   ): Promise<number> {
     const { batchSize, concurrency } = this.config.digest;

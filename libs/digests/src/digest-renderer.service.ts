@@ -333,7 +333,8 @@ export class DigestRenderer implements OnModuleInit {
       postalAddress: inert(this.config.postalAddress),
       privacyUrl: this.config.privacyUrl ? inert(this.config.privacyUrl) : null,
     });
-    const { html, text } = await compileMjml(mjml, validation);
+    // Variants past the first (validation skipped) render in the render thread: the main thread goes on sending.
+    const { html, text } = await compileMjml(mjml, validation, validation === 'skip' ? 'thread' : 'here');
     // The preheader leads the text part too (the HTML's is hidden, and html-to-text skips it).
     return { subject, html, text: preview ? `${inert(preview)}\n\n${text}` : text };
   }

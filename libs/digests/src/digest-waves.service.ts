@@ -7,7 +7,7 @@ import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { DIGEST_QUEUE, jobIds } from '#queue/jobs.js';
 import { BatchQueue } from './batch-queue.service.js';
 import { DigestWavesRepository, type WaveState } from './digest-waves.repository.js';
-import { type DigestRow, DigestsRepository } from './digests.repository.js';
+import { type DigestRow, DigestsRepository, type FanOutWaves } from './digests.repository.js';
 import { planWaves, type ZoneReaders } from './local-waves.js';
 import { isTimeZone } from './weekly-schedule.js';
 
@@ -53,7 +53,7 @@ export class DigestWaves {
   }
 
   /** Plans the waves once (a retried plan keeps them); returns what the fan-out needs to give each row its wave. */
-  async plan(d: DigestRow): Promise<{ defaultZone: string; defaultWave: number }> {
+  async plan(d: DigestRow): Promise<FanOutWaves> {
     let list = await this.repo.list(this.ds, d.id);
     if (list.length === 0) {
       const planned = planWaves(d.local_time!, await this.zones(this.ds, d));
@@ -62,7 +62,11 @@ export class DigestWaves {
       this.logger.log(`Digest ${d.id}: ${list.length} wave(s) at ${d.local_time} local time`);
     }
     const defaultZone = this.fallbackZone(d);
-    return { defaultZone, defaultWave: list.find((w) => w.timezones.includes(defaultZone))?.wave ?? 0 };
+    return {
+      zones: list.flatMap((w) => w.timezones.map((zone) => ({ zone, wave: w.wave }))),
+      defaultZone,
+      defaultWave: list.find((w) => w.timezones.includes(defaultZone))?.wave ?? 0,
+    };
   }
 
   /**

@@ -56,6 +56,13 @@ export interface BatchFilter {
   variants?: number[];
 }
 
+/** Each reader's wave: by zone (`zones`), readers without one or of another zone in the default's. */
+export interface FanOutWaves {
+  zones: { zone: string; wave: number }[];
+  defaultZone: string;
+  defaultWave: number;
+}
+
 export interface Recipient {
   subscriberId: string;
   subscriptionId: string;
@@ -457,7 +464,7 @@ export class DigestsRepository {
     newsletterId: number,
     afterSubscriberId: string,
     size: number,
-    how: { keptTopics?: string[]; already?: AlreadySent; waves?: { defaultZone: string; defaultWave: number } } = {},
+    how: { keptTopics?: string[]; already?: AlreadySent; waves?: FanOutWaves } = {},
   ): Promise<{ n: number; last: string | null }> {
     const keptTopics = how.keptTopics ?? [];
     const params: unknown[] = [digestId, newsletterId, afterSubscriberId, size];
@@ -465,6 +472,8 @@ export class DigestsRepository {
     const plain = keptTopics.length === 0 && (how.already?.digests.length ?? 0) === 0;
     let variant = '0';
     let skipped = 'false';
+    let keyed = `'{}'::text[] AS t`;
+    let exact = '';
     if (!plain) {
       const kept = param(keptTopics);
       const seen = alreadySentSql(
@@ -473,31 +482,39 @@ export class DigestsRepository {
         params.length + 1,
       );
       params.push(...seen.params);
-      const lookup = `(SELECT k.variant FROM digest_variant_keys k WHERE k.digest_id = $1
-          AND k.topics IN (${TOPIC_SET_SQL('p.topics', `${kept}::text[]`)}, '{}') AND k.seen @> ${seen.sql}
-          ORDER BY k.topics = '{}', cardinality(k.seen), k.variant LIMIT 1)`;
-      variant = `COALESCE(${lookup}, -1)`;
+      keyed = `${TOPIC_SET_SQL('p.topics', `${kept}::text[]`)} AS t, ${seen.sql} AS s`;
+      // The exact key first (a hash join); else the fewest articles left out that still leave out
+      // all the reader had, with their topics, else with none (evaluated only for those rows).
+      const fallback = `(SELECT k.variant FROM digest_variant_keys k WHERE k.digest_id = $1
+          AND k.topics IN (q.t, '{}') AND k.seen @> q.s ORDER BY k.topics = '{}', cardinality(k.seen), k.variant LIMIT 1)`;
+      variant = `COALESCE(e.variant, ${fallback}, -1)`;
+      exact = `LEFT JOIN digest_variant_keys e ON e.digest_id = $1 AND e.topics = q.t AND e.seen = q.s`;
       skipped = `p.variant < 0`;
     }
-    const wave = how.waves
-      ? `COALESCE((SELECT w.wave FROM digest_waves w WHERE w.digest_id = $1
-           AND COALESCE(p.timezone, ${param(how.waves.defaultZone)}) = ANY(w.timezones) LIMIT 1), ${param(how.waves.defaultWave)})`
-      : '0';
+    let zones = '';
+    let wave = '0';
+    if (how.waves) {
+      zones = `LEFT JOIN unnest(${param(how.waves.zones.map((z) => z.zone))}::text[], ${param(how.waves.zones.map((z) => z.wave))}::int[]) AS z(zone, wave)
+         ON z.zone = COALESCE(p.timezone, ${param(how.waves.defaultZone)})`;
+      wave = `COALESCE(z.wave, ${param(how.waves.defaultWave)})`;
+    }
     const [r] = await rows<{ n: number; last: string | null }>(
       db,
       `WITH page AS MATERIALIZED (
          SELECT s.subscriber_id, s.id, s.topics, u.timezone FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id
          WHERE s.newsletter_id = $2 AND s.status = 'active' AND u.status = 'ok' AND s.subscriber_id > $3
          ORDER BY s.subscriber_id LIMIT $4),
+       keyed AS MATERIALIZED (
+         SELECT p.*, ${keyed} FROM page p),
        chosen AS MATERIALIZED (
-         SELECT p.*, ${variant} AS variant FROM page p),
+         SELECT q.subscriber_id, q.id, q.timezone, ${variant} AS variant FROM keyed q ${exact}),
        added AS (
          INSERT INTO deliveries (digest_id, subscriber_id, subscription_id, variant, wave, status, detail, finished_at)
          SELECT $1, p.subscriber_id, p.id, GREATEST(p.variant, 0), ${wave},
            CASE WHEN ${skipped} THEN 'skipped' ELSE 'pending' END,
            CASE WHEN ${skipped} THEN 'already sent every article of this issue by an earlier digest' END,
            CASE WHEN ${skipped} THEN now() END
-         FROM chosen p
+         FROM chosen p ${zones}
          ON CONFLICT DO NOTHING)
        SELECT count(*)::int AS n, max(subscriber_id)::text AS last FROM page`,
       params,

@@ -1,10 +1,10 @@
 import { Injectable, type OnModuleInit } from '@nestjs/common';
 import Handlebars from 'handlebars';
-import { convert } from 'html-to-text';
-import mjml2html from 'mjml';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TEMPLATES_DIR } from '#core/paths.js';
+import { compileMjmlHere, type MjmlValidation } from './mjml-compile.js';
+import { MjmlThread } from './mjml-threads.js';
 
 export type MailKind = 'confirmation' | 'guide';
 
@@ -25,23 +25,7 @@ export interface RenderedMail {
   text: string;
 }
 
-/** html-to-text settings that keep Handlebars placeholders intact. */
-const TEXT_OPTIONS = {
-  wordwrap: 100,
-  selectors: [
-    { selector: 'h1', options: { uppercase: false } },
-    { selector: 'h2', options: { uppercase: false } },
-    { selector: 'img', format: 'skip' },
-    // The hidden preheader belongs to the inbox list, not the body.
-    { selector: 'div[style*="display:none"]', format: 'skip' },
-    { selector: 'a', options: { hideLinkHrefIfSameAsText: true } },
-  ],
-};
-
-/** The plain-text part of a mail's HTML (placeholders left as they are). */
-export function htmlToText(html: string): string {
-  return convert(html, TEXT_OPTIONS);
-}
+export { htmlToText } from './mjml-compile.js';
 
 /** Longest preheader shown: inbox lists show ~90-140 characters, so more is never read. */
 export const PREHEADER_MAX = 150;
@@ -77,17 +61,15 @@ export async function mailSource(body: string): Promise<string> {
  */
 export async function compileMjml(
   mjmlSource: string,
-  validation: 'strict' | 'skip' = 'strict',
+  validation: MjmlValidation = 'strict',
+  where: 'here' | 'thread' = 'here',
 ): Promise<{ html: string; text: string }> {
   MailRenderer.mjmlCalls += 1;
-  // fonts: {} — MJML would otherwise add a <link> and an @import of Google Fonts for any web font
-  // the stack names: every open would tell Google a reader's IP. Mail loads nothing from third parties.
-  const out = await mjml2html(mjmlSource, { validationLevel: validation, keepComments: false, fonts: {} });
-  if (out.errors && out.errors.length > 0) {
-    throw new Error(`MJML errors: ${out.errors.map((e) => e.formattedMessage).join('; ')}`);
-  }
-  return { html: out.html, text: htmlToText(out.html) };
+  return where === 'thread' ? renderThread.compile(mjmlSource, validation) : compileMjmlHere(mjmlSource, validation);
 }
+
+/** The process's render thread (see `MjmlThread`). */
+export const renderThread = new MjmlThread();
 
 /** Strips anything that could split a header. */
 export function headerValue(value: string): string {
