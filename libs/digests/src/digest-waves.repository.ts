@@ -15,14 +15,8 @@ export interface WaveState {
   status: WaveStatus;
 }
 
-/** A stored wave with its ledger figures. */
-export interface WaveRow {
-  wave: number;
-  sendAt: Date;
-  utcOffset: string;
-  timezone: string;
-  timezones: string[];
-  readers: number;
+/** A stored wave (as planned) with its ledger figures. */
+export interface WaveRow extends Wave {
   status: WaveStatus;
   reason: string | null;
   recipients: number;
