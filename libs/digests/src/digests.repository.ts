@@ -4,7 +4,7 @@ import { Newsletter } from '#db/entities/index.js';
 import type { LedgerPg } from '#db/ledger-pg.service.js';
 import { rows } from '#db/sql.js';
 import type { IssueArticle, IssueTemplates } from './digest-renderer.service.js';
-import { type AlreadySent, alreadySentSql } from './already-sent.js';
+import { type AlreadySent, alreadySentSql, NOTHING_SENT } from './already-sent.js';
 import type { IssueVariant, TopicSignature, VariantPlan } from './issue-variants.js';
 
 export type DigestStatus = 'scheduled' | 'sending' | 'sent' | 'cancelled' | 'failed' | 'skipped';
@@ -358,7 +358,7 @@ export class DigestsRepository {
    * sent" is read from (see already-sent.ts). Cancelled and failed digests count for the rows they sent.
    */
   async alreadySent(db: Db, digestId: string, articleIds: string[]): Promise<AlreadySent> {
-    if (articleIds.length === 0) return { digests: [], open: [], pairs: [] };
+    if (articleIds.length === 0) return NOTHING_SENT;
     const found = await rows<{ digest: string; variant: number; article: string; open: boolean }>(
       db,
       `WITH carried AS (
@@ -476,11 +476,7 @@ export class DigestsRepository {
     let exact = '';
     if (!plain) {
       const kept = param(keptTopics);
-      const seen = alreadySentSql(
-        how.already ?? { digests: [], open: [], pairs: [] },
-        'p.subscriber_id',
-        params.length + 1,
-      );
+      const seen = alreadySentSql(how.already ?? NOTHING_SENT, 'p.subscriber_id', params.length + 1);
       params.push(...seen.params);
       keyed = `${TOPIC_SET_SQL('p.topics', `${kept}::text[]`)} AS t, ${seen.sql} AS s`;
       // The exact key first (a hash join); else the fewest articles left out that still leave out
