@@ -272,8 +272,10 @@ export class DigestPlanner {
       page = await this.repo.fanOutPage(this.ds, d.id, d.newsletter_id, ledger.written, asked, how);
     }
     if (pages > 1) await this.repo.analyzeLedger(this.ds);
-    const recipients = await this.repo.setRecipients(this.ds, d.id);
+    // Rows of skipped waves are skipped before the count is set: from then on a wave with no open
+    // row shows as sent (see DigestsService).
     if (how.waves) await this.waves.later(d.id);
+    const recipients = await this.repo.setRecipients(this.ds, d.id);
     await rendering;
     await flush();
     return recipients;

@@ -359,6 +359,8 @@ export class DigestsService {
         reason: null,
       }));
     }
+    // A wave goes out before the ledger is complete (its rows are written while it sends): it is
+    // sent once the ledger is complete and none of its rows is open.
     return stored.map((w) => ({
       timezone: w.timezone,
       timezones: w.timezones,
@@ -369,7 +371,11 @@ export class DigestsService {
       failed: w.failed,
       skipped: w.skipped,
       status:
-        w.status === 'skipped' ? 'skipped' : w.status === 'sending' && w.open === 0 ? 'sent' : (ended ?? w.status),
+        w.status === 'skipped'
+          ? 'skipped'
+          : w.status === 'sending' && w.open === 0 && d.recipients !== null
+            ? 'sent'
+            : (ended ?? w.status),
       reason: w.reason,
     }));
   }
