@@ -15,6 +15,7 @@ import { OutboxAdd1765100000000 } from './migrations/1765100000000-outbox-add.js
 import { DigestVoice1765200000000 } from './migrations/1765200000000-digest-voice.js';
 import { DigestVariants1765300000000 } from './migrations/1765300000000-digest-variants.js';
 import { DigestWaves1765400000000 } from './migrations/1765400000000-digest-waves.js';
+import { WhatWorked1765500000000 } from './migrations/1765500000000-what-worked.js';
 
 export const MIGRATIONS = [
   Init1764000000000,
@@ -30,6 +31,7 @@ export const MIGRATIONS = [
   DigestVoice1765200000000,
   DigestVariants1765300000000,
   DigestWaves1765400000000,
+  WhatWorked1765500000000,
 ];
 
 export function dataSourceOptions(url: string): DataSourceOptions {

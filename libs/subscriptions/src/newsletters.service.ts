@@ -23,6 +23,10 @@ export interface NewsletterInput {
   subjectTemplate?: string | null;
   /** off, order (default) or only (validated by the DTO). */
   personalize?: 'off' | 'order' | 'only';
+  /** Public archive, web version and RSS of its issues (default true). */
+  archive?: boolean;
+  /** Tracked article links in its digests (default true). */
+  tracking?: boolean;
   isDefault?: boolean;
   schedule?: { cron: string; timezone: string; delivery?: 'newsletter' | 'local' };
 }
@@ -38,6 +42,8 @@ export interface NewsletterView {
   lookbackDays: number;
   subjectTemplate: string | null;
   personalize: 'off' | 'order' | 'only';
+  archive: boolean;
+  tracking: boolean;
   isDefault: boolean;
   schedule: { cron: string; timezone: string; delivery: 'newsletter' | 'local' } | null;
   createdAt: Date;
@@ -80,6 +86,8 @@ export class NewslettersService {
       lookbackDays: n.lookbackDays,
       subjectTemplate: n.subjectTemplate,
       personalize: n.personalize,
+      archive: n.archive,
+      tracking: n.tracking,
       isDefault: n.isDefault,
       schedule:
         n.scheduleCron && n.scheduleTimezone
@@ -135,6 +143,8 @@ export class NewslettersService {
         throw new BadRequestException(['personalize must be one of off, order, only']);
       n.personalize = input.personalize;
     }
+    if (input.archive !== undefined) n.archive = input.archive;
+    if (input.tracking !== undefined) n.tracking = input.tracking;
     if (input.guide === null) n.guideId = null;
     else if (input.guide !== undefined) {
       const g = await em.getRepository(Guide).findOne({ where: { slug: input.guide } });

@@ -20,6 +20,10 @@ export class Newsletter {
   @Column({ type: 'text', name: 'subject_template', nullable: true }) subjectTemplate: string | null;
   /** What each reader's digest carries: their topics first (`order`), only theirs (`only`), or one order for all (`off`). */
   @Column({ type: 'text', default: 'order' }) personalize: 'off' | 'order' | 'only';
+  /** false: no public archive, web version or archive feed for it (404). */
+  @Column({ type: 'boolean', default: true }) archive: boolean;
+  /** true: digest article links go through /c/:token and count clicks; false: straight to the articles. */
+  @Column({ type: 'boolean', default: true }) tracking: boolean;
   @Column({ type: 'boolean', name: 'is_default', default: false }) isDefault: boolean;
   @Column({ type: 'text', name: 'schedule_cron', nullable: true }) scheduleCron: string | null;
   @Column({ type: 'text', name: 'schedule_timezone', nullable: true }) scheduleTimezone: string | null;

@@ -119,6 +119,22 @@ export class CreateNewsletterDto {
   @IsIn(['off', 'order', 'only'], { message: 'personalize must be one of off, order, only' })
   personalize?: 'off' | 'order' | 'only';
 
+  @ApiPropertyOptional({
+    default: true,
+    description: 'public archive, web version and RSS feed of its sent issues; false: those routes answer 404',
+  })
+  @IsOptional()
+  @IsBoolean({ message: 'archive must be true or false' })
+  archive?: boolean;
+
+  @ApiPropertyOptional({
+    default: true,
+    description: 'digest article links go through /c/:token and count clicks; false: they link straight to the articles',
+  })
+  @IsOptional()
+  @IsBoolean({ message: 'tracking must be true or false' })
+  tracking?: boolean;
+
   @ApiPropertyOptional({ description: 'the default newsletter for subscriptions that name none' })
   @IsOptional()
   @IsBoolean({ message: 'isDefault must be true or false' })

@@ -1,0 +1,37 @@
+import type { MigrationInterface, QueryRunner } from 'typeorm';
+
+/**
+ * What worked: a newsletter's public archive and link tracking switches, and the clicks on tracked
+ * links. A click keeps no IP address and no user agent: only when, on what, by whom, and the
+ * verdict (`human`, or `machine` with the rule that said so; see docs/clicks.md).
+ */
+export class WhatWorked1765500000000 implements MigrationInterface {
+  name = 'WhatWorked1765500000000';
+
+  async up(q: QueryRunner): Promise<void> {
+    await q.query(`
+      ALTER TABLE newsletters
+        ADD COLUMN archive boolean NOT NULL DEFAULT true,
+        ADD COLUMN tracking boolean NOT NULL DEFAULT true;
+      ALTER TABLE digests ADD COLUMN tracking boolean NOT NULL DEFAULT false;
+      CREATE TABLE link_clicks (
+        id bigserial PRIMARY KEY,
+        digest_id bigint NOT NULL REFERENCES digests(id) ON DELETE CASCADE,
+        article_id bigint NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+        subscriber_id bigint NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+        clicked_at timestamptz NOT NULL DEFAULT now(),
+        verdict text NOT NULL CHECK (verdict IN ('human','machine')),
+        reason text CHECK (reason IN ('scanner','prefetch','early','burst')),
+        CHECK ((verdict = 'human') = (reason IS NULL))
+      );
+      CREATE INDEX link_clicks_reader ON link_clicks (digest_id, subscriber_id, clicked_at);
+      CREATE INDEX link_clicks_subscriber ON link_clicks (subscriber_id);`);
+  }
+
+  async down(q: QueryRunner): Promise<void> {
+    await q.query(`
+      DROP TABLE link_clicks;
+      ALTER TABLE digests DROP COLUMN tracking;
+      ALTER TABLE newsletters DROP COLUMN archive, DROP COLUMN tracking;`);
+  }
+}
