@@ -78,6 +78,7 @@ export async function bench3(opts: { reps: number; recipients: number }): Promis
       email: '{{email}}',
       unsubscribeUrl: '{{unsubscribeUrl}}',
       preferencesUrl: '{{preferencesUrl}}',
+      clickReader: '{{clickReader}}',
     });
     await mjml2html(source, { validationLevel: 'strict', keepComments: false });
     const times: number[] = [];
@@ -92,7 +93,13 @@ export async function bench3(opts: { reps: number; recipients: number }): Promis
   // Per recipient: substitution only (the templates are compiled on the first call and cached).
   const vars = (i: number) => {
     const url = `http://mailroom.bench/unsubscribe/${signToken(APP_SECRET, 'unsubscribe', String(i + 1))}`;
-    return { greeting: `Hi Reader ${i},`, email: `reader${i}@example.com`, unsubscribeUrl: url, preferencesUrl: url };
+    return {
+      greeting: `Hi Reader ${i},`,
+      email: `reader${i}@example.com`,
+      unsubscribeUrl: url,
+      preferencesUrl: url,
+      clickReader: `${i + 1}.AAAAAAAAAAAAAAAA`,
+    };
   };
   const key = `bench:${Date.now()}`;
   renderer.personalize(key, issue, vars(0));

@@ -2,6 +2,8 @@ import { type DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { TerminusModule } from '@nestjs/terminus';
 import { ThrottlerModule } from '@nestjs/throttler';
+import { ClickRecorder } from './clicks/click-recorder.service.js';
+import { ClicksController } from './clicks/clicks.controller.js';
 import type { AppConfig } from '#config/config.js';
 import { ConfigModule } from '#core/config.module.js';
 import { LoggerModule } from '#core/logger.module.js';
@@ -66,8 +68,9 @@ export class ApiModule {
         SubscriberRecordsController,
         SuppressionsController,
         WebhooksController,
+        ClicksController,
       ],
-      providers: [PagesService, { provide: APP_FILTER, useClass: AllExceptionsFilter }],
+      providers: [PagesService, ClickRecorder, { provide: APP_FILTER, useClass: AllExceptionsFilter }],
     };
   }
 }

@@ -5,12 +5,26 @@ import { listIdValue, listUnsubscribeHeaders, listUnsubscribeValue } from '#mail
 import { headerValue } from '#mail/mail-renderer.service.js';
 import { senderAddress, senderOf } from '#mail/sender-address.js';
 import { signToken } from '#subscriptions/tokens.js';
-import type { DigestRenderer, IssueTemplates, PersonalVars } from './digest-renderer.service.js';
+import { clickKey, readerPart } from './click-tokens.js';
+import type { DigestRenderer, IssueLinks, IssueTemplates, PersonalVars } from './digest-renderer.service.js';
 import type { DigestRow, Recipient, VariantTemplates } from './digests.repository.js';
 
 /** The issue's templates as stored with the digest. */
 export function issueOf(d: DigestRow): IssueTemplates {
   return { subject: d.subject ?? '', html: d.html_template ?? '', text: d.text_template ?? '' };
+}
+
+/**
+ * The links of a digest's issue: tracked as the digest was planned (stored with variant 0), else
+ * as its newsletter says now; the web version while the newsletter keeps an archive.
+ */
+export function issueLinks(d: DigestRow): IssueLinks {
+  return {
+    digestId: d.id,
+    newsletterSlug: d.newsletter_slug,
+    tracking: d.html_template ? d.tracking : d.newsletter_tracking,
+    webVersion: d.newsletter_archive,
+  };
 }
 
 /** The List-ID of a newsletter's mail: its name, and its slug under the public host. */
@@ -35,6 +49,7 @@ export class DigestMessage {
   private readonly listId: string;
   /** Per variant (index = variant; 0 is the issue as it is): what its messages share. */
   private readonly variants: Variant[] = [];
+  private readonly clickKey: Buffer;
 
   constructor(
     private readonly d: DigestRow,
@@ -42,6 +57,7 @@ export class DigestMessage {
     private readonly config: Pick<AppConfig, 'publicUrl' | 'appSecret' | 'mailFrom'>,
     variants: VariantTemplates[] = [],
   ) {
+    this.clickKey = clickKey(config.appSecret);
     this.from = senderOf({ name: d.newsletter_name, from_name: d.from_name, from_email: d.from_email }, config);
     this.listId = digestListId(d, new URL(config.publicUrl).hostname);
     this.variants[0] = this.variant(0, issueOf(d));
@@ -127,12 +143,13 @@ export class DigestMessage {
       : `${publicUrl}/subscribe?newsletter=${encodeURIComponent(this.d.newsletter_slug)}`;
   }
 
-  private vars(r: { email: string; name: string | null }, unsubscribeUrl: string): PersonalVars {
+  private vars(r: Recipient, unsubscribeUrl: string): PersonalVars {
     return {
       greeting: r.name ? `Hi ${r.name},` : 'Hello,',
       email: r.email,
       unsubscribeUrl,
       preferencesUrl: unsubscribeUrl,
+      clickReader: readerPart(this.clickKey, this.d.id, r.subscriberId),
     };
   }
 }

@@ -1,3 +1,4 @@
+import { issueLinks } from './digest-message.js';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
@@ -177,6 +178,7 @@ export class DigestPlanner {
     afterFirst: Promise<unknown> = Promise.resolve(),
   ): Promise<void> {
     const byId = new Map(articles.map((a) => [a.id, a]));
+    const links = issueLinks(d);
     for (const v of plan.variants) {
       if (v.variant === 1) await afterFirst;
       // A retried plan renders only what is missing.
@@ -194,8 +196,9 @@ export class DigestPlanner {
         voiceOf(d),
         personal,
         validation,
+        links,
       );
-      if (v.variant === 0) await this.repo.storeTemplates(this.ds, d.id, issue);
+      if (v.variant === 0) await this.repo.storeTemplates(this.ds, d.id, issue, links.tracking);
       else await this.repo.storeVariantTemplates(this.ds, d.id, v.variant, issue);
       onRendered(v.variant);
     }

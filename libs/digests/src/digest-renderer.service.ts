@@ -7,9 +7,12 @@ import { TEMPLATES_DIR } from '#core/paths.js';
 import { QpTextSplice, type SplicedText } from '#mail/bulk-message.js';
 import { compileMjml, headerValue, htmlToText, mailSource, preheaderText } from '#mail/mail-renderer.service.js';
 import { digestSubject, introHtml, type IssueVoice, PREHEADER_MAX_GIVEN } from './digest-voice.js';
+import { articlePart, clickKey } from './click-tokens.js';
 import { MAX_VARIANTS, type PersonalizeMode, topicKey } from './issue-variants.js';
 
 export interface IssueArticle {
+  /** Needed for a tracked link to it (see click-tokens.ts). */
+  id?: string;
   url: string;
   title: string;
   summary: string | null;
@@ -29,6 +32,18 @@ export interface PersonalVars {
   email: string;
   unsubscribeUrl: string;
   preferencesUrl: string;
+  /** The reader's half of every tracked link of the mail (see click-tokens.ts); `0.<mac>` for nobody. */
+  clickReader: string;
+}
+
+/** The links an issue carries besides its articles' own. */
+export interface IssueLinks {
+  digestId: string;
+  newsletterSlug: string;
+  /** Article links go through /c/:token (the newsletter's `tracking`, as the digest was planned). */
+  tracking: boolean;
+  /** "View in your browser" to the issue's web version (the newsletter's `archive`). */
+  webVersion: boolean;
 }
 
 /** Placeholders that survive the issue render and are filled per recipient. */
@@ -37,6 +52,7 @@ const PERSONAL: PersonalVars = {
   email: '{{email}}',
   unsubscribeUrl: '{{unsubscribeUrl}}',
   preferencesUrl: '{{preferencesUrl}}',
+  clickReader: '{{clickReader}}',
 };
 
 /** Article text must never open a placeholder of its own in the per-recipient pass. */
@@ -65,7 +81,7 @@ interface Compiled {
   textSplice: TextSplice | null;
 }
 
-const PLACEHOLDER = /\{\{(greeting|email|unsubscribeUrl|preferencesUrl)\}\}/g;
+const PLACEHOLDER = /\{\{(greeting|email|unsubscribeUrl|preferencesUrl|clickReader)\}\}/g;
 
 /** The wire HTML of one recipient: an issue's static segments and this recipient's escaped values between them. */
 export interface SplicedHtml {
@@ -283,6 +299,7 @@ export function testCopyOf(issue: IssueTemplates, requestedBy: string): IssueTem
 export class DigestRenderer implements OnModuleInit {
   private issueTemplate!: Handlebars.TemplateDelegate;
   private readonly cache = new Map<string, Compiled>();
+  private key: Buffer | undefined;
 
   constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {}
 
@@ -302,6 +319,7 @@ export class DigestRenderer implements OnModuleInit {
     voice: IssueVoice = {},
     variant: { mode: PersonalizeMode; topics: string[]; alreadySent?: number } | null = null,
     validation: 'strict' | 'skip' = 'strict',
+    links: IssueLinks | null = null,
   ): Promise<IssueTemplates> {
     const titles = articles.map((a) => a.title);
     const subject = digestSubject(voice, { newsletterName, titles, date: issueDate });
@@ -322,8 +340,9 @@ export class DigestRenderer implements OnModuleInit {
         year: 'numeric',
         timeZone: 'UTC',
       }),
+      webVersionUrl: links?.webVersion ? this.webVersionUrl(links.newsletterSlug, links.digestId) : null,
       articles: articles.map((a) => ({
-        url: safeUrl(a.url) ?? '#',
+        url: this.articleUrl(a, links),
         title: inert(a.title),
         summary: a.summary ? inert(a.summary) : '',
         imageUrl: safeUrl(a.imageUrl),
@@ -337,6 +356,20 @@ export class DigestRenderer implements OnModuleInit {
     const { html, text } = await compileMjml(mjml, validation, validation === 'skip' ? 'thread' : 'here');
     // The preheader leads the text part too (the HTML's is hidden, and html-to-text skips it).
     return { subject, html, text: preview ? `${inert(preview)}\n\n${text}` : text };
+  }
+
+  /** An issue's web version (see the archive routes). */
+  webVersionUrl(slug: string, digestId: string): string {
+    return `${this.config.publicUrl}/newsletters/${encodeURIComponent(slug)}/issues/${digestId}`;
+  }
+
+  /** The article's link: tracked (its reader half a placeholder) or its own URL. */
+  private articleUrl(a: IssueArticle, links: IssueLinks | null): string {
+    const url = safeUrl(a.url);
+    if (!url) return '#';
+    if (!links?.tracking || !a.id) return url;
+    this.key ??= clickKey(this.config.appSecret);
+    return `${this.config.publicUrl}/c/${articlePart(this.key, links.digestId, a.id)}.${PERSONAL.clickReader}`;
   }
 
   private compiled(key: string, issue: IssueTemplates): Compiled {

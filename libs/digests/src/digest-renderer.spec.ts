@@ -94,6 +94,7 @@ describe('spliced wire HTML (per-recipient values between per-issue byte segment
       email: 'sam@example.com',
       unsubscribeUrl: 'https://x.example/u/t?a=1&b=2',
       preferencesUrl: 'https://x.example/p',
+      clickReader: '7.AAAAAAAAAAAAAAAA',
     };
     const out = splice.render(vars)!;
     expect(joined(out)).toBe(expected(vars));
@@ -101,7 +102,13 @@ describe('spliced wire HTML (per-recipient values between per-issue byte segment
 
   it('declines a value that would push its line past 998 characters, and templates with other placeholders', () => {
     const splice = WireSplice.of(template)!;
-    const long = { greeting: 'x'.repeat(995), email: 'a@b.example', unsubscribeUrl: 'u', preferencesUrl: 'p' };
+    const long = {
+      greeting: 'x'.repeat(995),
+      email: 'a@b.example',
+      unsubscribeUrl: 'u',
+      preferencesUrl: 'p',
+      clickReader: '0',
+    };
     // <p>…</p> with 995 characters inside is 1 002 on its line; 991 makes exactly 998.
     expect(splice.render(long)).toBeNull();
     expect(splice.render({ ...long, greeting: 'x'.repeat(991) })).not.toBeNull();
@@ -139,7 +146,7 @@ describe('spliced quoted-printable text (per-recipient values between per-issue 
     ['empty values', '', ''],
   ])('decodes to the Handlebars text with CRLF line ends, on lines of at most 76, for %s', (_label, greeting, url) => {
     const splice = TextSplice.of(template)!;
-    const vars = { greeting, email: 'sam@example.com', unsubscribeUrl: url, preferencesUrl: url };
+    const vars = { greeting, email: 'sam@example.com', unsubscribeUrl: url, preferencesUrl: url, clickReader: '1.x' };
     const qp = joined(splice.render(vars));
     expect(decode(qp)).toBe(Handlebars.compile(template, { noEscape: true })(vars).replace(/\r?\n/g, '\r\n'));
     expect(/^[\x20-\x7e\r\n\t]*$/.test(qp)).toBe(true);

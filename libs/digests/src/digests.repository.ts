@@ -40,6 +40,11 @@ export interface DigestRow {
   schedule_timezone: string | null;
   html_template: string | null;
   text_template: string | null;
+  /** Whether its article links are tracked: set with variant 0's templates (see `issueLinks`). */
+  tracking: boolean;
+  /** The newsletter's `tracking` and `archive` switches now. */
+  newsletter_tracking: boolean;
+  newsletter_archive: boolean;
   recipients: number | null;
   reason: string | null;
   created_at: Date;
@@ -103,7 +108,8 @@ export class DigestsRepository {
     const found = await rows<DigestRow>(
       db,
       `SELECT d.*, n.slug AS newsletter_slug, n.name AS newsletter_name, n.from_name, n.from_email, n.subject_template,
-         n.personalize, n.schedule_timezone, (SELECT count(*)::int FROM digest_variants v WHERE v.digest_id = d.id) AS variants
+         n.personalize, n.schedule_timezone, n.tracking AS newsletter_tracking, n.archive AS newsletter_archive,
+         (SELECT count(*)::int FROM digest_variants v WHERE v.digest_id = d.id) AS variants
        FROM digests d JOIN newsletters n ON n.id = d.newsletter_id WHERE d.id = $1 ${lock ? 'FOR UPDATE OF d' : ''}`,
       [id],
     );
@@ -344,13 +350,12 @@ export class DigestsRepository {
     };
   }
 
-  async storeTemplates(db: Db, digestId: string, t: IssueTemplates): Promise<void> {
-    await db.query(`UPDATE digests SET subject = $2, html_template = $3, text_template = $4 WHERE id = $1`, [
-      digestId,
-      t.subject,
-      t.html,
-      t.text,
-    ]);
+  /** Variant 0's templates, and whether the issue's links are tracked (every variant renders as it did). */
+  async storeTemplates(db: Db, digestId: string, t: IssueTemplates, tracking: boolean): Promise<void> {
+    await db.query(
+      `UPDATE digests SET subject = $2, html_template = $3, text_template = $4, tracking = $5 WHERE id = $1`,
+      [digestId, t.subject, t.html, t.text, tracking],
+    );
   }
 
   /**

@@ -1,3 +1,5 @@
+import { clickKey, readerPart } from './click-tokens.js';
+import { issueLinks } from './digest-message.js';
 import { BadRequestException, ConflictException, Inject, Injectable, NotFoundException } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { CronExpressionParser } from 'cron-parser';
@@ -216,16 +218,18 @@ export class DigestsService {
       ...checked.voice,
       subjectTemplate: n.subjectTemplate,
     });
-    return this.samplePersonal(`draft:${n.slug}:${Date.now()}:${ids?.join(',')}`, n.slug, issue);
+    return this.samplePersonal(`draft:${n.slug}:${Date.now()}:${ids?.join(',')}`, n.slug, issue, '0');
   }
 
-  private samplePersonal(key: string, slug: string, issue: IssueTemplates): string {
+  /** With a sample reader: tracked links work (reader 0, nobody) and count no click. */
+  private samplePersonal(key: string, slug: string, issue: IssueTemplates, digestId: string): string {
     const sample = `${this.config.publicUrl}/subscribe?newsletter=${encodeURIComponent(slug)}`;
     return this.renderer.personalize(key, issue, {
       greeting: 'Hi there,',
       email: 'reader@example.com',
       unsubscribeUrl: sample,
       preferencesUrl: sample,
+      clickReader: readerPart(clickKey(this.config.appSecret), digestId, '0'),
     }).html;
   }
 
@@ -407,9 +411,22 @@ export class DigestsService {
       const articles = await this.repo.issueArticles(this.ds, d, this.config.digest.maxArticles);
       if (articles.length === 0)
         throw new ConflictException('Nothing to preview: there is no new article for this digest');
-      issue = await this.renderer.renderIssue(d.newsletter_name, articles, d.send_at, voiceOf(d));
+      issue = await this.renderer.renderIssue(
+        d.newsletter_name,
+        articles,
+        d.send_at,
+        voiceOf(d),
+        null,
+        'strict',
+        issueLinks(d),
+      );
     }
-    return this.samplePersonal(`preview:${d.id}:${d.html_template ? 'final' : Date.now()}`, d.newsletter_slug, issue);
+    return this.samplePersonal(
+      `preview:${d.id}:${d.html_template ? 'final' : Date.now()}`,
+      d.newsletter_slug,
+      issue,
+      d.id,
+    );
   }
 
   /**
@@ -434,8 +451,16 @@ export class DigestsService {
     const byId = new Map(articles.map((a) => [a.id, a]));
     const list = ids.flatMap((i) => byId.get(i) ?? []);
     const personal = d.personalize === 'off' || mine.length === 0 ? null : { mode: d.personalize, topics: mine };
-    const issue = await this.renderer.renderIssue(d.newsletter_name, list, d.send_at, voiceOf(d), personal);
-    return this.samplePersonal(`preview:${d.id}:${Date.now()}:${mine.join(',')}`, d.newsletter_slug, issue);
+    const issue = await this.renderer.renderIssue(
+      d.newsletter_name,
+      list,
+      d.send_at,
+      voiceOf(d),
+      personal,
+      'strict',
+      issueLinks(d),
+    );
+    return this.samplePersonal(`preview:${d.id}:${Date.now()}:${mine.join(',')}`, d.newsletter_slug, issue, d.id);
   }
 
   /** The issue's variants: the reader topics each was made for and how many readers got it. */

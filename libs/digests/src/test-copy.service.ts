@@ -5,7 +5,8 @@ import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { MailRepository } from '#mail/mail.repository.js';
 import { MailTransport } from '#mail/mail-transport.service.js';
 import { senderOf } from '#mail/sender-address.js';
-import { digestListId, issueOf } from './digest-message.js';
+import { clickKey, readerPart } from './click-tokens.js';
+import { digestListId, issueLinks, issueOf } from './digest-message.js';
 import { DigestRenderer, hasTestCopySlots, testCopyOf } from './digest-renderer.service.js';
 import { voiceOf } from './digest-voice.js';
 import { DigestsRepository } from './digests.repository.js';
@@ -35,7 +36,15 @@ export class TestCopySender {
     if (!issue || !hasTestCopySlots(issue.html)) {
       const articles = await this.repo.issueArticles(this.ds, d, this.config.digest.maxArticles);
       if (articles.length === 0) return 'skipped';
-      issue = await this.renderer.renderIssue(d.newsletter_name, articles, d.send_at, voiceOf(d));
+      issue = await this.renderer.renderIssue(
+        d.newsletter_name,
+        articles,
+        d.send_at,
+        voiceOf(d),
+        null,
+        'strict',
+        issueLinks(d),
+      );
     }
     // A test copy says so, and carries no unsubscribe (header or link): no subscription stands behind it.
     const copy = testCopyOf(issue, requestedBy);
@@ -45,6 +54,8 @@ export class TestCopySender {
       email: to,
       unsubscribeUrl: '',
       preferencesUrl: '',
+      // Tracked links work in a test copy and count no click (reader 0).
+      clickReader: readerPart(clickKey(this.config.appSecret), d.id, '0'),
     });
     const { messageId } = await this.transport.sendBuilt({
       from: senderOf({ name: d.newsletter_name, from_name: d.from_name, from_email: d.from_email }, this.config),

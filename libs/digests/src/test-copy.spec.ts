@@ -10,7 +10,13 @@ const ARTICLES: IssueArticle[] = [
     topics: ['Upper Back Pain'],
   },
 ];
-const VARS = { greeting: 'Hello,', email: 'qa@example.com', unsubscribeUrl: '', preferencesUrl: '' };
+const VARS = {
+  greeting: 'Hello,',
+  email: 'qa@example.com',
+  unsubscribeUrl: '',
+  preferencesUrl: '',
+  clickReader: '0.x',
+};
 
 describe('digest issues: preheader, privacy link and test copies', () => {
   const renderer = (privacyUrl?: string) => new DigestRenderer({ postalAddress: '1 Main St', privacyUrl } as AppConfig);

@@ -32,6 +32,8 @@ export interface DbFigures {
   digests: DigestFigure[];
   suppressions: { reason: string; n: number }[];
   outbox: { pending: number; oldestAgeSeconds: number };
+  /** Clicks on tracked links by newsletter, verdict (human, machine) and machine reason ('' for human). */
+  clicks: { newsletter: string; verdict: string; reason: string; n: number }[];
 }
 
 /** Label for rows whose newsletter was deleted (or never set). */
@@ -128,6 +130,15 @@ const CONSENT_SQL = tallySql(
   CONSENT_LABELS,
 );
 
+const CLICK_LABELS = ['newsletter', 'verdict', 'reason'];
+// A click's verdict may still turn into a burst within seconds of it; rows settle after minutes.
+const CLICK_SQL = tallySql(
+  `SELECT c.id, c.clicked_at AS created_at, n.slug AS newsletter, c.verdict, COALESCE(c.reason, '') AS reason
+   FROM link_clicks c JOIN digests d ON d.id = c.digest_id JOIN newsletters n ON n.id = d.newsletter_id
+   WHERE c.id > $1::bigint`,
+  CLICK_LABELS,
+);
+
 /** A digest whose outcome is final: finished this long ago, nothing of it is in flight any more. */
 const DIGEST_SETTLE_SECONDS = 600;
 
@@ -150,6 +161,7 @@ interface DigestRow {
 export class MetricsRepository {
   private readonly mailLog = new AppendOnlyTally(MAIL_LOG_SQL, MAIL_LOG_LABELS);
   private readonly consent = new AppendOnlyTally(CONSENT_SQL, CONSENT_LABELS);
+  private readonly clicks = new AppendOnlyTally(CLICK_SQL, CLICK_LABELS);
   /** Delivery counts of settled digests, with the status/finish stamp they were counted at. */
   private readonly settledLedgers = new Map<string, { stamp: string; counts: MailCount[] }>();
   /** Reads run one at a time: the tallies' watermarks must not be raced. */
@@ -203,6 +215,13 @@ export class MetricsRepository {
       n,
     }));
 
+    const clicks = (await this.clicks.read(qr)).map(({ labels, n }) => ({
+      newsletter: labels.newsletter,
+      verdict: labels.verdict,
+      reason: labels.reason,
+      n,
+    }));
+
     // Index-only scan of subscriptions_newsletter_status.
     const subs: { newsletter_id: number; status: string; n: number }[] = await qr.query(
       `SELECT newsletter_id, status, count(*)::int AS n FROM subscriptions GROUP BY newsletter_id, status`,
@@ -240,6 +259,7 @@ export class MetricsRepository {
     return {
       newsletters: newsletters.map((n) => n.slug),
       mails,
+      clicks,
       consent,
       subscriptions,
       digests: digestRows.map((d) => ({

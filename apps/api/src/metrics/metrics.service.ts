@@ -170,6 +170,17 @@ export class MetricsService {
       },
     );
 
+    counter(
+      'mailroom_link_clicks_total',
+      'Clicks on tracked digest links, by newsletter, verdict (human, machine) and reason (scanner, prefetch, early, burst; empty for human).',
+      ['newsletter', 'verdict', 'reason'],
+      (s, add) => {
+        if (!s.db) return;
+        for (const newsletter of s.db.newsletters) add({ newsletter, verdict: 'human', reason: '' }, 0);
+        for (const c of s.db.clicks) add({ newsletter: c.newsletter, verdict: c.verdict, reason: c.reason }, c.n);
+      },
+    );
+
     const consentCounter = (name: string, action: string, help: string) =>
       counter(name, help, ['newsletter'], (s, add) => {
         if (!s.db) return;
