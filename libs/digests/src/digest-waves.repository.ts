@@ -1,7 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import type { DataSource, EntityManager } from 'typeorm';
 import { rows } from '#db/sql.js';
+import type { DigestRow } from './digests.repository.js';
 import type { Wave, ZoneReaders } from './local-waves.js';
+import { isTimeZone } from './weekly-schedule.js';
 
 type Db = EntityManager | DataSource;
 
@@ -26,18 +28,28 @@ export interface WaveRow extends Wave {
   open: number;
 }
 
+/** The zone of a local digest's readers without one: the newsletter's schedule zone, else UTC. */
+export function fallbackZone(d: Pick<DigestRow, 'schedule_timezone'>): string {
+  return d.schedule_timezone && isTimeZone(d.schedule_timezone) ? d.schedule_timezone : 'UTC';
+}
+
 /** SQL for a local digest's waves: readers whose local send time falls on one instant (see local-waves.ts). */
 @Injectable()
 export class DigestWavesRepository {
-  /** The newsletter's active readers by zone (`fallback` for readers without one). */
-  async zones(db: Db, newsletterId: number, fallback: string): Promise<ZoneReaders[]> {
-    return rows<ZoneReaders>(
+  /**
+   * The newsletter's active readers by zone. Readers without a zone, or with one this runtime does
+   * not know, count in the fallback zone (see `fallbackZone`).
+   */
+  async zones(db: Db, d: Pick<DigestRow, 'newsletter_id' | 'schedule_timezone'>): Promise<ZoneReaders[]> {
+    const fallback = fallbackZone(d);
+    const found = await rows<ZoneReaders>(
       db,
       `SELECT COALESCE(u.timezone, $2) AS timezone, count(*)::int AS readers
        FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id
        WHERE s.newsletter_id = $1 AND s.status = 'active' AND u.status = 'ok' GROUP BY 1`,
-      [newsletterId, fallback],
+      [d.newsletter_id, fallback],
     );
+    return found.map((z) => (isTimeZone(z.timezone) ? z : { timezone: fallback, readers: z.readers }));
   }
 
   /** A digest's waves, once (a retried plan keeps the first). */

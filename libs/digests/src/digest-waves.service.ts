@@ -6,10 +6,9 @@ import type { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { DIGEST_QUEUE, jobIds } from '#queue/jobs.js';
 import { BatchQueue } from './batch-queue.service.js';
-import { DigestWavesRepository, type WaveState } from './digest-waves.repository.js';
+import { DigestWavesRepository, fallbackZone, type WaveState } from './digest-waves.repository.js';
 import { type DigestRow, DigestsRepository, type FanOutWaves } from './digests.repository.js';
-import { planWaves, type ZoneReaders } from './local-waves.js';
-import { isTimeZone } from './weekly-schedule.js';
+import { planWaves } from './local-waves.js';
 
 export type WaveOutcome = 'queued' | 'waiting' | 'skipped' | 'cancelled';
 
@@ -34,21 +33,9 @@ export class DigestWaves {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  /** The zone of readers without one: the newsletter's schedule zone, else UTC. */
-  private fallbackZone(d: DigestRow): string {
-    return d.schedule_timezone && isTimeZone(d.schedule_timezone) ? d.schedule_timezone : 'UTC';
-  }
-
-  /** Readers by zone; a zone this runtime does not know counts as the fallback. */
-  private async zones(db: DataSource | EntityManager, d: DigestRow): Promise<ZoneReaders[]> {
-    const fallback = this.fallbackZone(d);
-    const zones = await this.repo.zones(db, d.newsletter_id, fallback);
-    return zones.map((z) => (isTimeZone(z.timezone) ? z : { timezone: fallback, readers: z.readers }));
-  }
-
   /** When the first reader's local time comes (null: no reader). */
   async firstWaveAt(db: EntityManager, d: DigestRow): Promise<Date | null> {
-    const waves = planWaves(d.local_time!, await this.zones(db, d));
+    const waves = planWaves(d.local_time!, await this.repo.zones(db, d));
     return waves[0]?.sendAt ?? null;
   }
 
@@ -56,12 +43,12 @@ export class DigestWaves {
   async plan(d: DigestRow): Promise<FanOutWaves> {
     let list = await this.repo.list(this.ds, d.id);
     if (list.length === 0) {
-      const planned = planWaves(d.local_time!, await this.zones(this.ds, d));
+      const planned = planWaves(d.local_time!, await this.repo.zones(this.ds, d));
       await this.ds.transaction((em) => this.repo.store(em, d.id, planned));
       list = await this.repo.list(this.ds, d.id);
       this.logger.log(`Digest ${d.id}: ${list.length} wave(s) at ${d.local_time} local time`);
     }
-    const defaultZone = this.fallbackZone(d);
+    const defaultZone = fallbackZone(d);
     return {
       zones: list.flatMap((w) => w.timezones.map((zone) => ({ zone, wave: w.wave }))),
       defaultZone,

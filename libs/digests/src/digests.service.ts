@@ -14,7 +14,6 @@ import { checkVoice, digestSubject, voiceOf } from './digest-voice.js';
 import { DigestWavesRepository } from './digest-waves.repository.js';
 import { topicKey, variantArticles } from './issue-variants.js';
 import { EARLIEST_ZONE, LATEST_ZONE, localInstant, parseWallClock, planWaves } from './local-waves.js';
-import { isTimeZone } from './weekly-schedule.js';
 import { type DigestListItem, type DigestRow, DigestsRepository } from './digests.repository.js';
 import { SchedulesRepository } from './schedules.repository.js';
 
@@ -346,11 +345,7 @@ export class DigestsService {
     }
     const stored = await this.waves.list(this.ds, d.id);
     if (stored.length === 0 && d.status === 'scheduled' && d.local_time) {
-      const fallback = d.schedule_timezone && isTimeZone(d.schedule_timezone) ? d.schedule_timezone : 'UTC';
-      const zones = (await this.waves.zones(this.ds, d.newsletter_id, fallback)).map((z) =>
-        isTimeZone(z.timezone) ? z : { timezone: fallback, readers: z.readers },
-      );
-      return planWaves(d.local_time, zones).map((w) => ({
+      return planWaves(d.local_time, await this.waves.zones(this.ds, d)).map((w) => ({
         timezone: w.timezone,
         timezones: w.timezones,
         utcOffset: w.utcOffset,
