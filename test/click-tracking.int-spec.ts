@@ -135,7 +135,7 @@ describe('tracked links (/c/:token)', () => {
       { 'user-agent': 'Mozilla/5.0 (compatible; Barracuda Sentinel (EE))' },
       { 'user-agent': 'python-requests/2.31.0' },
       { 'user-agent': '' },
-    ]) {
+    ] as Record<string, string>[]) {
       const res = await get(link, headers);
       expect(res.status).toBe(302);
     }

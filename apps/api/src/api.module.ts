@@ -13,6 +13,7 @@ import { SubscriptionsModule } from '#subscriptions/subscriptions.module.js';
 import { DigestsAdminModule } from '#digests/digests.module.js';
 import { ArticlesController } from './articles/articles.controller.js';
 import { DigestsController } from './digests/digests.controller.js';
+import { FunnelController } from './admin/funnel.controller.js';
 import { NewslettersController } from './admin/newsletters.controller.js';
 import { SubscribersController } from './admin/subscribers.controller.js';
 import { SubscriberRecordsController } from './admin/subscriber-records.controller.js';
@@ -30,6 +31,7 @@ import { AdminAuthModule } from './admin/admin-auth.module.js';
 import { ConsoleModule } from './console/console.module.js';
 import { ConsoleContentModule } from './console/console-content.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
+import { ArchiveModule } from './archive/archive.module.js';
 
 @Module({})
 export class ApiModule {
@@ -54,6 +56,7 @@ export class ApiModule {
         ConsoleContentModule,
         AdminAuthModule,
         MetricsModule,
+        ArchiveModule,
       ],
       controllers: [
         SubscriptionsController,
@@ -62,6 +65,7 @@ export class ApiModule {
         GuidesController,
         HealthController,
         NewslettersController,
+        FunnelController,
         SubscribersController,
         ArticlesController,
         DigestsController,

@@ -16,6 +16,7 @@ import { DigestVoice1765200000000 } from './migrations/1765200000000-digest-voic
 import { DigestVariants1765300000000 } from './migrations/1765300000000-digest-variants.js';
 import { DigestWaves1765400000000 } from './migrations/1765400000000-digest-waves.js';
 import { WhatWorked1765500000000 } from './migrations/1765500000000-what-worked.js';
+import { GuideDownloads1765510000000 } from './migrations/1765510000000-guide-downloads.js';
 
 export const MIGRATIONS = [
   Init1764000000000,
@@ -32,6 +33,7 @@ export const MIGRATIONS = [
   DigestVariants1765300000000,
   DigestWaves1765400000000,
   WhatWorked1765500000000,
+  GuideDownloads1765510000000,
 ];
 
 export function dataSourceOptions(url: string): DataSourceOptions {

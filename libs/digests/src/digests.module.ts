@@ -6,6 +6,7 @@ import { ArticlesRepository } from './articles.repository.js';
 import { ArticlesService } from './articles.service.js';
 import { BatchQueue } from './batch-queue.service.js';
 import { DigestRenderer } from './digest-renderer.service.js';
+import { DigestStatsRepository } from './digest-stats.repository.js';
 import { DigestWaves } from './digest-waves.service.js';
 import { DigestWavesRepository } from './digest-waves.repository.js';
 import { DeliveriesRepository } from './deliveries.repository.js';
@@ -51,6 +52,7 @@ const ADMIN_PROVIDERS = [
   ArticlesRepository,
   ArticlesService,
   DigestRenderer,
+  DigestStatsRepository,
   DigestWavesRepository,
   DigestsRepository,
   DigestsService,

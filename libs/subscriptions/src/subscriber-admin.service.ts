@@ -92,7 +92,7 @@ export class SubscriberAdminService {
   async export(rawEmail: string): Promise<Record<string, unknown>> {
     const email = this.email(rawEmail);
     const id = await this.subscriberId(email);
-    const { subscriber, subscriptions, consent, mail, digests } = await this.records.export(this.ds, id);
+    const { subscriber, subscriptions, consent, mail, digests, clicks } = await this.records.export(this.ds, id);
     const suppressed = await this.suppressions.reasonFor(this.ds, email);
     return {
       subscriber,
@@ -100,6 +100,7 @@ export class SubscriberAdminService {
       consentRecords: consent,
       mailLog: mail,
       digestDeliveries: digests,
+      clicks,
       suppression: suppressed,
     };
   }

@@ -35,6 +35,16 @@ export interface RecordMail {
   createdAt: Date;
 }
 
+/** A click on a tracked link in a digest (what the GDPR export shows of `link_clicks`). */
+export interface RecordClick {
+  digestId: string;
+  articleUrl: string;
+  clickedAt: Date;
+  verdict: 'human' | 'machine';
+  /** Why a click was judged automatic (`scanner`, `prefetch`, `early`, `burst`); null for a human one. */
+  reason: string | null;
+}
+
 export interface RecordDelivery {
   digestId: string;
   newsletter: string;
@@ -44,7 +54,7 @@ export interface RecordDelivery {
 
 /**
  * What is stored about one subscriber beyond its own row (subscriptions, consent records, mail log,
- * digest deliveries): the console's subscriber page (recent, by newsletter name) and the GDPR
+ * digest deliveries, clicks on tracked links): the console's subscriber page (recent, by newsletter name) and the GDPR
  * export (everything, by slug, with the stored column names).
  */
 @Injectable()
@@ -104,6 +114,7 @@ export class SubscriberRecordsRepository {
     consent: unknown[];
     mail: unknown[];
     digests: unknown[];
+    clicks: RecordClick[];
   }> {
     const [subscriber] = await rows(
       db,
@@ -112,7 +123,8 @@ export class SubscriberRecordsRepository {
     );
     const subscriptions = await rows(
       db,
-      `SELECT n.slug AS newsletter, s.status, s.topics, s.source, s.created_at, s.confirmed_at, s.unsubscribed_at, s.guide_sent_at
+      `SELECT n.slug AS newsletter, s.status, s.topics, s.source, s.created_at, s.confirmed_at, s.unsubscribed_at, s.guide_sent_at,
+              s.guide_downloaded_at
        FROM subscriptions s JOIN newsletters n ON n.id = s.newsletter_id WHERE s.subscriber_id = $1 ORDER BY n.slug`,
       [subscriberId],
     );
@@ -135,6 +147,12 @@ export class SubscriberRecordsRepository {
        WHERE d.subscriber_id = $1 ORDER BY d.digest_id`,
       [subscriberId],
     );
-    return { subscriber, subscriptions, consent, mail, digests };
+    const clicks = await rows<RecordClick>(
+      db,
+      `SELECT c.digest_id::text AS "digestId", a.url AS "articleUrl", c.clicked_at AS "clickedAt", c.verdict, c.reason
+       FROM link_clicks c JOIN articles a ON a.id = c.article_id WHERE c.subscriber_id = $1 ORDER BY c.clicked_at, c.id`,
+      [subscriberId],
+    );
+    return { subscriber, subscriptions, consent, mail, digests, clicks };
   }
 }

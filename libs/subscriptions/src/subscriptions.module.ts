@@ -2,6 +2,8 @@ import { Module } from '@nestjs/common';
 import { OutboxRepository } from '#queue/outbox.repository.js';
 import { ApiKeysRepository } from './api-keys.repository.js';
 import { ApiKeysService } from './api-keys.service.js';
+import { FunnelRepository } from './funnel.repository.js';
+import { FunnelService } from './funnel.service.js';
 import { GuidesRepository } from './guides.repository.js';
 import { GuidesService } from './guides.service.js';
 import { ImportExportRepository } from './import-export.repository.js';
@@ -25,6 +27,8 @@ import { SubscriptionsService } from './subscriptions.service.js';
 const PROVIDERS = [
   ApiKeysRepository,
   ApiKeysService,
+  FunnelRepository,
+  FunnelService,
   GuidesRepository,
   GuidesService,
   ImportExportRepository,

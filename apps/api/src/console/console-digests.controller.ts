@@ -14,6 +14,7 @@ import {
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IssueArticle } from '#digests/digest-renderer.service.js';
+import { type DigestStats, DigestStatsRepository } from '#digests/digest-stats.repository.js';
 import { checkVoice } from '#digests/digest-voice.js';
 import { DigestsService, type DigestProgress, MAX_COMPOSED } from '#digests/digests.service.js';
 import { describeSchedule, localInputValue, timeZones, zonedLocalToUtc } from '#digests/weekly-schedule.js';
@@ -105,6 +106,7 @@ export class ConsoleDigestsController {
     private readonly newsletters: NewslettersService,
     private readonly pages: ConsolePagesService,
     private readonly audience: AudienceCountRepository,
+    private readonly stats: DigestStatsRepository,
   ) {}
 
   /** Each newsletter's schedule zone (console times of its digests are shown in it), by slug. */
@@ -467,6 +469,8 @@ export class ConsoleDigestsController {
     }));
     const zone = (await this.zones()).get(d.newsletter) ?? 'UTC';
     const progress: DigestProgress = await this.digests.progress(id);
+    // What it did: once it started (a scheduled digest has nothing to count yet).
+    const stats = d.status === 'scheduled' ? null : await this.stats.forDigest(id);
     const open = OPEN_STATUSES.has(d.status);
     // Poll while it sends, or when it is due within the minute.
     const live = d.status === 'sending' || (d.status === 'scheduled' && d.sendAt.getTime() - Date.now() < 60_000);
@@ -491,10 +495,28 @@ export class ConsoleDigestsController {
           topics,
           previewSrc: `/admin/digests/${d.id}/preview${topics ? `?topics=${encodeURIComponent(topics)}` : ''}`,
           testTo: vars.testTo ?? staffOf(req).email,
+          stats: stats && statsView(stats),
         },
       ),
     );
   }
+}
+
+/** A share (0.3333) as the console writes it: "33.3 %". */
+export function percentText(share: number): string {
+  return `${(share * 100).toLocaleString('en-US', { maximumFractionDigits: 1 })} %`;
+}
+
+/** The digest page's figures: the stats with the words and labels the tables show. */
+function statsView(s: DigestStats) {
+  return {
+    ...s,
+    clickRateText: percentText(s.clickRate),
+    variants: s.variants.map((v) => ({
+      ...v,
+      label: v.topics.length ? v.topics.join(', ') : 'everyone else',
+    })),
+  };
 }
 
 export function progressText(p: DigestProgress): string {

@@ -1,6 +1,7 @@
 import { Body, Controller, Get, Param, Post, Query, Req, Res, UseFilters, UseGuards } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { DigestStatsRepository, type IssueTrendPoint, TREND_ISSUES } from '#digests/digest-stats.repository.js';
 import { DigestsService } from '#digests/digests.service.js';
 import {
   describeSchedule,
@@ -24,7 +25,9 @@ import {
   staffOf,
 } from './console-forms.js';
 import { field } from './console-http.js';
+import { percentText } from './console-digests.controller.js';
 import { ConsolePagesService } from './console-pages.service.js';
+import { type ChartPoint, lineChartSvg } from './line-chart.js';
 import { StaffGuard } from './staff.guard.js';
 
 const NOTICES: Record<string, string> = {
@@ -36,6 +39,59 @@ const NOTICES: Record<string, string> = {
 const DETAIL_FIELDS = ['name', 'description', 'fromName', 'fromEmail', 'guide', 'feedUrl', 'subjectTemplate'] as const;
 type DetailField = (typeof DETAIL_FIELDS)[number];
 
+/** The form's two switches (checkboxes: an unchecked one sends nothing). */
+interface Switches {
+  archive: boolean;
+  tracking: boolean;
+}
+
+const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+function esc(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ESCAPES[c]);
+}
+
+/**
+ * A trend chart in both drawings (wide and narrow, one shown per width by the page's CSS), with
+ * its own description: line-chart.ts describes its points as active subscribers.
+ */
+function trendChart(id: string, title: string, desc: string, points: ChartPoint[]): string {
+  return (['wide', 'narrow'] as const)
+    .map((size) =>
+      lineChartSvg(id, title, points, size).replace(
+        /(<desc id="[^"]*">)[\s\S]*?(<\/desc>)/,
+        (_m, open: string, close: string) => `${open}${esc(desc)}${close}`,
+      ),
+    )
+    .join('');
+}
+
+/** The newsletter page's "what worked": two charts over the last issues and the table behind them. */
+function trendView(name: string, issues: IssueTrendPoint[]) {
+  const tracked = issues.filter((i) => i.tracking);
+  const pct = (share: number) => Math.round(share * 1000) / 10;
+  const clicks = tracked.map((i) => ({ label: `#${i.id}`, value: pct(i.clickRate) }));
+  const unsubscribes = issues.map((i) => ({ label: `#${i.id}`, value: i.unsubscribed }));
+  const span = (list: { label: string }[]) => `between issue ${list[0].label} and issue ${list[list.length - 1].label}`;
+  const clickDesc =
+    clicks.length === 0
+      ? 'No issue was sent with tracked links.'
+      : `Click rate from ${clicks[0].value} % to ${clicks[clicks.length - 1].value} % ${span(clicks)}` +
+        ` (${clicks.length} tracked ${clicks.length === 1 ? 'issue' : 'issues'}; highest ${Math.max(...clicks.map((c) => c.value))} %).`;
+  const unsubDesc =
+    unsubscribes.length === 0
+      ? 'No data.'
+      : `From ${unsubscribes[0].value} to ${unsubscribes[unsubscribes.length - 1].value} unsubscribes per issue ${span(unsubscribes)}` +
+        ` (${unsubscribes.reduce((t, u) => t + u.value, 0)} in all).`;
+  return {
+    count: issues.length,
+    tracked: tracked.length,
+    clickChart: trendChart('trend-clicks', `${name}: click rate per issue (%)`, clickDesc, clicks),
+    unsubscribeChart: trendChart('trend-unsubscribes', `${name}: unsubscribes per issue`, unsubDesc, unsubscribes),
+    issues: issues.map((i) => ({ ...i, clickRateText: i.tracking ? percentText(i.clickRate) : null })),
+  };
+}
+
 /** Newsletters: name, sender, guide, feed and digest subject, and the weekly schedule as a day, a time and a zone. */
 @ApiExcludeController()
 @Controller('admin/newsletters')
@@ -46,6 +102,7 @@ export class ConsoleNewslettersController {
     private readonly newsletters: NewslettersService,
     private readonly digests: DigestsService,
     private readonly pages: ConsolePagesService,
+    private readonly stats: DigestStatsRepository,
   ) {}
 
   @Get()
@@ -94,6 +151,11 @@ export class ConsoleNewslettersController {
     const present = Object.fromEntries(
       DETAIL_FIELDS.filter((f) => f === 'name' || values[f] !== '').map((f) => [f, values[f]]),
     );
+    // The switches only when the form showed them (`switches`): a post without them changes neither.
+    const shown = field(body, 'switches') === '1';
+    const switches: Switches = shown
+      ? { archive: field(body, 'archive') === 'on', tracking: field(body, 'tracking') === 'on' }
+      : { archive: n.archive, tracking: n.tracking };
     const errors = await dtoErrors(UpdateNewsletterDto, present);
     if (Object.keys(errors).length === 0) {
       const orNull = (v: string) => (v === '' ? null : v);
@@ -106,6 +168,7 @@ export class ConsoleNewslettersController {
           guide: orNull(values.guide),
           feedUrl: orNull(values.feedUrl),
           subjectTemplate: orNull(values.subjectTemplate),
+          ...(shown ? switches : {}),
         });
         await reply.redirect(`/admin/newsletters/${n.slug}?notice=saved`, 303);
         return;
@@ -117,7 +180,7 @@ export class ConsoleNewslettersController {
         else errors.form = message;
       }
     }
-    await this.page(req, reply, 400, n, { errors, values });
+    await this.page(req, reply, 400, n, { errors, values, switches });
   }
 
   /** The human control: day of the week (or every day), HH:MM and an IANA zone → cron + zone. */
@@ -187,6 +250,7 @@ export class ConsoleNewslettersController {
       notice?: string;
       errors?: FormErrors;
       values?: Record<string, string>;
+      switches?: Switches;
       scheduleErrors?: WeeklyScheduleErrors;
       scheduleValues?: { day: string; time: string; timezone: string; delivery: string };
     },
@@ -203,7 +267,7 @@ export class ConsoleNewslettersController {
       ...WEEKDAYS.map((label, i) => ({ value: String(i), label })),
     ].map((d) => ({ ...d, selected: d.value === sv.day }));
     const zones = timeZones().map((z) => ({ value: z, selected: z === sv.timezone }));
-    const guides = await this.newsletters.guides();
+    const [guides, trend] = await Promise.all([this.newsletters.guides(), this.stats.newsletterTrend(n.slug)]);
     const values = vars.values ?? {
       name: n.name,
       description: n.description ?? '',
@@ -223,6 +287,10 @@ export class ConsoleNewslettersController {
           ...vars,
           newsletter: n,
           values,
+          switches: vars.switches ?? { archive: n.archive, tracking: n.tracking },
+          trend: trendView(n.name, trend),
+          trendIssues: TREND_ISSUES,
+          zone: n.schedule?.timezone ?? 'UTC',
           guides: guides.map((g) => ({ ...g, selected: g.slug === values.guide })),
           schedule: n.schedule
             ? {

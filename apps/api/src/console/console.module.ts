@@ -4,6 +4,7 @@ import { AudienceStatsRepository } from '#subscriptions/audience-stats.repositor
 import { SubscriptionStatsRepository } from '#subscriptions/subscription-stats.repository.js';
 import { SubscriptionsModule } from '#subscriptions/subscriptions.module.js';
 import { ConsoleAuthController } from './console-auth.controller.js';
+import { ConsoleFunnelController } from './console-funnel.controller.js';
 import { ConsoleOverviewController } from './console-overview.controller.js';
 import { ConsoleSubscribersController } from './console-subscribers.controller.js';
 import { ConsoleSuppressionsController } from './console-suppressions.controller.js';
@@ -23,6 +24,7 @@ import { StaffGuard } from './staff.guard.js';
     ConsoleUsersController,
     ConsoleSubscribersController,
     ConsoleSuppressionsController,
+    ConsoleFunnelController,
     ConsoleOverviewController,
   ],
   providers: [ConsolePagesService, StaffGuard, SubscriptionStatsRepository, AudienceStatsRepository],

@@ -1,6 +1,20 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Query, Res, UseGuards } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  HttpCode,
+  NotFoundException,
+  Param,
+  Post,
+  Put,
+  Query,
+  Res,
+  UseGuards,
+} from '@nestjs/common';
 import { ApiBearerAuth, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
+import { type DigestStats, DigestStatsRepository } from '#digests/digest-stats.repository.js';
 import { DigestsService, type DigestView } from '#digests/digests.service.js';
 import { FeedError, type FeedResult, FeedsService } from '#digests/feeds.service.js';
 import { BadRequestException } from '@nestjs/common';
@@ -16,6 +30,7 @@ export class DigestsController {
   constructor(
     private readonly digests: DigestsService,
     private readonly feeds: FeedsService,
+    private readonly stats: DigestStatsRepository,
   ) {}
 
   @Post('newsletters/:slug/digests')
@@ -62,6 +77,16 @@ export class DigestsController {
   @Get('digests/:id')
   get(@Param('id') id: string): Promise<DigestView> {
     return this.digests.get(id);
+  }
+
+  /** What a digest did: its ledger, unsubscribes after it and the clicks on its links (docs/stats.md). */
+  @Get('digests/:id/stats')
+  async digestStats(@Param('id') id: string): Promise<DigestStats> {
+    if (!/^[1-9]\d{0,17}$/.test(id))
+      throw new BadRequestException(['id must be a digest id (a positive whole number)']);
+    const found = await this.stats.forDigest(id);
+    if (!found) throw new NotFoundException(`Digest ${id} does not exist`);
+    return found;
   }
 
   @Get('digests/:id/preview')

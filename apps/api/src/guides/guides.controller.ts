@@ -1,8 +1,9 @@
-import { Controller, Get, Param, Res } from '@nestjs/common';
+import { Controller, Get, Param, Req, Res } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GuidesService } from '#subscriptions/guides.service.js';
 import { LinkError } from '#subscriptions/subscriptions.service.js';
+import { requestVerdict } from '../clicks/click-verdict.js';
 import { PagesService } from '../pages/pages.service.js';
 
 @ApiTags('public')
@@ -17,10 +18,13 @@ export class GuidesController {
   async download(
     @Param('slug') slug: string,
     @Param('token') token: string,
+    @Req() req: FastifyRequest,
     @Res() reply: FastifyReply,
   ): Promise<void> {
     try {
-      const file = await this.guides.download(slug, token);
+      // A HEAD, a prefetch or a link scanner gets the file but is not the reader downloading it.
+      const record = req.method === 'GET' && requestVerdict(req.headers) === null;
+      const file = await this.guides.download(slug, token, { record });
       await reply
         .header('Content-Disposition', `attachment; filename="${file.fileName.replace(/[^A-Za-z0-9._-]/g, '_')}"`)
         .header('Cache-Control', 'private, no-store')

@@ -129,7 +129,8 @@ export class CreateNewsletterDto {
 
   @ApiPropertyOptional({
     default: true,
-    description: 'digest article links go through /c/:token and count clicks; false: they link straight to the articles',
+    description:
+      'digest article links go through /c/:token and count clicks; false: they link straight to the articles',
   })
   @IsOptional()
   @IsBoolean({ message: 'tracking must be true or false' })
