@@ -45,25 +45,9 @@ interface Switches {
   tracking: boolean;
 }
 
-const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-
-function esc(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ESCAPES[c]);
-}
-
-/**
- * A trend chart in both drawings (wide and narrow, one shown per width by the page's CSS), with
- * its own description: line-chart.ts describes its points as active subscribers.
- */
+/** A trend chart in both drawings (wide and narrow, one shown per width by the page's CSS), with its own description. */
 function trendChart(id: string, title: string, desc: string, points: ChartPoint[]): string {
-  return (['wide', 'narrow'] as const)
-    .map((size) =>
-      lineChartSvg(id, title, points, size).replace(
-        /(<desc id="[^"]*">)[\s\S]*?(<\/desc>)/,
-        (_m, open: string, close: string) => `${open}${esc(desc)}${close}`,
-      ),
-    )
-    .join('');
+  return (['wide', 'narrow'] as const).map((size) => lineChartSvg(id, title, points, size, () => desc)).join('');
 }
 
 /** The newsletter page's "what worked": two charts over the last issues and the table behind them. */

@@ -39,8 +39,16 @@ export type ChartSize = keyof typeof SIZES;
  * The SVG markup of a line chart over `points` (oldest first). Every text is escaped here; the
  * caller embeds it unescaped. `id` makes the title/description ids unique on the page. Week labels
  * that would overlap are thinned out from the newest backwards (the last one always shows).
+ * `describe` says what the points are (default: active subscribers) for the chart's description.
  */
-export function lineChartSvg(id: string, title: string, points: ChartPoint[], size: ChartSize = 'wide'): string {
+export function lineChartSvg(
+  id: string,
+  title: string,
+  points: ChartPoint[],
+  size: ChartSize = 'wide',
+  describe: (first: ChartPoint, last: ChartPoint) => string = (a, b) =>
+    `From ${fmt(a.value)} to ${fmt(b.value)} active subscribers between ${a.label} and ${b.label}.`,
+): string {
   const { W, H, left, right, font, labelGap } = SIZES[size];
   const top = 16;
   const bottom = 36;
@@ -53,12 +61,7 @@ export function lineChartSvg(id: string, title: string, points: ChartPoint[], si
   const safeId = id.replace(/[^A-Za-z0-9_-]/g, '-') + (size === 'wide' ? '' : `-${size}`);
   const spacing = points.length <= 1 ? plotW : plotW / (points.length - 1);
   const every = Math.max(1, Math.ceil(labelGap / spacing));
-  const first = points[0]?.value ?? 0;
-  const last = points[points.length - 1]?.value ?? 0;
-  const desc =
-    points.length === 0
-      ? 'No data.'
-      : `From ${fmt(first)} to ${fmt(last)} active subscribers between ${points[0].label} and ${points[points.length - 1].label}.`;
+  const desc = points.length === 0 ? 'No data.' : describe(points[0], points[points.length - 1]);
 
   const ticks: number[] = [];
   for (let v = 0; v <= max; v += step) ticks.push(v);
