@@ -1,6 +1,6 @@
 /**
- * `npm run bench [-- --quick | --n N] [--reps R] [--only digest,variants,memory,digest-pg,rate,render,subscribe,import]
- *  [--rate R] [--keep-logs]`
+ * `npm run bench [-- --quick | --n N] [--reps R]
+ *  [--only digest,variants,tracking,memory,digest-pg,rate,render,subscribe,import,clicks] [--rate R] [--keep-logs]`
  *
  * Runs Mailroom's benchmarks side by side on this machine, against PostgreSQL and Redis on
  * localhost (databases bench_*, Redis keys bench-<run>*, all removed at the end), with the api,
@@ -33,7 +33,9 @@ import { addVariantAudience, benchVariants } from './variants.js';
 import { type RenderResult, bench3 } from './render.js';
 import { type Triple, formatValue, machine, meets, writeReport } from './report.js';
 import { type Bench4Result, type Bench5Result, bench4, bench5 } from './subscribe.js';
+import { type ClicksResult, type TrackingResult, benchClicks, benchTracking, prepareClicks } from './clicks.js';
 import {
+  APP_SECRET,
   type Child,
   REDIS_URL,
   RUN_ID,
@@ -50,7 +52,18 @@ import {
   waitForHttp,
 } from './support.js';
 
-const ALL = ['memory', 'digest', 'variants', 'render', 'subscribe', 'import', 'rate', 'digest-pg'] as const;
+const ALL = [
+  'memory',
+  'digest',
+  'variants',
+  'tracking',
+  'render',
+  'subscribe',
+  'import',
+  'clicks',
+  'rate',
+  'digest-pg',
+] as const;
 type BenchName = (typeof ALL)[number];
 
 interface Args {
@@ -252,13 +265,18 @@ async function main(): Promise<void> {
   // so that its first 60 s could hold more than 60 × R messages if the rate were not kept.
   const rateWindowS = args.quick ? 5 : 60;
   const rateRecipients = args.rate * (rateWindowS + (args.quick ? 2 : 5));
-  const needDigestDb = want('memory') || want('digest') || want('variants') || want('digest-pg') || want('rate');
+  const needDigestDb =
+    want('memory') || want('digest') || want('variants') || want('tracking') || want('digest-pg') || want('rate');
   const needApiDb = want('subscribe') || want('import');
+  // The clicks benchmark's api has a database of its own (its readers would count in benchmark 4's figures).
+  const clickReaders = 20_000;
+  const clickArticles = 6;
 
   // ------------------------------------------------------------ set-up
-  const [digestDb, apiDb] = await Promise.all([
+  const [digestDb, apiDb, clicksDb] = await Promise.all([
     needDigestDb ? createDatabase('digest') : Promise.resolve(''),
     needApiDb ? createDatabase('api') : Promise.resolve(''),
+    want('clicks') ? createDatabase('clicks') : Promise.resolve(''),
   ]);
   if (digestDb) {
     await seeded(digestDb);
@@ -270,6 +288,11 @@ async function main(): Promise<void> {
     if (want('variants')) await addVariantAudience(digestDb, args.n);
   }
   if (apiDb) await seeded(apiDb);
+  const clickSetup = clicksDb
+    ? await seeded(clicksDb).then(() =>
+        prepareClicks(clicksDb, { slug: 'spine-health', readers: clickReaders, articles: clickArticles }),
+      )
+    : undefined;
   log(`databases ready (${((now() - t0) / 1000).toFixed(1)} s)`);
 
   let sink: Sink | undefined;
@@ -284,7 +307,7 @@ async function main(): Promise<void> {
   let warm: Child | undefined;
   let raw: Buffer | undefined;
   const redisPrefix = `${prefixBase}-redis`;
-  if (sink && digestApi && (want('memory') || want('digest'))) {
+  if (sink && digestApi && (want('memory') || want('digest') || want('tracking'))) {
     const redisMem = new RedisMemory(redis);
     const runs: MemoryRun[] = [];
     if (want('memory')) {
@@ -397,6 +420,40 @@ async function main(): Promise<void> {
       ),
       `| median | | | | | | ${v.ratio.toFixed(3)} |`,
     ]);
+  }
+
+  // ------------------------------------------------------------ 1d. tracked links on vs off
+  if (sink && digestApi && warm && want('tracking')) {
+    log(`1d. tracking on vs off: ${args.n} readers, the worker of 1, ${args.reps} reps alternated (on, off, …, on)`);
+    const t: TrackingResult = await benchTracking({
+      dbUrl: digestDb,
+      apiUrl: digestApi.url,
+      sink,
+      worker: warm,
+      slug: 'spine-health',
+      n: args.n,
+      reps: args.reps,
+    });
+    triples.push({ name: 'digest_tracking_on_vs_off', value: t.ratio, target: '>=0.95' });
+    triples.push({ name: 'digest_tracking_on_mails_per_s', value: t.onMailsPerS, target: '-' });
+    triples.push({ name: 'digest_tracking_off_mails_per_s', value: t.offMailsPerS, target: '-' });
+    const cpu = (r: { cpu: { worker: number | null } }) => r.cpu.worker?.toFixed(0) ?? '–';
+    section(
+      `1d. Tracked links on vs off — Redis queue backend, ${args.n} readers, six articles, the worker and audience of 1`,
+      [
+        "The newsletter's `tracking` is switched (`PATCH /v1/newsletters/spine-health`) before each digest, alternated: on, off, on, off, …, on, after a pair not counted; each untracked digest sits between two tracked ones and its rep's ratio is their mean rate ÷ its rate (a drift, such as the worker still warming up, cancels out). With tracking on, each article link is `/c/<digest>.<article>.<mac>.<reader>.<mac>`: one HMAC per recipient (the reader's half) on top of the issue's.",
+        '',
+        '| rep | tracking on, before | tracking off | tracking on, after | on (mean) / off | worker CPU µs/message: on before / off / on after | `digests.tracking` on / off | /c/ links in the first message: on after (verified, distinct) / off |',
+        '|---:|---:|---:|---:|---:|---:|:-:|---:|',
+        ...t.off.map((b, i) => {
+          const [a, c] = [t.on[i], t.on[i + 1]];
+          return `| ${i + 1} | ${a.mailsPerS.toFixed(0)} mails/s (${(a.ms / 1000).toFixed(2)} s) | ${b.mailsPerS.toFixed(0)} mails/s (${(b.ms / 1000).toFixed(2)} s) | ${c.mailsPerS.toFixed(0)} mails/s (${(c.ms / 1000).toFixed(2)} s) | ${t.ratios[i].toFixed(3)} | ${cpu(a)} / ${cpu(b)} / ${cpu(c)} | ${c.stored} / ${b.stored} | ${c.links.links} (${c.links.valid}, ${c.links.distinct}) / ${b.links.links} |`;
+        }),
+        `| median | ${t.onMailsPerS.toFixed(0)} (all ${t.on.length} tracked) | ${t.offMailsPerS.toFixed(0)} | | ${t.ratio.toFixed(3)} | | | |`,
+        '',
+        `Every tracked rep's digest was stored with \`tracking\` = true and its first message (captured at the sink) carried tracked links whose tokens verify with the api's key and name that digest; every untracked rep's digest had \`tracking\` = false and no /c/ link. Message size: ${t.on[0]?.bytes ?? '–'} B tracked, ${t.off[0]?.bytes ?? '–'} B untracked. Warm-up pair (not counted): on ${t.warmUp[0].mailsPerS.toFixed(0)}, off ${t.warmUp[1].mailsPerS.toFixed(0)} mails/s.`,
+      ],
+    );
   }
   await warm?.stop();
 
@@ -644,6 +701,61 @@ async function main(): Promise<void> {
       ]);
     }
     await api.child.stop();
+  }
+
+  // ------------------------------------------------------------ 7. tracked link clicks
+  if (clickSetup) {
+    const api = await startApi('api-clicks', clicksDb, 'smtp://127.0.0.1:2525', `${prefixBase}-clk`);
+    const rawServer = startChild('raw-click', 'bench/raw-click-server.js', { APP_SECRET }, { logDir });
+    const { port } = await rawServer.next<{ port: number }>('ready', undefined, 30_000);
+    const seconds = args.quick ? 2 : 10;
+    const rateSeconds = args.quick ? 4 : 10;
+    const fixedRate = 2000;
+    log(
+      `7. clicks: GET /c/:token, ${clickReaders} readers × ${clickArticles} articles, autocannon ~${seconds} s × ${args.reps} reps, ` +
+        `app vs bare Fastify, then both at ${fixedRate} req/s for ${rateSeconds} s`,
+    );
+    const r: ClicksResult = await benchClicks({
+      appUrl: api.url,
+      rawUrl: `http://127.0.0.1:${port}`,
+      appPid: api.child.proc.pid ?? 0,
+      rawPid: rawServer.proc.pid ?? 0,
+      dbUrl: clicksDb,
+      setup: clickSetup,
+      reps: args.reps,
+      seconds,
+      rateSeconds,
+      connections: 10,
+      fixedRate,
+    });
+    await rawServer.stop();
+    await api.child.stop();
+    triples.push({ name: 'clicks_vs_raw', value: r.ratio, target: '>=0.6' });
+    triples.push({ name: 'clicks_req_per_s', value: r.appReqPerS, target: '-' });
+    triples.push({ name: 'raw_clicks_req_per_s', value: r.rawReqPerS, target: '-' });
+    triples.push({ name: 'clicks_p99_ms_at_2000rps', value: r.appAtRate.p99, target: '<50' });
+    triples.push({ name: 'clicks_served_rps_at_2000rps', value: r.appServedAtRate, target: '>=1900' });
+    triples.push({ name: 'clicks_recorded_ratio', value: r.recorded / r.appRedirects, target: '=1' });
+    const cpu = (l: { cpu: { server: number; postgres: number; bench: number } }, pg: boolean) =>
+      `${l.cpu.server.toFixed(0)}${pg ? ` + PostgreSQL ${l.cpu.postgres.toFixed(0)}` : ''} (autocannon ${l.cpu.bench.toFixed(0)})`;
+    section(
+      `7. Clicks — GET /c/:token under autocannon, ${r.connections} connections, ${r.tokens} different tokens, Safari user agent`,
+      [
+        `A sent digest of ${clickArticles} articles to ${clickReaders} readers (deliveries finished an hour ago: no click is \`early\`). Request i goes to reader i mod ${clickReaders}, and a reader never clicks one of the six links (the one at their id mod 6), so no reader covers every link of the mail: no click is a \`burst\`, all are recorded as human. The bare handler checks the same token (\`verifyClickToken\`) and answers the same 302 to a fixed Location, with no database. Every run is an exact number of requests (autocannon \`amount\`, sized from the run before), so none is in flight when it ends; req/s = 302s / (last answer − start).`,
+        '',
+        '| rep | app GET /c/:token | bare Fastify, same HMAC | ratio | CPU µs/request: api (+ PostgreSQL) | CPU µs/request: bare |',
+        '|---:|---:|---:|---:|---:|---:|',
+        ...r.app.map(
+          (a, i) =>
+            `| ${i + 1} | ${a.reqPerS.toFixed(0)} req/s (p50 ${a.p50} ms, p99 ${a.p99} ms) | ${r.raw[i].reqPerS.toFixed(0)} req/s (p50 ${r.raw[i].p50} ms, p99 ${r.raw[i].p99} ms) | ${r.ratios[i].toFixed(3)} | ${cpu(a, true)} | ${cpu(r.raw[i], false)} |`,
+        ),
+        `| median | ${r.appReqPerS.toFixed(0)} | ${r.rawReqPerS.toFixed(0)} | ${r.ratio.toFixed(3)} | | |`,
+        '',
+        `- at a fixed ${r.fixedRate} req/s for ${rateSeconds} s (${r.appAtRate.redirects} requests): app p50 ${r.appAtRate.p50} ms, p99 ${r.appAtRate.p99} ms (${r.appServedAtRate.toFixed(0)} req/s served: 302s / the longer of ${rateSeconds} s and the run); bare p50 ${r.rawAtRate.p50} ms, p99 ${r.rawAtRate.p99} ms (${r.rawServedAtRate.toFixed(0)} req/s served)`,
+        `- recorded: ${r.recorded} rows in \`link_clicks\` for ${r.appRedirects} 302s the app answered over all its runs (warm-up and link check included): ${(r.recorded / r.appRedirects).toFixed(4)}; verdicts: ${r.verdicts.map((v) => `${v.verdict}${v.reason ? ` (${v.reason})` : ''} ${v.n}`).join(', ')}`,
+        `- clicks per INSERT (group commit, rows sharing an xmin): ${(r.recorded / Math.max(1, r.statements)).toFixed(1)} (${r.statements} statements)`,
+      ],
+    );
   }
 
   for (const b of ALL)
