@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import Handlebars from 'handlebars';
 import { articlePart, clickKey, readerPart } from '#digests/click-tokens.js';
+import { ClickRecorder } from '../apps/api/src/clicks/click-recorder.service.js';
 import { admin, waitUntil } from './support/admin.js';
 import { addAudience } from './support/audience.js';
 import { query } from './support/db.js';
@@ -64,8 +65,19 @@ describe('tracked links (/c/:token)', () => {
   const trackedLinks = (html: string) => [
     ...new Set([...html.matchAll(/href="http:\/\/mailroom\.test(\/c\/[^"]+)"/g)].map((m) => m[1])),
   ];
-  const get = (path: string, headers: Record<string, string> = { 'user-agent': BROWSER }, method = 'GET') =>
-    fetch(`${base()}${path}`, { method, headers, redirect: 'manual' });
+  /** A request, then every click it queued written (clicks are written behind the answer). */
+  const get = async (path: string, headers: Record<string, string> = { 'user-agent': BROWSER }, method = 'GET') => {
+    const res = await fetch(`${base()}${path}`, { method, headers, redirect: 'manual' });
+    await written();
+    return res;
+  };
+  const written = () =>
+    waitUntil(
+      async () => stack.apps.api.get(ClickRecorder).pending,
+      (n) => n === 0,
+      10_000,
+      'clicks written',
+    );
   const clicks = (digest: string) =>
     query<Click>(
       stack.db.url,
@@ -163,7 +175,11 @@ describe('tracked links (/c/:token)', () => {
     ]);
     // At once: both go in one statement.
     const [c, d] = trackedLinks(mailTo(digest.subject, 'clk4').parsed.html as string);
-    await Promise.all([get(c), get(d)]);
+    await Promise.all([
+      fetch(`${base()}${c}`, { redirect: 'manual', headers: { 'user-agent': BROWSER } }),
+      fetch(`${base()}${d}`, { redirect: 'manual', headers: { 'user-agent': BROWSER } }),
+    ]);
+    await written();
     expect((await clicks(digest.id)).filter((x) => x.subscriber === 'clk4@example.com').map((x) => x.reason)).toEqual([
       'burst',
       'burst',

@@ -3,7 +3,6 @@ import { APP_FILTER } from '@nestjs/core';
 import { TerminusModule } from '@nestjs/terminus';
 import { ThrottlerModule } from '@nestjs/throttler';
 import { ClickRecorder } from './clicks/click-recorder.service.js';
-import { ClicksController } from './clicks/clicks.controller.js';
 import type { AppConfig } from '#config/config.js';
 import { ConfigModule } from '#core/config.module.js';
 import { LoggerModule } from '#core/logger.module.js';
@@ -72,7 +71,6 @@ export class ApiModule {
         SubscriberRecordsController,
         SuppressionsController,
         WebhooksController,
-        ClicksController,
       ],
       providers: [PagesService, ClickRecorder, { provide: APP_FILTER, useClass: AllExceptionsFilter }],
     };

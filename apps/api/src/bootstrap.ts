@@ -7,6 +7,7 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
 import type { AppConfig } from '#config/config.js';
 import { ApiModule } from './api.module.js';
+import { mountClickRoute } from './clicks/click-route.js';
 import { registerCsvParser } from './common/body-types.js';
 import { PlainInputPipe } from './common/plain-input.js';
 import { mountQueueBoard } from './console/queue-board.js';
@@ -57,5 +58,6 @@ export async function createApi(config: AppConfig): Promise<NestFastifyApplicati
     .build();
   SwaggerModule.setup('docs', app, SwaggerModule.createDocument(app, doc));
   await mountQueueBoard(app, config);
+  mountClickRoute(app);
   return app;
 }

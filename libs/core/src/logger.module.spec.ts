@@ -6,6 +6,7 @@ describe('request URLs in the log', () => {
     ['/unsubscribe/tok.sig?x=1', '/unsubscribe/…?…'],
     ['/guides/natural-back-pain-relief/tok', '/guides/natural-back-pain-relief/…'],
     ['/v1/webhooks/ses?token=secret', '/v1/webhooks/ses?…'],
+    ['/c/1.2.AAAAAAAAAAAAAAAA.3.AAAAAAAAAAAAAAAA', '/c/…'],
     ['/v1/subscriptions', '/v1/subscriptions'],
   ])('%s → %s', (url, logged) => {
     expect(logUrl(url)).toBe(logged);

@@ -7,7 +7,7 @@ import type { AppConfig } from '#config/config.js';
  * links, the SES webhook's `?token=`): keep only the route's first segment and drop the query.
  */
 export function logUrl(url: string): string {
-  return url.replace(/^(\/(?:confirm|unsubscribe|guides\/[^/]+))\/[^?]+/, '$1/…').replace(/\?.*$/, '?…');
+  return url.replace(/^(\/(?:confirm|unsubscribe|c|guides\/[^/]+))\/[^?]+/, '$1/…').replace(/\?.*$/, '?…');
 }
 
 /** Nest's start-up chatter (every module and every mapped route): left out of the dev console. */
@@ -62,8 +62,11 @@ export class LoggerModule {
             name,
             level: config.logLevel,
             redact: ['req.headers.authorization', 'req.headers.cookie'],
-            // Scrapes and probes every few seconds would drown the log.
-            autoLogging: { ignore: (req: { url?: string }) => /^\/(metrics|health)(\?|$)/.test(req.url ?? '') },
+            // Scrapes and probes every few seconds would drown the log, and so would a digest's clicks
+            // (tens of thousands within the hour; they are counted in link_clicks and /metrics).
+            autoLogging: {
+              ignore: (req: { url?: string }) => /^\/(?:(?:metrics|health)(?:\?|$)|c\/)/.test(req.url ?? ''),
+            },
             serializers: {
               req: (req: { method: string; url: string; id: unknown }) => ({
                 id: req.id,

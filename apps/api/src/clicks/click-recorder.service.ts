@@ -26,6 +26,7 @@ export class ClickRecorder implements OnApplicationShutdown {
   private readonly writer: GroupWriter<ClickRecord>;
   private readonly urls = new Map<string, string>();
   private waiting = 0;
+  private readonly unwritten = new Set<Promise<void>>();
   private lastDropWarning = 0;
 
   constructor(
@@ -50,10 +51,14 @@ export class ClickRecorder implements OnApplicationShutdown {
   }
 
   /** Where the token's link goes: its article's URL, or null when the digest or article is gone. */
-  async target(t: ClickToken): Promise<string | null> {
+  target(t: ClickToken): string | Promise<string | null> {
     const k = `${t.digestId}:${t.articleId}`;
     const cached = this.urls.get(k);
     if (cached) return cached;
+    return this.lookUp(t, k);
+  }
+
+  private async lookUp(t: ClickToken, k: string): Promise<string | null> {
     const url = await articleUrl(this.db(), t.digestId, t.articleId);
     if (url) {
       if (this.urls.size >= URL_CACHE) this.urls.delete(this.urls.keys().next().value as string);
@@ -63,10 +68,11 @@ export class ClickRecorder implements OnApplicationShutdown {
   }
 
   /**
-   * Records a click (resolves once committed). Never throws: a reader gets to the article whether
-   * or not their click could be written.
+   * Records a click: queued for the next group statement, not waited for (a reader gets to the
+   * article whether or not the click could be written; a failure is logged). Every click queued is
+   * written before the api shuts down.
    */
-  async record(t: ClickToken, headers: Record<string, string | string[] | undefined>): Promise<void> {
+  record(t: ClickToken, headers: Record<string, string | string[] | undefined>): void {
     if (!t.subscriberId) return;
     if (this.waiting >= MAX_WAITING_CLICKS) {
       if (Date.now() - this.lastDropWarning > 60_000) {
@@ -76,22 +82,30 @@ export class ClickRecorder implements OnApplicationShutdown {
       return;
     }
     this.waiting += 1;
-    try {
-      await this.writer.write({
+    const written = this.writer
+      .write({
         digestId: t.digestId,
         articleId: t.articleId,
         subscriberId: t.subscriberId,
         clickedAt: new Date(),
         reason: requestVerdict(headers),
+      })
+      .catch((err: unknown) => this.logger.warn(`clicks: a click could not be recorded: ${(err as Error).message}`))
+      .finally(() => {
+        this.waiting -= 1;
+        this.unwritten.delete(written);
       });
-    } catch (err) {
-      this.logger.warn(`clicks: a click could not be recorded: ${(err as Error).message}`);
-    } finally {
-      this.waiting -= 1;
-    }
+    this.unwritten.add(written);
   }
 
+  /** Clicks queued and not yet written (or failed). */
+  get pending(): number {
+    return this.waiting;
+  }
+
+  /** Last, after the HTTP server stopped taking requests: the clicks it answered are written first. */
   async onApplicationShutdown(): Promise<void> {
+    while (this.unwritten.size > 0) await Promise.all([...this.unwritten]);
     const pool = this.pool;
     this.pool = null;
     await pool?.end();

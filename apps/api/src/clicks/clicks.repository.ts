@@ -35,27 +35,30 @@ const RECORD_SQL = `
     SELECT digest_id, subscriber_id, max(variant) AS variant, max(clicked_at) AS last FROM known
     GROUP BY digest_id, subscriber_id
   ),
-  links AS (
-    SELECT p.digest_id, p.subscriber_id, COALESCE(
-      (SELECT cardinality(v.article_ids) FROM digest_variants v
-        WHERE v.digest_id = p.digest_id AND v.variant = COALESCE(p.variant, 0)),
-      (SELECT count(*) FROM digest_articles da WHERE da.digest_id = p.digest_id))::int AS n
-    FROM pairs p
-  ),
   earlier AS (
     SELECT c.id, c.digest_id, c.subscriber_id, c.article_id, c.clicked_at, c.verdict FROM link_clicks c
     JOIN pairs p ON p.digest_id = c.digest_id AND p.subscriber_id = c.subscriber_id
     WHERE c.clicked_at >= p.last - make_interval(secs => ${BURST_SECONDS})
   ),
+  -- Readers with two articles or more clicked in the window: only these can be a burst.
+  candidates AS (
+    SELECT p.digest_id, p.subscriber_id, p.variant, p.last, count(DISTINCT x.article_id) AS clicked
+    FROM pairs p JOIN (
+      SELECT digest_id, subscriber_id, article_id, clicked_at FROM earlier
+      UNION ALL
+      SELECT digest_id, subscriber_id, article_id, clicked_at FROM known
+    ) x ON x.digest_id = p.digest_id AND x.subscriber_id = p.subscriber_id
+      AND x.clicked_at >= p.last - make_interval(secs => ${BURST_SECONDS})
+    GROUP BY p.digest_id, p.subscriber_id, p.variant, p.last
+    HAVING count(DISTINCT x.article_id) >= 2
+  ),
+  -- ... whose clicks cover every article link of their mail (their variant's, else the issue's).
   bursts AS (
-    SELECT p.digest_id, p.subscriber_id, p.last FROM pairs p JOIN links l USING (digest_id, subscriber_id)
-    WHERE l.n >= 2 AND l.n <= (
-      SELECT count(DISTINCT x.article_id) FROM (
-        SELECT e.article_id FROM earlier e WHERE e.digest_id = p.digest_id AND e.subscriber_id = p.subscriber_id
-        UNION ALL
-        SELECT k.article_id FROM known k WHERE k.digest_id = p.digest_id AND k.subscriber_id = p.subscriber_id
-          AND k.clicked_at >= p.last - make_interval(secs => ${BURST_SECONDS})
-      ) x)
+    SELECT c.digest_id, c.subscriber_id, c.last FROM candidates c
+    WHERE c.clicked >= COALESCE(
+      (SELECT cardinality(v.article_ids) FROM digest_variants v
+        WHERE v.digest_id = c.digest_id AND v.variant = COALESCE(c.variant, 0)),
+      (SELECT count(*) FROM digest_articles da WHERE da.digest_id = c.digest_id))
   ),
   reclassified AS (
     UPDATE link_clicks c SET verdict = 'machine', reason = 'burst'
