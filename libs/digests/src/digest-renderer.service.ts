@@ -163,7 +163,9 @@ export class WireSplice {
 
   /** This recipient's values, or null when one would push a line past 998 characters. */
   render(vars: PersonalVars): SplicedHtml | null {
-    const values = this.names.map((n) => wireValue(vars[n]));
+    // A value appears in many places (the reader's half of every tracked link): escaped once.
+    const escaped: Partial<Record<keyof PersonalVars, string>> = {};
+    const values = this.names.map((n) => (escaped[n] ??= wireValue(vars[n])));
     for (const line of this.lines) {
       let length = line.fixed;
       for (const i of line.slots) length += values[i].length;

@@ -91,9 +91,18 @@ export class QpTextSplice {
   }
 
   render(values: readonly string[]): SplicedText {
+    // A value may appear many times (the reader's half of every tracked link): encoded once.
+    const encoded = new Map<string, string>();
     return {
       parts: this.parts,
-      values: values.map((v) => softBreak(v.length <= QP_LINE && QP_LITERAL.test(v) ? v : qpLines(v))),
+      values: values.map((v) => {
+        let e = encoded.get(v);
+        if (e === undefined) {
+          e = softBreak(v.length <= QP_LINE && QP_LITERAL.test(v) ? v : qpLines(v));
+          encoded.set(v, e);
+        }
+        return e;
+      }),
     };
   }
 }
