@@ -226,6 +226,23 @@ describe('tracked links (/c/:token)', () => {
     expect(subs).toEqual([{ status: 'active' }]);
   });
 
+  it('writes every click it answered before the api shuts down', async () => {
+    const second = await stack.startApps({ config: stack.apps.config, worker: false });
+    const [link] = trackedLinks(mailTo(digest.subject, 'clk2').parsed.html as string);
+    const before = (await clicks(digest.id)).length;
+    const answers = await Promise.all(
+      Array.from({ length: 200 }, () =>
+        fetch(`${second.baseUrl}${link}`, { redirect: 'manual', headers: { 'user-agent': BROWSER } }),
+      ),
+    );
+    expect(answers.every((r) => r.status === 302)).toBe(true);
+    // Closed at once: the clicks still queued behind the answers are written on the way out.
+    const recorder = second.api.get(ClickRecorder);
+    await second.close();
+    expect(recorder.pending).toBe(0);
+    expect((await clicks(digest.id)).length).toBe(before + 200);
+  });
+
   it("links a preview's articles through tokens of nobody: they work and count nothing", async () => {
     const res = await admin<string>(base(), 'GET', `/v1/digests/${digest.id}/preview`);
     const links = trackedLinks(String(res.body));

@@ -26,6 +26,7 @@ export class ClickRecorder implements OnApplicationShutdown {
   private readonly writer: GroupWriter<ClickRecord>;
   private readonly urls = new Map<string, string>();
   private waiting = 0;
+  private closed = false;
   private readonly unwritten = new Set<Promise<void>>();
   private lastDropWarning = 0;
 
@@ -42,6 +43,7 @@ export class ClickRecorder implements OnApplicationShutdown {
   }
 
   private db(): pg.Pool {
+    if (this.closed) throw new Error('the api is shutting down');
     this.pool ??= sidePool(this.ds, { max: 4 }, this.logger, 'click');
     return this.pool;
   }
@@ -106,6 +108,7 @@ export class ClickRecorder implements OnApplicationShutdown {
   /** Last, after the HTTP server stopped taking requests: the clicks it answered are written first. */
   async onApplicationShutdown(): Promise<void> {
     while (this.unwritten.size > 0) await Promise.all([...this.unwritten]);
+    this.closed = true;
     const pool = this.pool;
     this.pool = null;
     await pool?.end();
