@@ -60,7 +60,8 @@ function inert(value: string): string {
   return value.replace(/\{(?=\{)/g, '{\u200b').replace(/\}(?=\})/g, '}\u200b');
 }
 
-function safeUrl(value: string | null): string | null {
+/** An http(s) URL as it is, else null: nothing else becomes a link or an image in a mail or on a page. */
+export function safeUrl(value: string | null): string | null {
   if (!value) return null;
   try {
     const u = new URL(value);

@@ -5,6 +5,7 @@ import { PagesService } from '../pages/pages.service.js';
 import { rssXml } from './archive-feed.js';
 import { type HeadTags, withHead } from './archive-head.js';
 import { type ArchivedIssue, type ArchivedNewsletter, ArchiveRepository } from './archive.repository.js';
+import { safeUrl } from '#digests/digest-renderer.service.js';
 
 /** Issues per archive page, and in the feed. */
 export const PAGE_SIZE = 20;
@@ -23,17 +24,6 @@ export interface ArchiveAnswer {
 /** A plain value from the request (route parameter or query), untouched: anything else is unknown. */
 function plain(value: unknown): string | null {
   return typeof value === 'string' ? value : null;
-}
-
-/** An http(s) URL as it is, else null: nothing else becomes a link or an image on the page. */
-function webUrl(value: string | null): string | null {
-  if (!value) return null;
-  try {
-    const u = new URL(value);
-    return u.protocol === 'http:' || u.protocol === 'https:' ? u.toString() : null;
-  } catch {
-    return null;
-  }
 }
 
 /** At most `max` characters, cut at a word with an ellipsis. */
@@ -199,10 +189,10 @@ export class ArchiveService {
     const issue = id !== null && ISSUE_ID.test(id) ? await this.repo.sentIssue(n.id, id) : null;
     if (!issue) return this.notFound('issue', n);
     const articles = (await this.repo.articles(issue.id)).map((a) => ({
-      url: webUrl(a.url),
+      url: safeUrl(a.url),
       title: a.title,
       summary: a.summary,
-      imageUrl: webUrl(a.imageUrl),
+      imageUrl: safeUrl(a.imageUrl),
       topicLine: a.topics.slice(0, 3).join(' · '),
     }));
     const subject = this.subject(issue, n);

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { safeUrl } from '#digests/digest-renderer.service.js';
 import { BURST_SECONDS, EARLY_SECONDS } from './click-verdict.js';
 
 /** One click to record: `reason` is the request's own verdict (scanner, prefetch) or null. */
@@ -101,12 +102,5 @@ export async function articleUrl(pool: pg.Pool, digestId: string, articleId: str
     text: `SELECT a.url FROM articles a WHERE a.id = $2 AND EXISTS (SELECT 1 FROM digests d WHERE d.id = $1)`,
     values: [digestId, articleId],
   });
-  const url = rows[0]?.url;
-  if (!url) return null;
-  try {
-    const u = new URL(url);
-    return u.protocol === 'http:' || u.protocol === 'https:' ? u.toString() : null;
-  } catch {
-    return null;
-  }
+  return safeUrl(rows[0]?.url ?? null);
 }
