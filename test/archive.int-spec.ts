@@ -446,18 +446,30 @@ describe('public archive of sent digests', () => {
     for (const path of paths) expect([path, (await get(path)).status]).toEqual([path, 200]);
   });
 
-  it('needs no API key and is rate-limited per client IP like the other public routes', async () => {
+  it('needs no API key and is rate-limited per client IP, at ten times the public POST limit', async () => {
     const limited = await stack.startApps({ worker: false, env: { PUBLIC_POSTS_PER_IP_PER_MINUTE: '3' } });
     const statuses: number[] = [];
-    for (let i = 0; i < 5; i += 1) {
+    for (let i = 0; i < 32; i += 1) {
       const res = await fetch(`${limited.baseUrl}/newsletters/${SLUG}/issues/${first}`, {
         headers: { accept: 'text/html' },
       });
       await res.text();
       statuses.push(res.status);
     }
-    expect(statuses.slice(0, 3)).toEqual([200, 200, 200]);
-    expect(statuses[4]).toBe(429);
+    expect(statuses.slice(0, 30)).toEqual(Array.from({ length: 30 }, () => 200));
+    expect(statuses.slice(30)).toEqual([429, 429]);
+    // A signup from the same address still meets the POST limit of 3.
+    const posts: number[] = [];
+    for (let i = 0; i < 4; i += 1) {
+      const res = await fetch(`${limited.baseUrl}/v1/subscriptions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: `limit${i}@example.com`, newsletters: [SLUG] }),
+      });
+      await res.text();
+      posts.push(res.status);
+    }
+    expect(posts).toEqual([202, 202, 202, 429]);
     await limited.close();
   });
 

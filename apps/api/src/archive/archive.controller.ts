@@ -1,16 +1,16 @@
 import { Controller, Get, Res, UseGuards } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
-import { ThrottlerGuard } from '@nestjs/throttler';
 import type { FastifyReply } from 'fastify';
 import { type ArchiveAnswer, ArchiveService } from './archive.service.js';
+import { PageThrottlerGuard } from './page-throttler.guard.js';
 import { RawParam, RawQuery } from './raw-request-values.js';
 
 /**
  * The public archive of sent digests: a list, each issue's web version, and an RSS feed. No API
- * key; rate-limited per client IP like the other public routes.
+ * key; rate-limited per client IP (see PageThrottlerGuard).
  */
 @ApiTags('public')
-@UseGuards(ThrottlerGuard)
+@UseGuards(PageThrottlerGuard)
 @Controller('newsletters')
 export class ArchiveController {
   constructor(private readonly archive: ArchiveService) {}
