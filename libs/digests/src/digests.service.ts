@@ -3,7 +3,7 @@ import { issueLinks } from './digest-message.js';
 import { BadRequestException, ConflictException, Inject, Injectable, NotFoundException } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { CronExpressionParser } from 'cron-parser';
-import type { DataSource } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { Newsletter } from '#db/entities/index.js';
 import { OutboxRepository } from '#queue/outbox.repository.js';
@@ -287,13 +287,19 @@ export class DigestsService {
     return d;
   }
 
+  /** One snapshot of the digest, its ledger and its waves: their counts always agree. */
   async get(id: string): Promise<DigestView> {
-    const d = await this.found(id);
-    const counts = await this.repo.counts(this.ds, d.id);
+    return this.ds.transaction('REPEATABLE READ', (em) => this.view(em, id));
+  }
+
+  private async view(em: EntityManager, id: string): Promise<DigestView> {
+    const d = await this.repo.find(em, id);
+    if (!d) throw new NotFoundException(`Digest ${id} does not exist`);
+    const counts = await this.repo.counts(em, d.id);
     const articles =
       d.status === 'scheduled'
-        ? await this.repo.issueArticles(this.ds, d, this.config.digest.maxArticles)
-        : await this.repo.articles(this.ds, d.id);
+        ? await this.repo.issueArticles(em, d, this.config.digest.maxArticles)
+        : await this.repo.articles(em, d.id);
     return {
       id: d.id,
       newsletter: d.newsletter_slug,
@@ -304,7 +310,7 @@ export class DigestsService {
       ...this.voiceView(d, articles),
       delivery: d.delivery,
       localTime: d.local_time,
-      waves: await this.waveViews(d, counts),
+      waves: await this.waveViews(em, d, counts),
       variants: d.variants,
       variantNote: d.variant_note,
       reason: d.reason,
@@ -324,7 +330,7 @@ export class DigestsService {
    * A local digest's waves (before it is planned: as its readers' zones would make them now); any
    * other digest is one wave at its time.
    */
-  private async waveViews(d: DigestRow, counts: Record<string, number>): Promise<DigestWaveView[]> {
+  private async waveViews(em: EntityManager, d: DigestRow, counts: Record<string, number>): Promise<DigestWaveView[]> {
     const ended = d.status === 'cancelled' || d.status === 'failed' ? d.status : null;
     if (d.delivery !== 'local') {
       const status = ended ?? (d.status === 'scheduled' ? 'waiting' : d.status === 'sending' ? 'sending' : d.status);
@@ -343,9 +349,9 @@ export class DigestsService {
         },
       ];
     }
-    const stored = await this.waves.list(this.ds, d.id);
+    const stored = await this.waves.list(em, d.id);
     if (stored.length === 0 && d.status === 'scheduled' && d.local_time) {
-      return planWaves(d.local_time, await this.waves.zones(this.ds, d)).map((w) => ({
+      return planWaves(d.local_time, await this.waves.zones(em, d)).map((w) => ({
         timezone: w.timezone,
         timezones: w.timezones,
         utcOffset: w.utcOffset,
