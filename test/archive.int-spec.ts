@@ -13,6 +13,7 @@ import {
 } from './support/browser.js';
 import { query } from './support/db.js';
 import { useStack } from './support/stack.js';
+import { decode } from './support/html.js';
 
 const PUBLIC = 'http://mailroom.test';
 const SLUG = 'sports-health';
@@ -60,16 +61,6 @@ function meta(html: string, key: string): string | null {
     `<meta (?:property|name)="${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}" content="([^"]*)">`,
   ).exec(html);
   return m ? decode(m[1]) : null;
-}
-
-function decode(s: string): string {
-  return s
-    .replace(/&#x([0-9a-f]+);/gi, (_m, h: string) => String.fromCodePoint(parseInt(h, 16)))
-    .replace(/&#(\d+);/g, (_m, d: string) => String.fromCodePoint(Number(d)))
-    .replace(/&quot;/g, '"')
-    .replace(/&lt;/g, '<')
-    .replace(/&gt;/g, '>')
-    .replace(/&amp;/g, '&');
 }
 
 /** The canonical address of a page, decoded. */

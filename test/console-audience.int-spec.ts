@@ -7,21 +7,10 @@ import { ConsoleBrowser } from './support/console.js';
 import { query } from './support/db.js';
 import { postJson } from './support/http.js';
 import { useStack } from './support/stack.js';
+import { decode } from './support/html.js';
 
 const ADMIN = { email: 'ada@example.com', password: 'correct horse battery staple' };
 const MARKETER = { email: 'mark@example.com', password: 'marketing-password-1' };
-
-/** Decodes the few entities Handlebars writes into text and attributes. */
-function decode(s: string): string {
-  return s
-    .replace(/&#x27;/g, "'")
-    .replace(/&#x3D;/g, '=')
-    .replace(/&#x2F;/g, '/')
-    .replace(/&quot;/g, '"')
-    .replace(/&lt;/g, '<')
-    .replace(/&gt;/g, '>')
-    .replace(/&amp;/g, '&');
-}
 
 /** The addresses in the subscribers table of a page, in order. */
 function listedEmails(html: string): string[] {

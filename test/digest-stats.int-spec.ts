@@ -17,6 +17,7 @@ import {
 import { ConsoleBrowser } from './support/console.js';
 import { query } from './support/db.js';
 import { useStack } from './support/stack.js';
+import { decode } from './support/html.js';
 
 const ADMIN = { email: 'stats-admin@example.com', password: 'correct horse battery staple' };
 const NEWSLETTER = 'spine-health';
@@ -40,18 +41,6 @@ interface StatsBody {
   tracking: boolean;
   articles: { url: string; title: string; clicks: number; machineClicks: number; uniqueClickers: number }[];
   variants: { variant: number; topics: string[]; recipients: number; clicks: number }[];
-}
-
-/** Decodes the few entities Handlebars writes into text and attributes. */
-function decode(s: string): string {
-  return s
-    .replace(/&#x27;/g, "'")
-    .replace(/&#x3D;/g, '=')
-    .replace(/&#x2F;/g, '/')
-    .replace(/&quot;/g, '"')
-    .replace(/&lt;/g, '<')
-    .replace(/&gt;/g, '>')
-    .replace(/&amp;/g, '&');
 }
 
 /** The rows of a table: each row's `data-<key>` and its `data-stat` cells. */

@@ -19,6 +19,7 @@ import type { CapturedMail } from './support/smtp.js';
 import { query } from './support/db.js';
 import { postJson } from './support/http.js';
 import { useStack } from './support/stack.js';
+import { decode } from './support/html.js';
 
 const PUBLIC = 'http://mailroom.test';
 const GUIDE_PREFIX = `${PUBLIC}/guides/natural-back-pain-relief/`;
@@ -28,18 +29,6 @@ const STAFF = { email: 'funnel.viewer@example.com', password: 'correct horse bat
 const A = 'https://www.spine-health.example/conditions/neck-pain';
 const B = 'https://www.spine-health.example/treatment/back-pain-exercises';
 const C = 'https://www.arthritis-health.example/types/osteoarthritis';
-
-/** Decodes the few entities Handlebars writes into text. */
-function decode(s: string): string {
-  return s
-    .replace(/&#x27;/g, "'")
-    .replace(/&#x3D;/g, '=')
-    .replace(/&#x2F;/g, '/')
-    .replace(/&quot;/g, '"')
-    .replace(/&lt;/g, '<')
-    .replace(/&gt;/g, '>')
-    .replace(/&amp;/g, '&');
-}
 
 /** The table rows of the console page: source (as shown) and its `data-figure` values. */
 function tableRows(html: string): { source: string; figures: Record<string, string> }[] {
