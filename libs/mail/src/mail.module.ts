@@ -1,5 +1,7 @@
 import { Module } from '@nestjs/common';
 import { SuppressionsRepository } from '#subscriptions/suppressions.repository.js';
+import { DkimKeys } from './dkim/dkim-keys.service.js';
+import { DkimKeysRepository } from './dkim/dkim-keys.repository.js';
 import { MailRenderer } from './mail-renderer.service.js';
 import { MailTransport } from './mail-transport.service.js';
 import { MailRepository } from './mail.repository.js';
@@ -10,6 +12,8 @@ import { SubscriptionMailService } from './subscription-mail.service.js';
 // subscriptions module (which the digests and the api build on top of this one).
 @Module({
   providers: [
+    DkimKeys,
+    DkimKeysRepository,
     MailRenderer,
     MailRepository,
     MailTransport,
@@ -17,6 +21,6 @@ import { SubscriptionMailService } from './subscription-mail.service.js';
     SubscriptionMailService,
     SuppressionsRepository,
   ],
-  exports: [MailRenderer, MailRepository, MailTransport, SendRateLimiter, SubscriptionMailService],
+  exports: [DkimKeys, MailRenderer, MailRepository, MailTransport, SendRateLimiter, SubscriptionMailService],
 })
 export class MailModule {}
