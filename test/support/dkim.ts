@@ -32,7 +32,11 @@ export async function verifyDkim(raw: Buffer | string, records: PrintedRecord[])
       result: r.status.result,
       domain: r.signingDomain,
       selector: r.selector,
-      headers: (r.signingHeaders?.keys ?? '').toLowerCase().split(':').filter(Boolean),
+      headers: (r.signingHeaders?.keys ?? '')
+        .toLowerCase()
+        .split(':')
+        .map((h) => h.trim())
+        .filter(Boolean),
       comment: r.status.comment,
     })),
   };

@@ -2,7 +2,13 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import * as mimeFuncs from 'nodemailer/lib/mime-funcs/index.js';
 import MimeNode from 'nodemailer/lib/mime-node/index.js';
 import { encode as qpEncode, wrap as qpWrap } from 'nodemailer/lib/qp/index.js';
-import { addressDomain, type DkimSigningKey, dkimSignatureField, type HeaderLine, headerLines } from './dkim/dkim-signer.js';
+import {
+  addressDomain,
+  type DkimSigningKey,
+  dkimSignatureField,
+  type HeaderLine,
+  headerLines,
+} from './dkim/dkim-signer.js';
 import { CanonicalPart, RelaxedBodyHash } from './dkim/relaxed-body-hash.js';
 
 /** A sender as nodemailer takes it: `{ name, address }` or an RFC 5322 string such as `Name <a@b>`. */
@@ -198,7 +204,10 @@ export class BulkMessageTemplate {
       'latin1',
     );
     this.headLines = headerLines(this.head.toString('latin1'));
-    this.contentType = Buffer.from(`Content-Type: multipart/alternative;\r\n boundary="${this.boundary}"\r\n`, 'latin1');
+    this.contentType = Buffer.from(
+      `Content-Type: multipart/alternative;\r\n boundary="${this.boundary}"\r\n`,
+      'latin1',
+    );
     this.contentTypeLines = headerLines(this.contentType.toString('latin1'));
     // From the blank line that ends the header block: the body starts two bytes in.
     const textHead = (encoding: string) =>

@@ -1,7 +1,6 @@
 import { Module } from '@nestjs/common';
 import { SuppressionsRepository } from '#subscriptions/suppressions.repository.js';
-import { DkimKeys } from './dkim/dkim-keys.service.js';
-import { DkimKeysRepository } from './dkim/dkim-keys.repository.js';
+import { DkimModule } from './dkim/dkim.module.js';
 import { MailRenderer } from './mail-renderer.service.js';
 import { MailTransport } from './mail-transport.service.js';
 import { MailRepository } from './mail.repository.js';
@@ -11,9 +10,8 @@ import { SubscriptionMailService } from './subscription-mail.service.js';
 // SuppressionsRepository is stateless SQL: provided here so the mail lib does not import the
 // subscriptions module (which the digests and the api build on top of this one).
 @Module({
+  imports: [DkimModule],
   providers: [
-    DkimKeys,
-    DkimKeysRepository,
     MailRenderer,
     MailRepository,
     MailTransport,
@@ -21,6 +19,6 @@ import { SubscriptionMailService } from './subscription-mail.service.js';
     SubscriptionMailService,
     SuppressionsRepository,
   ],
-  exports: [DkimKeys, MailRenderer, MailRepository, MailTransport, SendRateLimiter, SubscriptionMailService],
+  exports: [DkimModule, MailRenderer, MailRepository, MailTransport, SendRateLimiter, SubscriptionMailService],
 })
 export class MailModule {}

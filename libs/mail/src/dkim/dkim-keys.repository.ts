@@ -67,4 +67,16 @@ export class DkimKeysRepository {
     )) as [unknown, number];
     return count > 0;
   }
+
+  /** Every newsletter's sender fields: which From domains mail leaves under. */
+  async newsletterSenders(
+    db: Db,
+  ): Promise<{ slug: string; name: string; from_name: string | null; from_email: string | null }[]> {
+    return (await db.query(`SELECT slug, name, from_name, from_email FROM newsletters ORDER BY name, slug`)) as {
+      slug: string;
+      name: string;
+      from_name: string | null;
+      from_email: string | null;
+    }[];
+  }
 }

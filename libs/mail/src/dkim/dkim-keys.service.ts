@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import type { DkimKeySource, Sender } from '../bulk-message.js';
-import { senderAddress } from '../sender-address.js';
+import { senderAddress, senderOf } from '../sender-address.js';
 import {
   defaultSelector,
   DkimInputError,
@@ -20,6 +20,20 @@ import { addressDomain, type DkimSigningKey } from './dkim-signer.js';
 
 /** How often a running process reads the keys again (a new or retired key signs within this time). */
 export const DKIM_REFRESH_MS = 60_000;
+
+/** One From domain as the console shows it: its keys, whether its mail is signed now, and who sends from it. */
+export interface DkimDomainView {
+  domain: string;
+  /** The key mail is signed with now, or null: mail from this domain leaves unsigned. */
+  signingSelector: string | null;
+  /** An active key this process cannot open (another APP_SECRET): nothing is signed with it. */
+  unreadable: boolean;
+  keys: DkimKeyInfo[];
+  /** Newsletters whose From is at this domain, by name. */
+  newsletters: { slug: string; name: string; address: string }[];
+  /** The configured default sender (MAIL_FROM) is at this domain. */
+  defaultFrom: string | null;
+}
 
 export interface DkimKeyInfo {
   domain: string;
@@ -118,6 +132,37 @@ export class DkimKeys implements DkimKeySource, OnApplicationBootstrap, OnApplic
       retiredAt: r.retired_at,
       record: dkimDnsRecord(r.domain, r.selector, r.public_key),
     }));
+  }
+
+  /**
+   * Every From domain that has keys or that mail leaves under (a newsletter's From, the default
+   * MAIL_FROM), with what is signed now: read fresh from the database, not from the cache.
+   */
+  async overview(): Promise<DkimDomainView[]> {
+    await this.refresh();
+    const domains = new Map<string, DkimDomainView>();
+    const of = (domain: string): DkimDomainView => {
+      let v = domains.get(domain);
+      if (!v) {
+        v = { domain, signingSelector: null, unreadable: false, keys: [], newsletters: [], defaultFrom: null };
+        domains.set(domain, v);
+      }
+      return v;
+    };
+    for (const k of await this.list()) of(k.domain).keys.push(k);
+    for (const n of await this.repo.newsletterSenders(this.ds)) {
+      const address = senderAddress(senderOf(n, this.config));
+      of(addressDomain(address)).newsletters.push({ slug: n.slug, name: n.name, address });
+    }
+    if (this.config.mailFrom) {
+      const address = senderAddress(this.config.mailFrom);
+      of(addressDomain(address)).defaultFrom = address;
+    }
+    for (const v of domains.values()) {
+      v.signingSelector = this.keyForDomain(v.domain)?.selector ?? null;
+      v.unreadable = v.signingSelector === null && v.keys.some((k) => k.active);
+    }
+    return [...domains.values()].sort((a, b) => a.domain.localeCompare(b.domain));
   }
 
   /** Stops signing with a key (mail from its domain goes unsigned until a new key is generated). */
