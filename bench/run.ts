@@ -276,7 +276,7 @@ async function main(): Promise<void> {
     want('digest-pg') ||
     want('rate') ||
     want('dkim');
-  // Benchmark 6's two audiences (a From domain with a DKIM key, one without).
+  // The DKIM benchmark's two audiences (a From domain with a DKIM key, one without).
   const dkimN = args.quick ? 2000 : Math.min(args.n, 10_000);
   const needApiDb = want('subscribe') || want('import');
   // The clicks benchmark's api has a database of its own (its readers would count in benchmark 4's figures).
@@ -467,9 +467,9 @@ async function main(): Promise<void> {
       ],
     );
   }
-  // ------------------------------------------------------------ 6. DKIM signing cost
+  // ------------------------------------------------------------ DKIM signing cost
   if (sink && digestApi && want('dkim')) {
-    log(`6. DKIM: fast-path build unsigned vs signed (in-process), then ${dkimN} readers signed vs unsigned`);
+    log(`DKIM: fast-path build unsigned vs signed (in-process), then ${dkimN} readers signed vs unsigned`);
     const micro: DkimMicroResult = await benchDkimMicro({ reps: 5, recipients: args.quick ? 1000 : 3000 });
     const w = warm ?? startWorker('worker-dkim', digestDb, sink, { redis: true, prefix: redisPrefix, extra: GRACE });
     const rate: DkimRateResult = await benchDkimRate({
@@ -492,7 +492,7 @@ async function main(): Promise<void> {
     triples.push({ name: 'dkim_digest_unsigned_mails_per_s', value: rate.unsignedMailsPerS, target: '-' });
     const cpu = (r: DigestRun) => r.cpu.worker?.toFixed(0) ?? '–';
     section(
-      `6. DKIM signing — the digest's spliced fast path, and ${dkimN} readers signed vs unsigned (Redis queue backend)`,
+      `DKIM signing — the digest's spliced fast path, and ${dkimN} readers signed vs unsigned (Redis queue backend)`,
       [
         `In-process, ${micro.recipients} messages of a tracked six-article issue (${micro.messageBytes} B, ${micro.personalValues} personal values), median of 5 loops:`,
         '',
