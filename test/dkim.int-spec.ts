@@ -32,7 +32,12 @@ describe.each<[Backend, number]>([
   const stack = useStack({
     label: `dkim_${backend}`,
     queue: backend,
-    env: { SMTP_THREADS: String(threads), SEND_RATE_PER_SECOND: '100000', DIGEST_BATCH_SIZE: '10' },
+    env: {
+      SMTP_THREADS: String(threads),
+      SEND_RATE_PER_SECOND: '100000',
+      DIGEST_BATCH_SIZE: '10',
+      MAIL_FROM: 'Mailroom <news@mailroom.test>',
+    },
     prepare: async () => {
       await addAudience(stack.db.url, { prefix: 'dkim', count: 25, newsletter: 'spine-health' });
       const printed = await cli(['generate', DOMAIN, '--selector', 'mr1']);
@@ -216,6 +221,10 @@ describe.each<[Backend, number]>([
     expect(signed).toContain('data-newsletter="spine-health"');
     const unsigned = /<section[^>]*data-domain="arthritis-health\.example"[\s\S]*?<\/section>/.exec(page.text)?.[0];
     expect(unsigned).toContain('data-signing="no"');
+    // The default sender's domain is listed too, with no key: not signed.
+    const fallback = /<section[^>]*data-domain="mailroom\.test"[\s\S]*?<\/section>/.exec(page.text)?.[0];
+    expect(fallback).toContain('data-signing="no"');
+    expect(decode(fallback ?? '')).toContain('The default sender (MAIL_FROM): news@mailroom.test');
     // Signed in or not at all.
     const anonymous = await new ConsoleBrowser(stack.apps.baseUrl).get('/admin/dkim');
     expect(anonymous.status).toBe(302);
