@@ -62,7 +62,7 @@ export class DigestMessage {
     private readonly renderer: DigestRenderer,
     private readonly config: Pick<AppConfig, 'publicUrl' | 'appSecret' | 'mailFrom'>,
     variants: VariantTemplates[] = [],
-    /** The From domain's DKIM key, looked up per message. */
+    /** Where the From domain's DKIM key is looked up, per message (see `DkimKeys`). */
     private readonly dkim: DkimKeySource | null = null,
   ) {
     this.clickKey = clickKey(config.appSecret);
