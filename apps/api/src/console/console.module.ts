@@ -3,7 +3,9 @@ import { StaffModule } from '#staff/staff.module.js';
 import { AudienceStatsRepository } from '#subscriptions/audience-stats.repository.js';
 import { SubscriptionStatsRepository } from '#subscriptions/subscription-stats.repository.js';
 import { SubscriptionsModule } from '#subscriptions/subscriptions.module.js';
+import { DkimModule } from '#mail/dkim/dkim.module.js';
 import { ConsoleAuthController } from './console-auth.controller.js';
+import { ConsoleDkimController } from './console-dkim.controller.js';
 import { ConsoleFunnelController } from './console-funnel.controller.js';
 import { ConsoleOverviewController } from './console-overview.controller.js';
 import { ConsoleSubscribersController } from './console-subscribers.controller.js';
@@ -18,12 +20,13 @@ import { StaffGuard } from './staff.guard.js';
  * The auth and users controllers come before the overview's `/admin/:section` catch-all.
  */
 @Module({
-  imports: [StaffModule, SubscriptionsModule],
+  imports: [StaffModule, SubscriptionsModule, DkimModule],
   controllers: [
     ConsoleAuthController,
     ConsoleUsersController,
     ConsoleSubscribersController,
     ConsoleSuppressionsController,
+    ConsoleDkimController,
     ConsoleFunnelController,
     ConsoleOverviewController,
   ],
