@@ -3,6 +3,7 @@ import { SuppressionsRepository } from '#subscriptions/suppressions.repository.j
 import { MailRenderer } from './mail-renderer.service.js';
 import { MailTransport } from './mail-transport.service.js';
 import { MailRepository } from './mail.repository.js';
+import { RouteRateLimiters } from './route-rate-limiters.service.js';
 import { SendRateLimiter } from './send-rate-limiter.service.js';
 import { SubscriptionMailService } from './subscription-mail.service.js';
 
@@ -13,10 +14,11 @@ import { SubscriptionMailService } from './subscription-mail.service.js';
     MailRenderer,
     MailRepository,
     MailTransport,
+    RouteRateLimiters,
     SendRateLimiter,
     SubscriptionMailService,
     SuppressionsRepository,
   ],
-  exports: [MailRenderer, MailRepository, MailTransport, SendRateLimiter, SubscriptionMailService],
+  exports: [MailRenderer, MailRepository, MailTransport, RouteRateLimiters, SendRateLimiter, SubscriptionMailService],
 })
 export class MailModule {}
