@@ -252,6 +252,20 @@ describe.each<[Backend, string]>([
       });
       expect(a.status).toBe(201);
     }
+    // Two digests caught sending (no batches of their own run): knee-health's, moved onto the
+    // blocked route, must pause with it; arthritis-health's, on another route, must not.
+    expect((await admin(base(), 'PATCH', '/v1/newsletters/knee-health', { smtpRoute: 'sports' })).status).toBe(200);
+    const sendingOf = async (slug: string) =>
+      (
+        await query<{ id: string }>(
+          stack.db.url,
+          `INSERT INTO digests (newsletter_id, status, trigger, send_at, started_at)
+           SELECT id, 'sending', 'manual', now(), now() FROM newsletters WHERE slug = $1 RETURNING id::text AS id`,
+          [slug],
+        )
+      )[0].id;
+    const sameRoute = await sendingOf('knee-health');
+    const otherRoute = await sendingOf('arthritis-health');
     const spineBefore = servers.spine.messages.length;
     const sportsBefore = servers.sports.messages.length;
     const blocked = await admin<{ id: string }>(base(), 'POST', '/v1/newsletters/sports-health/digests', {});
@@ -259,7 +273,9 @@ describe.each<[Backend, string]>([
     const [b, o] = await Promise.all([finished(blocked.body.id), finished(open.body.id)]);
 
     expect(b.status).toBe('failed');
-    expect(b.reason).toMatch(/^paused: \d+ messages through SMTP route "sports" were rejected .*\(5\.7\.x\)/);
+    expect(b.reason).toMatch(
+      /^paused: \d+ messages were rejected by the receiving servers' policy \(5\.7\.x\) through SMTP route "sports", last: /,
+    );
     expect(b.reason).toContain('5.7.1');
     expect(b.failed).toBeGreaterThanOrEqual(3);
     expect(b.sent).toBe(0);
@@ -278,6 +294,20 @@ describe.each<[Backend, string]>([
     const readers = [...audiences['spine-health'], `reader-spine-health-${backend}@example.com`];
     expect(perReader.size).toBe(readers.length);
     for (const email of readers) expect([email, perReader.get(email)]).toEqual([email, 1]);
+    const status = (id: string) =>
+      query<{ status: string; reason: string | null }>(
+        stack.db.url,
+        `SELECT status, reason FROM digests WHERE id = $1`,
+        [id],
+      ).then((r) => r[0]);
+    const paused = await status(sameRoute);
+    expect(paused.status).toBe('failed');
+    expect(paused.reason).toMatch(
+      new RegExp(`^paused: digest ${blocked.body.id} through SMTP route "sports" met \\d+ policy rejections`),
+    );
+    expect(await status(otherRoute)).toEqual({ status: 'sending', reason: null });
+
+    await query(stack.db.url, `UPDATE digests SET status = 'cancelled' WHERE id = $1`, [otherRoute]);
     servers.sports.rcptHook = () => null;
   });
 });

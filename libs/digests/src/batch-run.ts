@@ -310,9 +310,11 @@ export class BatchRun {
     const { ds, deliveries, config, logger } = this.tools;
     const n = await deliveries.policyRejections(ds, this.digestId);
     if (n < config.digest.policyFailureLimit) return;
+    // The default route keeps the reason it always had; a named route is named.
     const route = this.route === null ? 'the default SMTP route (SMTP_URL)' : `SMTP route "${this.route}"`;
+    const through = this.route === null ? '' : ` through ${route}`;
     const reason =
-      `paused: ${n} messages through ${route} were rejected by the receiving servers' policy (5.7.x), ` +
+      `paused: ${n} messages were rejected by the receiving servers' policy (5.7.x)${through}, ` +
       `last: ${detail.slice(0, 200)}. Check the sending domain's SPF/DKIM/DMARC and the route's reputation, then send a new digest.`;
     const paused = await deliveries.pause(ds, this.digestId, reason);
     if (paused)
