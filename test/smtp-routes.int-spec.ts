@@ -1,9 +1,11 @@
 import 'reflect-metadata';
+import { StaffUsersService } from '#staff/staff-users.service.js';
 import { slotCapacity, SLOTS_PER_SECOND } from '#mail/send-rate-limiter.service.js';
 import { admin, waitUntil } from './support/admin.js';
 import { addAudience } from './support/audience.js';
 import { type Backend, headerBlock, linkFrom } from './support/apps.js';
 import { query } from './support/db.js';
+import { ConsoleBrowser } from './support/console.js';
 import { useStack } from './support/stack.js';
 import { type CapturedMail, TestSmtp } from './support/smtp.js';
 
@@ -141,6 +143,13 @@ describe.each<[Backend, string]>([
     const list = await admin<NewsletterBody[]>(base(), 'GET', '/v1/newsletters');
     expect(Object.fromEntries(list.body.map((n) => [n.slug, n.smtpRoute]))).toEqual(ROUTE_OF);
     expect((await admin<NewsletterBody>(base(), 'GET', '/v1/newsletters/spine-health')).body.smtpRoute).toBe('spine');
+    // Each newsletter's route as a metric, to join the per-newsletter mail counters on.
+    const metrics = await admin<string>(base(), 'GET', '/metrics');
+    expect(metrics.status).toBe(200);
+    for (const [slug, route] of Object.entries(ROUTE_OF))
+      expect(metrics.text).toContain(
+        `mailroom_newsletter_smtp_route{newsletter="${slug}",route="${route ?? 'default'}"} 1`,
+      );
 
     for (const bad of [42, '', 'Spine', 'sports\r\nBcc: x@example.com', 'x'.repeat(64), ['spine'], { name: 'spine' }]) {
       const r = await admin<NewsletterBody>(base(), 'PATCH', '/v1/newsletters/sports-health', { smtpRoute: bad });
@@ -309,5 +318,42 @@ describe.each<[Backend, string]>([
 
     await query(stack.db.url, `UPDATE digests SET status = 'cancelled' WHERE id = $1`, [otherRoute]);
     servers.sports.rcptHook = () => null;
+  });
+  it("the console's newsletter form offers the routes, saves one, refuses another name and keeps the route when the form does not show it", async () => {
+    const staff = { email: `admin-${backend}@example.com`, password: 'route-admin-password-1' };
+    expect((await stack.apps.api.get(StaffUsersService).create({ ...staff, role: 'admin' })).ok).toBe(true);
+    const m = new ConsoleBrowser(base());
+    expect((await m.signIn(staff.email, staff.password)).status).toBe(303);
+    const csrf = await m.csrfToken();
+    const page = await m.get('/admin/newsletters/sports-health');
+    expect(page.status).toBe(200);
+    expect(page.text).toMatch(/<select id="nl-smtp-route" name="smtpRoute"/);
+    expect(page.text).toContain('<option value="sports" selected>sports</option>');
+    expect(page.text).toContain('<option value="arthritis">arthritis</option>');
+    const route = async () =>
+      (await admin<NewsletterBody>(base(), 'GET', '/v1/newsletters/sports-health')).body.smtpRoute;
+    const form = { _csrf: csrf, name: 'Sports-health', routeShown: '1' };
+
+    const saved = await m.post('/admin/newsletters/sports-health', { ...form, smtpRoute: 'arthritis' });
+    expect([saved.status, saved.location]).toEqual([303, '/admin/newsletters/sports-health?notice=saved']);
+    expect(await route()).toBe('arthritis');
+
+    const bad = await m.post('/admin/newsletters/sports-health', { ...form, smtpRoute: 'nowhere' });
+    expect(bad.status).toBe(400);
+    expect(bad.text).toContain(
+      '<p class="field-error" id="nl-smtp-route-error">smtpRoute must be one of the SMTP_ROUTES: spine, arthritis, sports</p>',
+    );
+    expect(await route()).toBe('arthritis');
+
+    // A post of the form without the route's choice (an older page) leaves the route alone.
+    const { routeShown: _shown, ...older } = form;
+    expect((await m.post('/admin/newsletters/sports-health', older)).status).toBe(303);
+    expect(await route()).toBe('arthritis');
+
+    // The empty choice: back to SMTP_URL; then back to its own route.
+    expect((await m.post('/admin/newsletters/sports-health', { ...form, smtpRoute: '' })).status).toBe(303);
+    expect(await route()).toBeNull();
+    expect((await m.post('/admin/newsletters/sports-health', { ...form, smtpRoute: 'sports' })).status).toBe(303);
+    expect(await route()).toBe('sports');
   });
 });
