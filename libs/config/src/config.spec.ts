@@ -278,4 +278,73 @@ describe('loadConfig', () => {
     expect(custom.sesTopicArns).toEqual(['arn:aws:sns:us-east-1:1:a', 'arn:aws:sns:us-east-1:1:b']);
     expect(configError({ ...MINIMAL, SES_SNS_ORIGIN_PATTERN: '(' }).variable).toBe('SES_SNS_ORIGIN_PATTERN');
   });
+  describe('SMTP_ROUTES', () => {
+    it('is empty when unset', () => {
+      expect(load().smtp.routes.size).toBe(0);
+    });
+
+    it('reads the contract form (name → URL) and the object form with a rate and connections', () => {
+      const routes = load({
+        SEND_RATE_PER_SECOND: '50',
+        SMTP_POOL_SIZE: '4',
+        SMTP_ROUTES: JSON.stringify({
+          spine: 'smtp://mta1.example.com:2525',
+          'arthritis-health': { url: 'smtps://user:p%40ss@mta2.example.com', rate: 20, maxConnections: 2 },
+        }),
+      }).smtp.routes;
+      expect([...routes.keys()]).toEqual(['spine', 'arthritis-health']);
+      expect(routes.get('spine')).toEqual({
+        name: 'spine',
+        url: 'smtp://mta1.example.com:2525',
+        rate: undefined,
+        maxConnections: 4,
+      });
+      expect(routes.get('arthritis-health')).toEqual({
+        name: 'arthritis-health',
+        url: 'smtps://user:p%40ss@mta2.example.com',
+        rate: 20,
+        maxConnections: 2,
+      });
+    });
+
+    it('a rate equal to the global one is allowed', () => {
+      const routes = load({ SEND_RATE_PER_SECOND: '30', SMTP_ROUTES: '{"a":{"url":"smtp://h","rate":30}}' }).smtp
+        .routes;
+      expect(routes.get('a')?.rate).toBe(30);
+    });
+
+    it.each<[string, string, RegExp]>([
+      ['invalid JSON', '{"a": smtp://h}', /not valid JSON/],
+      ['an array', '["smtp://h"]', /must be a JSON object/],
+      ['a string', '"smtp://h"', /must be a JSON object/],
+      ['null', 'null', /must be a JSON object/],
+      ['a bad name', '{"a b":"smtp://h"}', /route name "a b"/],
+      ['a name starting with a dash', '{"-a":"smtp://h"}', /route name "-a"/],
+      ['the prototype key', '{"__proto__":"smtp://h"}', /route name "__proto__"/],
+      ['a URL that is not one', '{"a":"not a url"}', /route "a" must have an smtp/],
+      ['an http URL', '{"a":"http://h"}', /route "a" must have an smtp/],
+      ['a number', '{"a":25}', /route "a" must be an smtp/],
+      ['an object without url', '{"a":{"rate":5}}', /route "a" must have an smtp/],
+      ['an unknown field', '{"a":{"url":"smtp://h","speed":5}}', /unknown field "speed"/],
+      ['a rate of zero', '{"a":{"url":"smtp://h","rate":0}}', /rate must be a whole number/],
+      ['a fractional rate', '{"a":{"url":"smtp://h","rate":2.5}}', /rate must be a whole number/],
+      ['a rate as a string', '{"a":{"url":"smtp://h","rate":"5"}}', /rate must be a whole number/],
+      [
+        'a rate above SEND_RATE_PER_SECOND',
+        '{"a":{"url":"smtp://h","rate":51}}',
+        /rate 51 is above SEND_RATE_PER_SECOND \(50\)/,
+      ],
+      ['too many connections', '{"a":{"url":"smtp://h","maxConnections":101}}', /maxConnections must be/],
+    ])('stops on %s, naming SMTP_ROUTES', (_what, value, message) => {
+      const err = configError({ ...MINIMAL, SMTP_ROUTES: value });
+      expect(err.variable).toBe('SMTP_ROUTES');
+      expect(err.message).toMatch(/^Invalid configuration: SMTP_ROUTES /);
+      expect(err.message).toMatch(message);
+    });
+
+    it('never repeats a route URL (it may hold a password) in its message', () => {
+      const err = configError({ ...MINIMAL, SMTP_ROUTES: '{"a":"ftp://user:secret-pw@h"}' });
+      expect(err.message).not.toContain('secret-pw');
+    });
+  });
 });

@@ -12,6 +12,8 @@ export interface AppConfig {
     maxConnections: number;
     /** Threads that send bulk mail (digests), the connections shared out between them; 0: the main thread. */
     threads: number;
+    /** SMTP_ROUTES: named SMTP servers a newsletter may send through (`smtpRoute`); empty when unset. */
+    routes: ReadonlyMap<string, SmtpRouteConfig>;
   };
   publicUrl: string;
   /** PRIVACY_URL: the publisher's privacy policy, linked by every signup form, reader page and mail footer. */
@@ -97,6 +99,15 @@ export interface AppConfig {
     /** When set, SNS messages from any other topic are refused. */
     sesTopicArns?: string[];
   };
+}
+
+/** One of SMTP_ROUTES: its server, its connections and (optionally) its own rate under the global one. */
+export interface SmtpRouteConfig {
+  name: string;
+  url: string;
+  /** Mails per second through this route (at most SEND_RATE_PER_SECOND); unset: the global rate alone. */
+  rate?: number;
+  maxConnections: number;
 }
 
 export class ConfigError extends Error {
@@ -235,6 +246,80 @@ function headerSafe(env: Env, name: string): string | undefined {
   return v;
 }
 
+/** A route's name: what a newsletter's `smtpRoute` holds, and what logs and pause reasons show. */
+export const SMTP_ROUTE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+const ROUTE_KEYS = ['url', 'rate', 'maxConnections'];
+
+/**
+ * SMTP_ROUTES: `{ "<name>": "smtp://…" }` or `{ "<name>": { "url": "smtp://…", "rate": 20,
+ * "maxConnections": 5 } }`. Messages never echo a URL (it may hold a password).
+ */
+function smtpRoutes(env: Env, globalRate: number, defaultConnections: number): Map<string, SmtpRouteConfig> {
+  const name = 'SMTP_ROUTES';
+  const raw = str(env, name);
+  const routes = new Map<string, SmtpRouteConfig>();
+  if (raw === undefined) return routes;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch (err) {
+    throw new ConfigError(name, `is not valid JSON (${err instanceof Error ? err.message : String(err)})`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError(name, 'must be a JSON object of route names to smtp:// URLs, e.g. {"spine":"smtp://…"}');
+  }
+  for (const [key, value] of Object.entries(parsed as Record<string, unknown>)) {
+    if (!SMTP_ROUTE_NAME.test(key)) {
+      throw new ConfigError(
+        name,
+        `route name "${key.slice(0, 64)}" must be 1-63 letters, digits, dots, dashes or underscores, starting with a letter or digit`,
+      );
+    }
+    const entry = typeof value === 'string' ? { url: value } : value;
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
+      throw new ConfigError(
+        name,
+        `route "${key}" must be an smtp:// URL or an object { "url", "rate", "maxConnections" }`,
+      );
+    }
+    const fields = entry as Record<string, unknown>;
+    const extra = Object.keys(fields).find((k) => !ROUTE_KEYS.includes(k));
+    if (extra !== undefined) throw new ConfigError(name, `route "${key}" has an unknown field "${extra.slice(0, 64)}"`);
+    let url: URL | null = null;
+    try {
+      url = typeof fields.url === 'string' ? new URL(fields.url) : null;
+    } catch {
+      url = null;
+    }
+    if (!url || !['smtp:', 'smtps:'].includes(url.protocol) || url.hostname === '') {
+      throw new ConfigError(name, `route "${key}" must have an smtp:// or smtps:// URL with a host`);
+    }
+    const whole = (field: string, min: number, max: number): number | undefined => {
+      const v = fields[field];
+      if (v === undefined) return undefined;
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+        throw new ConfigError(name, `route "${key}": ${field} must be a whole number from ${min} to ${max}`);
+      }
+      return v;
+    };
+    const rate = whole('rate', 1, 100_000);
+    if (rate !== undefined && rate > globalRate) {
+      throw new ConfigError(
+        name,
+        `route "${key}": rate ${rate} is above SEND_RATE_PER_SECOND (${globalRate}); a route's rate is a share of the global one`,
+      );
+    }
+    routes.set(key, {
+      name: key,
+      url: fields.url as string,
+      rate,
+      maxConnections: whole('maxConnections', 1, 100) ?? defaultConnections,
+    });
+  }
+  return routes;
+}
+
 /** Amazon SNS: https, on an sns.<region>.amazonaws.com(.cn) host. Matched against a URL's origin. */
 export const DEFAULT_SNS_ORIGIN_PATTERN = '^https://sns\\.[a-z0-9-]+\\.amazonaws\\.com(\\.cn)?$';
 
@@ -290,6 +375,8 @@ export function loadConfig(env: Env = process.env, opts: { linksUnused?: boolean
   }
 
   const mailFrom = headerSafe(env, 'MAIL_FROM');
+  const sendRatePerSecond = int(env, 'SEND_RATE_PER_SECOND', 50, 1, 100_000);
+  const maxConnections = int(env, 'SMTP_POOL_SIZE', 5, 1, 100);
   const logLevel = str(env, 'LOG_LEVEL') ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
@@ -308,8 +395,9 @@ export function loadConfig(env: Env = process.env, opts: { linksUnused?: boolean
     smtp: {
       url: smtpUrl,
       pool: true,
-      maxConnections: int(env, 'SMTP_POOL_SIZE', 5, 1, 100),
+      maxConnections,
       threads: int(env, 'SMTP_THREADS', 2, 0, 16),
+      routes: smtpRoutes(env, sendRatePerSecond, maxConnections),
     },
     publicUrl: base,
     privacyUrl,
@@ -319,7 +407,7 @@ export function loadConfig(env: Env = process.env, opts: { linksUnused?: boolean
     adminApiKey,
     metrics: { token: metricsToken },
     postalAddress: headerSafe(env, 'POSTAL_ADDRESS') ?? DEFAULT_POSTAL_ADDRESS,
-    sendRatePerSecond: int(env, 'SEND_RATE_PER_SECOND', 50, 1, 100_000),
+    sendRatePerSecond,
     trustProxy: trustProxy(env),
     logLevel: logLevel as AppConfig['logLevel'],
     abuse: {

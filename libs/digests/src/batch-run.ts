@@ -2,7 +2,8 @@ import type { Logger } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
 import type { AppConfig } from '#config/config.js';
 import { MessageBuffer } from '#mail/bulk-message.js';
-import type { MailTransport } from '#mail/mail-transport.service.js';
+import { type MailTransport, routeLabel } from '#mail/mail-transport.service.js';
+import type { SendPermits } from '#mail/send-permits.js';
 import { classifySmtpError, isHardBounce, isPolicyRejection } from '#mail/smtp-errors.js';
 import type { SubscriptionMailService } from '#mail/subscription-mail.service.js';
 import { emailHash } from '#subscriptions/tokens.js';
@@ -12,7 +13,7 @@ import type { DeliveriesRepository } from './deliveries.repository.js';
 import type { DigestMessage } from './digest-message.js';
 import type { BatchFilter, DigestsRepository, Recipient } from './digests.repository.js';
 import type { Claim, LedgerWriter, LedgerWriters, SentRecord } from './ledger-writer.js';
-import { BatchPermits, type Permits } from './permits.js';
+import { BatchPermits, type Permits, RoutePermits } from './permits.js';
 import type { Places } from './places.js';
 import type { Revocations } from './revocations.service.js';
 
@@ -41,6 +42,8 @@ export interface BatchTools {
   revocations: Revocations;
   ledgers: LedgerWriters;
   permits: Permits;
+  /** The worker's permits of an SMTP route's own rate (null: the route has none, or it is SMTP_URL). */
+  routePermits: (route: string | null) => Permits | null;
   places: Places;
   /** Lanes per batch: the worker's sending places. */
   lanes: number;
@@ -60,6 +63,10 @@ export interface BatchTools {
 export class BatchRun {
   private readonly digestKey: string;
   private readonly permits: BatchPermits;
+  /** The route's own permits, when its rate is limited (see `RoutePermits`). */
+  private readonly routePermits: BatchPermits | null;
+  /** What each message is handed to the transport with. */
+  private readonly sendPermits: SendPermits;
   private ledger: LedgerWriter | null = null;
   /** Recipients in the range still pending, not suppressed; `next` is the first not yet taken. */
   private queue: Recipient[] = [];
@@ -80,9 +87,14 @@ export class BatchRun {
     private readonly digestId: string,
     /** The batch's place in the worker's start order (see `Places`). */
     private readonly rank: number,
+    /** The SMTP route its newsletter's mail leaves through (null: SMTP_URL). */
+    private readonly route: string | null = null,
   ) {
     this.digestKey = `d:${digestId}`;
     this.permits = new BatchPermits(tools.permits);
+    const own = tools.routePermits(route);
+    this.routePermits = own ? new BatchPermits(own) : null;
+    this.sendPermits = this.routePermits ? new RoutePermits(this.routePermits, this.permits) : this.permits;
   }
 
   /**
@@ -112,6 +124,7 @@ export class BatchRun {
     const ledger = this.tools.ledgers.use(digestId);
     this.ledger = ledger;
     this.permits.expect(this.queue.length);
+    this.routePermits?.expect(this.queue.length);
     try {
       // Every lane is awaited even when one fails: no sender is left running unsupervised.
       await Promise.all(
@@ -121,6 +134,7 @@ export class BatchRun {
       await ledger.drain();
     } finally {
       this.permits.end();
+      this.routePermits?.end();
       this.tools.ledgers.release(digestId, ledger);
     }
     if (this.laneFailed) throw asError(this.laneError);
@@ -257,8 +271,8 @@ export class BatchRun {
     try {
       const built = this.message.build(r, buffer);
       ({ messageId } = built
-        ? await transport.sendRaw(built, this.permits)
-        : await transport.sendBuilt(this.message.options(r), this.permits));
+        ? await transport.sendRaw(built, this.sendPermits, this.route)
+        : await transport.sendBuilt(this.message.options(r), this.sendPermits, this.route));
     } catch (err) {
       // A write of the buffer may still be under way: the next message gets a new one.
       buffer.drop();
@@ -288,18 +302,35 @@ export class BatchRun {
 
   /**
    * 5.7.x means the receiving side refuses us (reputation, authentication, policy): nobody is
-   * suppressed, but past a limit the digest stops and says why instead of burning the list.
+   * suppressed, but past a limit the digest stops and says why instead of burning the list. The
+   * block is the route's (its server, its IP, its reputation): every digest sending through the same
+   * route pauses with it, and digests on other routes go on.
    */
   private async pauseOnPolicy(detail: string): Promise<void> {
     const { ds, deliveries, config, logger } = this.tools;
     const n = await deliveries.policyRejections(ds, this.digestId);
     if (n < config.digest.policyFailureLimit) return;
-    const paused = await deliveries.pause(
+    // The default route keeps the reason it always had; a named route is named.
+    const route = this.route === null ? 'the default SMTP route (SMTP_URL)' : `SMTP route "${this.route}"`;
+    const through = this.route === null ? '' : ` through ${route}`;
+    const reason =
+      `paused: ${n} messages were rejected by the receiving servers' policy (5.7.x)${through}, ` +
+      `last: ${detail.slice(0, 200)}. Check the sending domain's SPF/DKIM/DMARC and the route's reputation, then send a new digest.`;
+    const paused = await deliveries.pause(ds, this.digestId, reason);
+    if (paused)
+      logger.error(
+        `Digest ${this.digestId} paused after ${n} policy rejections (5.7.x) on route ${routeLabel(this.route)}`,
+      );
+    const others = await deliveries.pauseRoute(
       ds,
+      this.route,
       this.digestId,
-      `paused: ${n} messages were rejected by the receiving servers' policy (5.7.x), last: ${detail.slice(0, 200)}. Check the sending domain's SPF/DKIM/DMARC and reputation, then send a new digest.`,
+      `paused: digest ${this.digestId} through ${route} met ${n} policy rejections (5.7.x), last: ${detail.slice(0, 200)}. The route is blocked; check its reputation, then send a new digest.`,
     );
-    if (paused) logger.error(`Digest ${this.digestId} paused after ${n} policy rejections (5.7.x)`);
+    if (others.length > 0)
+      logger.error(
+        `Digest(s) ${others.join(', ')} paused with digest ${this.digestId}: route ${routeLabel(this.route)} is blocked`,
+      );
   }
 }
 

@@ -41,4 +41,20 @@ export class DeliveriesRepository {
     );
     return r.length > 0;
   }
+
+  /**
+   * Stops, as `pause` does, every other digest still sending through the same SMTP route (null:
+   * the newsletters without one, on SMTP_URL); returns their ids.
+   */
+  async pauseRoute(db: Db, route: string | null, exceptDigestId: string, reason: string): Promise<string[]> {
+    const r = await rows<{ id: string }>(
+      db,
+      `UPDATE digests d SET status = 'failed', finished_at = now(), reason = $3
+         FROM newsletters n
+        WHERE n.id = d.newsletter_id AND n.smtp_route IS NOT DISTINCT FROM $1 AND d.id <> $2 AND d.status = 'sending'
+        RETURNING d.id::text AS id`,
+      [route, exceptDigestId, reason],
+    );
+    return r.map((x) => x.id);
+  }
 }

@@ -5,6 +5,7 @@ import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { LedgerPg } from '#db/ledger-pg.service.js';
 import { DkimKeys } from '#mail/dkim/dkim-keys.service.js';
 import { MailTransport } from '#mail/mail-transport.service.js';
+import { RouteRateLimiters } from '#mail/route-rate-limiters.service.js';
 import { SendRateLimiter } from '#mail/send-rate-limiter.service.js';
 import { SubscriptionMailService } from '#mail/subscription-mail.service.js';
 import { SuppressionsRepository } from '#subscriptions/suppressions.repository.js';
@@ -48,6 +49,7 @@ export class DigestSender implements BeforeApplicationShutdown {
     transport: MailTransport,
     limiter: SendRateLimiter,
     mail: SubscriptionMailService,
+    routeLimiters: RouteRateLimiters,
     private readonly revocations: Revocations,
     private readonly planner: DigestPlanner,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -55,6 +57,8 @@ export class DigestSender implements BeforeApplicationShutdown {
   ) {
     // Messages this worker may have between a claim and SMTP's answer; also the lanes per batch.
     const places = PLACES_PER_CONNECTION * Math.max(1, config.smtp.maxConnections);
+    // One queue of permits per route with a rate of its own, shared by that route's batches.
+    const routePermits = new Map<string, Permits>();
     this.tools = {
       ds,
       repo,
@@ -67,6 +71,16 @@ export class DigestSender implements BeforeApplicationShutdown {
         (digestId) => new LedgerWriter((ids, sent) => repo.claimMany(ledgerPg, digestId, ids, sent)),
       ),
       permits: new Permits(limiter),
+      routePermits: (route) => {
+        const own = routeLimiters.of(route);
+        if (!own || route === null) return null;
+        let permits = routePermits.get(route);
+        if (!permits) {
+          permits = new Permits(own);
+          routePermits.set(route, permits);
+        }
+        return permits;
+      },
       places: new Places(places),
       lanes: places,
       spareBuffers: [],
@@ -104,7 +118,7 @@ export class DigestSender implements BeforeApplicationShutdown {
     const d = await this.repo.find(this.ds, digestId);
     if (!d || d.status !== 'sending' || !d.html_template) return d?.status === 'cancelled' ? 'cancelled' : 'skipped';
     const message = await this.messageOf(d, filter.variants ?? null);
-    return new BatchRun(this.tools, message, digestId, rank).run(from, to, filter);
+    return new BatchRun(this.tools, message, digestId, rank, d.smtp_route).run(from, to, filter);
   }
 
   /**

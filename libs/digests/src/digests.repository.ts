@@ -16,6 +16,8 @@ export interface DigestRow {
   newsletter_name: string;
   from_name: string | null;
   from_email: string | null;
+  /** The newsletter's SMTP route (SMTP_ROUTES); null: SMTP_URL. */
+  smtp_route: string | null;
   status: DigestStatus;
   trigger: 'manual' | 'schedule';
   send_at: Date;
@@ -107,7 +109,7 @@ export class DigestsRepository {
     if (!/^\d{1,18}$/.test(id)) return null;
     const found = await rows<DigestRow>(
       db,
-      `SELECT d.*, n.slug AS newsletter_slug, n.name AS newsletter_name, n.from_name, n.from_email, n.subject_template,
+      `SELECT d.*, n.slug AS newsletter_slug, n.name AS newsletter_name, n.from_name, n.from_email, n.smtp_route, n.subject_template,
          n.personalize, n.schedule_timezone, n.tracking AS newsletter_tracking, n.archive AS newsletter_archive,
          (SELECT count(*)::int FROM digest_variants v WHERE v.digest_id = d.id) AS variants
        FROM digests d JOIN newsletters n ON n.id = d.newsletter_id WHERE d.id = $1 ${lock ? 'FOR UPDATE OF d' : ''}`,

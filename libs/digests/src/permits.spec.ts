@@ -1,5 +1,5 @@
 import { SLOT_MS, SendGrant, type SendRateLimiter, slotCapacity } from '#mail/send-rate-limiter.service.js';
-import { BatchPermits, GRANT_SIZE as G, Permits } from './permits.js';
+import { BatchPermits, GRANT_SIZE as G, Permits, RoutePermits } from './permits.js';
 
 /**
  * A stand-in for the global limiter that grants what is asked from the positions of the slot
@@ -246,5 +246,59 @@ describe('send permits (Permits)', () => {
     // Still expected, the 8 would make the worker ask the limiter ahead, halfway through the grant.
     expect(await run(false)).toEqual([10, 4]);
     expect(await run(true)).toEqual([10]);
+  });
+});
+
+describe('a route with its own rate (RoutePermits)', () => {
+  /** Permits that record the order in which they were used. */
+  function recording(name: string, log: string[], reserve: boolean) {
+    return {
+      take: async () => {
+        log.push(`${name}.take`);
+      },
+      ...(reserve
+        ? {
+            reserve: async () => {
+              log.push(`${name}.reserve`);
+              return 42;
+            },
+          }
+        : {}),
+    };
+  }
+
+  it("waits for the route's permit before it reserves the global one, and answers with the global one's time", async () => {
+    const log: string[] = [];
+    const p = new RoutePermits(recording('route', log, true), recording('global', log, true));
+    expect(await p.reserve()).toBe(42);
+    expect(log).toEqual(['route.take', 'global.reserve']);
+  });
+
+  it('takes one of each on take (a reserved global permit that went stale: the route counts high, never low)', async () => {
+    const log: string[] = [];
+    await new RoutePermits(recording('route', log, true), recording('global', log, true)).take();
+    expect(log).toEqual(['route.take', 'global.take']);
+  });
+
+  it('global permits that cannot reserve are taken', async () => {
+    const log: string[] = [];
+    const before = Date.now();
+    const due = await new RoutePermits(recording('route', log, false), recording('global', log, false)).reserve();
+    expect(log).toEqual(['route.take', 'global.take']);
+    expect(due).toBeGreaterThanOrEqual(before);
+  });
+
+  it("a route's BatchPermits and the global ones each count the batch's sends", async () => {
+    const route = dueNowLimiter();
+    const global = dueNowLimiter();
+    const routeBatch = new BatchPermits(new Permits(route.limiter));
+    const globalBatch = new BatchPermits(new Permits(global.limiter));
+    routeBatch.expect(3);
+    globalBatch.expect(3);
+    const p = new RoutePermits(routeBatch, globalBatch);
+    for (let i = 0; i < 3; i += 1) await p.reserve();
+    // Both limiters were asked for the batch's three sends, not one each.
+    expect(route.asked[0]).toBe(3);
+    expect(global.asked[0]).toBe(3);
   });
 });

@@ -138,3 +138,29 @@ export class BatchPermits implements SendPermits {
     this.asked = 0;
   }
 }
+
+/**
+ * The send permits of a message on an SMTP route with a rate of its own: the route's permit first
+ * (waited for), then a global one, reserved only once the route's is due, so the message leaves on
+ * the global grid and no faster than either rate allows. A global permit that went stale before the
+ * message had its connection is replaced by `take`, which also takes another of the route's: that
+ * counts the route's mail high, never low.
+ */
+export class RoutePermits implements SendPermits {
+  constructor(
+    private readonly route: SendPermits,
+    private readonly global: SendPermits,
+  ) {}
+
+  async take(): Promise<void> {
+    await this.route.take();
+    await this.global.take();
+  }
+
+  async reserve(): Promise<number> {
+    await this.route.take();
+    if (this.global.reserve) return this.global.reserve();
+    await this.global.take();
+    return Date.now();
+  }
+}

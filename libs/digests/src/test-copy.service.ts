@@ -57,17 +57,21 @@ export class TestCopySender {
       // Tracked links work in a test copy and count no click (reader 0).
       clickReader: readerPart(clickKey(this.config.appSecret), d.id, '0'),
     });
-    const { messageId } = await this.transport.sendBuilt({
-      from: senderOf({ name: d.newsletter_name, from_name: d.from_name, from_email: d.from_email }, this.config),
-      to: { name: '', address: to },
-      subject: mail.subject,
-      html: mail.html,
-      text: mail.text,
-      textEncoding: 'base64',
-      headers: {
-        'List-ID': { prepared: true, value: digestListId(d, new URL(this.config.publicUrl).hostname) },
+    const { messageId } = await this.transport.sendBuilt(
+      {
+        from: senderOf({ name: d.newsletter_name, from_name: d.from_name, from_email: d.from_email }, this.config),
+        to: { name: '', address: to },
+        subject: mail.subject,
+        html: mail.html,
+        text: mail.text,
+        textEncoding: 'base64',
+        headers: {
+          'List-ID': { prepared: true, value: digestListId(d, new URL(this.config.publicUrl).hostname) },
+        },
       },
-    });
+      undefined,
+      d.smtp_route,
+    );
     await this.mailLog.log(this.ds, {
       subscriberId: null,
       newsletterId: d.newsletter_id,

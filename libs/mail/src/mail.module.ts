@@ -4,6 +4,7 @@ import { DkimModule } from './dkim/dkim.module.js';
 import { MailRenderer } from './mail-renderer.service.js';
 import { MailTransport } from './mail-transport.service.js';
 import { MailRepository } from './mail.repository.js';
+import { RouteRateLimiters } from './route-rate-limiters.service.js';
 import { SendRateLimiter } from './send-rate-limiter.service.js';
 import { SubscriptionMailService } from './subscription-mail.service.js';
 
@@ -15,10 +16,19 @@ import { SubscriptionMailService } from './subscription-mail.service.js';
     MailRenderer,
     MailRepository,
     MailTransport,
+    RouteRateLimiters,
     SendRateLimiter,
     SubscriptionMailService,
     SuppressionsRepository,
   ],
-  exports: [DkimModule, MailRenderer, MailRepository, MailTransport, SendRateLimiter, SubscriptionMailService],
+  exports: [
+    DkimModule,
+    MailRenderer,
+    MailRepository,
+    MailTransport,
+    RouteRateLimiters,
+    SendRateLimiter,
+    SubscriptionMailService,
+  ],
 })
 export class MailModule {}

@@ -10,6 +10,8 @@ export interface NewsletterRow {
   name: string;
   from_name: string | null;
   from_email: string | null;
+  /** The SMTP_ROUTES entry its mail leaves through; null: SMTP_URL. */
+  smtp_route: string | null;
   guide_title: string | null;
   guide_slug: string | null;
 }
@@ -29,7 +31,7 @@ export class MailRepository {
   async newsletters(db: Db, ids: number[]): Promise<NewsletterRow[]> {
     return rows<NewsletterRow>(
       db,
-      `SELECT n.id, n.slug, n.name, n.from_name, n.from_email, g.title AS guide_title, g.slug AS guide_slug
+      `SELECT n.id, n.slug, n.name, n.from_name, n.from_email, n.smtp_route, g.title AS guide_title, g.slug AS guide_slug
        FROM newsletters n LEFT JOIN guides g ON g.id = n.guide_id WHERE n.id = ANY($1::int[]) ORDER BY n.name`,
       [ids],
     );
@@ -136,5 +138,31 @@ export class MailRepository {
 
   async deleteSlotsBefore(db: Db, slot: number): Promise<void> {
     await db.query(`DELETE FROM send_rate WHERE slot < $1`, [slot]);
+  }
+
+  /** `takeSlotPermits` for one SMTP route's own rate (`send_rate_route`). */
+  async takeRouteSlotPermits(
+    db: Db,
+    route: string,
+    slot: number,
+    take: number,
+    capacity: number,
+    past: number,
+  ): Promise<{ after: number | null; current: number | null }> {
+    const [r] = await rows<{ after: number | null; current: number | null }>(
+      db,
+      `WITH up AS (
+         INSERT INTO send_rate_route (route, slot, n) VALUES ($5, $1, $4::int + $2::int)
+         ON CONFLICT (route, slot) DO UPDATE SET n = GREATEST(send_rate_route.n, $4::int) + $2::int
+           WHERE GREATEST(send_rate_route.n, $4::int) + $2::int <= $3::int
+         RETURNING n)
+       SELECT (SELECT n FROM up) AS after, (SELECT n FROM send_rate_route WHERE route = $5 AND slot = $1) AS current`,
+      [slot, take, capacity, past, route],
+    );
+    return r;
+  }
+
+  async deleteRouteSlotsBefore(db: Db, route: string, slot: number): Promise<void> {
+    await db.query(`DELETE FROM send_rate_route WHERE route = $1 AND slot < $2`, [route, slot]);
   }
 }

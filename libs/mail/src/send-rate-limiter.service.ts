@@ -47,16 +47,30 @@ export class SendGrant {
  */
 @Injectable()
 export class SendRateLimiter {
-  private readonly rate: number;
+  protected rate: number;
   private lastCleanup = 0;
 
   constructor(
-    @InjectDataSource() private readonly ds: DataSource,
+    @InjectDataSource() protected readonly ds: DataSource,
     @Inject(APP_CONFIG) config: AppConfig,
     // Stateless: a limiter built by hand (the rate tests) needs no module to provide it.
-    private readonly repo: MailRepository = new MailRepository(),
+    protected readonly repo: MailRepository = new MailRepository(),
   ) {
     this.rate = config.sendRatePerSecond;
+  }
+
+  /** Counts permits into a slot (see `MailRepository.takeSlotPermits`); a route's limiter counts its own. */
+  protected takeSlotPermits(
+    slot: number,
+    take: number,
+    capacity: number,
+    past: number,
+  ): Promise<{ after: number | null; current: number | null }> {
+    return this.repo.takeSlotPermits(this.ds, slot, take, capacity, past);
+  }
+
+  protected deleteSlotsBefore(slot: number): Promise<void> {
+    return this.repo.deleteSlotsBefore(this.ds, slot);
   }
 
   /** SEND_RATE_PER_SECOND: mails per second for all workers together. */
@@ -85,7 +99,7 @@ export class SendRateLimiter {
       const past = Math.min(cap, Math.floor(((now - slot * SLOT_MS) * cap) / SLOT_MS));
       let take = Math.min(want, cap - past);
       while (take > 0) {
-        const r = await this.repo.takeSlotPermits(this.ds, slot, take, cap, past);
+        const r = await this.takeSlotPermits(slot, take, cap, past);
         if (r.after !== null) {
           if (slot - this.lastCleanup >= 600) void this.cleanup(slot);
           return new SendGrant(slot, r.after - take, take, cap);
@@ -99,6 +113,36 @@ export class SendRateLimiter {
 
   private async cleanup(slot: number): Promise<void> {
     this.lastCleanup = slot;
-    await this.repo.deleteSlotsBefore(this.ds, slot - 600).catch(() => undefined);
+    await this.deleteSlotsBefore(slot - 600).catch(() => undefined);
+  }
+}
+
+/**
+ * One SMTP route's own rate (its `rate` in SMTP_ROUTES): the same 50 ms slots, counted per route
+ * in `send_rate_route`. It is an additional limit: that route's mail also takes the global permits.
+ */
+export class RouteRateLimiter extends SendRateLimiter {
+  constructor(
+    ds: DataSource,
+    config: AppConfig,
+    readonly route: string,
+    rate: number,
+    repo: MailRepository = new MailRepository(),
+  ) {
+    super(ds, config, repo);
+    this.rate = rate;
+  }
+
+  protected override takeSlotPermits(
+    slot: number,
+    take: number,
+    capacity: number,
+    past: number,
+  ): Promise<{ after: number | null; current: number | null }> {
+    return this.repo.takeRouteSlotPermits(this.ds, this.route, slot, take, capacity, past);
+  }
+
+  protected override deleteSlotsBefore(slot: number): Promise<void> {
+    return this.repo.deleteRouteSlotsBefore(this.ds, this.route, slot);
   }
 }

@@ -9,6 +9,7 @@ import { listUnsubscribeHeaders } from './list-headers.js';
 import { MailRenderer, headerValue } from './mail-renderer.service.js';
 import { MailRepository } from './mail.repository.js';
 import { MailTransport } from './mail-transport.service.js';
+import { RouteRateLimiters } from './route-rate-limiters.service.js';
 import { SendRateLimiter } from './send-rate-limiter.service.js';
 import { senderOf } from './sender-address.js';
 import { classifySmtpError, isHardBounce } from './smtp-errors.js';
@@ -25,8 +26,15 @@ export class SubscriptionMailService {
     private readonly renderer: MailRenderer,
     private readonly transport: MailTransport,
     private readonly limiter: SendRateLimiter,
+    private readonly routeLimiters: RouteRateLimiters,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
+
+  /** A send permit of the route's own rate (when it has one), then a global one. */
+  private async permit(route: string | null): Promise<void> {
+    await this.routeLimiters.of(route)?.acquire(1);
+    await this.limiter.acquire(1);
+  }
 
   /** The subscriber, unless bounced, complained or suppressed (an erased address may confirm anew). */
   private async subscriberIfMailable(
@@ -111,16 +119,20 @@ export class SubscriptionMailService {
       postalAddress: this.config.postalAddress,
       privacyUrl: this.config.privacyUrl ?? null,
     });
-    await this.limiter.acquire(1);
+    // The confirmation covers every newsletter asked for at once: it leaves through the first one's route.
+    await this.permit(first.smtp_route);
     try {
-      const { messageId } = await this.transport.send({
-        from: senderOf(first, this.config),
-        to: { name: headerValue(subscriber.name ?? ''), address: subscriber.email },
-        subject: mail.subject,
-        html: mail.html,
-        text: mail.text,
-        headers: { 'Auto-Submitted': 'auto-generated' },
-      });
+      const { messageId } = await this.transport.send(
+        {
+          from: senderOf(first, this.config),
+          to: { name: headerValue(subscriber.name ?? ''), address: subscriber.email },
+          subject: mail.subject,
+          html: mail.html,
+          text: mail.text,
+          headers: { 'Auto-Submitted': 'auto-generated' },
+        },
+        first.smtp_route,
+      );
       await this.log(subscriberId, first.id, 'confirmation', 'sent', messageId, null);
       return 'sent';
     } catch (err) {
@@ -160,22 +172,25 @@ export class SubscriptionMailService {
       postalAddress: this.config.postalAddress,
       privacyUrl: this.config.privacyUrl ?? null,
     });
-    await this.limiter.acquire(1);
+    await this.permit(newsletter.smtp_route);
     try {
-      const { messageId } = await this.transport.send({
-        from: senderOf(newsletter, this.config),
-        to: { name: headerValue(subscriber.name ?? ''), address: subscriber.email },
-        subject: mail.subject,
-        html: mail.html,
-        text: mail.text,
-        list: {
-          id: {
-            url: `${newsletter.slug}.${new URL(this.config.publicUrl).hostname}`,
-            comment: headerValue(newsletter.name),
+      const { messageId } = await this.transport.send(
+        {
+          from: senderOf(newsletter, this.config),
+          to: { name: headerValue(subscriber.name ?? ''), address: subscriber.email },
+          subject: mail.subject,
+          html: mail.html,
+          text: mail.text,
+          list: {
+            id: {
+              url: `${newsletter.slug}.${new URL(this.config.publicUrl).hostname}`,
+              comment: headerValue(newsletter.name),
+            },
           },
+          headers: listUnsubscribeHeaders(unsubscribeUrl),
         },
-        headers: listUnsubscribeHeaders(unsubscribeUrl),
-      });
+        newsletter.smtp_route,
+      );
       await this.log(subscriber.id, newsletter.id, 'guide', 'sent', messageId, null);
       return 'sent';
     } catch (err) {

@@ -1,7 +1,8 @@
-import { BadRequestException, ConflictException, Injectable, NotFoundException } from '@nestjs/common';
+import { BadRequestException, ConflictException, Inject, Injectable, NotFoundException } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { CronExpressionParser } from 'cron-parser';
 import { type DataSource, type EntityManager, QueryFailedError } from 'typeorm';
+import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { Guide, Newsletter } from '#db/entities/index.js';
 import { OutboxRepository } from '#queue/outbox.repository.js';
 import { NewsletterCatalog } from './newsletter-catalog.service.js';
@@ -28,6 +29,8 @@ export interface NewsletterInput {
   /** Tracked article links in its digests (default true). */
   tracking?: boolean;
   isDefault?: boolean;
+  /** One of SMTP_ROUTES; null: SMTP_URL. */
+  smtpRoute?: string | null;
   schedule?: { cron: string; timezone: string; delivery?: 'newsletter' | 'local' };
 }
 
@@ -45,6 +48,7 @@ export interface NewsletterView {
   archive: boolean;
   tracking: boolean;
   isDefault: boolean;
+  smtpRoute: string | null;
   schedule: { cron: string; timezone: string; delivery: 'newsletter' | 'local' } | null;
   createdAt: Date;
   updatedAt: Date;
@@ -71,7 +75,13 @@ export class NewslettersService {
     private readonly newsletters: NewslettersRepository,
     private readonly outbox: OutboxRepository,
     private readonly catalog: NewsletterCatalog,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
+
+  /** The names a newsletter's `smtpRoute` may take (SMTP_ROUTES), for the console's choice list. */
+  smtpRoutes(): string[] {
+    return [...this.config.smtp.routes.keys()];
+  }
 
   private async view(em: EntityManager, n: Newsletter): Promise<NewsletterView> {
     const guide = n.guideId ? await em.getRepository(Guide).findOne({ where: { id: n.guideId } }) : null;
@@ -89,6 +99,7 @@ export class NewslettersService {
       archive: n.archive,
       tracking: n.tracking,
       isDefault: n.isDefault,
+      smtpRoute: n.smtpRoute,
       schedule:
         n.scheduleCron && n.scheduleTimezone
           ? { cron: n.scheduleCron, timezone: n.scheduleTimezone, delivery: n.scheduleDelivery }
@@ -142,6 +153,18 @@ export class NewslettersService {
       if (!['off', 'order', 'only'].includes(input.personalize))
         throw new BadRequestException(['personalize must be one of off, order, only']);
       n.personalize = input.personalize;
+    }
+    if (input.smtpRoute === null) n.smtpRoute = null;
+    else if (input.smtpRoute !== undefined) {
+      if (!this.config.smtp.routes.has(input.smtpRoute)) {
+        const known = this.smtpRoutes();
+        throw new BadRequestException([
+          known.length === 0
+            ? 'smtpRoute must be null: no SMTP_ROUTES are configured'
+            : `smtpRoute must be one of the SMTP_ROUTES: ${known.join(', ')}`,
+        ]);
+      }
+      n.smtpRoute = input.smtpRoute;
     }
     if (input.archive !== undefined) n.archive = input.archive;
     if (input.tracking !== undefined) n.tracking = input.tracking;

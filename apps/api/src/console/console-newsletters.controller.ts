@@ -36,7 +36,16 @@ const NOTICES: Record<string, string> = {
   unscheduled: 'Schedule removed: no weekly digest goes out until you set one again.',
 };
 
-const DETAIL_FIELDS = ['name', 'description', 'fromName', 'fromEmail', 'guide', 'feedUrl', 'subjectTemplate'] as const;
+const DETAIL_FIELDS = [
+  'name',
+  'description',
+  'fromName',
+  'fromEmail',
+  'guide',
+  'feedUrl',
+  'subjectTemplate',
+  'smtpRoute',
+] as const;
 type DetailField = (typeof DETAIL_FIELDS)[number];
 
 /** The form's two switches (checkboxes: an unchecked one sends nothing). */
@@ -140,6 +149,9 @@ export class ConsoleNewslettersController {
     const switches: Switches = shown
       ? { archive: field(body, 'archive') === 'on', tracking: field(body, 'tracking') === 'on' }
       : { archive: n.archive, tracking: n.tracking };
+    // The route only when the form showed its choice (`routeShown`): a post without it keeps the route.
+    const routeShown = field(body, 'routeShown') === '1';
+    if (!routeShown) delete present.smtpRoute;
     const errors = await dtoErrors(UpdateNewsletterDto, present);
     if (Object.keys(errors).length === 0) {
       const orNull = (v: string) => (v === '' ? null : v);
@@ -152,6 +164,7 @@ export class ConsoleNewslettersController {
           guide: orNull(values.guide),
           feedUrl: orNull(values.feedUrl),
           subjectTemplate: orNull(values.subjectTemplate),
+          ...(routeShown ? { smtpRoute: orNull(values.smtpRoute) } : {}),
           ...(shown ? switches : {}),
         });
         await reply.redirect(`/admin/newsletters/${n.slug}?notice=saved`, 303);
@@ -161,6 +174,7 @@ export class ConsoleNewslettersController {
         if (message === null) throw err;
         if (/^guide/.test(message)) errors.guide = message;
         else if (/^subjectTemplate/.test(message)) errors.subjectTemplate = message;
+        else if (/^smtpRoute/.test(message)) errors.smtpRoute = message;
         else errors.form = message;
       }
     }
@@ -260,7 +274,11 @@ export class ConsoleNewslettersController {
       guide: n.guide ?? '',
       feedUrl: n.feedUrl ?? '',
       subjectTemplate: n.subjectTemplate ?? '',
+      smtpRoute: n.smtpRoute ?? '',
     };
+    // The route choice: the configured routes, and the newsletter's own if it is no longer one of them.
+    const routeNames = this.newsletters.smtpRoutes();
+    if (n.smtpRoute && !routeNames.includes(n.smtpRoute)) routeNames.push(n.smtpRoute);
     await sendPage(
       reply,
       status,
@@ -276,6 +294,7 @@ export class ConsoleNewslettersController {
           trendIssues: TREND_ISSUES,
           zone: n.schedule?.timezone ?? 'UTC',
           guides: guides.map((g) => ({ ...g, selected: g.slug === values.guide })),
+          smtpRoutes: routeNames.map((name) => ({ name, selected: name === values.smtpRoute })),
           schedule: n.schedule
             ? {
                 ...n.schedule,

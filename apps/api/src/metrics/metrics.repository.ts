@@ -25,6 +25,8 @@ export interface DigestFigure {
 /** Everything /metrics reads from PostgreSQL, in one round of aggregate queries. */
 export interface DbFigures {
   newsletters: string[];
+  /** Each newsletter's SMTP route (`default`: SMTP_URL), to join the per-newsletter counters on. */
+  routes: { newsletter: string; route: string }[];
   mails: MailCount[];
   /** Consent records by action (subscribe, confirm, unsubscribe, import, preferences). */
   consent: { action: string; newsletter: string; n: number }[];
@@ -197,8 +199,8 @@ export class MetricsRepository {
   }
 
   private async readAll(qr: QueryRunner): Promise<DbFigures> {
-    const newsletters: { id: number; slug: string }[] = await qr.query(
-      `SELECT id, slug FROM newsletters ORDER BY slug`,
+    const newsletters: { id: number; slug: string; route: string }[] = await qr.query(
+      `SELECT id, slug, COALESCE(smtp_route, 'default') AS route FROM newsletters ORDER BY slug`,
     );
     const slugOf = new Map(newsletters.map((n) => [n.id, n.slug]));
 
@@ -258,6 +260,7 @@ export class MetricsRepository {
 
     return {
       newsletters: newsletters.map((n) => n.slug),
+      routes: newsletters.map((n) => ({ newsletter: n.slug, route: n.route })),
       mails,
       clicks,
       consent,

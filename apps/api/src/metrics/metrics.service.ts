@@ -219,6 +219,14 @@ export class MetricsService {
         for (const x of s.db?.suppressions ?? []) set({ reason: x.reason }, x.n);
       },
     );
+    gauge(
+      'mailroom_newsletter_smtp_route',
+      "1 for each newsletter's SMTP route (default: SMTP_URL): join the per-newsletter mail counters on it to count by route.",
+      ['newsletter', 'route'],
+      (s, set) => {
+        for (const x of s.db?.routes ?? []) set({ newsletter: x.newsletter, route: x.route }, 1);
+      },
+    );
     gauge('mailroom_digests', 'Digests by newsletter and status.', ['newsletter', 'status'], (s, set) => {
       if (!s.db) return;
       const n = new Map<string, number>();

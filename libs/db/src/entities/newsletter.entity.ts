@@ -25,6 +25,8 @@ export class Newsletter {
   /** true: digest article links go through /c/:token and count clicks; false: straight to the articles. */
   @Column({ type: 'boolean', default: true }) tracking: boolean;
   @Column({ type: 'boolean', name: 'is_default', default: false }) isDefault: boolean;
+  /** The SMTP_ROUTES entry its mail leaves through; null: SMTP_URL. */
+  @Column({ type: 'text', name: 'smtp_route', nullable: true }) smtpRoute: string | null;
   @Column({ type: 'text', name: 'schedule_cron', nullable: true }) scheduleCron: string | null;
   @Column({ type: 'text', name: 'schedule_timezone', nullable: true }) scheduleTimezone: string | null;
   /** `local`: the schedule's time of day applies in each reader's own zone (see local-waves.ts). */

@@ -136,6 +136,17 @@ export class CreateNewsletterDto {
   @IsBoolean({ message: 'tracking must be true or false' })
   tracking?: boolean;
 
+  @ApiPropertyOptional({
+    example: 'spine',
+    nullable: true,
+    description:
+      'the SMTP_ROUTES entry that all mail of this newsletter leaves through; unset or null: SMTP_URL (null clears it)',
+  })
+  @IsOptional()
+  @IsString({ message: 'smtpRoute must be the name of one of the SMTP_ROUTES' })
+  @MaxLength(63, { message: 'smtpRoute must be the name of one of the SMTP_ROUTES' })
+  smtpRoute?: string | null;
+
   @ApiPropertyOptional({ description: 'the default newsletter for subscriptions that name none' })
   @IsOptional()
   @IsBoolean({ message: 'isDefault must be true or false' })
