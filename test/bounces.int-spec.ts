@@ -273,6 +273,17 @@ describe.each<Backend>(['postgres', 'redis'])('bounces by VERP and SMTP on the %
     ]);
   });
 
+  it("the digest's stats count the readers whose reports named it", async () => {
+    const stats = await admin<{ bounces: Record<string, number> }>(
+      stack.apps.baseUrl,
+      'GET',
+      `/v1/digests/${firstDigest}/stats`,
+    );
+    expect(stats.status).toBe(200);
+    // Readers 0 and 2–6 bounced (the confirmation's bounce names no digest), 10 complained, 8 policy, 9 failed.
+    expect(stats.body.bounces).toEqual({ bounced: 6, complained: 1, policy: 1, failed: 1 });
+  });
+
   it('the next digest mails nobody bounced or complained, and everyone else', async () => {
     const mailed = (email: string) => stack.smtp.to(email).length;
     const counts = new Map(readers.map((e) => [e, mailed(e)]));
