@@ -168,6 +168,13 @@ describe.each<Backend>(['postgres', 'redis'])('bounces by VERP and SMTP on the %
     ]);
     // No address is kept in the detail.
     expect(rows[0].detail).not.toContain('@');
+    // The reader's export shows it; their erasure deletes it.
+    const exported = await admin<{ bounceReports: { outcome: string; mail_kind: string }[] }>(
+      stack.apps.baseUrl,
+      'GET',
+      `/v1/subscribers/${encodeURIComponent(reader)}/export`,
+    );
+    expect(exported.body.bounceReports).toEqual([expect.objectContaining({ outcome: 'bounced', mail_kind: 'digest' })]);
 
     // The same report again: nothing more.
     await deliverReport(port, verpOf(reader).address, raw);
@@ -299,6 +306,30 @@ describe.each<Backend>(['postgres', 'redis'])('bounces by VERP and SMTP on the %
     const gone = new Set([0, 2, 3, 4, 5, 6, 10].map((i) => readers[i]));
     for (const email of readers)
       expect([email, mailed(email) - counts.get(email)!]).toEqual([email, gone.has(email) ? 0 : 1]);
+  });
+
+  it('erasing a reader deletes their reports; a report that comes later for them is ignored', async () => {
+    const reader = readers[8];
+    const id = await h.subscriberId(reader);
+    const { address } = verpOf(reader);
+    const count = async () =>
+      (
+        await query<{ n: number }>(
+          stack.db.url,
+          `SELECT count(*)::int AS n FROM bounce_reports WHERE subscriber_id = $1`,
+          [id],
+        )
+      )[0].n;
+    expect(await count()).toBe(1);
+    expect(
+      (await admin(stack.apps.baseUrl, 'DELETE', `/v1/subscribers/${encodeURIComponent(reader)}`)).status,
+    ).toBeLessThan(300);
+    expect(await count()).toBe(0);
+    const before = (await query<{ n: number }>(stack.db.url, `SELECT count(*)::int AS n FROM bounce_reports`))[0].n;
+    await deliverReport(port, address, bounceSample('qmail-5.1.1', { verp: address, rcpt: reader }));
+    expect((await query<{ n: number }>(stack.db.url, `SELECT count(*)::int AS n FROM bounce_reports`))[0].n).toBe(
+      before,
+    );
   });
 });
 
