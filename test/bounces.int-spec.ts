@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import nodemailer from 'nodemailer';
 import { BounceListener } from '../apps/worker/src/bounces/bounce-listener.service.js';
+import { BounceIntake } from '#mail/bounces/bounce-intake.service.js';
 import {
   bounceKey,
   type BounceRef,
@@ -111,8 +112,12 @@ describe.each<Backend>(['postgres', 'redis'])('bounces by VERP and SMTP on the %
 
   let firstDigest = '';
 
-  it('the worker listens on BOUNCE_SMTP_PORT', () => {
+  it('the worker listens on BOUNCE_SMTP_PORT; a second one on the same port stops, naming the variable', async () => {
     expect(stack.apps.worker!.get(BounceListener).port).toBe(port);
+    // A second listener in this process, on the same configuration: the port is taken.
+    const second = new BounceListener(stack.config, stack.apps.worker!.get(BounceIntake));
+    await expect(second.onApplicationBootstrap()).rejects.toThrow(/BOUNCE_SMTP_PORT\): EADDRINUSE/);
+    expect(second.port).toBeNull();
   });
 
   it("a confirmation's envelope sender is a VERP address naming the confirmation and the reader; From is unchanged", async () => {

@@ -59,9 +59,17 @@ export class BounceListener implements OnApplicationBootstrap, OnApplicationShut
     // A client that drops its connection is no failure of the listener.
     server.on('error', (err) => this.logger.debug(`SMTP session error: ${err.message}`));
     await new Promise<void>((resolve, reject) => {
-      server.server.once('error', reject);
+      const failed = (err: NodeJS.ErrnoException) => {
+        const hint = err.code === 'EADDRINUSE' ? ' (another worker on this host? give each its own port)' : '';
+        reject(
+          new Error(
+            `The bounce listener cannot listen on ${bounces.host}:${bounces.port} (BOUNCE_SMTP_HOST, BOUNCE_SMTP_PORT): ${err.code ?? err.message}${hint}`,
+          ),
+        );
+      };
+      server.server.once('error', failed);
       server.listen(bounces.port, bounces.host, () => {
-        server.server.off('error', reject);
+        server.server.off('error', failed);
         resolve();
       });
     });
