@@ -60,6 +60,11 @@ describe('classifyReport over the samples (test/fixtures/bounces)', () => {
     expect(classifyReport(await parseReport(raw)).class).toBe('none');
   });
 
+  it('a DSN that failed after its retries expired (Action: failed, Status 4.4.1) is transient', async () => {
+    const raw = bounceSample('postfix-4.4.1-delayed', { verp, rcpt }).replace('Action: delayed', 'Action: failed');
+    expect(classifyReport(await parseReport(raw))).toMatchObject({ class: 'soft', status: '4.4.1' });
+  });
+
   it('a generic 5.0.0 status takes the enhanced code of its diagnostic', async () => {
     const raw = bounceSample('postfix-5.1.1-user-unknown', { verp, rcpt }).replace('Status: 5.1.1', 'Status: 5.0.0');
     expect(classifyReport(await parseReport(raw))).toMatchObject({ class: 'hard', status: '5.1.1' });

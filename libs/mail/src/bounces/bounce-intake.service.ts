@@ -5,7 +5,7 @@ import type { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { SuppressionsService } from '#subscriptions/suppressions.service.js';
 import { type BounceVerdict, classifyReport } from './bounce-classifier.js';
-import { parseReport } from './bounce-parser.js';
+import { type ParsedReport, parseReport } from './bounce-parser.js';
 import { type BounceOutcome, BounceReportsRepository } from './bounce-reports.repository.js';
 import { type BounceRef, bounceKey, readBounceToken } from './bounce-token.js';
 
@@ -43,7 +43,14 @@ export class BounceIntake {
 
   /** One report as received, for each of its VERP tokens (one per RCPT TO). */
   async receive(raw: Buffer, tokens: string[]): Promise<IntakeResult[]> {
-    const report = await parseReport(raw);
+    let report: ParsedReport;
+    try {
+      report = await parseReport(raw);
+    } catch (err) {
+      // Unreadable as a message: answering 4xx would have the relay send it again and again.
+      this.logger.debug(`Unreadable report ignored: ${err instanceof Error ? err.message : String(err)}`);
+      return tokens.map(() => 'no-action');
+    }
     const verdict = classifyReport(report);
     // The report's identity: its Message-ID, else its bytes.
     const identity = report.messageId ?? createHash('sha256').update(raw).digest('hex');
