@@ -88,6 +88,13 @@ describe.each<Backend>(['postgres', 'redis'])('bounces by VERP and SMTP on the %
     }),
     prepare: async () => {
       readers = await addAudience(stack.db.url, { prefix: 'reader', count: 14, newsletter: 'spine-health' });
+      // A non-ASCII address does not fit the spliced fast path: its message is built by nodemailer.
+      await query(
+        stack.db.url,
+        `WITH s AS (INSERT INTO subscribers (email, name) VALUES ('zoë@example.com', 'Zoë') RETURNING id)
+         INSERT INTO subscriptions (subscriber_id, newsletter_id, status, confirmed_at)
+         SELECT s.id, (SELECT id FROM newsletters WHERE slug = 'spine-health'), 'active', now() FROM s`,
+      );
     },
   });
   let readers: string[] = [];
@@ -149,6 +156,12 @@ describe.each<Backend>(['postgres', 'redis'])('bounces by VERP and SMTP on the %
       seen.add(address);
     }
     expect(seen.size).toBe(readers.length);
+    // Built by nodemailer (not the fast path): the same envelope sender.
+    expect(verpOf('zoë@example.com').ref).toEqual({
+      kind: 'digest',
+      digestId: firstDigest,
+      subscriberId: await h.subscriberId('zoë@example.com'),
+    });
 
     // A test copy names the digest and no reader.
     expect(
