@@ -87,7 +87,7 @@ describe.each<Backend>(['postgres', 'redis'])('bounces by VERP and SMTP on the %
       PUBLIC_POSTS_PER_IP_PER_MINUTE: '10000',
     }),
     prepare: async () => {
-      readers = await addAudience(stack.db.url, { prefix: 'reader', count: 14, newsletter: 'spine-health' });
+      readers = await addAudience(stack.db.url, { prefix: 'reader', count: 15, newsletter: 'spine-health' });
       // A non-ASCII address does not fit the spliced fast path: its message is built by nodemailer.
       await query(
         stack.db.url,
@@ -214,6 +214,17 @@ describe.each<Backend>(['postgres', 'redis'])('bounces by VERP and SMTP on the %
     expect(await reports(reader)).toEqual([expect.objectContaining({ outcome: 'bounced', digest_id: firstDigest })]);
   });
 
+  it('the same report delivered twice at once (two relays, two connections) is recorded and applied once', async () => {
+    const reader = readers[14];
+    const { address } = verpOf(reader);
+    const before = await suppressions();
+    const raw = bounceSample('outlook-5.1.10', { verp: address, rcpt: reader });
+    await Promise.all([deliverReport(port, address, raw), deliverReport(port, address, raw)]);
+    expect(await h.subscriberStatus(reader)).toBe('bounced');
+    expect(await reports(reader)).toHaveLength(1);
+    expect(await suppressions()).toBe(before + 1);
+  });
+
   it('a transient report (Postfix 4.4.1 delayed) changes nothing', async () => {
     const reader = readers[7];
     const { address } = verpOf(reader);
@@ -305,8 +316,8 @@ describe.each<Backend>(['postgres', 'redis'])('bounces by VERP and SMTP on the %
       `/v1/digests/${firstDigest}/stats`,
     );
     expect(stats.status).toBe(200);
-    // Readers 0 and 2–6 bounced (the confirmation's bounce names no digest), 10 complained, 8 policy, 9 failed.
-    expect(stats.body.bounces).toEqual({ bounced: 6, complained: 1, policy: 1, failed: 1 });
+    // Readers 0, 2–6 and 14 bounced (the confirmation's bounce names no digest), 10 complained, 8 policy, 9 failed.
+    expect(stats.body.bounces).toEqual({ bounced: 7, complained: 1, policy: 1, failed: 1 });
   });
 
   it('the next digest mails nobody bounced or complained, and everyone else', async () => {
@@ -321,7 +332,7 @@ describe.each<Backend>(['postgres', 'redis'])('bounces by VERP and SMTP on the %
     });
     expect(article.status).toBe(201);
     await h.sendDigest();
-    const gone = new Set([0, 2, 3, 4, 5, 6, 10].map((i) => readers[i]));
+    const gone = new Set([0, 2, 3, 4, 5, 6, 10, 14].map((i) => readers[i]));
     for (const email of readers)
       expect([email, mailed(email) - counts.get(email)!]).toEqual([email, gone.has(email) ? 0 : 1]);
   });

@@ -46,7 +46,15 @@ export class BounceReportsRepository {
        SELECT id, applied_at IS NOT NULL FROM bounce_reports WHERE report_key = $1 AND NOT EXISTS (SELECT 1 FROM ins)`,
       [r.key, r.outcome, r.status, r.mailKind, r.digestId, r.subscriberId, r.detail],
     );
-    return found[0];
+    if (found[0]) return found[0];
+    // Another worker inserted the same report after this statement's snapshot: read it now.
+    const other = await rows<{ id: string; applied: boolean }>(
+      db,
+      `SELECT id, applied_at IS NOT NULL AS applied FROM bounce_reports WHERE report_key = $1`,
+      [r.key],
+    );
+    if (!other[0]) throw new Error('Bounce report neither inserted nor found');
+    return other[0];
   }
 
   async markApplied(db: Db, id: string): Promise<void> {
