@@ -156,6 +156,7 @@ describe('what worked: digest figures, the console pages, and clicks in the expo
         { variant: 0, topics: [], recipients: 3, clicks: 0 },
         { variant: 1, topics: ['neck pain'], recipients: 3, clicks: 0 },
       ],
+      bounces: { bounced: 0, complained: 0, policy: 0, failed: 0 },
     });
 
     // Clicks as the click recorder stores them (its verdicts are final).
@@ -221,6 +222,7 @@ describe('what worked: digest figures, the console pages, and clicks in the expo
         { variant: 0, topics: [], recipients: 3, clicks: 1 },
         { variant: 1, topics: ['neck pain'], recipients: 3, clicks: 3 },
       ],
+      bounces: { bounced: 0, complained: 0, policy: 0, failed: 0 },
     });
     // Exactly the documented fields.
     expect(Object.keys(after.body).sort()).toEqual(
@@ -233,6 +235,7 @@ describe('what worked: digest figures, the console pages, and clicks in the expo
         'articles',
         'tracking',
         'clickRate',
+        'bounces',
         'variants',
       ].sort(),
     );

@@ -4,9 +4,13 @@ import { ConfigModule } from '#core/config.module.js';
 import { LoggerModule } from '#core/logger.module.js';
 import { DbModule } from '#db/db.module.js';
 import { DigestsModule } from '#digests/digests.module.js';
+import { BounceIntake } from '#mail/bounces/bounce-intake.service.js';
+import { BounceReportsRepository } from '#mail/bounces/bounce-reports.repository.js';
 import { MailModule } from '#mail/mail.module.js';
 import { OutboxRepository } from '#queue/outbox.repository.js';
 import { QueueModule } from '#queue/queue.module.js';
+import { SubscriptionsModule } from '#subscriptions/subscriptions.module.js';
+import { BounceListener } from './bounces/bounce-listener.service.js';
 import { OutboxRelayService } from './outbox/outbox-relay.service.js';
 import { ReconcilerService } from './outbox/reconciler.service.js';
 import { DigestProcessor } from './processors/digest.processor.js';
@@ -24,8 +28,19 @@ export class WorkerModule {
         QueueModule.forRoot(config),
         MailModule,
         DigestsModule,
+        SubscriptionsModule,
       ],
-      providers: [OutboxRepository, OutboxRelayService, ReconcilerService, MailProcessor, DigestProcessor],
+      providers: [
+        OutboxRepository,
+        OutboxRelayService,
+        ReconcilerService,
+        MailProcessor,
+        DigestProcessor,
+        // Delivery reports by SMTP (VERP), when BOUNCE_DOMAIN is set.
+        BounceReportsRepository,
+        BounceIntake,
+        BounceListener,
+      ],
     };
   }
 }

@@ -145,6 +145,19 @@ describe('loadConfig', () => {
     expect(load({ FEED_ALLOWED_PORTS: '*' }).feeds.allowedPorts).toBe('any');
   });
 
+  it('bounces: off unless BOUNCE_DOMAIN is set; the port defaults to 2525, the bind address to every interface', () => {
+    expect(load({}).bounces).toBeUndefined();
+    expect(load({ BOUNCE_DOMAIN: 'Bounces.Example.com.' }).bounces).toEqual({
+      domain: 'bounces.example.com',
+      port: 2525,
+      host: '0.0.0.0',
+      maxBytes: 1_048_576,
+    });
+    expect(
+      load({ BOUNCE_DOMAIN: 'bounces.example.com', BOUNCE_SMTP_PORT: '2626', BOUNCE_SMTP_HOST: '127.0.0.1' }).bounces,
+    ).toMatchObject({ port: 2626, host: '127.0.0.1' });
+  });
+
   it.each<[string, string]>([
     ['http://example.com/', 'http://example.com'],
     ['https://example.com///', 'https://example.com'],
@@ -187,6 +200,14 @@ describe('loadConfig', () => {
       ['MAIL_FROM', { MAIL_FROM: 'news@example.com\nBcc: victim@example.com' }],
       ['POSTAL_ADDRESS', { POSTAL_ADDRESS: '1 Main St\r\nBcc: victim@example.com' }],
       ['NODE_ENV', { NODE_ENV: 'staging' }],
+      ['BOUNCE_SMTP_PORT', { BOUNCE_SMTP_PORT: '2525' }],
+      ['BOUNCE_SMTP_HOST', { BOUNCE_SMTP_HOST: '127.0.0.1' }],
+      ['BOUNCE_DOMAIN', { BOUNCE_DOMAIN: 'bounces example.com' }],
+      ['BOUNCE_DOMAIN', { BOUNCE_DOMAIN: 'localhost' }],
+      ['BOUNCE_DOMAIN', { BOUNCE_DOMAIN: 'b@example.com' }],
+      ['BOUNCE_SMTP_PORT', { BOUNCE_DOMAIN: 'bounces.example.com', BOUNCE_SMTP_PORT: '0' }],
+      ['BOUNCE_SMTP_PORT', { BOUNCE_DOMAIN: 'bounces.example.com', BOUNCE_SMTP_PORT: 'smtp' }],
+      ['BOUNCE_SMTP_HOST', { BOUNCE_DOMAIN: 'bounces.example.com', BOUNCE_SMTP_HOST: 'worker.internal' }],
     ])('%s (%j)', (variable, extra) => {
       const err = configError({ ...MINIMAL, ...extra });
       expect(err.variable).toBe(variable);

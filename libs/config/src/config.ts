@@ -85,6 +85,11 @@ export interface AppConfig {
     /** Work older than this with no progress counts as lost. */
     reconcileAfterMs: number;
   };
+  /**
+   * VERP bounces (BOUNCE_DOMAIN, BOUNCE_SMTP_PORT, BOUNCE_SMTP_HOST): when set, every mail's
+   * envelope sender is `bounces+<token>@domain` and the worker takes delivery reports by SMTP.
+   */
+  bounces?: { domain: string; port: number; host: string; maxBytes: number };
   webhooks: {
     mailgunSigningKey?: string;
     postmarkUser?: string;
@@ -320,6 +325,35 @@ function smtpRoutes(env: Env, globalRate: number, defaultConnections: number): M
   return routes;
 }
 
+const HOST_NAME = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/;
+
+/**
+ * BOUNCE_DOMAIN (a host name whose MX points at the worker) and BOUNCE_SMTP_PORT: both or neither,
+ * the port 2525 when only the domain is given; BOUNCE_SMTP_HOST is the listener's bind address.
+ */
+function bounces(env: Env): AppConfig['bounces'] {
+  const rawDomain = str(env, 'BOUNCE_DOMAIN');
+  const rawPort = str(env, 'BOUNCE_SMTP_PORT');
+  const rawHost = str(env, 'BOUNCE_SMTP_HOST');
+  if (rawDomain === undefined) {
+    if (rawPort !== undefined) throw new ConfigError('BOUNCE_SMTP_PORT', 'needs BOUNCE_DOMAIN as well');
+    if (rawHost !== undefined) throw new ConfigError('BOUNCE_SMTP_HOST', 'needs BOUNCE_DOMAIN as well');
+    return undefined;
+  }
+  const domain = rawDomain.toLowerCase().replace(/\.$/, '');
+  if (!HOST_NAME.test(domain)) {
+    throw new ConfigError('BOUNCE_DOMAIN', `must be a host name such as bounces.example.com, got "${rawDomain}"`);
+  }
+  const host = rawHost ?? '0.0.0.0';
+  if (isIP(host) === 0) throw new ConfigError('BOUNCE_SMTP_HOST', `must be an IP address to listen on, got "${host}"`);
+  return {
+    domain,
+    port: int(env, 'BOUNCE_SMTP_PORT', 2525, 1, 65535),
+    host,
+    maxBytes: int(env, 'BOUNCE_MAX_BYTES', 1_048_576, 10_240, 52_428_800),
+  };
+}
+
 /** Amazon SNS: https, on an sns.<region>.amazonaws.com(.cn) host. Matched against a URL's origin. */
 export const DEFAULT_SNS_ORIGIN_PATTERN = '^https://sns\\.[a-z0-9-]+\\.amazonaws\\.com(\\.cn)?$';
 
@@ -432,6 +466,7 @@ export function loadConfig(env: Env = process.env, opts: { linksUnused?: boolean
       reconcileIntervalMs: int(env, 'RECONCILE_INTERVAL_MS', 60_000, 100, 3_600_000),
       reconcileAfterMs: int(env, 'RECONCILE_AFTER_MS', 300_000, 100, 86_400_000),
     },
+    bounces: bounces(env),
     webhooks: {
       mailgunSigningKey: str(env, 'MAILGUN_WEBHOOK_SIGNING_KEY'),
       postmarkUser: str(env, 'POSTMARK_WEBHOOK_USER'),

@@ -19,6 +19,7 @@ import { WhatWorked1765500000000 } from './migrations/1765500000000-what-worked.
 import { GuideDownloads1765510000000 } from './migrations/1765510000000-guide-downloads.js';
 import { DkimKeys1765600000000 } from './migrations/1765600000000-dkim-keys.js';
 import { SmtpRoutes1765620000000 } from './migrations/1765620000000-smtp-routes.js';
+import { BounceReports1765630000000 } from './migrations/1765630000000-bounce-reports.js';
 
 export const MIGRATIONS = [
   Init1764000000000,
@@ -38,6 +39,7 @@ export const MIGRATIONS = [
   GuideDownloads1765510000000,
   DkimKeys1765600000000,
   SmtpRoutes1765620000000,
+  BounceReports1765630000000,
 ];
 
 export function dataSourceOptions(url: string): DataSourceOptions {

@@ -9,6 +9,7 @@ import {
 } from '#mail/bulk-message.js';
 import { listIdValue, listUnsubscribeHeaders, listUnsubscribeValue } from '#mail/list-headers.js';
 import { headerValue } from '#mail/mail-renderer.service.js';
+import { bounceKey, verpAddress } from '#mail/bounces/bounce-token.js';
 import { senderAddress, senderOf } from '#mail/sender-address.js';
 import { signToken } from '#subscriptions/tokens.js';
 import { clickKey, readerPart } from './click-tokens.js';
@@ -56,16 +57,19 @@ export class DigestMessage {
   /** Per variant (index = variant; 0 is the issue as it is): what its messages share. */
   private readonly variants: Variant[] = [];
   private readonly clickKey: Buffer;
+  /** The key of the VERP envelope senders, when BOUNCE_DOMAIN is set. */
+  private readonly bounceKey: Buffer | null;
 
   constructor(
     private readonly d: DigestRow,
     private readonly renderer: DigestRenderer,
-    private readonly config: Pick<AppConfig, 'publicUrl' | 'appSecret' | 'mailFrom'>,
+    private readonly config: Pick<AppConfig, 'publicUrl' | 'appSecret' | 'mailFrom' | 'bounces'>,
     variants: VariantTemplates[] = [],
     /** Where the From domain's DKIM key is looked up, per message (see `DkimKeys`). */
     private readonly dkim: DkimKeySource | null = null,
   ) {
     this.clickKey = clickKey(config.appSecret);
+    this.bounceKey = config.bounces ? bounceKey(config.appSecret) : null;
     this.from = senderOf({ name: d.newsletter_name, from_name: d.from_name, from_email: d.from_email }, config);
     this.listId = digestListId(d, new URL(config.publicUrl).hostname);
     this.variants[0] = this.variant(0, issueOf(d));
@@ -117,6 +121,7 @@ export class DigestMessage {
     return v.template.build(
       {
         to: { name: headerValue(r.name ?? ''), address: r.email },
+        envelopeFrom: this.returnPath(r),
         headers: { 'List-Unsubscribe': listUnsubscribeValue(unsubscribeUrl) },
         text: spliced.text,
         html7bit: spliced.html,
@@ -130,9 +135,11 @@ export class DigestMessage {
     const unsubscribeUrl = this.unsubscribeUrl(r.subscriptionId);
     const v = this.of(r);
     const mail = this.renderer.personalizeForSending(v.key, v.issue, this.vars(r, unsubscribeUrl));
+    const returnPath = this.returnPath(r);
     return {
       from: this.from,
       to: { name: headerValue(r.name ?? ''), address: r.email },
+      ...(returnPath ? { envelope: { from: returnPath, to: [r.email] } } : {}),
       subject: mail.subject,
       html: mail.html,
       text: mail.text,
@@ -143,6 +150,16 @@ export class DigestMessage {
         ...listUnsubscribeHeaders(unsubscribeUrl),
       },
     };
+  }
+
+  /** The recipient's VERP envelope sender, naming this digest and the reader; undefined without BOUNCE_DOMAIN. */
+  private returnPath(r: Recipient): string | undefined {
+    if (!this.bounceKey || !this.config.bounces) return undefined;
+    return verpAddress(this.bounceKey, this.config.bounces.domain, {
+      kind: 'digest',
+      digestId: this.d.id,
+      subscriberId: r.subscriberId,
+    });
   }
 
   private unsubscribeUrl(subscriptionId: string | null): string {

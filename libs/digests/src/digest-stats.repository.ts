@@ -43,6 +43,11 @@ export interface DigestStats {
   articles: ArticleClicks[];
   /** Every variant of the issue, by number. */
   variants: VariantClicks[];
+  /**
+   * Readers of this issue whose relay sent a report back to its VERP address (BOUNCE_DOMAIN; see
+   * docs/bounces.md): suppressed as bounced or complained, or refused by policy or failed otherwise.
+   */
+  bounces: { bounced: number; complained: number; policy: number; failed: number };
 }
 
 /** One sent issue of a newsletter on its trend chart. */
@@ -89,6 +94,7 @@ export class DigestStatsRepository {
       unique_clickers: number;
       articles: ArticleClicks[] | null;
       variants: VariantClicks[] | null;
+      bounces: DigestStats['bounces'];
     }>(
       this.ds,
       `WITH d AS (SELECT id, tracking FROM digests WHERE id = $1),
@@ -145,7 +151,13 @@ export class DigestStatsRepository {
                  FROM variant_ids v
                  LEFT JOIN digest_variants dv ON dv.digest_id = $1 AND dv.variant = v.variant
                  LEFT JOIN per_variant pv ON pv.variant = v.variant
-                 LEFT JOIN variant_clicks vc ON vc.variant = v.variant) AS variants
+                 LEFT JOIN variant_clicks vc ON vc.variant = v.variant) AS variants,
+              (SELECT json_build_object(
+                        'bounced', count(DISTINCT subscriber_id) FILTER (WHERE outcome = 'bounced'),
+                        'complained', count(DISTINCT subscriber_id) FILTER (WHERE outcome = 'complained'),
+                        'policy', count(DISTINCT subscriber_id) FILTER (WHERE outcome = 'policy'),
+                        'failed', count(DISTINCT subscriber_id) FILTER (WHERE outcome = 'failed'))
+                 FROM bounce_reports WHERE digest_id = $1) AS bounces
          FROM d`,
       [id],
     );
@@ -160,6 +172,7 @@ export class DigestStatsRepository {
       tracking: r.tracking,
       articles: r.articles ?? [],
       variants: r.variants ?? [],
+      bounces: r.bounces,
     };
   }
 

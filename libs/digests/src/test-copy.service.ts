@@ -4,6 +4,7 @@ import type { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { MailRepository } from '#mail/mail.repository.js';
 import { MailTransport } from '#mail/mail-transport.service.js';
+import { returnPathFor } from '#mail/bounces/bounce-token.js';
 import { senderOf } from '#mail/sender-address.js';
 import { clickKey, readerPart } from './click-tokens.js';
 import { digestListId, issueLinks, issueOf } from './digest-message.js';
@@ -57,10 +58,13 @@ export class TestCopySender {
       // Tracked links work in a test copy and count no click (reader 0).
       clickReader: readerPart(clickKey(this.config.appSecret), d.id, '0'),
     });
+    // A bounce of a test copy names the digest and no reader: it is recorded, nobody is suppressed.
+    const returnPath = returnPathFor(this.config, { kind: 'test', digestId: d.id });
     const { messageId } = await this.transport.sendBuilt(
       {
         from: senderOf({ name: d.newsletter_name, from_name: d.from_name, from_email: d.from_email }, this.config),
         to: { name: '', address: to },
+        ...(returnPath ? { envelope: { from: returnPath, to: [to] } } : {}),
         subject: mail.subject,
         html: mail.html,
         text: mail.text,

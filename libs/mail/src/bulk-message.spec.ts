@@ -95,6 +95,23 @@ describe('bulk message template', () => {
     expect(/^[\x20-\x7e\r\n\t]*$/.test(raw)).toBe(true);
   });
 
+  it("a message's own envelope sender (VERP) goes into its envelope only, not into any header", () => {
+    const template = new BulkMessageTemplate({
+      from: { name: 'Spine-health', address: 'news@spine-health.example' },
+      fromAddress: 'news@spine-health.example',
+      subject: 'Spine-health weekly',
+      headers: {},
+    });
+    const to = { name: 'Sam', address: 'sam@example.com' };
+    const verp = 'bounces+d1a-2s-abcdefghijklmnop@bounces.example.com';
+    const own = template.build({ to, envelopeFrom: verp, headers: {}, text: 'Hi', html7bit: HTML })!;
+    expect(own.envelope).toEqual({ from: verp, to: ['sam@example.com'] });
+    expect(own.raw.toString('latin1')).not.toContain('bounces+');
+    expect(template.build({ to, headers: {}, text: 'Hi', html7bit: HTML })!.envelope.from).toBe(
+      'news@spine-health.example',
+    );
+  });
+
   it('takes a sender given as a string, and gives each message its own Message-ID', async () => {
     const { built, fast } = await both(
       'Spine-health <news@spine-health.example>',

@@ -16,7 +16,7 @@ export type Sender = { name: string; address: string } | string;
 
 export interface BulkTemplateOptions {
   from: Sender;
-  /** The envelope sender (MAIL FROM): the From address. */
+  /** The envelope sender (MAIL FROM) unless a message names its own: the From address. */
   fromAddress: string;
   subject: string;
   /** Headers that are the same on every message, values already prepared (no CR/LF, encoded where needed). */
@@ -34,6 +34,8 @@ export interface DkimKeySource {
 export interface BulkParts {
   /** An ASCII address (the subscribe path normalises it so); the name is encoded as needed. */
   to: { name: string; address: string };
+  /** This message's envelope sender (a VERP address, see `bounces/`); else `fromAddress`. */
+  envelopeFrom?: string;
   /** Per-message prepared headers (List-Unsubscribe). */
   headers: Record<string, string>;
   /** The plain text: whole (sent base64), or quoted-printable parts around values (see `QpTextSplice`). */
@@ -300,7 +302,7 @@ export class BulkMessageTemplate {
     const raw = into ? into.take(length) : Buffer.allocUnsafe(length);
     let at = 0;
     for (const piece of pieces) at += typeof piece === 'string' ? raw.write(piece, at, 'latin1') : piece.copy(raw, at);
-    return { raw, messageId, envelope: { from: this.opts.fromAddress, to: [address] } };
+    return { raw, messageId, envelope: { from: p.envelopeFrom ?? this.opts.fromAddress, to: [address] } };
   }
 
   private canon(part: Buffer): CanonicalPart {

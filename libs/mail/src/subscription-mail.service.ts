@@ -5,6 +5,7 @@ import type { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { SuppressionsRepository } from '#subscriptions/suppressions.repository.js';
 import { emailHash, newRandomToken, signToken } from '#subscriptions/tokens.js';
+import { type BounceRef, returnPathFor } from './bounces/bounce-token.js';
 import { listUnsubscribeHeaders } from './list-headers.js';
 import { MailRenderer, headerValue } from './mail-renderer.service.js';
 import { MailRepository } from './mail.repository.js';
@@ -56,6 +57,12 @@ export class SubscriptionMailService {
     detail: string | null,
   ): Promise<void> {
     await this.repo.log(this.ds, { subscriberId, newsletterId, kind, status, messageId, detail });
+  }
+
+  /** The SMTP envelope of a lifecycle mail when BOUNCE_DOMAIN is set (VERP), else nodemailer's own (the From address). */
+  private envelope(ref: BounceRef, to: string): { envelope?: { from: string; to: string[] } } {
+    const from = returnPathFor(this.config, ref);
+    return from ? { envelope: { from, to: [to] } } : {};
   }
 
   /** Hard bounce: the address is suppressed for every newsletter and never mailed again. */
@@ -126,6 +133,7 @@ export class SubscriptionMailService {
         {
           from: senderOf(first, this.config),
           to: { name: headerValue(subscriber.name ?? ''), address: subscriber.email },
+          ...this.envelope({ kind: 'confirmation', subscriberId }, subscriber.email),
           subject: mail.subject,
           html: mail.html,
           text: mail.text,
@@ -178,6 +186,7 @@ export class SubscriptionMailService {
         {
           from: senderOf(newsletter, this.config),
           to: { name: headerValue(subscriber.name ?? ''), address: subscriber.email },
+          ...this.envelope({ kind: 'guide', subscriberId: subscriber.id }, subscriber.email),
           subject: mail.subject,
           html: mail.html,
           text: mail.text,

@@ -92,7 +92,10 @@ export class SubscriberAdminService {
   async export(rawEmail: string): Promise<Record<string, unknown>> {
     const email = this.email(rawEmail);
     const id = await this.subscriberId(email);
-    const { subscriber, subscriptions, consent, mail, digests, clicks } = await this.records.export(this.ds, id);
+    const { subscriber, subscriptions, consent, mail, digests, clicks, bounceReports } = await this.records.export(
+      this.ds,
+      id,
+    );
     const suppressed = await this.suppressions.reasonFor(this.ds, email);
     return {
       subscriber,
@@ -101,6 +104,7 @@ export class SubscriberAdminService {
       mailLog: mail,
       digestDeliveries: digests,
       clicks,
+      bounceReports,
       suppression: suppressed,
     };
   }

@@ -115,6 +115,7 @@ export class SubscriberRecordsRepository {
     mail: unknown[];
     digests: unknown[];
     clicks: RecordClick[];
+    bounceReports: unknown[];
   }> {
     const [subscriber] = await rows(
       db,
@@ -153,6 +154,13 @@ export class SubscriberRecordsRepository {
        FROM link_clicks c JOIN articles a ON a.id = c.article_id WHERE c.subscriber_id = $1 ORDER BY c.clicked_at, c.id`,
       [subscriberId],
     );
-    return { subscriber, subscriptions, consent, mail, digests, clicks };
+    // Delivery reports that came back to this reader's VERP addresses (docs/bounces.md).
+    const bounceReports = await rows(
+      db,
+      `SELECT b.outcome, b.status, b.mail_kind, b.digest_id, b.detail, b.received_at
+       FROM bounce_reports b WHERE b.subscriber_id = $1 ORDER BY b.id`,
+      [subscriberId],
+    );
+    return { subscriber, subscriptions, consent, mail, digests, clicks, bounceReports };
   }
 }
