@@ -53,7 +53,18 @@ export class RedisProcess {
     await new Promise<void>((resolve) => {
       p.once('exit', () => resolve());
       p.kill('SIGKILL');
+      // A frozen process dies of SIGKILL too; SIGCONT only in case the platform waits for it.
+      p.kill('SIGCONT');
     });
+  }
+
+  /** Freezes the process (SIGSTOP): it keeps its sockets but answers nothing until `thaw()`. */
+  freeze(): void {
+    this.proc?.kill('SIGSTOP');
+  }
+
+  thaw(): void {
+    this.proc?.kill('SIGCONT');
   }
 
   /** Runs `fn` on a short-lived connection; undefined when the process does not answer. */
@@ -95,6 +106,12 @@ export function infoFields(info: string): Map<string, string> {
     if (i > 0) fields.set(line.slice(0, i), line.slice(i + 1).trim());
   }
   return fields;
+}
+
+/** A field of a flat [name, value, name, value…] reply. */
+function fieldOf(flat: string[], name: string): string {
+  const i = flat.indexOf(name);
+  return i >= 0 && i % 2 === 0 ? (flat[i + 1] ?? '') : '';
 }
 
 /** Settings every data node shares: loopback only, nothing kept on disk between runs. */
@@ -235,24 +252,65 @@ export class LocalRedisSentinel extends Topology {
       await sentinel.start();
     }
     // A failover needs each sentinel to know the replica and the other two (hello messages, ~2 s).
+    await this.waitForTopology();
+    return this;
+  }
+
+  /** What one sentinel knows of the master group (SENTINEL MASTER), as a map. */
+  async masterView(sentinel: RedisProcess): Promise<Map<string, string> | undefined> {
+    return sentinel.client(async (r) => {
+      const flat = (await r.call('SENTINEL', 'MASTER', this.name)) as string[];
+      const m = new Map<string, string>();
+      for (let i = 0; i + 1 < flat.length; i += 2) m.set(flat[i], flat[i + 1]);
+      return m;
+    });
+  }
+
+  /** Waits until every sentinel names `port` as the master (a failover has completed). */
+  async waitForMaster(port: number, ms = 30_000): Promise<void> {
     await waitFor(
       async () => {
-        const views = await Promise.all(
+        const views = await Promise.all(this.sentinels.map((s) => this.masterView(s)));
+        return views.every(
+          (v) => v?.get('port') === String(port) && !/o_down|s_down|failover/.test(v.get('flags') ?? ''),
+        );
+      },
+      ms,
+      `master on ${port}`,
+    );
+  }
+
+  /**
+   * Starts a killed data node again. It comes back empty and as a master of its own; the sentinels
+   * turn it into a replica of the current master. Resolves once it has synced and they count it.
+   */
+  async rejoin(node: RedisProcess): Promise<void> {
+    await node.start();
+    await waitFor(
+      async () =>
+        infoFields((await node.client((r) => r.info('replication'))) ?? '').get('master_link_status') === 'up',
+      30_000,
+      `${node.port} replicating`,
+    );
+    await this.waitForTopology();
+  }
+
+  /** Every sentinel knows one healthy replica and the two other sentinels. */
+  private async waitForTopology(): Promise<void> {
+    await waitFor(
+      async () => {
+        const views = await Promise.all(this.sentinels.map((s) => this.masterView(s)));
+        if (!views.every((v) => v?.get('num-slaves') === '1' && v.get('num-other-sentinels') === '2')) return false;
+        const replicas = await Promise.all(
           this.sentinels.map((s) =>
-            s.client(async (r) => {
-              const flat = (await r.call('SENTINEL', 'MASTER', this.name)) as string[];
-              const m = new Map<string, string>();
-              for (let i = 0; i + 1 < flat.length; i += 2) m.set(flat[i], flat[i + 1]);
-              return m;
-            }),
+            s.client(async (r) => (await r.call('SENTINEL', 'REPLICAS', this.name)) as string[][]),
           ),
         );
-        return views.every((v) => v?.get('num-slaves') === '1' && v.get('num-other-sentinels') === '2');
+        return replicas.every((list) => list?.length === 1 && !/s_down|disconnected/.test(fieldOf(list[0], 'flags')));
       },
-      20_000,
+      30_000,
       'the sentinels',
     );
-    return this;
   }
 
   /** The master's port as the sentinels name it now (it changes with a failover). */

@@ -46,9 +46,10 @@ export function redisOptions(url: string): ConnectionOptions {
 
 /**
  * ioredis options for a master watched by Sentinel. ioredis asks the sentinels for the master's
- * address on every (re)connect; `failoverDetector` also listens for their `+switch-master`, so a
- * failover with the old master still up moves the connection at once instead of on its first
- * READONLY answer.
+ * address on every (re)connect. A master that dies drops its connections; one demoted while up has
+ * them closed by the sentinels (CLIENT KILL when they reconfigure it), and a write it still gets
+ * answers READONLY, which reconnects too. ioredis' `failoverDetector` is left off: its sentinel
+ * subscriptions can outlive a closed connection and keep reconnecting forever.
  */
 export function sentinelOptions(target: Extract<RedisTarget, { mode: 'sentinel' }>): ConnectionOptions {
   return {
@@ -61,7 +62,6 @@ export function sentinelOptions(target: Extract<RedisTarget, { mode: 'sentinel' 
     db: target.db,
     tls: target.tls ? {} : undefined,
     enableTLSForSentinelMode: target.tls,
-    failoverDetector: true,
     sentinelRetryStrategy: retryStrategy,
     ...waitingCommands,
   };
