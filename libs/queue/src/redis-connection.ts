@@ -93,6 +93,7 @@ export function createCluster(opts: RedisOptions): Cluster {
     redisOptions: node,
     clusterRetryStrategy: retryStrategy,
     enableOfflineQueue: true,
+    lazyConnect: opts.lazyConnect === true,
     // Slots move during a failover: follow MOVED/ASK and retry while the cluster is down.
     retryDelayOnFailover: 200,
     retryDelayOnClusterDown: 300,
