@@ -47,6 +47,11 @@ describe('redisConnectionOptions', () => {
       maxRetriesPerRequest: null,
     });
     expect(opts.host).toBeUndefined();
+    expect(opts.tls).toBeUndefined();
+    const tls = redisConnectionOptions(
+      target({ REDIS_SENTINELS: 's:26379', REDIS_SENTINEL_NAME: 'm', REDIS_URL: 'rediss://x' }),
+    ) as RedisOptions;
+    expect(tls).toMatchObject({ tls: {}, enableTLSForSentinelMode: true, sentinelTLS: {} });
     expect(opts.failoverDetector).toBeUndefined();
   });
 

@@ -60,8 +60,10 @@ export function sentinelOptions(target: Extract<RedisTarget, { mode: 'sentinel' 
     username: target.username,
     password: target.password,
     db: target.db,
+    // With rediss: both the data nodes (enableTLSForSentinelMode) and the sentinels speak TLS.
     tls: target.tls ? {} : undefined,
     enableTLSForSentinelMode: target.tls,
+    sentinelTLS: target.tls ? {} : undefined,
     sentinelRetryStrategy: retryStrategy,
     ...waitingCommands,
   };
