@@ -1,5 +1,8 @@
 import 'reflect-metadata';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { getQueueToken } from '@nestjs/bullmq';
+import type { Queue } from 'bullmq';
+import { DIGEST_QUEUE } from '#queue/jobs.js';
 import { admin, waitUntil } from './support/admin.js';
 import { addAudience } from './support/audience.js';
 import { query } from './support/db.js';
@@ -48,7 +51,7 @@ describe('BullMQ on Redis Sentinel, master killed mid-digest', () => {
     },
   });
 
-  /** Sends a digest, runs `failover` once `atMessages` readers have mail, and checks the outcome. */
+  /** Sends a digest, runs `failover` once a quarter of its readers have mail, and checks the outcome. */
   async function digestThroughFailover(
     newsletter: string,
     prefix: string,
@@ -85,11 +88,19 @@ describe('BullMQ on Redis Sentinel, master killed mid-digest', () => {
     expect([...per.entries()].filter(([, n]) => n !== 1)).toEqual([]);
     expect(sent).toBe(READERS);
     expect(digest.body.sent).toBe(READERS);
+    // What the new master knows of the digest's batch jobs: those started more than once were
+    // re-run after the failover (a lock that lapsed, or a completion the failover lost).
+    const jobs = await stack.apps
+      .worker!.get<Queue>(getQueueToken(DIGEST_QUEUE))
+      .getJobs(['completed', 'failed', 'active', 'wait', 'delayed']);
+    const batches = jobs.filter((j) => j?.id?.startsWith(`digest-${created.body.id}-`));
     return {
       readers: READERS,
       mailedBeforeKill: atKill,
       secondsFromKillToLastMail: Math.round((Date.now() - killedAt) / 100) / 10,
       mailedTwice: [...per.values()].filter((n) => n > 1).length,
+      batchJobsOnNewMaster: batches.length,
+      batchJobsStartedMoreThanOnce: batches.filter((j) => j.attemptsStarted > 1).length,
       ...details,
     };
   }
