@@ -21,8 +21,9 @@ import {
 
 /**
  * npm run dev: everything on one machine with nothing else installed. Embedded PostgreSQL under
- * .data/ (unless DATABASE_URL is set), queues on PostgreSQL (unless REDIS_URL is set), a mail
- * catcher with a web inbox (unless SMTP_URL is set); migrates, seeds, runs the api and the worker.
+ * .data/ (unless DATABASE_URL is set), queues on PostgreSQL (unless REDIS_URL, REDIS_SENTINELS or
+ * REDIS_CLUSTER_NODES is set), a mail catcher with a web inbox (unless SMTP_URL is set); migrates,
+ * seeds, runs the api and the worker.
  */
 const DEV_ADMIN = 'admin@mailroom.localhost';
 /** How long one app may take to close before the next step of the stop goes ahead anyway. */

@@ -368,4 +368,97 @@ describe('loadConfig', () => {
       expect(err.message).not.toContain('secret-pw');
     });
   });
+
+  describe('Redis Sentinel and Cluster', () => {
+    it('REDIS_SENTINELS with REDIS_SENTINEL_NAME selects the Redis backend on Sentinel', () => {
+      const config = load({
+        REDIS_SENTINELS: ' 10.0.0.1:26379, sentinel-b:26380,[::1]:26381,sentinel_c ',
+        REDIS_SENTINEL_NAME: 'mymaster',
+        REDIS_SENTINEL_PASSWORD: 'sentinel-secret',
+      });
+      expect(config.queue.backend).toBe('redis');
+      expect(config.queue.prefix).toBe('mailroom');
+      expect(config.queue.redis).toEqual({
+        mode: 'sentinel',
+        sentinels: [
+          { host: '10.0.0.1', port: 26379 },
+          { host: 'sentinel-b', port: 26380 },
+          { host: '::1', port: 26381 },
+          { host: 'sentinel_c', port: 26379 },
+        ],
+        name: 'mymaster',
+        sentinelPassword: 'sentinel-secret',
+        db: 0,
+        tls: false,
+        username: undefined,
+        password: undefined,
+      });
+    });
+
+    it("takes the data nodes' credentials, database and TLS from REDIS_URL, never its host", () => {
+      const sentinel = load({
+        REDIS_SENTINELS: 's1:26379',
+        REDIS_SENTINEL_NAME: 'mymaster',
+        REDIS_URL: 'rediss://app:p%40ss@ignored.example:6390/3',
+      }).queue.redis;
+      expect(sentinel).toMatchObject({ mode: 'sentinel', username: 'app', password: 'p@ss', db: 3, tls: true });
+      expect(JSON.stringify(sentinel)).not.toContain('ignored.example');
+      const cluster = load({ REDIS_CLUSTER_NODES: 'n1:7000', REDIS_URL: 'redis://:secret@x' }).queue.redis;
+      expect(cluster).toMatchObject({ mode: 'cluster', password: 'secret', tls: false });
+    });
+
+    it('REDIS_CLUSTER_NODES selects Cluster and puts the queue prefix in a hash tag', () => {
+      const config = load({ REDIS_CLUSTER_NODES: '10.0.0.1:7000,10.0.0.2:7001,redis-3' });
+      expect(config.queue.backend).toBe('redis');
+      expect(config.queue.redis).toMatchObject({
+        mode: 'cluster',
+        nodes: [
+          { host: '10.0.0.1', port: 7000 },
+          { host: '10.0.0.2', port: 7001 },
+          { host: 'redis-3', port: 6379 },
+        ],
+      });
+      expect(config.queue.prefix).toBe('{mailroom}');
+      expect(load({ REDIS_CLUSTER_NODES: 'n:7000', QUEUE_PREFIX: 'news' }).queue.prefix).toBe('{news}');
+      // A prefix that already has a hash tag is kept as it is; an empty tag is no tag.
+      expect(load({ REDIS_CLUSTER_NODES: 'n:7000', QUEUE_PREFIX: 'mr:{eu}' }).queue.prefix).toBe('mr:{eu}');
+      expect(load({ REDIS_CLUSTER_NODES: 'n:7000', QUEUE_PREFIX: 'mr{}' }).queue.prefix).toBe('{mr{}}');
+      // Outside cluster mode the prefix is what it says.
+      expect(load({ REDIS_URL: 'redis://localhost', QUEUE_PREFIX: 'news' }).queue.prefix).toBe('news');
+    });
+
+    it('REDIS_URL alone is standalone Redis', () => {
+      expect(load({ REDIS_URL: 'redis://localhost:6379' }).queue.redis).toEqual({
+        mode: 'standalone',
+        url: 'redis://localhost:6379',
+      });
+      expect(load().queue.redis).toBeUndefined();
+    });
+
+    it.each([
+      ['REDIS_SENTINEL_NAME', { REDIS_SENTINELS: 's1:26379' }, 'is required'],
+      ['REDIS_SENTINEL_NAME', { REDIS_SENTINEL_NAME: 'mymaster' }, 'REDIS_SENTINELS is not'],
+      ['REDIS_SENTINEL_NAME', { REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_NAME: 'my master' }, 'spaces'],
+      ['REDIS_SENTINEL_PASSWORD', { REDIS_SENTINEL_PASSWORD: 'x' }, 'REDIS_SENTINELS is not'],
+      ['REDIS_SENTINELS', { REDIS_SENTINELS: 's1:notaport', REDIS_SENTINEL_NAME: 'm' }, 'host:port'],
+      ['REDIS_SENTINELS', { REDIS_SENTINELS: 's1:70000', REDIS_SENTINEL_NAME: 'm' }, 'host:port'],
+      ['REDIS_SENTINELS', { REDIS_SENTINELS: 'redis://s1:26379', REDIS_SENTINEL_NAME: 'm' }, 'host:port'],
+      ['REDIS_SENTINELS', { REDIS_SENTINELS: '[not-ipv6]:26379', REDIS_SENTINEL_NAME: 'm' }, 'host:port'],
+      ['REDIS_CLUSTER_NODES', { REDIS_CLUSTER_NODES: 'a:7000,b:0' }, 'host:port'],
+      ['REDIS_CLUSTER_NODES', { REDIS_CLUSTER_NODES: 'a b:7000' }, 'host:port'],
+      [
+        'REDIS_CLUSTER_NODES',
+        { REDIS_CLUSTER_NODES: 'a:7000', REDIS_SENTINELS: 's:26379', REDIS_SENTINEL_NAME: 'm' },
+        'cannot be combined with REDIS_SENTINELS',
+      ],
+      ['REDIS_URL', { REDIS_CLUSTER_NODES: 'a:7000', REDIS_URL: 'redis://x/2' }, 'database 0'],
+      ['REDIS_URL', { REDIS_CLUSTER_NODES: 'a:7000', REDIS_URL: 'redis://x/abc' }, 'database'],
+      ['REDIS_URL', { REDIS_CLUSTER_NODES: 'a:7000', REDIS_URL: 'http://x' }, 'redis:'],
+    ])('%s (%j) is refused with a message naming it', (variable, extra, words) => {
+      const err = configError({ ...MINIMAL, ...extra });
+      expect(err.variable).toBe(variable);
+      expect(err.message).toContain(`Invalid configuration: ${variable} `);
+      expect(err.message).toContain(words);
+    });
+  });
 });

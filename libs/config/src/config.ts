@@ -5,7 +5,17 @@ import { isIP } from 'node:net';
 export interface AppConfig {
   env: 'development' | 'production' | 'test';
   db: { url: string };
-  queue: { backend: 'redis' | 'postgres'; redisUrl?: string; prefix: string; attempts: number; backoffMs: number };
+  queue: {
+    backend: 'redis' | 'postgres';
+    /** REDIS_URL in standalone mode; with Sentinel or Cluster only its credentials, database and TLS count. */
+    redisUrl?: string;
+    /** Where the Redis backend lives: one server, a Sentinel-watched master, or a Cluster. */
+    redis?: RedisTarget;
+    /** Key prefix of every queue; in cluster mode it always carries a hash tag (`{mailroom}`). */
+    prefix: string;
+    attempts: number;
+    backoffMs: number;
+  };
   smtp: {
     url: string;
     pool: boolean;
@@ -114,6 +124,30 @@ export interface SmtpRouteConfig {
   rate?: number;
   maxConnections: number;
 }
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** Credentials and TLS for the Redis data nodes (from REDIS_URL's user, password and rediss: scheme). */
+export interface RedisAuth {
+  username?: string;
+  password?: string;
+  tls: boolean;
+}
+
+export type RedisTarget =
+  | { mode: 'standalone'; url: string }
+  | (RedisAuth & {
+      mode: 'sentinel';
+      sentinels: HostPort[];
+      /** The master group's name in the sentinels' configuration. */
+      name: string;
+      sentinelPassword?: string;
+      db: number;
+    })
+  | (RedisAuth & { mode: 'cluster'; nodes: HostPort[] });
 
 export class ConfigError extends Error {
   constructor(
@@ -242,6 +276,78 @@ function list(env: Env, name: string): string[] | undefined {
     .map((x) => x.trim())
     .filter((x) => x.length > 0);
   return items.length > 0 ? items : undefined;
+}
+
+/** `host:port,host:port…` (IPv6 in brackets: `[::1]:26379`); a missing port is `defaultPort`. */
+function hostPorts(env: Env, name: string, defaultPort: number): HostPort[] | undefined {
+  const items = list(env, name);
+  if (items === undefined) return undefined;
+  return items.map((item) => {
+    const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9._-]+))(?::(\d{1,5}))?$/.exec(item);
+    const port = m?.[3] === undefined ? defaultPort : Number(m[3]);
+    const host = m?.[1] ?? m?.[2];
+    if (!host || (m?.[1] !== undefined && isIP(host) !== 6) || port < 1 || port > 65535) {
+      throw new ConfigError(
+        name,
+        `must be a comma-separated list of host:port (e.g. 10.0.0.5:${defaultPort}), got "${item}"`,
+      );
+    }
+    return { host, port };
+  });
+}
+
+/** Whether Redis Cluster would hash every key under this prefix by one tag: a non-empty `{…}`. */
+export function hasHashTag(prefix: string): boolean {
+  const open = prefix.indexOf('{');
+  if (open < 0) return false;
+  const close = prefix.indexOf('}', open + 1);
+  return close > open + 1;
+}
+
+/**
+ * The Redis backend: REDIS_SENTINELS (+ REDIS_SENTINEL_NAME) or REDIS_CLUSTER_NODES when set, else
+ * REDIS_URL. With either of the first two, REDIS_URL (optional) gives only the data nodes'
+ * user, password, database and TLS (rediss:); its host is not used.
+ */
+function redisTarget(env: Env, redisUrl: string | undefined): RedisTarget | undefined {
+  const sentinels = hostPorts(env, 'REDIS_SENTINELS', 26379);
+  const sentinelName = str(env, 'REDIS_SENTINEL_NAME');
+  const sentinelPassword = str(env, 'REDIS_SENTINEL_PASSWORD');
+  const nodes = hostPorts(env, 'REDIS_CLUSTER_NODES', 6379);
+  if (sentinels && nodes) {
+    throw new ConfigError('REDIS_CLUSTER_NODES', 'cannot be combined with REDIS_SENTINELS: set one of them');
+  }
+  if (!sentinels) {
+    if (sentinelName) throw new ConfigError('REDIS_SENTINEL_NAME', 'is set but REDIS_SENTINELS is not');
+    if (sentinelPassword) throw new ConfigError('REDIS_SENTINEL_PASSWORD', 'is set but REDIS_SENTINELS is not');
+  }
+  if (!sentinels && !nodes) return redisUrl ? { mode: 'standalone', url: redisUrl } : undefined;
+  const u = redisUrl ? new URL(redisUrl) : undefined;
+  const db = u && u.pathname.length > 1 ? u.pathname.slice(1) : '0';
+  if (!/^\d{1,2}$/.test(db)) throw new ConfigError('REDIS_URL', `names no database number: "${u?.pathname}"`);
+  const auth: RedisAuth = {
+    username: u?.username ? decodeURIComponent(u.username) : undefined,
+    password: u?.password ? decodeURIComponent(u.password) : undefined,
+    tls: u?.protocol === 'rediss:',
+  };
+  if (sentinels) {
+    if (!sentinelName) {
+      throw new ConfigError(
+        'REDIS_SENTINEL_NAME',
+        'is required with REDIS_SENTINELS: the master group name (e.g. mymaster)',
+      );
+    }
+    if (/[\s\0]/.test(sentinelName))
+      throw new ConfigError('REDIS_SENTINEL_NAME', 'must not contain spaces or control characters');
+    return { mode: 'sentinel', sentinels, name: sentinelName, sentinelPassword, db: Number(db), ...auth };
+  }
+  if (db !== '0') {
+    throw new ConfigError(
+      'REDIS_URL',
+      `must name database 0 (or none) with REDIS_CLUSTER_NODES: a Redis Cluster has no database ${db}`,
+    );
+  }
+  return { mode: 'cluster', nodes: nodes ?? [], ...auth };
 }
 
 /** No CR/LF may ever reach a header: reject it at the door. */
@@ -375,6 +481,10 @@ export function loadConfig(env: Env = process.env, opts: { linksUnused?: boolean
   const dbUrl = url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']);
   if (!dbUrl) throw new ConfigError('DATABASE_URL', 'is required (npm run dev starts an embedded PostgreSQL for you)');
   const redisUrl = url(env, 'REDIS_URL', ['redis:', 'rediss:']);
+  const redis = redisTarget(env, redisUrl);
+  // Redis Cluster keeps a queue's keys together only under a hash tag: cluster mode adds one.
+  let queuePrefix = str(env, 'QUEUE_PREFIX') ?? 'mailroom';
+  if (redis?.mode === 'cluster' && !hasHashTag(queuePrefix)) queuePrefix = `{${queuePrefix}}`;
   const smtpUrl = url(env, 'SMTP_URL', ['smtp:', 'smtps:']);
   if (!smtpUrl) throw new ConfigError('SMTP_URL', 'is required (npm run dev starts a local mail catcher for you)');
 
@@ -420,9 +530,10 @@ export function loadConfig(env: Env = process.env, opts: { linksUnused?: boolean
     env: mode,
     db: { url: dbUrl },
     queue: {
-      backend: redisUrl ? 'redis' : 'postgres',
+      backend: redis ? 'redis' : 'postgres',
       redisUrl,
-      prefix: str(env, 'QUEUE_PREFIX') ?? 'mailroom',
+      redis,
+      prefix: queuePrefix,
       attempts: int(env, 'JOB_ATTEMPTS', 8, 1, 100),
       backoffMs: int(env, 'JOB_BACKOFF_MS', 5000, 1, 3_600_000),
     },

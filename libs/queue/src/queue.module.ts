@@ -3,35 +3,19 @@ import { type DynamicModule, Injectable, Logger, Module, type OnModuleInit } fro
 import { Queue, Worker, createPostgresBackend, withBackend, type ConnectionOptions } from 'bullmq';
 import type { AppConfig } from '#config/config.js';
 import { DIGEST_QUEUE, MAIL_QUEUE } from './jobs.js';
+import { redisConnectionOptions } from './redis-connection.js';
 
-/** ioredis options from a redis:// or rediss:// URL. */
-export function redisOptions(url: string): ConnectionOptions {
-  const u = new URL(url);
-  const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0;
-  return {
-    host: u.hostname,
-    port: u.port ? Number(u.port) : 6379,
-    username: u.username ? decodeURIComponent(u.username) : undefined,
-    password: u.password ? decodeURIComponent(u.password) : undefined,
-    db,
-    tls: u.protocol === 'rediss:' ? {} : undefined,
-    // Commands wait while Redis is away (BullMQ requires this for workers) instead of failing.
-    maxRetriesPerRequest: null,
-    // Reconnect forever, at most 3 s apart: BullMQ's default backs off to 20 s, which would leave
-    // the queue idle for up to that long after Redis is back.
-    retryStrategy: (times: number) => Math.min(times * 250, 3000),
-  };
-}
+export { redisOptions } from './redis-connection.js';
 
 export interface QueueConnection {
-  /** Either ioredis options or the PostgreSQL backend's options. */
+  /** Either Redis options (one server, Sentinel or Cluster) or the PostgreSQL backend's options. */
   connection: ConnectionOptions | { connectionString: string; max: number };
   prefix: string;
 }
 
 export function queueConnection(config: AppConfig): QueueConnection {
-  if (config.queue.backend === 'redis' && config.queue.redisUrl) {
-    return { connection: redisOptions(config.queue.redisUrl), prefix: config.queue.prefix };
+  if (config.queue.backend === 'redis' && config.queue.redis) {
+    return { connection: redisConnectionOptions(config.queue.redis), prefix: config.queue.prefix };
   }
   return { connection: { connectionString: config.db.url, max: 10 }, prefix: config.queue.prefix };
 }
