@@ -7,10 +7,12 @@ import { DigestsModule } from '#digests/digests.module.js';
 import { MailModule } from '#mail/mail.module.js';
 import { OutboxRepository } from '#queue/outbox.repository.js';
 import { QueueModule } from '#queue/queue.module.js';
+import { WebhooksOutModule } from '#subscriptions/webhooks-out/webhooks-out.module.js';
 import { OutboxRelayService } from './outbox/outbox-relay.service.js';
 import { ReconcilerService } from './outbox/reconciler.service.js';
 import { DigestProcessor } from './processors/digest.processor.js';
 import { MailProcessor } from './processors/mail.processor.js';
+import { WebhookDelivererService } from './webhooks/webhook-deliverer.service.js';
 
 @Module({})
 export class WorkerModule {
@@ -24,8 +26,16 @@ export class WorkerModule {
         QueueModule.forRoot(config),
         MailModule,
         DigestsModule,
+        WebhooksOutModule,
       ],
-      providers: [OutboxRepository, OutboxRelayService, ReconcilerService, MailProcessor, DigestProcessor],
+      providers: [
+        OutboxRepository,
+        OutboxRelayService,
+        ReconcilerService,
+        MailProcessor,
+        DigestProcessor,
+        WebhookDelivererService,
+      ],
     };
   }
 }

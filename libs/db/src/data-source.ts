@@ -17,6 +17,7 @@ import { DigestVariants1765300000000 } from './migrations/1765300000000-digest-v
 import { DigestWaves1765400000000 } from './migrations/1765400000000-digest-waves.js';
 import { WhatWorked1765500000000 } from './migrations/1765500000000-what-worked.js';
 import { GuideDownloads1765510000000 } from './migrations/1765510000000-guide-downloads.js';
+import { WebhookEndpoints1765610000000 } from './migrations/1765610000000-webhook-endpoints.js';
 
 export const MIGRATIONS = [
   Init1764000000000,
@@ -34,6 +35,7 @@ export const MIGRATIONS = [
   DigestWaves1765400000000,
   WhatWorked1765500000000,
   GuideDownloads1765510000000,
+  WebhookEndpoints1765610000000,
 ];
 
 export function dataSourceOptions(url: string): DataSourceOptions {
