@@ -53,7 +53,8 @@ export class WebhookEndpoints1765610000000 implements MigrationInterface {
       );
       CREATE INDEX webhook_attempts_delivery ON webhook_attempts (delivery_id, id DESC);
 
-      -- One delivery per enabled endpoint that listens to this event type, in the caller's transaction.
+      -- One delivery per endpoint that listens to this event type, in the caller's transaction. A paused
+      -- (disabled) endpoint's deliveries wait until it is enabled again.
       CREATE FUNCTION mailroom_webhook_emit(p_type text, p_subscriber bigint, p_data jsonb) RETURNS void
       LANGUAGE sql AS $$
         INSERT INTO webhook_deliveries (id, endpoint_id, subscriber_id, type, payload)
@@ -63,12 +64,12 @@ export class WebhookEndpoints1765610000000 implements MigrationInterface {
                  'timestamp', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
                  'data', p_data)
         FROM webhook_endpoints e
-        WHERE e.enabled AND p_type = ANY (e.events)
+        WHERE p_type = ANY (e.events)
       $$;
 
       CREATE FUNCTION mailroom_webhook_listening(p_type text) RETURNS boolean
       LANGUAGE sql STABLE AS $$
-        SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE enabled AND p_type = ANY (events))
+        SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE p_type = ANY (events))
       $$;
 
       -- subscription.confirmed (pending or unsubscribed -> active, or inserted active by an import)
