@@ -1,9 +1,12 @@
 import 'reflect-metadata';
 import pg from 'pg';
+import { StaffUsersService } from '#staff/staff-users.service.js';
 import { Webhook } from 'standardwebhooks';
 import { admin, waitUntil } from './support/admin.js';
 import { headerBlock, linkFrom } from './support/apps.js';
 import { addAudience } from './support/audience.js';
+import { ConsoleBrowser } from './support/console.js';
+import { decode } from './support/html.js';
 import { query } from './support/db.js';
 import { postJson } from './support/http.js';
 import { useStack } from './support/stack.js';
@@ -455,5 +458,74 @@ describe('outgoing webhooks (Standard Webhooks)', () => {
     expect(p2.body.next).toBeNull();
     expect(p2.body.items.at(-1)!.id).toBe(first.id);
     expect(p2.body.items.at(-1)!.attemptCount).toBe(2);
+  });
+
+  it('console: admins list and add endpoints (secret shown once), see deliveries and replay; others cannot', async () => {
+    const users = stack.apps.api.get(StaffUsersService);
+    const ADMIN = { email: 'ada.hooks@example.com', password: 'correct horse battery staple' };
+    const MARKETER = { email: 'mark.hooks@example.com', password: 'marketing-password-1' };
+    expect((await users.create({ ...ADMIN, role: 'admin' })).ok).toBe(true);
+    expect((await users.create({ ...MARKETER, role: 'marketer' })).ok).toBe(true);
+    const a = new ConsoleBrowser(base());
+    expect((await a.signIn(ADMIN.email, ADMIN.password)).status).toBe(303);
+    const m = new ConsoleBrowser(base());
+    expect((await m.signIn(MARKETER.email, MARKETER.password)).status).toBe(303);
+    expect((await m.get('/admin/webhooks')).status).toBe(403);
+    expect((await m.get('/admin')).text).not.toContain('id="nav-webhooks"');
+
+    const list = await a.get('/admin/webhooks');
+    expect(list.status).toBe(200);
+    expect(list.text).toContain('id="nav-webhooks"');
+    const csrf = ConsoleBrowser.csrf(list.text);
+
+    const refused = await a.request(
+      'POST',
+      '/admin/webhooks',
+      new URLSearchParams([
+        ['_csrf', csrf],
+        ['url', 'http://169.254.169.254/'],
+        ['events', 'digest.sent'],
+      ]).toString(),
+      { 'content-type': 'application/x-www-form-urlencoded' },
+    );
+    expect(refused.status).toBe(400);
+    expect(refused.text).toContain('id="webhook-url-error"');
+
+    const created = await a.request(
+      'POST',
+      '/admin/webhooks',
+      new URLSearchParams([
+        ['_csrf', csrf],
+        ['url', `${receiver.url}/console`],
+        ['events', 'subscriber.suppressed'],
+      ]).toString(),
+      { 'content-type': 'application/x-www-form-urlencoded' },
+    );
+    expect(created.status).toBe(201);
+    const secret = decode(/id="secret-value"[^>]*>([^<]+)</.exec(created.text)![1]);
+    expect(secret).toMatch(/^whsec_/);
+    const id = /href="\/admin\/webhooks\/([0-9a-f-]{36})"/.exec(created.text)![1];
+    // Shown once: the list and the endpoint page never carry it again.
+    expect(decode((await a.get('/admin/webhooks')).text)).not.toContain(secret);
+
+    await addAudience(stack.db.url, { prefix: 'console', count: 1, newsletter: 'spine-health' });
+    await admin(base(), 'POST', '/v1/webhooks/generic', { email: 'console1@example.com', type: 'hard' });
+    const sent = await waitForEvent('/console', secret, 'subscriber.suppressed', () => true);
+    const page = await a.get(`/admin/webhooks/${id}`);
+    expect(page.status).toBe(200);
+    expect(decode(page.text)).not.toContain(secret);
+    expect(page.text).toContain(`data-delivery-id="${sent.id}" data-status="delivered"`);
+    expect(page.text).toContain('HTTP 200');
+
+    const replay = await a.post(`/admin/webhooks/${id}/deliveries/${sent.id}/replay`, { _csrf: csrf });
+    expect(replay.status).toBe(303);
+    await waitUntil(
+      async () => receiver.at('/console').length,
+      (n) => n === 2,
+      30_000,
+      'the replay from the console',
+    );
+    expect(receiver.at('/console')[1].headers['webhook-id']).toBe(sent.id);
+    expect((await m.post(`/admin/webhooks/${id}/deliveries/${sent.id}/replay`, { _csrf: csrf })).status).toBe(403);
   });
 });

@@ -17,6 +17,7 @@ export const CONSOLE_SECTIONS = [
   { id: 'subscribers', label: 'Subscribers', href: '/admin/subscribers' },
   { id: 'suppressions', label: 'Suppressions', href: '/admin/suppressions' },
   { id: 'queues', label: 'Queues', href: '/admin/queues' },
+  { id: 'webhooks', label: 'Webhooks', href: '/admin/webhooks', adminOnly: true },
   { id: 'users', label: 'Users', href: '/admin/users', adminOnly: true },
 ] as const;
 

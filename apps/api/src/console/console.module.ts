@@ -3,6 +3,7 @@ import { StaffModule } from '#staff/staff.module.js';
 import { AudienceStatsRepository } from '#subscriptions/audience-stats.repository.js';
 import { SubscriptionStatsRepository } from '#subscriptions/subscription-stats.repository.js';
 import { SubscriptionsModule } from '#subscriptions/subscriptions.module.js';
+import { WebhooksOutModule } from '#subscriptions/webhooks-out/webhooks-out.module.js';
 import { ConsoleAuthController } from './console-auth.controller.js';
 import { ConsoleFunnelController } from './console-funnel.controller.js';
 import { ConsoleOverviewController } from './console-overview.controller.js';
@@ -10,6 +11,7 @@ import { ConsoleSubscribersController } from './console-subscribers.controller.j
 import { ConsoleSuppressionsController } from './console-suppressions.controller.js';
 import { ConsolePagesService } from './console-pages.service.js';
 import { ConsoleUsersController } from './console-users.controller.js';
+import { ConsoleWebhooksController } from './console-webhooks.controller.js';
 import { StaffGuard } from './staff.guard.js';
 
 /**
@@ -18,12 +20,13 @@ import { StaffGuard } from './staff.guard.js';
  * The auth and users controllers come before the overview's `/admin/:section` catch-all.
  */
 @Module({
-  imports: [StaffModule, SubscriptionsModule],
+  imports: [StaffModule, SubscriptionsModule, WebhooksOutModule],
   controllers: [
     ConsoleAuthController,
     ConsoleUsersController,
     ConsoleSubscribersController,
     ConsoleSuppressionsController,
+    ConsoleWebhooksController,
     ConsoleFunnelController,
     ConsoleOverviewController,
   ],
