@@ -10,7 +10,8 @@ import { decode } from './support/html.js';
 import { query } from './support/db.js';
 import { postJson } from './support/http.js';
 import { useStack } from './support/stack.js';
-import { type ReceivedWebhook, WebhookReceiver } from './support/webhook-receiver.js';
+import { HOLD, type ReceivedWebhook, WebhookReceiver } from './support/webhook-receiver.js';
+import { WorkerProcess, buildOnce } from './support/worker-process.js';
 
 const PUBLIC = 'http://mailroom.test';
 const ALL_EVENTS = ['subscription.confirmed', 'subscription.unsubscribed', 'subscriber.suppressed', 'digest.sent'];
@@ -527,5 +528,72 @@ describe('outgoing webhooks (Standard Webhooks)', () => {
     );
     expect(receiver.at('/console')[1].headers['webhook-id']).toBe(sent.id);
     expect((await m.post(`/admin/webhooks/${id}/deliveries/${sent.id}/replay`, { _csrf: csrf })).status).toBe(403);
+  });
+});
+
+describe('outgoing webhooks: a worker killed mid-POST', () => {
+  let receiver: WebhookReceiver;
+  // Before the stack: the worker processes run the build.
+  beforeAll(async () => {
+    buildOnce();
+    receiver = await new WebhookReceiver().start();
+  });
+  const stack = useStack({
+    label: 'webhooks_crash',
+    worker: false,
+    env: { FEED_ALLOW_PRIVATE: 'true', WEBHOOK_POLL_MS: '50', WEBHOOK_TIMEOUT_MS: '5000', LOG_LEVEL: 'warn' },
+    prepare: () => addAudience(stack.db.url, { prefix: 'killed', count: 1, newsletter: 'spine-health' }),
+  });
+  const workers: WorkerProcess[] = [];
+  afterAll(async () => {
+    for (const w of workers) await w.stop('SIGKILL');
+    await receiver?.stop();
+  });
+
+  it('sends the delivery again once the dead worker’s claim runs out; one 2xx, same webhook-id', async () => {
+    const base = stack.apps.baseUrl;
+    const ep = await admin<Endpoint>(base, 'POST', '/v1/webhook-endpoints', {
+      url: `${receiver.url}/hang`,
+      events: ['subscriber.suppressed'],
+    });
+    expect(ep.status).toBe(201);
+    receiver.answer('/hang', [HOLD], 200);
+    const first = new WorkerProcess(stack.processEnv()).start();
+    workers.push(first);
+    await admin(base, 'POST', '/v1/webhooks/generic', { email: 'killed1@example.com', type: 'hard' });
+    await waitUntil(
+      async () => receiver.at('/hang').length,
+      (n) => n === 1,
+      60_000,
+      'the first POST',
+    );
+    await first.stop('SIGKILL');
+    const [mid] = await query<{ status: string; attempts: number; n: number }>(
+      stack.db.url,
+      `SELECT status, attempts, (SELECT count(*)::int FROM webhook_attempts a WHERE a.delivery_id = d.id) AS n
+         FROM webhook_deliveries d WHERE endpoint_id = $1`,
+      [ep.body.id],
+    );
+    expect(mid).toEqual({ status: 'pending', attempts: 1, n: 0 });
+
+    const second = new WorkerProcess(stack.processEnv()).start();
+    workers.push(second);
+    const [done] = await waitUntil(
+      () =>
+        admin<{ items: Delivery[] }>(base, 'GET', `/v1/webhook-endpoints/${ep.body.id}/deliveries`).then(
+          (r) => r.body.items,
+        ),
+      (d) => d[0]?.status === 'delivered',
+      60_000,
+      'the delivery after the crash',
+    );
+    expect(done.attemptCount).toBe(2);
+    const got = receiver.at('/hang');
+    expect(got.map((r) => r.answered)).toEqual([HOLD, 200]);
+    expect(got[1].headers['webhook-id']).toBe(got[0].headers['webhook-id']);
+    expect(new Webhook(ep.body.secret).verify(got[1].body, got[1].headers)).toMatchObject({
+      type: 'subscriber.suppressed',
+      data: { email: 'killed1@example.com' },
+    });
   });
 });

@@ -1,4 +1,4 @@
-import { type Server, createServer } from 'node:http';
+import { type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface ReceivedWebhook {
@@ -9,6 +9,9 @@ export interface ReceivedWebhook {
   answered: number;
 }
 
+/** An answer that never comes: the request is held open until the receiver stops. */
+export const HOLD = 0;
+
 /**
  * An HTTP server on 127.0.0.1 standing in for a CRM: records every request and answers with the
  * next status from `answers` (then `otherwise`), per path.
@@ -17,6 +20,7 @@ export class WebhookReceiver {
   readonly received: ReceivedWebhook[] = [];
   private readonly answers = new Map<string, number[]>();
   private readonly otherwise = new Map<string, number>();
+  private readonly held: ServerResponse[] = [];
   private server?: Server;
   url = '';
 
@@ -30,6 +34,10 @@ export class WebhookReceiver {
         const headers: Record<string, string> = {};
         for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string') headers[k] = v;
         this.received.push({ path, headers, body: Buffer.concat(chunks).toString('utf8'), answered: status });
+        if (status === HOLD) {
+          this.held.push(res);
+          return;
+        }
         res.writeHead(status, { 'content-type': 'text/plain' }).end(status < 300 ? 'thanks' : 'not now');
       });
     });
@@ -49,6 +57,8 @@ export class WebhookReceiver {
   }
 
   async stop(): Promise<void> {
+    for (const res of this.held) res.destroy();
+    this.server?.closeAllConnections();
     await new Promise((r) => this.server?.close(r));
   }
 }

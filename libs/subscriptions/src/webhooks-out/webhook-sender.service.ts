@@ -7,8 +7,13 @@ import { postWebhook } from './webhook-post.js';
 import { nextRetry } from './webhook-retry.js';
 import { openSecret, signWebhook } from './webhook-signing.js';
 
-/** Seconds a claim holds a delivery beyond the POST's own deadline before another worker may retry it. */
-const LEASE_MARGIN_SECONDS = 60;
+/**
+ * How long a claim holds a delivery: twice the POST's deadline plus a margin for recording the
+ * outcome. Past it, a worker that died mid-POST has its delivery tried again by another.
+ */
+export function claimLeaseSeconds(timeoutMs: number): number {
+  return Math.ceil((2 * timeoutMs) / 1000) + 5;
+}
 
 /**
  * The worker's side of outgoing webhooks: claims due deliveries and POSTs each one signed,
@@ -25,8 +30,7 @@ export class WebhookSender {
   ) {}
 
   async claim(limit: number): Promise<ClaimedDelivery[]> {
-    const lease = Math.ceil(this.config.webhooksOut.timeoutMs / 1000) + LEASE_MARGIN_SECONDS;
-    return this.deliveries.claimDue(this.ds, limit, lease);
+    return this.deliveries.claimDue(this.ds, limit, claimLeaseSeconds(this.config.webhooksOut.timeoutMs));
   }
 
   /** One attempt at one claimed delivery; never throws for the endpoint's faults. */
