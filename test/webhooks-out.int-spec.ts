@@ -3,7 +3,7 @@ import pg from 'pg';
 import { StaffUsersService } from '#staff/staff-users.service.js';
 import { Webhook } from 'standardwebhooks';
 import { admin, waitUntil } from './support/admin.js';
-import { headerBlock, linkFrom } from './support/apps.js';
+import { ADMIN_KEY, headerBlock, linkFrom } from './support/apps.js';
 import { addAudience } from './support/audience.js';
 import { ConsoleBrowser } from './support/console.js';
 import { decode } from './support/html.js';
@@ -298,6 +298,58 @@ describe('outgoing webhooks (Standard Webhooks)', () => {
       `SELECT payload FROM webhook_deliveries WHERE payload::text LIKE '%by-hand%'`,
     );
     expect(left).toHaveLength(0);
+    expect((await admin(base(), 'DELETE', `/v1/webhook-endpoints/${ep.id}`)).status).toBe(204);
+  });
+
+  it('covers the preference centre, an SMTP 5.1.1 refusal and a CSV import', async () => {
+    const ep = await register('/more');
+    // Preference centre: the form's unsubscribe, from the link in the guide mail.
+    const email = 'prefs@example.com';
+    await confirmedReader(email);
+    await stack.smtp.waitFor(() => stack.smtp.to(email).some((m) => /^List-Unsubscribe:/m.test(headerBlock(m.raw))));
+    const guide = stack.smtp.to(email).find((m) => /^List-Unsubscribe:/m.test(headerBlock(m.raw)))!;
+    const link = /^List-Unsubscribe: <([^>]+)>/m.exec(headerBlock(guide.raw))![1].replace(PUBLIC, base());
+    const form = await fetch(link, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'action=unsubscribe',
+      redirect: 'manual',
+    });
+    expect(form.status).toBeLessThan(400);
+    await waitForEvent('/more', ep.secret, 'subscription.unsubscribed', (e) => e.data.email === email);
+
+    // The SMTP server refuses the confirmation mail with 5.1.1: suppressed by the worker.
+    stack.smtp.rcptHook = (addr) =>
+      addr === 'unknown-user@example.com'
+        ? { code: 550, message: '5.1.1 Recipient address rejected: User unknown' }
+        : null;
+    try {
+      await postJson(`${base()}/v1/subscriptions`, { email: 'unknown-user@example.com' });
+      const s = await waitForEvent(
+        '/more',
+        ep.secret,
+        'subscriber.suppressed',
+        (e) => e.data.email === 'unknown-user@example.com',
+      );
+      expect(s.event.data).toMatchObject({ reason: 'bounced', newsletters: [] });
+    } finally {
+      stack.smtp.rcptHook = () => null;
+    }
+
+    // An import of readers who consented elsewhere: each subscription is confirmed.
+    const res = await fetch(`${base()}/v1/newsletters/sports-health/subscribers/import`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'text/csv' },
+      body: 'email,name,topics,timezone,consented_at,source\nimported@example.com,Imp,,,2025-05-01,\n',
+    });
+    expect(res.status).toBe(200);
+    const imported = await waitForEvent(
+      '/more',
+      ep.secret,
+      'subscription.confirmed',
+      (e) => e.data.email === 'imported@example.com',
+    );
+    expect(imported.event.data).toMatchObject({ newsletter: 'sports-health', status: 'active' });
     expect((await admin(base(), 'DELETE', `/v1/webhook-endpoints/${ep.id}`)).status).toBe(204);
   });
 
