@@ -56,7 +56,9 @@ export class WebhookEndpoints1765610000000 implements MigrationInterface {
       -- One delivery per endpoint that listens to this event type, in the caller's transaction. A paused
       -- (disabled) endpoint's deliveries wait until it is enabled again.
       CREATE FUNCTION mailroom_webhook_emit(p_type text, p_subscriber bigint, p_data jsonb) RETURNS void
-      LANGUAGE sql AS $$
+      LANGUAGE plpgsql AS $$
+      BEGIN
+        -- PL/pgSQL rather than SQL: its plans are cached for the session, a SQL function's are not.
         INSERT INTO webhook_deliveries (id, endpoint_id, subscriber_id, type, payload)
         SELECT gen_random_uuid(), e.id, p_subscriber, p_type,
                jsonb_build_object(
@@ -64,13 +66,14 @@ export class WebhookEndpoints1765610000000 implements MigrationInterface {
                  'timestamp', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
                  'data', p_data)
         FROM webhook_endpoints e
-        WHERE p_type = ANY (e.events)
-      $$;
+        WHERE p_type = ANY (e.events);
+      END $$;
 
       CREATE FUNCTION mailroom_webhook_listening(p_type text) RETURNS boolean
-      LANGUAGE sql STABLE AS $$
-        SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE p_type = ANY (events))
-      $$;
+      LANGUAGE plpgsql STABLE AS $$
+      BEGIN
+        RETURN EXISTS (SELECT 1 FROM webhook_endpoints WHERE p_type = ANY (events));
+      END $$;
 
       -- subscription.confirmed (pending or unsubscribed -> active, or inserted active by an import)
       -- and subscription.unsubscribed (active -> unsubscribed).
