@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import pg from 'pg';
 import { StaffUsersService } from '#staff/staff-users.service.js';
+import { WebhookSender } from '#subscriptions/webhooks-out/webhook-sender.service.js';
 import { Webhook } from 'standardwebhooks';
 import { admin, waitUntil } from './support/admin.js';
 import { ADMIN_KEY, headerBlock, linkFrom } from './support/apps.js';
@@ -511,6 +512,20 @@ describe('outgoing webhooks (Standard Webhooks)', () => {
     expect(p2.body.next).toBeNull();
     expect(p2.body.items.at(-1)!.id).toBe(first.id);
     expect(p2.body.items.at(-1)!.attemptCount).toBe(2);
+
+    // Finished deliveries older than WEBHOOK_KEEP_DAYS (30) go, with their attempts; pending ones stay.
+    await query(
+      stack.db.url,
+      `UPDATE webhook_deliveries SET created_at = now() - interval '31 days' WHERE endpoint_id = $1`,
+      [ep.id],
+    );
+    await query(
+      stack.db.url,
+      `UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = now() + interval '1 hour' WHERE id = $1`,
+      [first.id],
+    );
+    expect(await stack.apps.worker!.get(WebhookSender).prune()).toBe(2);
+    expect((await deliveries(ep.id)).map((d) => d.id)).toEqual([first.id]);
   });
 
   it('console: admins list and add endpoints (secret shown once), see deliveries and replay; others cannot', async () => {

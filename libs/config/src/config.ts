@@ -107,6 +107,8 @@ export interface AppConfig {
     retryBaseMs: number;
     /** Retries stop this long after the event (or its replay): the delivery is marked failed. */
     retryWindowSeconds: number;
+    /** Delivered and failed deliveries (and their attempts) are kept this many days. */
+    keepDays: number;
   };
 }
 
@@ -347,6 +349,7 @@ export function loadConfig(env: Env = process.env, opts: { linksUnused?: boolean
       timeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 60_000),
       retryBaseMs: int(env, 'WEBHOOK_RETRY_BASE_MS', 10_000, 10, 3_600_000),
       retryWindowSeconds: int(env, 'WEBHOOK_RETRY_WINDOW_SECONDS', 86_400, 1, 30 * 86_400),
+      keepDays: int(env, 'WEBHOOK_KEEP_DAYS', 30, 1, 3650),
     },
     digest: {
       maxArticles: int(env, 'DIGEST_MAX_ARTICLES', 10, 1, 100),

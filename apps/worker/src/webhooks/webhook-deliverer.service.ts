@@ -4,6 +4,8 @@ import { WebhookSender } from '#subscriptions/webhooks-out/webhook-sender.servic
 
 /** POSTs one worker has in flight at most; each runs on its own, so a slow endpoint holds one slot. */
 const MAX_IN_FLIGHT = 16;
+/** How often old finished deliveries are pruned (WEBHOOK_KEEP_DAYS). */
+const PRUNE_EVERY_MS = 3_600_000;
 
 /**
  * Sends outgoing webhooks: every WEBHOOK_POLL_MS it claims as many due deliveries as it has free
@@ -18,6 +20,7 @@ export class WebhookDelivererService implements OnApplicationBootstrap, OnModule
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
   private stopped = false;
+  private prunedAt = 0;
 
   constructor(
     private readonly sender: WebhookSender,
@@ -62,6 +65,11 @@ export class WebhookDelivererService implements OnApplicationBootstrap, OnModule
             });
           this.inFlight.add(p);
         }
+      }
+      if (Date.now() - this.prunedAt >= PRUNE_EVERY_MS) {
+        this.prunedAt = Date.now();
+        const pruned = await this.sender.prune();
+        if (pruned > 0) this.logger.log(`Pruned ${pruned} finished webhook deliveries`);
       }
     } catch (err) {
       this.logger.warn(

@@ -32,6 +32,8 @@ export class WebhookEndpoints1765610000000 implements MigrationInterface {
         status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'failed')),
         attempts int NOT NULL DEFAULT 0,
         next_attempt_at timestamptz NOT NULL DEFAULT now(),
+        -- Set while a worker's POST is under way (its claim); a crashed worker's claim runs out.
+        claimed_until timestamptz,
         -- Retries run for a window from here (creation, or the last replay).
         window_start timestamptz NOT NULL DEFAULT now(),
         last_status_code int,
@@ -42,6 +44,7 @@ export class WebhookEndpoints1765610000000 implements MigrationInterface {
       CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
       CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, created_at DESC, id DESC);
       CREATE INDEX webhook_deliveries_subscriber ON webhook_deliveries (subscriber_id) WHERE subscriber_id IS NOT NULL;
+      CREATE INDEX webhook_deliveries_finished ON webhook_deliveries (created_at) WHERE status <> 'pending';
       CREATE TABLE webhook_attempts (
         id bigserial PRIMARY KEY,
         delivery_id uuid NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,

@@ -57,7 +57,9 @@ export class WebhookDeliveriesRepository {
           ORDER BY d.next_attempt_at LIMIT $1
           FOR UPDATE OF d SKIP LOCKED)
        UPDATE webhook_deliveries d
-          SET next_attempt_at = now() + make_interval(secs => $2::float8), attempts = d.attempts + 1
+          SET next_attempt_at = now() + make_interval(secs => $2::float8),
+              claimed_until = now() + make_interval(secs => $2::float8),
+              attempts = d.attempts + 1
          FROM due, webhook_endpoints e
         WHERE d.id = due.id AND e.id = d.endpoint_id
        RETURNING d.id, d.endpoint_id, e.url, e.secret_sealed, d.payload, d.attempts, d.window_start`,
@@ -92,6 +94,7 @@ export class WebhookDeliveriesRepository {
       `UPDATE webhook_deliveries SET
          status = $2,
          next_attempt_at = coalesce($3, next_attempt_at),
+         claimed_until = NULL,
          delivered_at = CASE WHEN $2 = 'delivered' THEN now() ELSE delivered_at END,
          last_status_code = $4,
          last_error = $5
@@ -129,15 +132,30 @@ export class WebhookDeliveriesRepository {
 
   /**
    * Sends a delivery again, with the same webhook-id (receivers deduplicate on it): pending now,
-   * with a fresh retry window. False when the endpoint has no such delivery.
+   * with a fresh retry window. One whose POST is under way is left to that attempt (never two at
+   * once). False when the endpoint has no such delivery.
    */
   async replay(db: Db, endpointId: string, deliveryId: string): Promise<boolean> {
     const r = await rows<{ id: string }>(
       db,
-      `UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = now(), window_start = now()
+      `UPDATE webhook_deliveries SET status = 'pending', window_start = now(),
+              next_attempt_at = CASE WHEN claimed_until > now() THEN next_attempt_at ELSE now() END
         WHERE id = $1 AND endpoint_id = $2 RETURNING id`,
       [deliveryId, endpointId],
     );
     return r.length > 0;
+  }
+
+  /** Deletes delivered and failed deliveries (with their attempts) created before `days` ago; returns how many. */
+  async prune(db: Db, days: number, limit: number): Promise<number> {
+    const r = await rows<{ id: string }>(
+      db,
+      `DELETE FROM webhook_deliveries WHERE id IN (
+         SELECT id FROM webhook_deliveries
+          WHERE status <> 'pending' AND created_at < now() - make_interval(days => $1) LIMIT $2)
+       RETURNING id`,
+      [days, limit],
+    );
+    return r.length;
   }
 }

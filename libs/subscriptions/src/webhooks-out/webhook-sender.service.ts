@@ -33,6 +33,16 @@ export class WebhookSender {
     return this.deliveries.claimDue(this.ds, limit, claimLeaseSeconds(this.config.webhooksOut.timeoutMs));
   }
 
+  /** Drops finished deliveries older than WEBHOOK_KEEP_DAYS, a page at a time; returns how many. */
+  async prune(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const n = await this.deliveries.prune(this.ds, this.config.webhooksOut.keepDays, 5000);
+      total += n;
+      if (n < 5000) return total;
+    }
+  }
+
   /** One attempt at one claimed delivery; never throws for the endpoint's faults. */
   async deliver(d: ClaimedDelivery): Promise<'delivered' | 'retry' | 'failed'> {
     const cfg = this.config.webhooksOut;
