@@ -14,13 +14,15 @@ import { ImportExportService, type ImportReport } from '#subscriptions/import-ex
 import { SubscriptionsModule } from '#subscriptions/subscriptions.module.js';
 import { StaffModule } from '#staff/staff.module.js';
 import { StaffUsersService } from '#staff/staff-users.service.js';
+import { DKIM_USAGE, dkimCli, isDkimCommand } from './cli-dkim.js';
 import { isUserCommand, promptHidden, runUserCommand, USER_USAGE } from './cli-users.js';
 
 const USAGE = `Usage:
   npm run cli -- import <newsletter-slug> <file.csv>   import already-consented subscribers
   npm run cli -- export <newsletter-slug>              write a newsletter's subscribers as CSV to stdout
 ${USER_USAGE}
-Needs DATABASE_URL (npm run dev prints the embedded one); import and export also need the api's APP_SECRET.`;
+${DKIM_USAGE}
+Needs DATABASE_URL (npm run dev prints the embedded one); import, export and dkim also need the api's APP_SECRET.`;
 
 /** Console users: no APP_SECRET involved (passwords are argon2id hashes, sessions are random). */
 async function users(argv: string[]): Promise<number> {
@@ -51,19 +53,43 @@ async function users(argv: string[]): Promise<number> {
   }
 }
 
-async function main(argv: string[]): Promise<number> {
-  const [command, slug, file] = argv;
-  if (isUserCommand(command)) return users(argv);
-  if (!command || !['import', 'export'].includes(command) || !slug || (command === 'import' && !file)) {
-    console.error(USAGE);
-    return 64;
-  }
-  // Suppression hashes are keyed with APP_SECRET: the CLI must use the api's, or the dev one.
+/** The api's APP_SECRET (suppression hashes and DKIM keys depend on it): from the environment, or the dev one. */
+function appSecretOf(): string {
   let appSecret = process.env.APP_SECRET;
   const devSecrets = join(ROOT_DIR, '.data', 'dev-secrets.json');
   if (!appSecret && existsSync(devSecrets))
     appSecret = (JSON.parse(readFileSync(devSecrets, 'utf8')) as { appSecret: string }).appSecret;
   if (!appSecret) throw new ConfigError('APP_SECRET', 'is required: use the same value as the api and worker');
+  return appSecret;
+}
+
+/** DKIM keys: sealed with a key derived from APP_SECRET, so the worker that signs can open them. */
+async function dkim(argv: string[]): Promise<number> {
+  const config = loadConfig(
+    {
+      NODE_ENV: 'production',
+      SMTP_URL: 'smtp://127.0.0.1:1025', // the CLI sends no mail
+      ...process.env,
+      APP_SECRET: appSecretOf(),
+      LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    },
+    { linksUnused: true },
+  );
+  return dkimCli(argv, config, {
+    out: (line) => console.log(line),
+    err: (line) => console.error(`mailroom cli: ${line}`),
+  });
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, slug, file] = argv;
+  if (isUserCommand(command)) return users(argv);
+  if (isDkimCommand(command)) return dkim(argv.slice(1));
+  if (!command || !['import', 'export'].includes(command) || !slug || (command === 'import' && !file)) {
+    console.error(USAGE);
+    return 64;
+  }
+  const appSecret = appSecretOf();
   const config = loadConfig(
     {
       NODE_ENV: 'production',

@@ -55,6 +55,19 @@ function checkEveryMail(m: CapturedMail): void {
   urls.push(...[...(m.parsed.text ?? '').matchAll(/https?:\/\/[^\s"'<>\]]+/g)].map((u) => u[0]));
   expect(urls.length).toBeGreaterThan(0);
   for (const url of urls) expect([url, ALLOWED.some((a) => url.startsWith(a))]).toEqual([url, true]);
+  // Under Gmail's clipping size (102 kB): the footer with the unsubscribe link is always shown.
+  expect(Buffer.byteLength(html)).toBeLessThan(100_000);
+  // Every image says what it shows, or is marked decorative (alt=""); none is sized by the sender's CSS alone.
+  for (const img of html.match(/<img\b[^>]*>/gi) ?? []) expect([img, /\salt="[^"]*"/.test(img)]).toEqual([img, true]);
+  // Every link and image is absolute: a mail has no base address to resolve a relative one against.
+  for (const [, attr, value] of html.matchAll(/\s(href|src)="([^"]*)"/gi)) {
+    expect([attr, value, /^(https?:\/\/|mailto:)/.test(value)]).toEqual([attr, value, true]);
+  }
+  // The text part reads as text: no markup, no template syntax, no entity left over, lines a reader can follow.
+  const text = m.parsed.text ?? '';
+  expect(text.length).toBeGreaterThan(200);
+  expect(text).not.toMatch(/<\/?[a-z][^>]*>|\{\{|&(amp|lt|gt|quot|nbsp|#\d+);/i);
+  for (const line of text.split('\n')) if (!/https?:\/\//.test(line)) expect(line.length).toBeLessThanOrEqual(200);
   // The preheader: hidden, no colour or size trick (SpamAssassin's HTML_FONT_LOW_CONTRAST), padded.
   const { element } = preheader(m);
   expect(element).toMatch(
@@ -156,6 +169,9 @@ describe('what every mail carries', () => {
     checkEveryMail(confirmation);
     expect(preheader(confirmation).text).toBe('Confirm your email address to start receiving the newsletter.');
     expect(headerBlock(confirmation.raw)).not.toMatch(/^List-Unsubscribe/im);
+    // A lifecycle mail has no web version: no "View in your browser" line (it once showed, with an empty link).
+    expect(htmlOf(confirmation)).not.toContain('View in your browser');
+    expect(confirmation.parsed.text).not.toContain('View in your browser');
 
     // The reader pages on the way load nothing from third parties either.
     const confirmLink = local(linkFrom(confirmation.parsed.text ?? '', `${PUBLIC}/confirm/`));

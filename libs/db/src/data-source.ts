@@ -17,6 +17,7 @@ import { DigestVariants1765300000000 } from './migrations/1765300000000-digest-v
 import { DigestWaves1765400000000 } from './migrations/1765400000000-digest-waves.js';
 import { WhatWorked1765500000000 } from './migrations/1765500000000-what-worked.js';
 import { GuideDownloads1765510000000 } from './migrations/1765510000000-guide-downloads.js';
+import { DkimKeys1765600000000 } from './migrations/1765600000000-dkim-keys.js';
 import { WebhookEndpoints1765610000000 } from './migrations/1765610000000-webhook-endpoints.js';
 
 export const MIGRATIONS = [
@@ -35,6 +36,7 @@ export const MIGRATIONS = [
   DigestWaves1765400000000,
   WhatWorked1765500000000,
   GuideDownloads1765510000000,
+  DkimKeys1765600000000,
   WebhookEndpoints1765610000000,
 ];
 

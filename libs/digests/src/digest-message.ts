@@ -1,6 +1,12 @@
 import type { SendMailOptions } from 'nodemailer';
 import type { AppConfig } from '#config/config.js';
-import { type BuiltMessage, BulkMessageTemplate, type MessageBuffer, type Sender } from '#mail/bulk-message.js';
+import {
+  type BuiltMessage,
+  BulkMessageTemplate,
+  type DkimKeySource,
+  type MessageBuffer,
+  type Sender,
+} from '#mail/bulk-message.js';
 import { listIdValue, listUnsubscribeHeaders, listUnsubscribeValue } from '#mail/list-headers.js';
 import { headerValue } from '#mail/mail-renderer.service.js';
 import { senderAddress, senderOf } from '#mail/sender-address.js';
@@ -56,6 +62,8 @@ export class DigestMessage {
     private readonly renderer: DigestRenderer,
     private readonly config: Pick<AppConfig, 'publicUrl' | 'appSecret' | 'mailFrom'>,
     variants: VariantTemplates[] = [],
+    /** Where the From domain's DKIM key is looked up, per message (see `DkimKeys`). */
+    private readonly dkim: DkimKeySource | null = null,
   ) {
     this.clickKey = clickKey(config.appSecret);
     this.from = senderOf({ name: d.newsletter_name, from_name: d.from_name, from_email: d.from_email }, config);
@@ -82,6 +90,7 @@ export class DigestMessage {
         fromAddress: senderAddress(this.from),
         subject: issue.subject,
         headers: { 'List-ID': this.listId, 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' },
+        dkim: this.dkim,
       }),
     };
   }

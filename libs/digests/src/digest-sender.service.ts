@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '#config/config.js';
 import { LedgerPg } from '#db/ledger-pg.service.js';
+import { DkimKeys } from '#mail/dkim/dkim-keys.service.js';
 import { MailTransport } from '#mail/mail-transport.service.js';
 import { SendRateLimiter } from '#mail/send-rate-limiter.service.js';
 import { SubscriptionMailService } from '#mail/subscription-mail.service.js';
@@ -50,6 +51,7 @@ export class DigestSender implements BeforeApplicationShutdown {
     private readonly revocations: Revocations,
     private readonly planner: DigestPlanner,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly dkim: DkimKeys,
   ) {
     // Messages this worker may have between a claim and SMTP's answer; also the lanes per batch.
     const places = PLACES_PER_CONNECTION * Math.max(1, config.smtp.maxConnections);
@@ -114,7 +116,7 @@ export class DigestSender implements BeforeApplicationShutdown {
   private async messageOf(d: DigestRow, needed: number[] | null): Promise<DigestMessage> {
     let message = this.messages.get(d.id);
     if (!message) {
-      message = new DigestMessage(d, this.renderer, this.config);
+      message = new DigestMessage(d, this.renderer, this.config, [], this.dkim);
       this.messages.set(d.id, message);
       // The last few digests only (a worker sends a few at a time).
       if (this.messages.size > 8) this.messages.delete(this.messages.keys().next().value as string);

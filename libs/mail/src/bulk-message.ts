@@ -2,6 +2,14 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import * as mimeFuncs from 'nodemailer/lib/mime-funcs/index.js';
 import MimeNode from 'nodemailer/lib/mime-node/index.js';
 import { encode as qpEncode, wrap as qpWrap } from 'nodemailer/lib/qp/index.js';
+import {
+  addressDomain,
+  type DkimSigningKey,
+  dkimSignatureField,
+  type HeaderLine,
+  headerLines,
+} from './dkim/dkim-signer.js';
+import { CanonicalPart, RelaxedBodyHash } from './dkim/relaxed-body-hash.js';
 
 /** A sender as nodemailer takes it: `{ name, address }` or an RFC 5322 string such as `Name <a@b>`. */
 export type Sender = { name: string; address: string } | string;
@@ -13,6 +21,13 @@ export interface BulkTemplateOptions {
   subject: string;
   /** Headers that are the same on every message, values already prepared (no CR/LF, encoded where needed). */
   headers: Record<string, string>;
+  /** Where the From domain's DKIM key is looked up, per message (a key made or retired mid-issue applies). */
+  dkim?: DkimKeySource | null;
+}
+
+/** The active DKIM key of a From domain, if it has one (see `DkimKeys`). */
+export interface DkimKeySource {
+  keyForDomain(domain: string): DkimSigningKey | null;
 }
 
 /** What differs from one recipient to the next. */
@@ -152,18 +167,33 @@ export class BulkMessageTemplate {
   private readonly encoder = new MimeNode(false, { textEncoding: 'B' });
   private readonly boundary = `--_mr_${randomBytes(12).toString('hex')}`;
   private readonly head: Buffer;
+  /** The head's fields, for the DKIM signature. */
+  private readonly headLines: HeaderLine[];
+  /** The Content-Type field (multipart/alternative); the blank line and the body follow it. */
+  private readonly contentType: Buffer;
+  private readonly contentTypeLines: HeaderLine[];
   private readonly textHeadBase64: Buffer;
   private readonly textHeadQp: Buffer;
+  /** The same, without the blank line: where each body (as DKIM hashes it) starts. */
+  private readonly bodyStartBase64: Buffer;
+  private readonly bodyStartQp: Buffer;
   private readonly htmlHead: Buffer;
   private readonly end: Buffer;
   /** Static parts already checked for the boundary (they are the same for a whole issue). */
   private readonly checkedParts = new WeakSet<readonly Buffer[]>();
   private readonly domain: string;
+  /** The From domain as DKIM keys are stored under. */
+  private readonly signingDomain: string;
+  /** Static body pieces canonicalised for the body hash, once each (they are the same for a whole issue). */
+  private readonly canonical = new WeakMap<Buffer, CanonicalPart>();
+  /** Per issue (its text's static parts): the body hash up to the first personal value, copied per message. */
+  private readonly prefixHashes = new WeakMap<readonly Buffer[], RelaxedBodyHash>();
   private dateSecond = -1;
   private dateHeader = '';
 
   constructor(private readonly opts: BulkTemplateOptions) {
     this.domain = opts.fromAddress.slice(opts.fromAddress.lastIndexOf('@') + 1) || 'localhost';
+    this.signingDomain = addressDomain(opts.fromAddress);
     this.head = Buffer.from(
       [
         this.field('From', opts.from),
@@ -173,14 +203,22 @@ export class BulkMessageTemplate {
       ].join('\r\n') + '\r\n',
       'latin1',
     );
+    this.headLines = headerLines(this.head.toString('latin1'));
+    this.contentType = Buffer.from(
+      `Content-Type: multipart/alternative;\r\n boundary="${this.boundary}"\r\n`,
+      'latin1',
+    );
+    this.contentTypeLines = headerLines(this.contentType.toString('latin1'));
+    // From the blank line that ends the header block: the body starts two bytes in.
     const textHead = (encoding: string) =>
       Buffer.from(
-        `Content-Type: multipart/alternative;\r\n boundary="${this.boundary}"\r\n\r\n` +
-          `--${this.boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: ${encoding}\r\n\r\n`,
+        `\r\n--${this.boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: ${encoding}\r\n\r\n`,
         'latin1',
       );
     this.textHeadBase64 = textHead('base64');
     this.textHeadQp = textHead('quoted-printable');
+    this.bodyStartBase64 = this.textHeadBase64.subarray(2);
+    this.bodyStartQp = this.textHeadQp.subarray(2);
     this.htmlHead = Buffer.from(
       `\r\n--${this.boundary}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n`,
       'latin1',
@@ -241,7 +279,9 @@ export class BulkMessageTemplate {
     personal += this.date();
 
     // Every piece in order: strings are ASCII (written as latin1, one byte a character), Buffers are copied.
-    const pieces: (string | Buffer)[] = [this.head, personal];
+    const key = this.opts.dkim?.keyForDomain(this.signingDomain) ?? null;
+    const pieces: (string | Buffer)[] = [this.head, personal, this.contentType];
+    if (key) pieces.unshift(this.signature(key, personal, text, html));
     if (typeof text === 'string') pieces.push(this.textHeadBase64, base64Lines(text));
     else {
       pieces.push(this.textHeadQp);
@@ -261,5 +301,60 @@ export class BulkMessageTemplate {
     let at = 0;
     for (const piece of pieces) at += typeof piece === 'string' ? raw.write(piece, at, 'latin1') : piece.copy(raw, at);
     return { raw, messageId, envelope: { from: this.opts.fromAddress, to: [address] } };
+  }
+
+  private canon(part: Buffer): CanonicalPart {
+    let c = this.canonical.get(part);
+    if (!c) {
+      c = CanonicalPart.of(part);
+      this.canonical.set(part, c);
+    }
+    return c;
+  }
+
+  /**
+   * The message's `DKIM-Signature` field. The body differs per recipient (personal links all
+   * through it), so its hash is per message; but the static pieces are canonicalised once per
+   * issue and only hashed here, and the hash of the body up to the text's first personal value is
+   * computed once per issue and copied (`Hash.copy`). Per message: the values' canonical form,
+   * SHA-256 over the body, and one RSA signature.
+   */
+  private signature(
+    key: DkimSigningKey,
+    personal: string,
+    text: string | SplicedText,
+    html: string | { parts: readonly Buffer[]; values: string[] },
+  ): string {
+    let body: RelaxedBodyHash;
+    if (typeof text === 'string') {
+      body = new RelaxedBodyHash();
+      body.updatePart(this.canon(this.bodyStartBase64));
+      body.update(base64Lines(text));
+    } else {
+      let prefix = this.prefixHashes.get(text.parts);
+      if (!prefix) {
+        prefix = new RelaxedBodyHash();
+        prefix.updatePart(this.canon(this.bodyStartQp));
+        prefix.updatePart(this.canon(text.parts[0] as Buffer));
+        this.prefixHashes.set(text.parts, prefix);
+      }
+      body = prefix.copy();
+      text.values.forEach((v, i) => {
+        body.update(v);
+        body.updatePart(this.canon(text.parts[i + 1] as Buffer));
+      });
+    }
+    body.updatePart(this.canon(this.htmlHead));
+    if (typeof html === 'string') body.update(html);
+    else {
+      body.updatePart(this.canon(html.parts[0] as Buffer));
+      html.values.forEach((v, i) => {
+        body.update(v);
+        body.updatePart(this.canon(html.parts[i + 1] as Buffer));
+      });
+    }
+    body.updatePart(this.canon(this.end));
+    const lines = [...this.headLines, ...headerLines(personal), ...this.contentTypeLines];
+    return dkimSignatureField(key, lines, body.digest());
   }
 }

@@ -1,9 +1,11 @@
-import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import type { Socket } from 'node:net';
 import nodemailer, { type SendMailOptions, type TransportOptions, type Transporter } from 'nodemailer';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import { APP_CONFIG, type AppConfig } from '#config/config.js';
-import type { BuiltMessage } from './bulk-message.js';
+import type { BuiltMessage, Sender } from './bulk-message.js';
+import { DkimKeys } from './dkim/dkim-keys.service.js';
+import { nodemailerDkim, signRawMessage } from './dkim/dkim-signer.js';
 import type { SendPermits } from './send-permits.js';
 import { SLOT_MS } from './send-rate-limiter.service.js';
 import { connectSocket, SmtpPool } from './smtp-thread.js';
@@ -24,7 +26,11 @@ export class MailTransport implements OnApplicationShutdown {
   private readonly threadCount: number;
   private readonly poolOptions: PoolOptions;
 
-  constructor(@Inject(APP_CONFIG) config: AppConfig) {
+  constructor(
+    @Inject(APP_CONFIG) config: AppConfig,
+    /** Signs each message whose From domain has an active key (absent: nothing is signed). */
+    @Optional() private readonly dkim?: DkimKeys,
+  ) {
     const url = new URL(config.smtp.url);
     const secure = url.protocol === 'smtps:';
     const host = url.hostname;
@@ -68,7 +74,10 @@ export class MailTransport implements OnApplicationShutdown {
 
   /** Lifecycle mail, with nodemailer's mailer-level options (`list`). */
   async send(message: SendMailOptions): Promise<{ messageId: string }> {
-    const info = (await this.transporter.sendMail(message)) as { messageId: string };
+    const key = message.from ? this.dkim?.keyFor(message.from as Sender) : null;
+    const info = (await this.transporter.sendMail(key ? { ...message, dkim: nodemailerDkim(key) } : message)) as {
+      messageId: string;
+    };
     return { messageId: info.messageId };
   }
 
@@ -78,7 +87,9 @@ export class MailTransport implements OnApplicationShutdown {
    */
   async sendBuilt(message: Omit<SendMailOptions, 'list'>, permits?: SendPermits): Promise<{ messageId: string }> {
     const node = new MailComposer(message).compile();
-    const raw = await node.build();
+    const built = await node.build();
+    const key = message.from ? this.dkim?.keyFor(message.from as Sender) : null;
+    const raw = key ? signRawMessage(key, built) : built;
     const envelope = node.getEnvelope();
     await this.bulkPool().send(raw, { from: envelope.from || '', to: envelope.to }, permits);
     return { messageId: node.messageId() };

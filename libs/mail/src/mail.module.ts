@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { SuppressionsRepository } from '#subscriptions/suppressions.repository.js';
+import { DkimModule } from './dkim/dkim.module.js';
 import { MailRenderer } from './mail-renderer.service.js';
 import { MailTransport } from './mail-transport.service.js';
 import { MailRepository } from './mail.repository.js';
@@ -9,6 +10,7 @@ import { SubscriptionMailService } from './subscription-mail.service.js';
 // SuppressionsRepository is stateless SQL: provided here so the mail lib does not import the
 // subscriptions module (which the digests and the api build on top of this one).
 @Module({
+  imports: [DkimModule],
   providers: [
     MailRenderer,
     MailRepository,
@@ -17,6 +19,6 @@ import { SubscriptionMailService } from './subscription-mail.service.js';
     SubscriptionMailService,
     SuppressionsRepository,
   ],
-  exports: [MailRenderer, MailRepository, MailTransport, SendRateLimiter, SubscriptionMailService],
+  exports: [DkimModule, MailRenderer, MailRepository, MailTransport, SendRateLimiter, SubscriptionMailService],
 })
 export class MailModule {}

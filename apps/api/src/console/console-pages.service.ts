@@ -16,6 +16,7 @@ export const CONSOLE_SECTIONS = [
   { id: 'digests', label: 'Digests', href: '/admin/digests' },
   { id: 'subscribers', label: 'Subscribers', href: '/admin/subscribers' },
   { id: 'suppressions', label: 'Suppressions', href: '/admin/suppressions' },
+  { id: 'dkim', label: 'DKIM', href: '/admin/dkim' },
   { id: 'queues', label: 'Queues', href: '/admin/queues' },
   { id: 'webhooks', label: 'Webhooks', href: '/admin/webhooks', adminOnly: true },
   { id: 'users', label: 'Users', href: '/admin/users', adminOnly: true },

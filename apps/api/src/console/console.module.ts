@@ -3,8 +3,10 @@ import { StaffModule } from '#staff/staff.module.js';
 import { AudienceStatsRepository } from '#subscriptions/audience-stats.repository.js';
 import { SubscriptionStatsRepository } from '#subscriptions/subscription-stats.repository.js';
 import { SubscriptionsModule } from '#subscriptions/subscriptions.module.js';
+import { DkimModule } from '#mail/dkim/dkim.module.js';
 import { WebhooksOutModule } from '#subscriptions/webhooks-out/webhooks-out.module.js';
 import { ConsoleAuthController } from './console-auth.controller.js';
+import { ConsoleDkimController } from './console-dkim.controller.js';
 import { ConsoleFunnelController } from './console-funnel.controller.js';
 import { ConsoleOverviewController } from './console-overview.controller.js';
 import { ConsoleSubscribersController } from './console-subscribers.controller.js';
@@ -20,12 +22,13 @@ import { StaffGuard } from './staff.guard.js';
  * The auth and users controllers come before the overview's `/admin/:section` catch-all.
  */
 @Module({
-  imports: [StaffModule, SubscriptionsModule, WebhooksOutModule],
+  imports: [StaffModule, SubscriptionsModule, DkimModule, WebhooksOutModule],
   controllers: [
     ConsoleAuthController,
     ConsoleUsersController,
     ConsoleSubscribersController,
     ConsoleSuppressionsController,
+    ConsoleDkimController,
     ConsoleWebhooksController,
     ConsoleFunnelController,
     ConsoleOverviewController,
