@@ -48,6 +48,8 @@ describe('outgoing webhooks (Standard Webhooks)', () => {
       FEED_ALLOW_PRIVATE: 'true',
       WEBHOOK_POLL_MS: '50',
       WEBHOOK_RETRY_BASE_MS: '100',
+      // Long enough that a held POST is still open when the hanging-endpoint test looks.
+      WEBHOOK_TIMEOUT_MS: '30000',
       PUBLIC_POSTS_PER_IP_PER_MINUTE: '10000',
       SEND_RATE_PER_SECOND: '10000',
     },
@@ -415,6 +417,40 @@ describe('outgoing webhooks (Standard Webhooks)', () => {
     expect(stuck.status).toBe('pending');
     expect(stuck.attempts.every((a) => a.statusCode === 503)).toBe(true);
     for (const e of [flaky, down, fine]) await admin(base(), 'DELETE', `/v1/webhook-endpoints/${e.id}`);
+  });
+
+  it('an endpoint that hangs holds at most 4 POSTs: the others are delivered meanwhile', async () => {
+    const hangs = await register('/hangs', ['subscriber.suppressed']);
+    receiver.answer('/hangs', Array<number>(20).fill(HOLD), 200);
+    await addAudience(stack.db.url, { prefix: 'hangfirst', count: 20, newsletter: 'spine-health' });
+    await query(stack.db.url, `UPDATE subscribers SET status = 'bounced' WHERE email LIKE 'hangfirst%'`);
+    await waitUntil(
+      async () => receiver.at('/hangs').length,
+      (n) => n === 4,
+      30_000,
+      'four held POSTs',
+    );
+    // Written after the twenty: they would wait behind them if the hanging endpoint took every slot.
+    const fine = await register('/meanwhile', ['subscriber.suppressed']);
+    await addAudience(stack.db.url, { prefix: 'hanglater', count: 10, newsletter: 'spine-health' });
+    await query(stack.db.url, `UPDATE subscribers SET status = 'bounced' WHERE email LIKE 'hanglater%'`);
+    await waitUntil(
+      async () => eventsAt('/meanwhile', fine.secret).length,
+      (n) => n === 10,
+      30_000,
+      'the other endpoint’s deliveries',
+    );
+    // The four POSTs still hang, unanswered and unrecorded; no fifth was started.
+    expect(receiver.at('/hangs')).toHaveLength(4);
+    const recorded = await query<{ n: number }>(
+      stack.db.url,
+      `SELECT count(*)::int AS n FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id WHERE d.endpoint_id = $1`,
+      [hangs.id],
+    );
+    expect(recorded[0].n).toBe(0);
+    receiver.release(200);
+    expect((await admin(base(), 'DELETE', `/v1/webhook-endpoints/${hangs.id}`)).status).toBe(204);
+    expect((await admin(base(), 'DELETE', `/v1/webhook-endpoints/${fine.id}`)).status).toBe(204);
   });
 
   it('survives a worker restart mid-retry and delivers once', async () => {

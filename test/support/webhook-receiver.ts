@@ -52,6 +52,11 @@ export class WebhookReceiver {
     this.otherwise.set(path, then);
   }
 
+  /** Answers every held request with `status`. */
+  release(status = 200): void {
+    for (const res of this.held.splice(0)) res.writeHead(status).end();
+  }
+
   at(path: string): ReceivedWebhook[] {
     return this.received.filter((r) => r.path === path);
   }

@@ -41,7 +41,8 @@ export class WebhookEndpoints1765610000000 implements MigrationInterface {
         created_at timestamptz NOT NULL DEFAULT now(),
         delivered_at timestamptz
       );
-      CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
+      CREATE INDEX webhook_deliveries_due ON webhook_deliveries (endpoint_id, next_attempt_at) WHERE status = 'pending';
+      CREATE INDEX webhook_deliveries_claimed ON webhook_deliveries (endpoint_id) WHERE claimed_until IS NOT NULL;
       CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, created_at DESC, id DESC);
       CREATE INDEX webhook_deliveries_subscriber ON webhook_deliveries (subscriber_id) WHERE subscriber_id IS NOT NULL;
       CREATE INDEX webhook_deliveries_finished ON webhook_deliveries (created_at) WHERE status <> 'pending';

@@ -44,26 +44,33 @@ export interface WebhookAttemptRow {
 @Injectable()
 export class WebhookDeliveriesRepository {
   /**
-   * Claims up to `limit` due deliveries of enabled endpoints: other workers skip them, and their
-   * next attempt moves `leaseSeconds` ahead, so a worker that dies mid-POST leaves them to be tried
-   * again after that lease rather than lost. The claim counts as an attempt.
+   * Claims up to `limit` due deliveries of enabled endpoints, at most `perEndpoint` in flight per
+   * endpoint (so one endpoint that hangs cannot take every slot): other workers skip them, and
+   * their next attempt moves `leaseSeconds` ahead, so a worker that dies mid-POST leaves them to be
+   * tried again after that lease rather than lost. The claim counts as an attempt.
    */
-  async claimDue(db: Db, limit: number, leaseSeconds: number): Promise<ClaimedDelivery[]> {
+  async claimDue(db: Db, limit: number, perEndpoint: number, leaseSeconds: number): Promise<ClaimedDelivery[]> {
     return rows<ClaimedDelivery>(
       db,
       `WITH due AS (
-         SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
-          WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND e.enabled
-          ORDER BY d.next_attempt_at LIMIT $1
-          FOR UPDATE OF d SKIP LOCKED)
+         SELECT c.id FROM webhook_endpoints e
+         CROSS JOIN LATERAL (
+           SELECT d.id, d.next_attempt_at FROM webhook_deliveries d
+            WHERE d.endpoint_id = e.id AND d.status = 'pending' AND d.next_attempt_at <= now()
+            ORDER BY d.next_attempt_at
+            LIMIT greatest($2 - (SELECT count(*) FROM webhook_deliveries b
+                                  WHERE b.endpoint_id = e.id AND b.claimed_until > now()), 0)
+            FOR UPDATE SKIP LOCKED) c
+         WHERE e.enabled
+         ORDER BY c.next_attempt_at LIMIT $1)
        UPDATE webhook_deliveries d
-          SET next_attempt_at = now() + make_interval(secs => $2::float8),
-              claimed_until = now() + make_interval(secs => $2::float8),
+          SET next_attempt_at = now() + make_interval(secs => $3::float8),
+              claimed_until = now() + make_interval(secs => $3::float8),
               attempts = d.attempts + 1
          FROM due, webhook_endpoints e
         WHERE d.id = due.id AND e.id = d.endpoint_id
        RETURNING d.id, d.endpoint_id, e.url, e.secret_sealed, d.payload, d.attempts, d.window_start`,
-      [limit, leaseSeconds],
+      [limit, perEndpoint, leaseSeconds],
     );
   }
 

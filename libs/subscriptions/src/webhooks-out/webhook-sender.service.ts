@@ -7,6 +7,9 @@ import { postWebhook } from './webhook-post.js';
 import { nextRetry } from './webhook-retry.js';
 import { openSecret, signWebhook } from './webhook-signing.js';
 
+/** POSTs in flight to one endpoint at most, across all workers: one that hangs cannot take every slot. */
+export const MAX_IN_FLIGHT_PER_ENDPOINT = 4;
+
 /**
  * How long a claim holds a delivery: twice the POST's deadline plus a margin for recording the
  * outcome. Past it, a worker that died mid-POST has its delivery tried again by another.
@@ -30,7 +33,12 @@ export class WebhookSender {
   ) {}
 
   async claim(limit: number): Promise<ClaimedDelivery[]> {
-    return this.deliveries.claimDue(this.ds, limit, claimLeaseSeconds(this.config.webhooksOut.timeoutMs));
+    return this.deliveries.claimDue(
+      this.ds,
+      limit,
+      MAX_IN_FLIGHT_PER_ENDPOINT,
+      claimLeaseSeconds(this.config.webhooksOut.timeoutMs),
+    );
   }
 
   /** Drops finished deliveries older than WEBHOOK_KEEP_DAYS, a page at a time; returns how many. */
