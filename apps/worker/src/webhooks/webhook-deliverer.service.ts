@@ -41,12 +41,12 @@ export class WebhookDelivererService implements OnApplicationBootstrap, OnModule
   }
 
   private async tick(): Promise<void> {
-    let full = false;
+    let found = false;
     try {
       const free = MAX_IN_FLIGHT - this.inFlight.size;
       if (free > 0) {
         const claimed = await this.sender.claim(free);
-        full = claimed.length === free;
+        found = claimed.length > 0;
         for (const d of claimed) {
           const p: Promise<unknown> = this.sender
             .deliver(d)
@@ -57,8 +57,8 @@ export class WebhookDelivererService implements OnApplicationBootstrap, OnModule
             )
             .finally(() => {
               this.inFlight.delete(p);
-              // A freed slot looks for more work at once when the last claim filled every slot.
-              if (full && !this.stopped && !this.running) {
+              // While there is work, a freed slot looks for more at once rather than after WEBHOOK_POLL_MS.
+              if (found && !this.stopped && !this.running) {
                 clearTimeout(this.timer);
                 this.schedule(0);
               }
