@@ -8,9 +8,10 @@ const MAX_IN_FLIGHT = 16;
 const PRUNE_EVERY_MS = 3_600_000;
 
 /**
- * Sends outgoing webhooks: every WEBHOOK_POLL_MS it claims as many due deliveries as it has free
- * slots and starts each POST without waiting for the others, so one failing or slow endpoint does
- * not delay the rest. State lives in PostgreSQL (webhook_deliveries), so nothing is lost across
+ * Sends outgoing webhooks: every WEBHOOK_POLL_MS (and at once when a POST ends while there is
+ * work) it claims as many due deliveries as it has free slots, at most 4 in flight per endpoint,
+ * and starts each POST without waiting for the others, so one failing or slow endpoint does not
+ * delay the rest. State lives in PostgreSQL (webhook_deliveries), so nothing is lost across
  * restarts: a delivery claimed by a worker that died is tried again when its claim runs out.
  */
 @Injectable()
