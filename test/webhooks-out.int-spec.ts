@@ -170,6 +170,14 @@ describe('outgoing webhooks (Standard Webhooks)', () => {
     });
     expect(named.status).toBe(400);
     expect(named.text).toContain('not allowed');
+    // Changing a registered endpoint's URL to an internal one is refused the same way.
+    const existing = await register('/public-later', ['digest.sent']);
+    const moved = await admin(strict.baseUrl, 'PATCH', `/v1/webhook-endpoints/${existing.id}`, {
+      url: 'http://10.0.0.7/hook',
+    });
+    expect(moved.status).toBe(400);
+    expect(moved.text).toContain('not allowed');
+    expect((await admin(base(), 'DELETE', `/v1/webhook-endpoints/${existing.id}`)).status).toBe(204);
 
     // Registered while allowed, then delivered by a worker that does not allow it: checked again, nothing sent.
     const ep = await register('/rebound', ['subscriber.suppressed']);
