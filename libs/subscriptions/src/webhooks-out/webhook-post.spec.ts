@@ -68,19 +68,28 @@ describe('postWebhook', () => {
       expect(seen[0]).toMatchObject({ method: 'POST', body: '{"a":1}', url: '/hook' });
       expect(seen[0].headers).toMatchObject({ 'webhook-id': 'abc', 'content-type': 'application/json' });
 
+      // A name that resolves to ::1 first and 127.0.0.1 second (as localhost often does) reaches the IPv4 listener.
+      const named = await postWebhook(`http://receiver.test:${port}/hook`, {}, '{}', {
+        allowPrivate: true,
+        timeoutMs: 5000,
+        resolve: resolver({ 'receiver.test': ['::1', '127.0.0.1'] }),
+      });
+      expect(named).toMatchObject({ ok: true, statusCode: 200 });
+      expect(seen).toHaveLength(2);
+
       const moved = await postWebhook(`http://127.0.0.1:${port}/moved`, {}, '{}', {
         allowPrivate: true,
         timeoutMs: 5000,
       });
       expect(moved).toMatchObject({ ok: false, statusCode: 302 });
-      expect(seen).toHaveLength(2);
+      expect(seen).toHaveLength(3);
 
       const refused = await postWebhook(`http://127.0.0.1:${port}/hook`, {}, '{}', {
         allowPrivate: false,
         timeoutMs: 5000,
       });
       expect(refused).toMatchObject({ ok: false, error: expect.stringMatching(/not allowed/) });
-      expect(seen).toHaveLength(2);
+      expect(seen).toHaveLength(3);
     } finally {
       await new Promise((r) => server.close(r));
     }
