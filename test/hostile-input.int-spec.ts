@@ -98,6 +98,14 @@ const BODIES: Record<string, { body: Record<string, unknown>; form?: boolean }> 
   'DELETE /v1/suppressions/:email': { body: {} },
   'POST /v1/suppressions': { body: { email: 'blocked@example.com', reason: 'asked by phone' } },
   'POST /v1/webhooks/generic': { body: { email: 'bounced@example.com', type: 'hard' } },
+  // A host that never resolves (RFC 6761): the fuzz pass sends nothing anywhere.
+  'POST /v1/webhook-endpoints': { body: { url: 'https://hooks.crm.invalid/mailroom', events: ['digest.sent'] } },
+  'PATCH /v1/webhook-endpoints/:id': {
+    body: { url: 'https://hooks.crm.invalid/mailroom', events: ['subscription.confirmed'], enabled: true },
+  },
+  'DELETE /v1/webhook-endpoints/:id': { body: {} },
+  'POST /v1/webhook-endpoints/:id/rotate-secret': { body: {} },
+  'POST /v1/webhook-endpoints/:id/deliveries/:deliveryId/replay': { body: {} },
   'POST /v1/webhooks/mailgun': {
     body: {
       signature: { timestamp: '1', token: 't', signature: 's' },

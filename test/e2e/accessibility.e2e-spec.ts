@@ -141,6 +141,20 @@ describeInBrowser('accessibility in Chromium: axe-core on every console and read
     const [suppression] = await query<{ id: string }>(stack.db.url, `SELECT id::text FROM suppressions LIMIT 1`);
     const [article] = await query<{ id: string }>(stack.db.url, `SELECT id::text FROM articles ORDER BY id LIMIT 1`);
     const [user] = await query<{ id: string }>(stack.db.url, `SELECT id::text FROM staff_users LIMIT 1`);
+    // An outgoing webhook endpoint with a failed delivery (a host that never resolves: nothing is sent).
+    const [hook] = await query<{ id: string }>(
+      stack.db.url,
+      `INSERT INTO webhook_endpoints (id, url, events, secret_sealed)
+       VALUES (gen_random_uuid(), 'https://hooks.crm.invalid/mailroom', '{digest.sent}', 'v1:AA==:AA==:AA==') RETURNING id::text`,
+    );
+    await query(
+      stack.db.url,
+      `WITH d AS (INSERT INTO webhook_deliveries (id, endpoint_id, type, payload, status, attempts, last_error)
+                  VALUES (gen_random_uuid(), $1, 'digest.sent', '{"type":"digest.sent","timestamp":"2026-01-01T00:00:00.000Z","data":{}}',
+                          'failed', 1, 'could not resolve the endpoint host name') RETURNING id)
+       INSERT INTO webhook_attempts (delivery_id, error, duration_ms) SELECT id, 'could not resolve the endpoint host name', 3 FROM d`,
+      [hook.id],
+    );
     const paths = [
       '/admin',
       '/admin/newsletters',
@@ -160,6 +174,8 @@ describeInBrowser('accessibility in Chromium: axe-core on every console and read
       '/admin/subscribers/import',
       '/admin/suppressions',
       `/admin/suppressions/${suppression.id}/lift`,
+      '/admin/webhooks',
+      `/admin/webhooks/${hook.id}`,
       '/admin/users',
       `/admin/users/${user.id}`,
       '/admin/nowhere',

@@ -9,6 +9,7 @@ import { LoggerModule } from '#core/logger.module.js';
 import { DbModule } from '#db/db.module.js';
 import { QueueModule } from '#queue/queue.module.js';
 import { SubscriptionsModule } from '#subscriptions/subscriptions.module.js';
+import { WebhooksOutModule } from '#subscriptions/webhooks-out/webhooks-out.module.js';
 import { DigestsAdminModule } from '#digests/digests.module.js';
 import { ArticlesController } from './articles/articles.controller.js';
 import { DigestsController } from './digests/digests.controller.js';
@@ -18,6 +19,7 @@ import { SubscribersController } from './admin/subscribers.controller.js';
 import { SubscriberRecordsController } from './admin/subscriber-records.controller.js';
 import { SuppressionsController } from './admin/suppressions.controller.js';
 import { WebhooksController } from './webhooks/webhooks.controller.js';
+import { WebhookEndpointsController } from './webhook-endpoints/webhook-endpoints.controller.js';
 import { AllExceptionsFilter } from './common/all-exceptions.filter.js';
 import { SlidingLogThrottlerStorage, throttlerKey } from './common/throttler-storage.js';
 import { ConfirmController } from './confirm/confirm.controller.js';
@@ -43,6 +45,7 @@ export class ApiModule {
         DbModule,
         QueueModule.forRoot(config),
         SubscriptionsModule,
+        WebhooksOutModule,
         DigestsAdminModule,
         TerminusModule.forRoot({ errorLogStyle: 'pretty', logger: false }),
         // Per client IP, on the public POST routes (guards are applied there).
@@ -71,6 +74,7 @@ export class ApiModule {
         SubscriberRecordsController,
         SuppressionsController,
         WebhooksController,
+        WebhookEndpointsController,
       ],
       providers: [PagesService, ClickRecorder, { provide: APP_FILTER, useClass: AllExceptionsFilter }],
     };

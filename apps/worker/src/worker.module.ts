@@ -11,10 +11,12 @@ import { OutboxRepository } from '#queue/outbox.repository.js';
 import { QueueModule } from '#queue/queue.module.js';
 import { SubscriptionsModule } from '#subscriptions/subscriptions.module.js';
 import { BounceListener } from './bounces/bounce-listener.service.js';
+import { WebhooksOutModule } from '#subscriptions/webhooks-out/webhooks-out.module.js';
 import { OutboxRelayService } from './outbox/outbox-relay.service.js';
 import { ReconcilerService } from './outbox/reconciler.service.js';
 import { DigestProcessor } from './processors/digest.processor.js';
 import { MailProcessor } from './processors/mail.processor.js';
+import { WebhookDelivererService } from './webhooks/webhook-deliverer.service.js';
 
 @Module({})
 export class WorkerModule {
@@ -29,6 +31,7 @@ export class WorkerModule {
         MailModule,
         DigestsModule,
         SubscriptionsModule,
+        WebhooksOutModule,
       ],
       providers: [
         OutboxRepository,
@@ -40,6 +43,7 @@ export class WorkerModule {
         BounceReportsRepository,
         BounceIntake,
         BounceListener,
+        WebhookDelivererService,
       ],
     };
   }

@@ -158,6 +158,24 @@ describe('loadConfig', () => {
     ).toMatchObject({ port: 2626, host: '127.0.0.1' });
   });
 
+  it('outgoing webhooks: a 10 s POST, retries from 10 s for a day, kept 30 days; bad values name the variable', () => {
+    expect(load({}).webhooksOut).toEqual({
+      pollMs: 1000,
+      timeoutMs: 10_000,
+      retryBaseMs: 10_000,
+      retryWindowSeconds: 86_400,
+      keepDays: 30,
+    });
+    expect(load({ WEBHOOK_TIMEOUT_MS: '2500', WEBHOOK_KEEP_DAYS: '90' }).webhooksOut).toMatchObject({
+      timeoutMs: 2500,
+      keepDays: 90,
+    });
+    expect(configError({ ...MINIMAL, WEBHOOK_TIMEOUT_MS: 'soon' }).message).toContain('WEBHOOK_TIMEOUT_MS');
+    expect(configError({ ...MINIMAL, WEBHOOK_RETRY_WINDOW_SECONDS: '0' }).message).toContain(
+      'WEBHOOK_RETRY_WINDOW_SECONDS',
+    );
+  });
+
   it.each<[string, string]>([
     ['http://example.com/', 'http://example.com'],
     ['https://example.com///', 'https://example.com'],

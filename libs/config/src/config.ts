@@ -114,6 +114,19 @@ export interface AppConfig {
     /** When set, SNS messages from any other topic are refused. */
     sesTopicArns?: string[];
   };
+  /** Outgoing webhooks (docs/webhooks-out.md). */
+  webhooksOut: {
+    /** How often the worker looks for due deliveries. */
+    pollMs: number;
+    /** Deadline of one POST, connection to response. */
+    timeoutMs: number;
+    /** First retry delay; each later one doubles (with jitter), capped at an hour. */
+    retryBaseMs: number;
+    /** Retries stop this long after the event (or its replay): the delivery is marked failed. */
+    retryWindowSeconds: number;
+    /** Delivered and failed deliveries (and their attempts) are kept this many days. */
+    keepDays: number;
+  };
 }
 
 /** One of SMTP_ROUTES: its server, its connections and (optionally) its own rate under the global one. */
@@ -564,6 +577,13 @@ export function loadConfig(env: Env = process.env, opts: { linksUnused?: boolean
       guideTtlDays: int(env, 'GUIDE_LINK_TTL_DAYS', 30, 1, 3650),
     },
     outbox: { pollMs: int(env, 'OUTBOX_POLL_MS', 500, 10, 60_000) },
+    webhooksOut: {
+      pollMs: int(env, 'WEBHOOK_POLL_MS', 1000, 10, 60_000),
+      timeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 60_000),
+      retryBaseMs: int(env, 'WEBHOOK_RETRY_BASE_MS', 10_000, 10, 3_600_000),
+      retryWindowSeconds: int(env, 'WEBHOOK_RETRY_WINDOW_SECONDS', 86_400, 1, 30 * 86_400),
+      keepDays: int(env, 'WEBHOOK_KEEP_DAYS', 30, 1, 3650),
+    },
     digest: {
       maxArticles: int(env, 'DIGEST_MAX_ARTICLES', 10, 1, 100),
       graceMinutes: int(env, 'DIGEST_GRACE_MINUTES', 60, 1, 7 * 24 * 60),

@@ -18,6 +18,7 @@ import { DigestWaves1765400000000 } from './migrations/1765400000000-digest-wave
 import { WhatWorked1765500000000 } from './migrations/1765500000000-what-worked.js';
 import { GuideDownloads1765510000000 } from './migrations/1765510000000-guide-downloads.js';
 import { DkimKeys1765600000000 } from './migrations/1765600000000-dkim-keys.js';
+import { WebhookEndpoints1765610000000 } from './migrations/1765610000000-webhook-endpoints.js';
 import { SmtpRoutes1765620000000 } from './migrations/1765620000000-smtp-routes.js';
 import { BounceReports1765630000000 } from './migrations/1765630000000-bounce-reports.js';
 
@@ -38,6 +39,7 @@ export const MIGRATIONS = [
   WhatWorked1765500000000,
   GuideDownloads1765510000000,
   DkimKeys1765600000000,
+  WebhookEndpoints1765610000000,
   SmtpRoutes1765620000000,
   BounceReports1765630000000,
 ];

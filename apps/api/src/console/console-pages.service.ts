@@ -18,6 +18,7 @@ export const CONSOLE_SECTIONS = [
   { id: 'suppressions', label: 'Suppressions', href: '/admin/suppressions' },
   { id: 'dkim', label: 'DKIM', href: '/admin/dkim' },
   { id: 'queues', label: 'Queues', href: '/admin/queues' },
+  { id: 'webhooks', label: 'Webhooks', href: '/admin/webhooks', adminOnly: true },
   { id: 'users', label: 'Users', href: '/admin/users', adminOnly: true },
 ] as const;
 

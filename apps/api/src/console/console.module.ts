@@ -4,6 +4,7 @@ import { AudienceStatsRepository } from '#subscriptions/audience-stats.repositor
 import { SubscriptionStatsRepository } from '#subscriptions/subscription-stats.repository.js';
 import { SubscriptionsModule } from '#subscriptions/subscriptions.module.js';
 import { DkimModule } from '#mail/dkim/dkim.module.js';
+import { WebhooksOutModule } from '#subscriptions/webhooks-out/webhooks-out.module.js';
 import { ConsoleAuthController } from './console-auth.controller.js';
 import { ConsoleDkimController } from './console-dkim.controller.js';
 import { ConsoleFunnelController } from './console-funnel.controller.js';
@@ -12,6 +13,7 @@ import { ConsoleSubscribersController } from './console-subscribers.controller.j
 import { ConsoleSuppressionsController } from './console-suppressions.controller.js';
 import { ConsolePagesService } from './console-pages.service.js';
 import { ConsoleUsersController } from './console-users.controller.js';
+import { ConsoleWebhooksController } from './console-webhooks.controller.js';
 import { StaffGuard } from './staff.guard.js';
 
 /**
@@ -20,13 +22,14 @@ import { StaffGuard } from './staff.guard.js';
  * The auth and users controllers come before the overview's `/admin/:section` catch-all.
  */
 @Module({
-  imports: [StaffModule, SubscriptionsModule, DkimModule],
+  imports: [StaffModule, SubscriptionsModule, DkimModule, WebhooksOutModule],
   controllers: [
     ConsoleAuthController,
     ConsoleUsersController,
     ConsoleSubscribersController,
     ConsoleSuppressionsController,
     ConsoleDkimController,
+    ConsoleWebhooksController,
     ConsoleFunnelController,
     ConsoleOverviewController,
   ],
