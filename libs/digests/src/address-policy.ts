@@ -1,3 +1,5 @@
+import type { LookupAddress } from 'node:dns';
+import type { RequestOptions } from 'node:http';
 import { isIPv4, isIPv6 } from 'node:net';
 
 /**
@@ -215,4 +217,22 @@ export function checkUrl(url: URL, policy: AddressPolicy): Refusal | null {
   if (METADATA_HOST_NAMES.has(host)) return { reason: 'metadata', message: `${NOT_ALLOWED} (cloud metadata service)` };
   if (parseIp(host)) return checkAddress(host, policy);
   return null;
+}
+
+/**
+ * A socket `lookup` that hands back only the addresses already checked for `host` (nothing is
+ * resolved a second time, so a DNS answer cannot change between the check and the connect).
+ */
+export function pinnedLookup(host: string, pinned: LookupAddress[]): NonNullable<RequestOptions['lookup']> {
+  return (hostname, lookupOpts, callback) => {
+    if (normaliseHost(hostname) !== host) {
+      callback(new Error('unexpected host'), '', 4);
+      return;
+    }
+    const matching = lookupOpts.family ? pinned.filter((a) => a.family === lookupOpts.family) : pinned;
+    if (matching.length === 0) callback(new Error('no address'), '', 4);
+    // Node's typings cover only the single-address form; with `all` it expects the list.
+    else if (lookupOpts.all) (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, matching);
+    else callback(null, matching[0].address, matching[0].family);
+  };
 }

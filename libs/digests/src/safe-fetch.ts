@@ -5,7 +5,14 @@ import { request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
 import { type Readable, Transform, pipeline } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
-import { type AddressPolicy, checkAddress, checkUrl, defaultPort, normaliseHost } from './address-policy.js';
+import {
+  type AddressPolicy,
+  checkAddress,
+  checkUrl,
+  defaultPort,
+  normaliseHost,
+  pinnedLookup,
+} from './address-policy.js';
 
 /**
  * GET with SSRF guards, for URLs that staff type in (feeds): every hop's URL is checked
@@ -179,17 +186,7 @@ async function request(
     signal,
     // Hands the socket the addresses checked above; nothing is resolved a second time.
     // (Not called for IP-literal hosts, which were checked as they are.)
-    lookup: (hostname, lookupOpts, callback) => {
-      if (normaliseHost(hostname) !== host) {
-        callback(new Error('unexpected host'), '', 4);
-        return;
-      }
-      const matching = lookupOpts.family ? pinned.filter((a) => a.family === lookupOpts.family) : pinned;
-      if (matching.length === 0) callback(new Error('no address'), '', 4);
-      // Node's typings cover only the single-address form; with `all` it expects the list.
-      else if (lookupOpts.all) (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, matching);
-      else callback(null, matching[0].address, matching[0].family);
-    },
+    lookup: pinnedLookup(host, pinned),
   };
   return new Promise<IncomingMessage>((resolve, reject) => {
     const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(options, resolve);

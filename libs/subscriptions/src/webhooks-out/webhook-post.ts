@@ -3,7 +3,14 @@ import { lookup as dnsLookup } from 'node:dns/promises';
 import { type IncomingMessage, type RequestOptions, request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
-import { type AddressPolicy, checkAddress, checkUrl, defaultPort, normaliseHost } from '#digests/address-policy.js';
+import {
+  type AddressPolicy,
+  checkAddress,
+  checkUrl,
+  defaultPort,
+  normaliseHost,
+  pinnedLookup,
+} from '#digests/address-policy.js';
 
 /**
  * The POST of an outgoing webhook, behind the same address guard as feeds (address-policy.ts):
@@ -133,17 +140,7 @@ function send(
     agent: false,
     signal,
     // Hands the socket the addresses checked above; nothing is resolved a second time.
-    lookup: (hostname, lookupOpts, callback) => {
-      if (normaliseHost(hostname) !== host) {
-        callback(new Error('unexpected host'), '', 4);
-        return;
-      }
-      const matching = lookupOpts.family ? pinned.filter((a) => a.family === lookupOpts.family) : pinned;
-      if (matching.length === 0) callback(new Error('no address'), '', 4);
-      // Node's typings cover only the single-address form; with `all` it expects the list.
-      else if (lookupOpts.all) (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, matching);
-      else callback(null, matching[0].address, matching[0].family);
-    },
+    lookup: pinnedLookup(host, pinned),
   };
   return new Promise<IncomingMessage>((resolve, reject) => {
     const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(options, resolve);
