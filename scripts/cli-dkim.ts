@@ -64,7 +64,7 @@ export async function runDkimCommand(argv: string[], keys: DkimKeys, io: DkimCli
         printRecord(key, io);
         io.out('');
         io.out(
-          `Mail from ${key.domain} is signed with this key from now on (running workers pick it up within a minute).`,
+          `Mail from ${key.domain} is signed with this key from now on (running workers pick it up within 2 seconds).`,
         );
         return 0;
       }

@@ -119,6 +119,7 @@ export class MailTransport implements OnApplicationShutdown {
 
   /** Lifecycle mail, with nodemailer's mailer-level options (`list`), through `route` (null: SMTP_URL). */
   async send(message: SendMailOptions, route?: string | null): Promise<{ messageId: string }> {
+    await this.dkim?.fresh();
     const key = message.from ? this.dkim?.keyFor(message.from as Sender) : null;
     const signed = key ? { ...message, dkim: nodemailerDkim(key) } : message;
     const info = (await this.route(route).transporter.sendMail(signed)) as { messageId: string };
@@ -136,6 +137,7 @@ export class MailTransport implements OnApplicationShutdown {
   ): Promise<{ messageId: string }> {
     const node = new MailComposer(message).compile();
     const built = await node.build();
+    await this.dkim?.fresh();
     const key = message.from ? this.dkim?.keyFor(message.from as Sender) : null;
     const raw = key ? signRawMessage(key, built) : built;
     const envelope = node.getEnvelope();

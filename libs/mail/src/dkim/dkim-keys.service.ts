@@ -19,7 +19,7 @@ import { DkimKeysRepository } from './dkim-keys.repository.js';
 import { addressDomain, type DkimSigningKey } from './dkim-signer.js';
 
 /** How often a running process reads the keys again (a new or retired key signs within this time). */
-export const DKIM_REFRESH_MS = 60_000;
+export const DKIM_REFRESH_MS = 2_000;
 
 /** One From domain as the console shows it: its keys, whether its mail is signed now, and who sends from it. */
 export interface DkimDomainView {
@@ -46,12 +46,15 @@ export interface DkimKeyInfo {
 
 /**
  * DKIM keys per From domain: made and retired here (CLI, console), and held in memory for the
- * senders, read from the database at start and every `DKIM_REFRESH_MS` (never per message).
+ * senders, read from the database at start and every `DKIM_REFRESH_MS`, and before each lifecycle mail (never per digest message).
  */
 @Injectable()
 export class DkimKeys implements DkimKeySource, OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(DkimKeys.name);
   private byDomain = new Map<string, DkimSigningKey>();
+  /** The active keys (domain and selector) last read, to skip decrypting them again when nothing changed. */
+  private seen: string | null = null;
+  private reading: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -76,8 +79,34 @@ export class DkimKeys implements DkimKeySource, OnApplicationBootstrap, OnApplic
 
   /** Reads the active keys again. A key that cannot be opened (another APP_SECRET) is logged and left out. */
   async refresh(): Promise<void> {
+    this.reading ??= this.read().finally(() => {
+      this.reading = null;
+    });
+    return this.reading;
+  }
+
+  /**
+   * The keys read again (one small query, shared by the mails that ask while it runs): lifecycle
+   * mail asks before each message, so a key made or retired a moment ago applies to the very next
+   * confirmation. Nothing is decrypted again unless the active keys changed.
+   */
+  async fresh(): Promise<void> {
+    // A failed read leaves the keys as they were: the mail is not held up by it.
+    await this.refresh().catch((err: unknown) =>
+      this.logger.warn(`DKIM keys not refreshed: ${err instanceof Error ? err.message : String(err)}`),
+    );
+  }
+
+  private async read(): Promise<void> {
+    const rows = await this.repo.active(this.ds);
+    // Unchanged since the last read (the usual case): nothing to decrypt.
+    const seen = rows
+      .map((r) => `${r.domain} ${r.selector}`)
+      .sort()
+      .join('\n');
+    if (seen === this.seen) return;
     const next = new Map<string, DkimSigningKey>();
-    for (const row of await this.repo.active(this.ds)) {
+    for (const row of rows) {
       try {
         const privateKey = openPrivateKey(this.config.appSecret, row.domain, row.selector, row.private_key_enc);
         next.set(row.domain, { domain: row.domain, selector: row.selector, privateKey });
@@ -88,6 +117,7 @@ export class DkimKeys implements DkimKeySource, OnApplicationBootstrap, OnApplic
       }
     }
     this.byDomain = next;
+    this.seen = seen;
   }
 
   /** The key that signs mail from this sender now, or null (no active key for its domain). */
