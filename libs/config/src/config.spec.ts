@@ -153,6 +153,8 @@ describe('loadConfig', () => {
       host: '0.0.0.0',
       maxBytes: 1_048_576,
     });
+    // A one-label name (a test rig's `localhost`) is a host name too.
+    expect(load({ BOUNCE_DOMAIN: 'localhost' }).bounces?.domain).toBe('localhost');
     expect(
       load({ BOUNCE_DOMAIN: 'bounces.example.com', BOUNCE_SMTP_PORT: '2626', BOUNCE_SMTP_HOST: '127.0.0.1' }).bounces,
     ).toMatchObject({ port: 2626, host: '127.0.0.1' });
@@ -221,7 +223,7 @@ describe('loadConfig', () => {
       ['BOUNCE_SMTP_PORT', { BOUNCE_SMTP_PORT: '2525' }],
       ['BOUNCE_SMTP_HOST', { BOUNCE_SMTP_HOST: '127.0.0.1' }],
       ['BOUNCE_DOMAIN', { BOUNCE_DOMAIN: 'bounces example.com' }],
-      ['BOUNCE_DOMAIN', { BOUNCE_DOMAIN: 'localhost' }],
+      ['BOUNCE_DOMAIN', { BOUNCE_DOMAIN: '-bounces.example.com' }],
       ['BOUNCE_DOMAIN', { BOUNCE_DOMAIN: 'b@example.com' }],
       ['BOUNCE_SMTP_PORT', { BOUNCE_DOMAIN: 'bounces.example.com', BOUNCE_SMTP_PORT: '0' }],
       ['BOUNCE_SMTP_PORT', { BOUNCE_DOMAIN: 'bounces.example.com', BOUNCE_SMTP_PORT: 'smtp' }],

@@ -444,7 +444,7 @@ function smtpRoutes(env: Env, globalRate: number, defaultConnections: number): M
   return routes;
 }
 
-const HOST_NAME = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/;
+const HOST_NAME = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z][a-z0-9-]{0,61}[a-z0-9]$/;
 
 /**
  * BOUNCE_DOMAIN (a host name whose MX points at the worker) and BOUNCE_SMTP_PORT: both or neither,
