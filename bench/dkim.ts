@@ -7,13 +7,13 @@
  */
 import { createPrivateKey, sign as rsaSign } from 'node:crypto';
 import { loadConfig } from '#config/config.js';
-import { DigestRenderer, type IssueArticle } from '#digests/digest-renderer.service.js';
+import { DigestRenderer } from '#digests/digest-renderer.service.js';
 import { BulkMessageTemplate, MessageBuffer } from '#mail/bulk-message.js';
 import { generateDkimKeyPair, sealPrivateKey } from '#mail/dkim/dkim-key-material.js';
 import { type DkimSigningKey, signRawMessage } from '#mail/dkim/dkim-signer.js';
 import { signToken } from '#subscriptions/tokens.js';
 import { captureNext, type DigestRun, type Sink, timedDigest } from './digest.js';
-import { APP_SECRET, type Child, SUMMARY, median, now, query } from './support.js';
+import { APP_SECRET, type Child, inProcessArticles, median, now, query } from './support.js';
 
 export const DKIM_SIGNED_SLUG = 'dkim-signed';
 export const DKIM_UNSIGNED_SLUG = 'dkim-unsigned';
@@ -40,16 +40,6 @@ export interface DkimRateResult {
   recipients: number;
 }
 
-function articles(): IssueArticle[] {
-  return Array.from({ length: 6 }, (_, i) => ({
-    url: `https://www.spine-health.example/bench/dkim/${i}`,
-    title: `Bench article ${i}: dkim — relieving upper back pain at the desk`,
-    summary: SUMMARY,
-    imageUrl: null,
-    topics: ['Upper Back Pain', 'Exercise'],
-  }));
-}
-
 /** µs per message of the fast path, unsigned vs signed (median of `reps` loops of `recipients`). */
 export async function benchDkimMicro(opts: { reps: number; recipients: number }): Promise<DkimMicroResult> {
   const config = loadConfig({
@@ -63,7 +53,7 @@ export async function benchDkimMicro(opts: { reps: number; recipients: number })
   const renderer = new DigestRenderer(config);
   await renderer.onModuleInit();
   // Tracked links, as digests go out by default: every article link carries the reader's part.
-  const issue = await renderer.renderIssue('Spine-health', articles(), new Date(), {}, null, 'strict', {
+  const issue = await renderer.renderIssue('Spine-health', inProcessArticles('dkim'), new Date(), {}, null, 'strict', {
     digestId: '1',
     newsletterSlug: 'spine-health',
     tracking: true,

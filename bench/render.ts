@@ -6,10 +6,10 @@
 import mjml2html from 'mjml';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import { loadConfig } from '#config/config.js';
-import { DigestRenderer, type IssueArticle } from '#digests/digest-renderer.service.js';
+import { DigestRenderer } from '#digests/digest-renderer.service.js';
 import { MailRenderer } from '#mail/mail-renderer.service.js';
 import { signToken } from '#subscriptions/tokens.js';
-import { APP_SECRET, SUMMARY, median, now } from './support.js';
+import { APP_SECRET, inProcessArticles, median, now } from './support.js';
 
 export interface RenderResult {
   issueMs: number;
@@ -24,17 +24,6 @@ export interface RenderResult {
   recipients: number;
 }
 
-function articles(): IssueArticle[] {
-  // The same shape as the digests of benchmark 1 (bench/support.ts addArticles).
-  return Array.from({ length: 6 }, (_, i) => ({
-    url: `https://www.spine-health.example/bench/render/${i}`,
-    title: `Bench article ${i}: render — relieving upper back pain at the desk`,
-    summary: SUMMARY,
-    imageUrl: null,
-    topics: ['Upper Back Pain', 'Exercise'],
-  }));
-}
-
 export async function bench3(opts: { reps: number; recipients: number }): Promise<RenderResult> {
   const config = loadConfig({
     NODE_ENV: 'production',
@@ -46,7 +35,7 @@ export async function bench3(opts: { reps: number; recipients: number }): Promis
   });
   const renderer = new DigestRenderer(config);
   await renderer.onModuleInit();
-  const list = articles();
+  const list = inProcessArticles('render');
   const date = new Date();
 
   // Warm-up, then timed issue renders; the count of mjml2html calls per issue is checked on the way.

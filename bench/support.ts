@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { type EventLoopUtilization, performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { migrate } from '#db/data-source.js';
+import type { IssueArticle } from '#digests/digest-renderer.service.js';
 import { ROOT_DIR } from '#core/paths.js';
 
 export const PG_ADMIN_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -109,6 +110,17 @@ export async function addAudience(url: string, prefix: string, count: number, ne
 /** Like the seeded sample articles: a title, a two-line summary, no image. */
 export const SUMMARY =
   'Physical therapists explain what usually helps, what to avoid in the first days and when a visit to a doctor is worth it.';
+
+/** The in-process issue of the render and DKIM benchmarks: six articles shaped like benchmark 1's digests. */
+export function inProcessArticles(label: string): IssueArticle[] {
+  return Array.from({ length: 6 }, (_, i) => ({
+    url: `https://www.spine-health.example/bench/${label}/${i}`,
+    title: `Bench article ${i}: ${label} — relieving upper back pain at the desk`,
+    summary: SUMMARY,
+    imageUrl: null,
+    topics: ['Upper Back Pain', 'Exercise'],
+  }));
+}
 
 /**
  * Fresh articles for the next digest of a newsletter (the planner only takes articles no digest
