@@ -1,12 +1,5 @@
-import {
-  createCipheriv,
-  createDecipheriv,
-  createPrivateKey,
-  generateKeyPairSync,
-  hkdfSync,
-  type KeyObject,
-  randomBytes,
-} from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { seal, unseal } from '#core/sealed.js';
 
 /** What the CLI and the console reject: a domain or selector that is not plain DNS label syntax. */
 export class DkimInputError extends Error {}
@@ -61,27 +54,17 @@ export function generateDkimKeyPair(): { privateKeyPem: string; publicKey: strin
   return { privateKeyPem: privateKey, publicKey: publicKey.toString('base64') };
 }
 
-/** The AES-256 key that protects DKIM private keys at rest: HKDF-SHA256 of APP_SECRET, labelled for this one use. */
-function storageKey(appSecret: string): Buffer {
-  return Buffer.from(hkdfSync('sha256', appSecret, 'mailroom', 'mailroom dkim private key v1', 32));
-}
+/** The label of the APP_SECRET-derived key that seals DKIM private keys (see `seal`). */
+const SEAL_LABEL = 'mailroom dkim private key v1';
 
-/** The private key sealed with AES-256-GCM: 12-byte IV, 16-byte tag, then the ciphertext. The domain and selector are bound in as associated data. */
+/** The private key sealed for storage, the domain and selector bound in. */
 export function sealPrivateKey(appSecret: string, domain: string, selector: string, pem: string): Buffer {
-  const iv = randomBytes(12);
-  const cipher = createCipheriv('aes-256-gcm', storageKey(appSecret), iv);
-  cipher.setAAD(Buffer.from(`${domain}/${selector}`));
-  const body = Buffer.concat([cipher.update(pem, 'utf8'), cipher.final()]);
-  return Buffer.concat([iv, cipher.getAuthTag(), body]);
+  return seal(appSecret, SEAL_LABEL, pem, `${domain}/${selector}`);
 }
 
 /** The private key back from `sealPrivateKey`'s bytes; throws when APP_SECRET differs or the row was altered. */
 export function openPrivateKey(appSecret: string, domain: string, selector: string, sealed: Buffer): KeyObject {
-  const decipher = createDecipheriv('aes-256-gcm', storageKey(appSecret), sealed.subarray(0, 12));
-  decipher.setAAD(Buffer.from(`${domain}/${selector}`));
-  decipher.setAuthTag(sealed.subarray(12, 28));
-  const pem = Buffer.concat([decipher.update(sealed.subarray(28)), decipher.final()]).toString('utf8');
-  return createPrivateKey(pem);
+  return createPrivateKey(unseal(appSecret, SEAL_LABEL, sealed, `${domain}/${selector}`));
 }
 
 /** The DNS TXT record of a key: its name and its value in strings of at most 255 characters, as DNS needs. */

@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
+import { seal, unseal } from '#core/sealed.js';
 
 /**
  * Standard Webhooks secrets and signatures (https://www.standardwebhooks.com): a secret is
@@ -23,30 +24,24 @@ export function signWebhook(secret: string, id: string, timestampSeconds: number
   return `v1,${mac}`;
 }
 
-// Secrets at rest: AES-256-GCM under a key derived from APP_SECRET (HKDF, its own label), so the
-// database alone does not reveal them. Rotating APP_SECRET makes the stored secrets unreadable:
-// rotate each endpoint's secret afterwards (docs/webhooks-out.md).
+// Secrets at rest: sealed with an APP_SECRET-derived key (`seal`), stored as text. Rotating
+// APP_SECRET makes the stored secrets unreadable: rotate each endpoint's secret afterwards
+// (docs/webhooks-out.md).
+const SEAL_LABEL = 'webhook endpoint secrets v1';
 const SEALED_RE = /^v1:([A-Za-z0-9+/=]+):([A-Za-z0-9+/=]+):([A-Za-z0-9+/=]+)$/;
 
-function sealingKey(appSecret: string): Buffer {
-  return Buffer.from(hkdfSync('sha256', appSecret, 'mailroom', 'webhook endpoint secrets v1', 32));
-}
-
 export function sealSecret(appSecret: string, secret: string): string {
-  const iv = randomBytes(12);
-  const cipher = createCipheriv('aes-256-gcm', sealingKey(appSecret), iv);
-  const ct = Buffer.concat([cipher.update(secret, 'utf8'), cipher.final()]);
-  return `v1:${iv.toString('base64')}:${cipher.getAuthTag().toString('base64')}:${ct.toString('base64')}`;
+  const sealed = seal(appSecret, SEAL_LABEL, secret);
+  const [iv, tag, ct] = [sealed.subarray(0, 12), sealed.subarray(12, 28), sealed.subarray(28)];
+  return `v1:${iv.toString('base64')}:${tag.toString('base64')}:${ct.toString('base64')}`;
 }
 
 /** The secret, or an error when it was sealed under another APP_SECRET (or tampered with). */
 export function openSecret(appSecret: string, sealed: string): string {
   const m = SEALED_RE.exec(sealed);
   if (!m) throw new Error('the stored webhook secret is not in a known format');
-  const decipher = createDecipheriv('aes-256-gcm', sealingKey(appSecret), Buffer.from(m[1], 'base64'));
-  decipher.setAuthTag(Buffer.from(m[2], 'base64'));
   try {
-    return Buffer.concat([decipher.update(Buffer.from(m[3], 'base64')), decipher.final()]).toString('utf8');
+    return unseal(appSecret, SEAL_LABEL, Buffer.concat(m.slice(1, 4).map((part) => Buffer.from(part, 'base64'))));
   } catch {
     throw new Error('the stored webhook secret cannot be read with this APP_SECRET (rotate the secret)');
   }
